@@ -1,0 +1,204 @@
+//! Typed configuration, parsed once from vars and secrets; bad or missing values are errors, never insecure defaults.
+
+use crate::jwt::{KeyError, KeySet, Validator};
+use crate::policy::{self, RoutePolicy};
+use std::fmt;
+
+/// Why the configuration was refused. Always the operator's fault; logged, never shown to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable or secret is not set.
+    Missing(&'static str),
+    /// A variable is set but unusable.
+    Invalid { name: &'static str, reason: String },
+    /// `SIGNING_KEYS` is unusable.
+    Keys(KeyError),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Missing(name) => write!(f, "configuration {name} is not set"),
+            ConfigError::Invalid { name, reason } => write!(f, "configuration {name} is invalid: {reason}"),
+            ConfigError::Keys(e) => write!(f, "configuration SIGNING_KEYS is invalid: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Everything the worker needs, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `iss` of issued tokens and the only `iss` accepted.
+    pub issuer: String,
+    /// `aud` of issued tokens and the audience required.
+    pub audience: String,
+    /// Access-token lifetime, seconds.
+    pub access_ttl: i64,
+    /// Absolute session lifetime, seconds.
+    pub refresh_ttl: i64,
+    /// Idle session lifetime, seconds.
+    pub refresh_idle: i64,
+    /// How long a rotated refresh token may be replayed for the same pair, seconds.
+    pub reuse_grace: i64,
+    /// Clock skew tolerated, seconds.
+    pub leeway: i64,
+    /// Path prefixes that need a bearer token.
+    pub protected_prefixes: Vec<String>,
+    /// Scope and role requirements per prefix.
+    pub policies: Vec<RoutePolicy>,
+    /// Where verified requests are forwarded (no trailing slash); `None` serves `/api/whoami` itself.
+    pub origin_url: Option<String>,
+    /// Other browser origins allowed for CORS and cookie requests.
+    pub allowed_origins: Vec<String>,
+    /// The signing and verification keys.
+    pub keys: KeySet,
+}
+
+/// Upper bounds that catch unit mistakes (milliseconds for seconds) rather than policy.
+const MAX_ACCESS_TTL: i64 = 24 * 3600;
+const MAX_LEEWAY: i64 = 300;
+const MAX_GRACE: i64 = 300;
+const MAX_REFRESH_TTL: i64 = 400 * 24 * 3600;
+
+fn seconds(
+    var: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, ConfigError> {
+    let Some(text) = var(name) else { return Ok(default) };
+    let value: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::Invalid { name, reason: "not a whole number of seconds".into() })?;
+    if !(min..=max).contains(&value) {
+        return Err(ConfigError::Invalid { name, reason: format!("must be between {min} and {max}") });
+    }
+    Ok(value)
+}
+
+fn required(var: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<String, ConfigError> {
+    match var(name) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => Err(ConfigError::Missing(name)),
+    }
+}
+
+/// Checks an origin of the form `scheme://host[:port]`, returning it lower-cased.
+pub fn parse_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    let origin = url.origin().ascii_serialization();
+    // The text must be exactly an origin: no path, query, fragment or credentials.
+    (origin == text.trim_end_matches('/').to_ascii_lowercase()).then_some(origin)
+}
+
+impl Config {
+    /// Parses the configuration from a variable lookup and a secret lookup.
+    pub fn from_lookup(
+        var: &dyn Fn(&str) -> Option<String>,
+        secret: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let issuer = required(var, "ISSUER")?;
+        let audience = required(var, "AUDIENCE")?;
+        let access_ttl = seconds(var, "ACCESS_TTL_SECONDS", 900, 1, MAX_ACCESS_TTL)?;
+        let refresh_ttl = seconds(var, "REFRESH_TTL_SECONDS", 2_592_000, 60, MAX_REFRESH_TTL)?;
+        let refresh_idle = seconds(var, "REFRESH_IDLE_SECONDS", 1_209_600, 60, MAX_REFRESH_TTL)?;
+        let reuse_grace = seconds(var, "REFRESH_REUSE_GRACE_SECONDS", 10, 0, MAX_GRACE)?;
+        let leeway = seconds(var, "CLOCK_LEEWAY_SECONDS", 30, 0, MAX_LEEWAY)?;
+
+        let protected_prefixes: Vec<String> = match var("PROTECTED_PREFIXES") {
+            None => vec!["/api/".to_owned()],
+            Some(text) => text.split([',', ' ']).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+        };
+        if protected_prefixes.is_empty() || protected_prefixes.iter().any(|p| !p.starts_with('/')) {
+            return Err(ConfigError::Invalid {
+                name: "PROTECTED_PREFIXES",
+                reason: "a comma-separated list of paths starting with /".into(),
+            });
+        }
+        let protected_prefixes = protected_prefixes.iter().map(|p| policy::normalize_path(p)).collect();
+
+        let policies: Vec<RoutePolicy> = match var("ROUTE_POLICIES") {
+            None => Vec::new(),
+            Some(text) if text.trim().is_empty() => Vec::new(),
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| ConfigError::Invalid { name: "ROUTE_POLICIES", reason: e.to_string() })?,
+        };
+        for p in &policies {
+            if !p.prefix.starts_with('/') || (p.scope.is_none() && p.roles.is_none()) {
+                return Err(ConfigError::Invalid {
+                    name: "ROUTE_POLICIES",
+                    reason: format!("policy for {:?} needs a prefix starting with / and a scope or roles", p.prefix),
+                });
+            }
+        }
+        let policies = policies
+            .into_iter()
+            .map(|p| RoutePolicy { prefix: policy::normalize_path(&p.prefix), ..p })
+            .collect();
+
+        let origin_url = match var("ORIGIN_URL") {
+            None => None,
+            Some(text) if text.trim().is_empty() => None,
+            Some(text) => {
+                let url = url::Url::parse(text.trim())
+                    .map_err(|e| ConfigError::Invalid { name: "ORIGIN_URL", reason: e.to_string() })?;
+                if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+                    return Err(ConfigError::Invalid {
+                        name: "ORIGIN_URL",
+                        reason: "must be an http(s) URL without query or fragment".into(),
+                    });
+                }
+                Some(url.as_str().trim_end_matches('/').to_owned())
+            }
+        };
+
+        let allowed_origins = match var("ALLOWED_ORIGINS") {
+            None => Vec::new(),
+            Some(text) => text
+                .split([',', ' '])
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    parse_origin(o).ok_or_else(|| ConfigError::Invalid {
+                        name: "ALLOWED_ORIGINS",
+                        reason: format!("{o:?} is not an origin like https://app.example.com"),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+
+        let keys_text = secret("SIGNING_KEYS").ok_or(ConfigError::Missing("SIGNING_KEYS"))?;
+        let keys = KeySet::from_private_jwks(&keys_text).map_err(ConfigError::Keys)?;
+
+        Ok(Config {
+            issuer,
+            audience,
+            access_ttl,
+            refresh_ttl,
+            refresh_idle,
+            reuse_grace,
+            leeway,
+            protected_prefixes,
+            policies,
+            origin_url,
+            allowed_origins,
+            keys,
+        })
+    }
+
+    /// The claim checks for this configuration.
+    pub fn validator(&self) -> Validator {
+        Validator { issuer: self.issuer.clone(), audience: self.audience.clone(), leeway: self.leeway }
+    }
+
+    /// Whether a normalised path needs a bearer token.
+    pub fn is_protected(&self, path: &str) -> bool {
+        self.protected_prefixes.iter().any(|p| policy::prefix_matches(p, path))
+    }
+}

@@ -1,0 +1,121 @@
+//! The one place errors become HTTP: status, stable `error` code, `WWW-Authenticate` (RFC 6750 §3).
+
+use worker::{Headers, Response};
+
+/// Every way a request can fail, with whose fault it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    /// The client sent a request that cannot be processed (400 `invalid_request`).
+    InvalidRequest(String),
+    /// The body is over the limit (413 `invalid_request`).
+    PayloadTooLarge,
+    /// No route here (404 `not_found`).
+    NotFound,
+    /// The route exists for other methods (405 `method_not_allowed`).
+    MethodNotAllowed(&'static str),
+    /// A protected route without bearer credentials (401, no error code: RFC 6750 §3.1).
+    MissingToken,
+    /// The bearer token is refused (401 `invalid_token`).
+    InvalidToken(String),
+    /// The token is valid but a route policy is not met (403 `insufficient_scope`).
+    InsufficientScope { reason: String, scope: Option<String> },
+    /// The password is too short or too long (400 `weak_password`).
+    WeakPassword,
+    /// The email is registered already (409 `email_taken`).
+    EmailTaken,
+    /// Wrong password or unknown email, indistinguishably (401 `invalid_credentials`).
+    InvalidCredentials,
+    /// Too many failed logins on this account (429 `too_many_attempts`).
+    TooManyAttempts { retry_after: i64 },
+    /// The refresh token is unknown, expired, revoked or reused (401 `invalid_grant`).
+    InvalidGrant,
+    /// A cookie request without an allowed `Origin` (403 `invalid_request`).
+    ForbiddenOrigin,
+    /// The server's fault (500 `server_error`); the detail is logged, never sent.
+    Server(String),
+    /// A dependency failed in a way worth retrying (503 `temporarily_unavailable`); detail logged.
+    Unavailable(String),
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError::Server(e.to_string())
+    }
+}
+
+/// Keeps only characters RFC 6750 §3 allows inside a quoted `WWW-Authenticate` attribute.
+fn quoted(text: &str) -> String {
+    text.chars().filter(|c| matches!(*c, ' ' | '!' | '#'..='[' | ']'..='~')).collect()
+}
+
+impl ApiError {
+    /// The status, the stable code and the client-safe description.
+    pub fn parts(&self) -> (u16, &'static str, String) {
+        match self {
+            ApiError::InvalidRequest(why) => (400, "invalid_request", why.clone()),
+            ApiError::PayloadTooLarge => (413, "invalid_request", "request body is too large".into()),
+            ApiError::NotFound => (404, "not_found", "no such resource".into()),
+            ApiError::MethodNotAllowed(_) => (405, "method_not_allowed", "method not allowed here".into()),
+            ApiError::MissingToken => (401, "invalid_token", "a bearer access token is required".into()),
+            ApiError::InvalidToken(why) => (401, "invalid_token", why.clone()),
+            ApiError::InsufficientScope { reason, .. } => (403, "insufficient_scope", reason.clone()),
+            ApiError::WeakPassword => (400, "weak_password", "password must be 8 to 256 characters".into()),
+            ApiError::EmailTaken => (409, "email_taken", "that email is already registered".into()),
+            ApiError::InvalidCredentials => (401, "invalid_credentials", "email or password is wrong".into()),
+            ApiError::TooManyAttempts { .. } => {
+                (429, "too_many_attempts", "too many failed attempts; try again later".into())
+            }
+            ApiError::InvalidGrant => (401, "invalid_grant", "refresh token is invalid, expired or revoked".into()),
+            ApiError::ForbiddenOrigin => (403, "invalid_request", "origin is not allowed".into()),
+            ApiError::Server(_) => (500, "server_error", "the server could not complete the request".into()),
+            ApiError::Unavailable(_) => {
+                (503, "temporarily_unavailable", "the service is temporarily unavailable; retry".into())
+            }
+        }
+    }
+
+    /// The JSON error response, with `WWW-Authenticate` for bearer errors (`realm` is the issuer).
+    pub fn to_response(&self, realm: &str) -> worker::Result<Response> {
+        let (status, code, description) = self.parts();
+        match self {
+            ApiError::Server(detail) | ApiError::Unavailable(detail) => {
+                worker::console_error!("{code}: {detail}");
+            }
+            _ => {}
+        }
+        let body = serde_json::json!({ "error": code, "error_description": description });
+        let headers = Headers::new();
+        let _ = headers.set("content-type", "application/json");
+        let _ = headers.set("cache-control", "no-store");
+        let realm = quoted(realm);
+        let challenge = match self {
+            ApiError::MissingToken => Some(format!("Bearer realm=\"{realm}\"")),
+            ApiError::InvalidToken(_) => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                quoted(&description)
+            )),
+            ApiError::InsufficientScope { scope, .. } => Some(format!(
+                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\"{}",
+                quoted(&description),
+                scope.as_ref().map(|s| format!(", scope=\"{}\"", quoted(s))).unwrap_or_default()
+            )),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            let _ = headers.set("www-authenticate", &challenge);
+        }
+        match self {
+            ApiError::TooManyAttempts { retry_after } => {
+                let _ = headers.set("retry-after", &(*retry_after).max(1).to_string());
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                let _ = headers.set("allow", allow);
+            }
+            ApiError::Unavailable(_) => {
+                let _ = headers.set("retry-after", "1");
+            }
+            _ => {}
+        }
+        Ok(Response::from_bytes(body.to_string().into_bytes())?.with_status(status).with_headers(headers))
+    }
+}

@@ -1,0 +1,77 @@
+//! Forwarding a verified request to ORIGIN_URL with the caller's identity in `X-Auth-*` headers.
+
+use super::auth::Authenticated;
+use super::error::ApiError;
+use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
+
+/// The prefix of identity headers; any a client sends is removed before forwarding.
+pub const IDENTITY_PREFIX: &str = "x-auth-";
+
+/// Percent-encodes everything but visible ASCII and space (and `%` and, inside lists, `,`), so an
+/// identity value can never inject a header or split a list.
+pub fn header_value(text: &str, list: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        let plain = matches!(byte, b' '..=b'~') && byte != b'%' && !(list && byte == b',');
+        if plain {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The identity headers for a caller, in the order they are set.
+pub fn identity_headers(user: &Authenticated) -> Vec<(&'static str, String)> {
+    let claims = user.claims();
+    let roles: Vec<String> = claims.roles.iter().map(|r| header_value(r, true)).collect();
+    vec![
+        ("x-auth-sub", header_value(&claims.sub, false)),
+        ("x-auth-sid", header_value(claims.sid.as_deref().unwrap_or(""), false)),
+        ("x-auth-scope", header_value(&claims.scope, false)),
+        ("x-auth-roles", roles.join(",")),
+    ]
+}
+
+/// Sends the request to `origin` + path + query, streaming the body, and returns the origin's response.
+pub async fn forward(req: Request, origin: &str, user: &Authenticated) -> Result<Response, ApiError> {
+    let url = req.url()?;
+    let target = match url.query() {
+        Some(q) => format!("{origin}{}?{q}", url.path()),
+        None => format!("{origin}{}", url.path()),
+    };
+    let headers = Headers::new();
+    for (name, value) in req.headers().entries() {
+        if name.starts_with(IDENTITY_PREFIX) || name == "host" {
+            continue;
+        }
+        headers.append(&name, &value)?;
+    }
+    for (name, value) in identity_headers(user) {
+        headers.set(name, &value)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(req.method()).with_headers(headers).with_redirect(RequestRedirect::Manual);
+    init.with_body(req.inner().body().map(Into::into));
+    let outgoing = Request::new_with_init(&target, &init)?;
+    Fetch::Request(outgoing)
+        .send()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("origin fetch failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header_value;
+
+    #[test]
+    fn identity_values_cannot_inject() {
+        assert_eq!(header_value("user-1", false), "user-1");
+        assert_eq!(header_value("a b", false), "a b");
+        assert_eq!(header_value("x\r\nX-Evil: 1", false), "x%0D%0AX-Evil: 1");
+        assert_eq!(header_value("50%", false), "50%25");
+        assert_eq!(header_value("a,b", true), "a%2Cb");
+        assert_eq!(header_value("é", false), "%C3%A9");
+    }
+}

@@ -1,0 +1,114 @@
+//! The worker's front door: the route table, per-isolate configuration, and one handler per route.
+
+pub mod auth;
+pub mod error;
+pub mod forward;
+
+use crate::config::Config;
+use crate::policy;
+use auth::Authenticated;
+use error::ApiError;
+use std::cell::RefCell;
+use std::rc::Rc;
+use worker::{Env, Headers, Method, Request, Response};
+
+thread_local! {
+    /// The configuration, parsed on the first request of the isolate.
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
+/// The configuration of this isolate, parsing it on first use. Failures are not cached: they are
+/// logged and answered 500 on every request until the deployment is fixed.
+pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
+    if let Some(config) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(config);
+    }
+    let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+    let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string());
+    let config = Rc::new(
+        Config::from_lookup(&var, &secret).map_err(|e| ApiError::Server(format!("bad configuration: {e}")))?,
+    );
+    CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
+    Ok(config)
+}
+
+/// The routes of the worker (everything else is a static asset or 404).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /.well-known/jwks.json`
+    Jwks,
+    /// A path under PROTECTED_PREFIXES.
+    Protected,
+    /// Nothing here.
+    NotFound,
+}
+
+/// Picks the route for a method and a normalised path.
+pub fn route(config: &Config, method: &Method, path: &str) -> Result<Route, ApiError> {
+    let only = |allowed: &[Method], allow: &'static str, route: Route| {
+        if allowed.contains(method) {
+            Ok(route)
+        } else {
+            Err(ApiError::MethodNotAllowed(allow))
+        }
+    };
+    match path {
+        "/.well-known/jwks.json" => only(&[Method::Get, Method::Head], "GET, HEAD", Route::Jwks),
+        _ if config.is_protected(path) => Ok(Route::Protected),
+        _ => Ok(Route::NotFound),
+    }
+}
+
+/// Handles one request: every error becomes its JSON response here.
+pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+    let realm = config(&env).map(|c| c.issuer.clone()).unwrap_or_default();
+    match dispatch(req, &env).await {
+        Ok(response) => Ok(response),
+        Err(error) => error.to_response(&realm),
+    }
+}
+
+async fn dispatch(req: Request, env: &Env) -> Result<Response, ApiError> {
+    let config = config(env)?;
+    let path = policy::normalize_path(&req.path());
+    match route(&config, &req.method(), &path)? {
+        Route::Jwks => jwks(&config),
+        Route::Protected => {
+            let user = auth::authenticate(&req, env, &config).await?;
+            protected(req, &path, &config, user).await
+        }
+        Route::NotFound => Err(ApiError::NotFound),
+    }
+}
+
+fn json_response(value: &serde_json::Value, status: u16, cache: &str) -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    headers.set("cache-control", cache)?;
+    Ok(Response::from_bytes(value.to_string().into_bytes())?.with_status(status).with_headers(headers))
+}
+
+/// `GET /.well-known/jwks.json`: the public halves of the configured keys.
+fn jwks(config: &Config) -> Result<Response, ApiError> {
+    json_response(&config.keys.public_jwks(), 200, "public, max-age=300")
+}
+
+/// A verified request under a protected prefix: policies, then the origin or the built-in whoami.
+async fn protected(req: Request, path: &str, config: &Config, user: Authenticated) -> Result<Response, ApiError> {
+    policy::check(&config.policies, path, user.claims())
+        .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
+    match &config.origin_url {
+        Some(origin) => forward::forward(req, origin, &user).await,
+        None if path == "/api/whoami" => match req.method() {
+            Method::Get | Method::Head => whoami(&user),
+            _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+        },
+        None => Err(ApiError::NotFound),
+    }
+}
+
+/// `GET /api/whoami` without ORIGIN_URL: the verified claims.
+fn whoami(user: &Authenticated) -> Result<Response, ApiError> {
+    let claims = serde_json::to_value(user.claims()).map_err(|e| ApiError::Server(e.to_string()))?;
+    json_response(&claims, 200, "no-store")
+}

@@ -1,0 +1,165 @@
+//! Access-token claims and their validation with an injected clock (RFC 7519 §4.1, RFC 9068 §4).
+
+use super::token::{ValidationError, VerifiedToken, ACCESS_TOKEN_TYP};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The longest `sub`, `sid` or `jti` accepted: they become KV keys and forwarded headers.
+pub const MAX_ID_LEN: usize = 256;
+
+/// What a token must satisfy besides its signature.
+#[derive(Debug, Clone)]
+pub struct Validator {
+    /// The exact `iss` required.
+    pub issuer: String,
+    /// The audience that `aud` must be or contain.
+    pub audience: String,
+    /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
+    pub leeway: i64,
+}
+
+/// The validated claims of an access token. Only [`Validator::validate`] makes one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccessClaims {
+    /// Issuer.
+    pub iss: String,
+    /// The stable user id.
+    pub sub: String,
+    /// Audiences, as an array even when the token had a string.
+    pub aud: Vec<String>,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+    /// Issued-at, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// Not-before, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Token id, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// Session (refresh-family) id, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// OAuth client id, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// Granted scopes, space-separated (empty when absent).
+    pub scope: String,
+    /// Granted roles (empty when absent).
+    pub roles: Vec<String>,
+    /// The user's email, when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl AccessClaims {
+    /// The granted scopes, one by one.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional; truncated to whole seconds.
+fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ValidationError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => {
+            if let Some(i) = n.as_i64() {
+                Ok(Some(i))
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(Some(f.floor() as i64)),
+                    _ => Err(ValidationError::Claim(name)),
+                }
+            }
+        }
+        Some(_) => Err(ValidationError::Claim(name)),
+    }
+}
+
+fn string(claims: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ValidationError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ValidationError::Claim(name)),
+    }
+}
+
+fn identifier(claims: &Map<String, Value>, name: &'static str) -> Result<Option<String>, ValidationError> {
+    match string(claims, name)? {
+        Some(s) if s.is_empty() || s.len() > MAX_ID_LEN => Err(ValidationError::Claim(name)),
+        other => Ok(other),
+    }
+}
+
+fn typ_is_access_token(typ: &str) -> bool {
+    // RFC 9068 §4: "at+jwt" or "application/at+jwt"; media types compare case-insensitively.
+    let typ = typ.to_ascii_lowercase();
+    typ == ACCESS_TOKEN_TYP || typ.strip_prefix("application/") == Some(ACCESS_TOKEN_TYP)
+}
+
+impl Validator {
+    /// Checks `typ`, `iss`, `aud`, `exp`, `nbf` and `iat` at time `now` (seconds since the epoch),
+    /// and the types of the other claims. `sub` and `exp` are required.
+    pub fn validate(&self, token: &VerifiedToken, now: i64) -> Result<AccessClaims, ValidationError> {
+        match token.header.get("typ") {
+            Some(Value::String(typ)) if typ_is_access_token(typ) => {}
+            _ => return Err(ValidationError::Typ),
+        }
+        let c = &token.claims;
+        let iss = string(c, "iss")?.ok_or(ValidationError::Claim("iss"))?;
+        if iss != self.issuer {
+            return Err(ValidationError::Issuer);
+        }
+        let aud = match c.get("aud") {
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned).ok_or(ValidationError::Claim("aud")))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => return Err(ValidationError::Audience),
+            Some(_) => return Err(ValidationError::Claim("aud")),
+        };
+        if !aud.iter().any(|a| *a == self.audience) {
+            return Err(ValidationError::Audience);
+        }
+        let exp = numeric_date(c, "exp")?.ok_or(ValidationError::Claim("exp"))?;
+        // Accepted while exp > now − leeway, as panva/jose does.
+        if exp <= now.saturating_sub(self.leeway) {
+            return Err(ValidationError::Expired);
+        }
+        let nbf = numeric_date(c, "nbf")?;
+        if nbf.is_some_and(|nbf| nbf > now.saturating_add(self.leeway)) {
+            return Err(ValidationError::NotYetValid);
+        }
+        let iat = numeric_date(c, "iat")?;
+        if iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
+            return Err(ValidationError::IssuedInFuture);
+        }
+        let sub = identifier(c, "sub")?.ok_or(ValidationError::Claim("sub"))?;
+        let scope = string(c, "scope")?.unwrap_or_default();
+        let roles = match c.get("roles") {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|r| r.as_str().map(str::to_owned).ok_or(ValidationError::Claim("roles")))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(ValidationError::Claim("roles")),
+        };
+        Ok(AccessClaims {
+            iss,
+            sub,
+            aud,
+            exp,
+            iat,
+            nbf,
+            jti: identifier(c, "jti")?,
+            sid: identifier(c, "sid")?,
+            client_id: string(c, "client_id")?,
+            scope,
+            roles,
+            email: string(c, "email")?,
+        })
+    }
+}

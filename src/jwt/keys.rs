@@ -1,0 +1,397 @@
+//! Keys: JWK parsing (RFC 7517, RFC 8037), the key set that pins each `kid` to one algorithm, and JWKS output.
+
+use super::b64;
+use super::json;
+use ed25519_dalek::{SigningKey as EdSigningKey, VerifyingKey as EdVerifyingKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
+use serde_json::{json, Map, Value};
+use std::fmt;
+
+/// The smallest RSA modulus accepted, in bits (NIST SP 800-57: 2048 for use beyond 2030 is the floor).
+pub const MIN_RSA_BITS: usize = 2048;
+/// The largest RSA modulus accepted, in bits: bigger keys only cost verification time.
+pub const MAX_RSA_BITS: usize = 4096;
+/// The longest `kid` accepted.
+pub const MAX_KID_LEN: usize = 128;
+
+/// A signature algorithm gatehouse signs and verifies with. The key decides it; a token header only names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// Ed25519 (RFC 8037 §3.1).
+    EdDsa,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3).
+    Rs256,
+}
+
+impl Algorithm {
+    /// The JOSE `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::EdDsa => "EdDSA",
+            Algorithm::Rs256 => "RS256",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "EdDSA" => Some(Algorithm::EdDsa),
+            "RS256" => Some(Algorithm::Rs256),
+            _ => None,
+        }
+    }
+}
+
+/// Why a JWK or JWK Set was refused. Each is the configuration's fault (or a remote issuer's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyError {
+    /// The text is not a JSON object with a `keys` array (or the key is not an object).
+    NotAKeySet(String),
+    /// The set has no usable key.
+    Empty,
+    /// A key has no `kid`, or it is empty or too long.
+    MissingKid,
+    /// Two keys share a `kid` (RFC 7517 §4.5: ambiguous).
+    DuplicateKid(String),
+    /// `kty`, `crv` or `alg` name something gatehouse does not use, or do not fit together.
+    Unsupported { kid: String, reason: String },
+    /// `use` is present and is not `sig`, or `key_ops` does not allow the operation.
+    WrongUse { kid: String },
+    /// A member is missing, not a string, or not strict base64url of the right length.
+    Malformed { kid: String, member: &'static str },
+    /// The RSA modulus is outside [`MIN_RSA_BITS`, `MAX_RSA_BITS`].
+    RsaSize { kid: String, bits: usize },
+    /// The key material is mathematically invalid (bad exponent, inconsistent private parts, weak point).
+    Invalid { kid: String, reason: String },
+    /// A private key was required (the signing set) but a member of it is missing.
+    NotPrivate { kid: String },
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::NotAKeySet(why) => write!(f, "not a JWK Set: {why}"),
+            KeyError::Empty => f.write_str("the JWK Set has no keys"),
+            KeyError::MissingKid => write!(f, "a key has no kid (or it is over {MAX_KID_LEN} bytes)"),
+            KeyError::DuplicateKid(kid) => write!(f, "kid {kid:?} is used twice"),
+            KeyError::Unsupported { kid, reason } => write!(f, "key {kid:?}: {reason}"),
+            KeyError::WrongUse { kid } => write!(f, "key {kid:?} is not for signatures (use/key_ops)"),
+            KeyError::Malformed { kid, member } => write!(f, "key {kid:?}: member {member:?} is missing or malformed"),
+            KeyError::RsaSize { kid, bits } => write!(
+                f,
+                "key {kid:?}: RSA modulus of {bits} bits is outside {MIN_RSA_BITS}..={MAX_RSA_BITS}"
+            ),
+            KeyError::Invalid { kid, reason } => write!(f, "key {kid:?}: invalid key material ({reason})"),
+            KeyError::NotPrivate { kid } => write!(f, "key {kid:?} is not a private key"),
+        }
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+/// Public key material for one algorithm.
+#[derive(Clone)]
+pub(crate) enum VerifyingMaterial {
+    Ed25519(EdVerifyingKey),
+    Rsa(RsaPublicKey),
+}
+
+/// Private key material for one algorithm. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub(crate) enum SigningMaterial {
+    Ed25519(EdSigningKey),
+    Rsa(Box<RsaPrivateKey>),
+}
+
+/// A public key pinned to one `kid` and one algorithm.
+#[derive(Clone)]
+pub struct PublicKey {
+    kid: String,
+    alg: Algorithm,
+    pub(crate) material: VerifyingMaterial,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey").field("kid", &self.kid).field("alg", &self.alg).finish()
+    }
+}
+
+impl PublicKey {
+    /// The key's `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The one algorithm this key verifies.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// Builds an Ed25519 key from its 32-byte encoding (RFC 8032 §5.1.5); refuses invalid and small-order points.
+    pub fn ed25519(kid: &str, x: &[u8]) -> Result<Self, KeyError> {
+        let bytes: [u8; 32] = x.try_into().map_err(|_| KeyError::Malformed { kid: kid.into(), member: "x" })?;
+        let key = EdVerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::Invalid {
+            kid: kid.into(),
+            reason: "x is not a point on Ed25519".into(),
+        })?;
+        if key.is_weak() {
+            return Err(KeyError::Invalid { kid: kid.into(), reason: "small-order point".into() });
+        }
+        Ok(PublicKey { kid: kid.into(), alg: Algorithm::EdDsa, material: VerifyingMaterial::Ed25519(key) })
+    }
+
+    /// Builds an RS256 key from its big-endian modulus and exponent, enforcing the size limits.
+    pub fn rsa(kid: &str, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
+        let n = BigUint::from_bytes_be(n);
+        let bits = n.bits();
+        if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+            return Err(KeyError::RsaSize { kid: kid.into(), bits });
+        }
+        let key = RsaPublicKey::new_with_max_size(n, BigUint::from_bytes_be(e), MAX_RSA_BITS)
+            .map_err(|err| KeyError::Invalid { kid: kid.into(), reason: err.to_string() })?;
+        Ok(PublicKey { kid: kid.into(), alg: Algorithm::Rs256, material: VerifyingMaterial::Rsa(key) })
+    }
+
+    /// Parses a public JWK (private members, if any, are ignored).
+    pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, KeyError> {
+        let kid = jwk_kid(jwk)?;
+        let alg = jwk_alg(jwk, &kid, KeyOp::Verify)?;
+        match alg {
+            Algorithm::EdDsa => PublicKey::ed25519(&kid, &member(jwk, &kid, "x")?),
+            Algorithm::Rs256 => PublicKey::rsa(&kid, &member(jwk, &kid, "n")?, &member(jwk, &kid, "e")?),
+        }
+    }
+
+    /// The public JWK: `kty`, `crv`+`x` or `n`+`e`, `kid`, `alg`, `use: "sig"`, and nothing private.
+    pub fn to_jwk(&self) -> Value {
+        match &self.material {
+            VerifyingMaterial::Ed25519(key) => json!({
+                "kty": "OKP", "crv": "Ed25519", "x": b64::encode(key.to_bytes()),
+                "kid": self.kid, "alg": self.alg.name(), "use": "sig",
+            }),
+            VerifyingMaterial::Rsa(key) => json!({
+                "kty": "RSA", "n": b64::encode(key.n().to_bytes_be()), "e": b64::encode(key.e().to_bytes_be()),
+                "kid": self.kid, "alg": self.alg.name(), "use": "sig",
+            }),
+        }
+    }
+}
+
+/// A private key pinned to one `kid` and one algorithm; `Debug` shows only `kid` and `alg`.
+#[derive(Clone)]
+pub struct PrivateKey {
+    public: PublicKey,
+    pub(crate) material: SigningMaterial,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("kid", &self.public.kid)
+            .field("alg", &self.public.alg)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PrivateKey {
+    /// The matching public key.
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Builds an Ed25519 signing key from its 32-byte seed.
+    pub fn ed25519(kid: &str, d: &[u8]) -> Result<Self, KeyError> {
+        let seed: [u8; 32] = d.try_into().map_err(|_| KeyError::Malformed { kid: kid.into(), member: "d" })?;
+        let key = EdSigningKey::from_bytes(&seed);
+        let public = PublicKey::ed25519(kid, &key.verifying_key().to_bytes())?;
+        Ok(PrivateKey { public, material: SigningMaterial::Ed25519(key) })
+    }
+
+    /// Parses a private JWK, checking that its public and private halves agree.
+    pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, KeyError> {
+        let kid = jwk_kid(jwk)?;
+        let alg = jwk_alg(jwk, &kid, KeyOp::Sign)?;
+        if !jwk.contains_key("d") {
+            return Err(KeyError::NotPrivate { kid });
+        }
+        match alg {
+            Algorithm::EdDsa => {
+                let key = PrivateKey::ed25519(&kid, &member(jwk, &kid, "d")?)?;
+                let x = member(jwk, &kid, "x")?;
+                match &key.public.material {
+                    VerifyingMaterial::Ed25519(derived) if derived.as_bytes().as_slice() == x.as_slice() => Ok(key),
+                    _ => Err(KeyError::Invalid { kid, reason: "x does not match d".into() }),
+                }
+            }
+            Algorithm::Rs256 => {
+                if jwk.contains_key("oth") {
+                    return Err(KeyError::Unsupported { kid, reason: "multi-prime RSA keys are not supported".into() });
+                }
+                let public = PublicKey::rsa(&kid, &member(jwk, &kid, "n")?, &member(jwk, &kid, "e")?)?;
+                let VerifyingMaterial::Rsa(rsa_public) = &public.material else {
+                    return Err(KeyError::Invalid { kid, reason: "not an RSA key".into() });
+                };
+                let big = |name| member(jwk, &kid, name).map(|bytes| BigUint::from_bytes_be(&bytes));
+                let private = RsaPrivateKey::from_components(
+                    rsa_public.n().clone(),
+                    rsa_public.e().clone(),
+                    big("d")?,
+                    vec![big("p")?, big("q")?],
+                )
+                .and_then(|key| key.validate().map(|()| key))
+                .map_err(|err| KeyError::Invalid { kid: kid.clone(), reason: err.to_string() })?;
+                Ok(PrivateKey { public, material: SigningMaterial::Rsa(Box::new(private)) })
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyOp {
+    Sign,
+    Verify,
+}
+
+fn jwk_kid(jwk: &Map<String, Value>) -> Result<String, KeyError> {
+    match jwk.get("kid") {
+        Some(Value::String(kid)) if !kid.is_empty() && kid.len() <= MAX_KID_LEN => Ok(kid.clone()),
+        _ => Err(KeyError::MissingKid),
+    }
+}
+
+fn str_member<'a>(jwk: &'a Map<String, Value>, kid: &str, name: &'static str) -> Result<Option<&'a str>, KeyError> {
+    match jwk.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(KeyError::Malformed { kid: kid.into(), member: name }),
+    }
+}
+
+fn member(jwk: &Map<String, Value>, kid: &str, name: &'static str) -> Result<Vec<u8>, KeyError> {
+    let malformed = || KeyError::Malformed { kid: kid.into(), member: name };
+    let text = str_member(jwk, kid, name)?.ok_or_else(malformed)?;
+    b64::decode(text).map_err(|_| malformed())
+}
+
+/// Works out the one algorithm of a JWK from `kty`, `crv` and `alg`, and checks `use` and `key_ops`.
+fn jwk_alg(jwk: &Map<String, Value>, kid: &str, op: KeyOp) -> Result<Algorithm, KeyError> {
+    let unsupported = |reason: String| KeyError::Unsupported { kid: kid.into(), reason };
+    if let Some(key_use) = str_member(jwk, kid, "use")? {
+        if key_use != "sig" {
+            return Err(KeyError::WrongUse { kid: kid.into() });
+        }
+    }
+    match jwk.get("key_ops") {
+        None => {}
+        Some(Value::Array(ops)) => {
+            let wanted = if op == KeyOp::Sign { "sign" } else { "verify" };
+            // A private key listed only for "sign" is still published for "verify".
+            let allowed = ops.iter().any(|o| o.as_str() == Some(wanted) || o.as_str() == Some("verify"));
+            if !allowed {
+                return Err(KeyError::WrongUse { kid: kid.into() });
+            }
+        }
+        Some(_) => return Err(KeyError::Malformed { kid: kid.into(), member: "key_ops" }),
+    }
+    let kty = str_member(jwk, kid, "kty")?.ok_or_else(|| KeyError::Malformed { kid: kid.into(), member: "kty" })?;
+    let alg = str_member(jwk, kid, "alg")?;
+    let by_kty = match kty {
+        "OKP" => match str_member(jwk, kid, "crv")? {
+            Some("Ed25519") => Algorithm::EdDsa,
+            other => return Err(unsupported(format!("OKP curve {other:?} is not supported"))),
+        },
+        "RSA" => match alg {
+            Some("RS256") => Algorithm::Rs256,
+            // An RSA key says which of RS*/PS* it is for; without `alg` it would be ambiguous.
+            None => return Err(unsupported("an RSA key must name its alg".into())),
+            Some(other) => return Err(unsupported(format!("alg {other:?} is not supported for RSA"))),
+        },
+        other => return Err(unsupported(format!("kty {other:?} is not supported"))),
+    };
+    match alg {
+        None => Ok(by_kty),
+        Some(name) if Algorithm::from_name(name) == Some(by_kty) => Ok(by_kty),
+        Some(name) => Err(unsupported(format!("alg {name:?} does not fit kty {kty:?}"))),
+    }
+}
+
+/// The configured keys: the first private key signs, every key verifies, each `kid` names exactly one key.
+#[derive(Clone, Debug)]
+pub struct KeySet {
+    signing: Option<PrivateKey>,
+    verifying: Vec<PublicKey>,
+}
+
+fn keys_array(text: &str) -> Result<Vec<Map<String, Value>>, KeyError> {
+    let set = json::parse_object(text.as_bytes()).map_err(|e| KeyError::NotAKeySet(e.to_string()))?;
+    let Some(Value::Array(keys)) = set.get("keys") else {
+        return Err(KeyError::NotAKeySet("no \"keys\" array".into()));
+    };
+    keys.iter()
+        .map(|k| match k {
+            Value::Object(o) => Ok(o.clone()),
+            _ => Err(KeyError::NotAKeySet("a key is not an object".into())),
+        })
+        .collect()
+}
+
+impl KeySet {
+    /// Parses the `SIGNING_KEYS` secret: a JWK Set of private keys; the first is the active signing key.
+    pub fn from_private_jwks(text: &str) -> Result<Self, KeyError> {
+        let keys = keys_array(text)?
+            .iter()
+            .map(PrivateKey::from_jwk)
+            .collect::<Result<Vec<_>, _>>()?;
+        let verifying = keys.iter().map(|k| k.public.clone()).collect();
+        let set = KeySet { signing: keys.into_iter().next(), verifying };
+        set.check()
+    }
+
+    /// Parses a public JWK Set (verification only). Every key must be usable: one bad key refuses the set.
+    pub fn from_public_jwks(text: &str) -> Result<Self, KeyError> {
+        let verifying = keys_array(text)?
+            .iter()
+            .map(PublicKey::from_jwk)
+            .collect::<Result<Vec<_>, _>>()?;
+        KeySet { signing: None, verifying }.check()
+    }
+
+    /// Builds a verification-only set from keys already made.
+    pub fn from_public_keys(verifying: Vec<PublicKey>) -> Result<Self, KeyError> {
+        KeySet { signing: None, verifying }.check()
+    }
+
+    fn check(self) -> Result<Self, KeyError> {
+        if self.verifying.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        for (i, key) in self.verifying.iter().enumerate() {
+            if self.verifying[..i].iter().any(|other| other.kid == key.kid) {
+                return Err(KeyError::DuplicateKid(key.kid.clone()));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The active signing key, if this set has private keys.
+    pub fn signing_key(&self) -> Option<&PrivateKey> {
+        self.signing.as_ref()
+    }
+
+    /// The key a `kid` names, if any.
+    pub fn find(&self, kid: &str) -> Option<&PublicKey> {
+        self.verifying.iter().find(|k| k.kid == kid)
+    }
+
+    /// Every verification key, in configuration order.
+    pub fn keys(&self) -> &[PublicKey] {
+        &self.verifying
+    }
+
+    /// The public JWK Set to publish at `/.well-known/jwks.json`.
+    pub fn public_jwks(&self) -> Value {
+        json!({ "keys": self.verifying.iter().map(PublicKey::to_jwk).collect::<Vec<_>>() })
+    }
+}

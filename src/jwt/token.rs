@@ -1,0 +1,306 @@
+//! Compact JWS access tokens: strict parsing, key-pinned signature verification, and signing (RFC 7515, RFC 9068).
+//!
+//! Trust is a type: an [`UntrustedToken`] becomes a [`VerifiedToken`] only through [`KeySet::verify`],
+//! and claims come out only of a verified token through [`super::Validator`].
+
+use super::keys::{Algorithm, KeySet, PrivateKey, SigningMaterial, VerifyingMaterial};
+use super::{b64, json};
+use jwt_compact::alg::{Ed25519, Rsa, RsaSignature};
+use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The largest token accepted, in bytes (API.md "Edge verification").
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The `typ` gatehouse puts on access tokens (RFC 9068 §2.1).
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Why a token could not even be parsed. Always the presenter's fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// Over [`MAX_TOKEN_BYTES`].
+    TooLong,
+    /// Not exactly three `.`-separated segments (JWE, JSON serialization and detached forms included).
+    SegmentCount,
+    /// A segment is not strict unpadded base64url.
+    Base64 { segment: Segment },
+    /// The header is not a JSON object, or names a member twice.
+    Header(json::JsonError),
+    /// The header has no string `alg`.
+    MissingAlg,
+    /// The signature segment is empty.
+    EmptySignature,
+}
+
+/// Which of the three segments a parse error is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segment {
+    /// The protected header.
+    Header,
+    /// The payload (claims).
+    Payload,
+    /// The signature.
+    Signature,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::TooLong => write!(f, "token is longer than {MAX_TOKEN_BYTES} bytes"),
+            ParseError::SegmentCount => f.write_str("token is not a compact JWS of three segments"),
+            ParseError::Base64 { segment } => write!(f, "{segment:?} segment is not strict base64url"),
+            ParseError::Header(e) => write!(f, "header is {e}"),
+            ParseError::MissingAlg => f.write_str("header has no alg"),
+            ParseError::EmptySignature => f.write_str("token is unsigned"),
+        }
+    }
+}
+
+/// Why a parsed token was refused: the key, the signature or the claims. Always the presenter's fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValidationError {
+    /// `alg` is `none` (in any case).
+    AlgNone,
+    /// The header has no string `kid`.
+    MissingKid,
+    /// No configured key has this `kid`.
+    UnknownKid,
+    /// The header `alg` is not the algorithm of the key its `kid` names (this covers HS*, PS*, ES*...).
+    AlgMismatch,
+    /// The header carries `crit`: no extension is understood, so none may be critical (RFC 7515 §4.1.11).
+    Crit,
+    /// The signature does not verify under the named key.
+    BadSignature,
+    /// The payload is not a JSON object, or names a member twice.
+    Payload(json::JsonError),
+    /// `typ` is missing or is not `at+jwt`.
+    Typ,
+    /// A registered claim is missing or has the wrong type.
+    Claim(&'static str),
+    /// `iss` is not the configured issuer.
+    Issuer,
+    /// `aud` does not contain the configured audience.
+    Audience,
+    /// `exp` is at or before now − leeway.
+    Expired,
+    /// `nbf` is after now + leeway.
+    NotYetValid,
+    /// `iat` is after now + leeway.
+    IssuedInFuture,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValidationError::AlgNone => f.write_str("unsigned tokens are not accepted"),
+            ValidationError::MissingKid => f.write_str("header has no kid"),
+            ValidationError::UnknownKid => f.write_str("unknown kid"),
+            ValidationError::AlgMismatch => f.write_str("alg does not match the key"),
+            ValidationError::Crit => f.write_str("critical header extensions are not supported"),
+            ValidationError::BadSignature => f.write_str("signature is invalid"),
+            ValidationError::Payload(e) => write!(f, "claims are {e}"),
+            ValidationError::Typ => f.write_str("typ is not at+jwt"),
+            ValidationError::Claim(name) => write!(f, "claim {name} is missing or malformed"),
+            ValidationError::Issuer => f.write_str("issuer is not accepted"),
+            ValidationError::Audience => f.write_str("audience is not accepted"),
+            ValidationError::Expired => f.write_str("token has expired"),
+            ValidationError::NotYetValid => f.write_str("token is not valid yet"),
+            ValidationError::IssuedInFuture => f.write_str("token is issued in the future"),
+        }
+    }
+}
+
+/// A structurally valid compact JWS whose signature has not been checked: nothing in it is trusted yet.
+#[derive(Debug, Clone)]
+pub struct UntrustedToken<'a> {
+    signing_input: &'a str,
+    payload_b64: &'a str,
+    header: Map<String, Value>,
+    signature: Vec<u8>,
+}
+
+impl<'a> UntrustedToken<'a> {
+    /// Parses a compact JWS: size cap, three strict base64url segments, a strict JSON header with `alg`.
+    pub fn parse(token: &'a str) -> Result<Self, ParseError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(ParseError::TooLong);
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ParseError::SegmentCount);
+        };
+        let header_bytes = b64::decode(header_b64).map_err(|_| ParseError::Base64 { segment: Segment::Header })?;
+        // The payload is decoded (and so checked) here, but parsed only after the signature verifies.
+        b64::decode(payload_b64).map_err(|_| ParseError::Base64 { segment: Segment::Payload })?;
+        let signature = b64::decode(signature_b64).map_err(|_| ParseError::Base64 { segment: Segment::Signature })?;
+        let header = json::parse_object(&header_bytes).map_err(ParseError::Header)?;
+        if !matches!(header.get("alg"), Some(Value::String(_))) {
+            return Err(ParseError::MissingAlg);
+        }
+        if signature.is_empty() {
+            return Err(ParseError::EmptySignature);
+        }
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        Ok(UntrustedToken { signing_input, payload_b64, header, signature })
+    }
+
+    /// The header `alg`, as the presenter claims it.
+    pub fn alg(&self) -> &str {
+        self.header.get("alg").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    /// The header `kid`, as the presenter claims it.
+    pub fn kid(&self) -> Option<&str> {
+        self.header.get("kid").and_then(Value::as_str)
+    }
+}
+
+/// A token whose signature verified under a configured key; its claims are not yet validated.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub(crate) header: Map<String, Value>,
+    pub(crate) claims: Map<String, Value>,
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
+}
+
+impl VerifiedToken {
+    /// The `kid` of the key that verified the token.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The algorithm of that key.
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+}
+
+impl KeySet {
+    /// Verifies a token's signature with the key its `kid` names, the key deciding the algorithm
+    /// (RFC 8725 §3.1): the header `alg` is only compared with it, and `jku`, `x5u`, `jwk` and
+    /// `x5c` are never read.
+    pub fn verify(&self, token: &UntrustedToken<'_>) -> Result<VerifiedToken, ValidationError> {
+        let alg = token.alg();
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(ValidationError::AlgNone);
+        }
+        if token.header.contains_key("crit") {
+            return Err(ValidationError::Crit);
+        }
+        let kid = token.kid().ok_or(ValidationError::MissingKid)?;
+        let key = self.find(kid).ok_or(ValidationError::UnknownKid)?;
+        if key.alg().name() != alg {
+            return Err(ValidationError::AlgMismatch);
+        }
+        let message = token.signing_input.as_bytes();
+        let valid = match &key.material {
+            VerifyingMaterial::Ed25519(public) => <Ed25519 as jwt_compact::Algorithm>::Signature::try_from_slice(
+                &token.signature,
+            )
+            .is_ok_and(|sig| Ed25519.verify_signature(&sig, public, message)),
+            VerifyingMaterial::Rsa(public) => RsaSignature::try_from_slice(&token.signature)
+                .is_ok_and(|sig| Rsa::rs256().verify_signature(&sig, public, message)),
+        };
+        if !valid {
+            return Err(ValidationError::BadSignature);
+        }
+        // Decoding cannot fail: `parse` checked the segment.
+        let payload = b64::decode(token.payload_b64).map_err(|_| ValidationError::Payload(json::JsonError::Syntax))?;
+        let claims = json::parse_object(&payload).map_err(ValidationError::Payload)?;
+        Ok(VerifiedToken { header: token.header.clone(), claims, kid: key.kid().to_owned(), alg: key.alg() })
+    }
+
+    /// Verifies a compact JWS and returns its raw payload, for JWS that are not JWTs (test vectors).
+    pub fn verify_jws_payload(&self, token: &str) -> Result<Vec<u8>, JwsError> {
+        let untrusted = UntrustedToken::parse(token).map_err(JwsError::Parse)?;
+        let alg = untrusted.alg();
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(JwsError::Validation(ValidationError::AlgNone));
+        }
+        // Reuse the full check, but do not require a JSON payload.
+        match self.verify(&untrusted) {
+            Ok(_) | Err(ValidationError::Payload(_)) => {
+                b64::decode(untrusted.payload_b64).map_err(|_| JwsError::Parse(ParseError::SegmentCount))
+            }
+            Err(e) => Err(JwsError::Validation(e)),
+        }
+    }
+}
+
+/// Either stage's error, for [`KeySet::verify_jws_payload`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwsError {
+    /// The JWS did not parse.
+    Parse(ParseError),
+    /// The JWS parsed but was refused.
+    Validation(ValidationError),
+}
+
+/// Why signing failed. Always the server's fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignError {
+    /// The key set has no private key.
+    NoSigningKey,
+    /// The claims could not be serialised.
+    Claims,
+    /// The RSA primitive failed.
+    Rsa,
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignError::NoSigningKey => "no signing key is configured",
+            SignError::Claims => "claims could not be serialised",
+            SignError::Rsa => "RSA signing failed",
+        })
+    }
+}
+
+impl PrivateKey {
+    /// Signs claims as an access token with header `{"alg", "typ": "at+jwt", "kid"}` taken from this key.
+    pub fn sign(&self, claims: &Value) -> Result<String, SignError> {
+        let public = self.public();
+        let header = serde_json::json!({ "alg": public.alg().name(), "typ": ACCESS_TOKEN_TYP, "kid": public.kid() });
+        self.sign_with_header(&header, claims)
+    }
+
+    /// Signs with an explicit header. The header's `alg` is not consulted: the key decides.
+    pub fn sign_with_header(&self, header: &Value, claims: &Value) -> Result<String, SignError> {
+        let header = serde_json::to_vec(header).map_err(|_| SignError::Claims)?;
+        let claims = serde_json::to_vec(claims).map_err(|_| SignError::Claims)?;
+        let mut token = b64::encode(header);
+        token.push('.');
+        token.push_str(&b64::encode(claims));
+        let signature = self.sign_bytes(token.as_bytes())?;
+        token.push('.');
+        token.push_str(&b64::encode(signature));
+        Ok(token)
+    }
+
+    /// Signs raw bytes with this key's algorithm.
+    pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        match &self.material {
+            SigningMaterial::Ed25519(key) => Ok(Ed25519.sign(key, message).to_bytes().to_vec()),
+            // jwt-compact's RSA `sign` panics on failure; call the primitive so a failure is an error.
+            SigningMaterial::Rsa(key) => {
+                use sha2::Digest as _;
+                let digest = sha2::Sha256::digest(message);
+                // Blinded with OS randomness, so the private-key operation's timing does not leak the key.
+                key.sign_with_rng(&mut rand_core::OsRng, rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
+                    .map_err(|_| SignError::Rsa)
+            }
+        }
+    }
+}
+
+impl KeySet {
+    /// Signs claims with the active (first) signing key.
+    pub fn sign(&self, claims: &Value) -> Result<String, SignError> {
+        self.signing_key().ok_or(SignError::NoSigningKey)?.sign(claims)
+    }
+}

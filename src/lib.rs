@@ -1,0 +1,20 @@
+//! gatehouse: an edge JWT verifier and session issuer for Cloudflare Workers.
+//!
+//! Pure modules (no `worker`, time and randomness passed in): [`jwt`], [`revocation`], [`policy`],
+//! [`config`]. Worker glue: `edge` (router, verification pipeline, forwarding) and `account`
+//! (the per-account Durable Object).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod jwt;
+pub mod policy;
+pub mod revocation;
+
+pub mod account;
+pub mod edge;
+
+/// The worker's fetch entry: everything goes to the edge router.
+#[worker::event(fetch)]
+pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
+    edge::handle(req, env).await
+}

@@ -1,0 +1,157 @@
+//! The denylist record the issuer writes and the edge reads: one KV entry per user, so one read per request.
+//!
+//! KV key: `rev:<sub>`. Value: JSON
+//! `{"v":1,"all_before":{"at":T,"until":U}?,"sids":{"<sid>":U,...},"jtis":{"<jti>":U,...}}` where
+//! - `all_before.at` is a logout-all: every token of the user with `iat < at` (or no `iat`) is revoked;
+//! - `sids` revokes every token carrying that `sid` (a logged-out or reuse-revoked session);
+//! - `jtis` revokes single tokens;
+//! - each `until` is the time after which no token the entry covers can still pass the `exp` check
+//!   (revocation time + access TTL + leeway), so the entry may be pruned; the KV entry itself is
+//!   written with `expiration` = the largest `until`, and disappears on its own.
+//!
+//! The account's Durable Object is the only writer of its user's entry, so read-modify-write is safe.
+
+use crate::jwt::AccessClaims;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The prefix of every denylist key.
+pub const KEY_PREFIX: &str = "rev:";
+/// The record format version.
+pub const VERSION: u32 = 1;
+/// KV refuses expirations closer than this many seconds.
+pub const KV_MIN_TTL: i64 = 60;
+
+/// The KV key of a user's denylist record.
+pub fn kv_key(sub: &str) -> String {
+    format!("{KEY_PREFIX}{sub}")
+}
+
+/// A logout-all cutoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cutoff {
+    /// Tokens issued strictly before this second are revoked.
+    pub at: i64,
+    /// No token issued before `at` can still be valid after this second.
+    pub until: i64,
+}
+
+/// One user's revocations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationRecord {
+    /// Format version; a record of another version is refused (fail closed).
+    pub v: u32,
+    /// The latest logout-all, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_before: Option<Cutoff>,
+    /// Revoked sessions and when their entries may go.
+    #[serde(default)]
+    pub sids: BTreeMap<String, i64>,
+    /// Revoked token ids and when their entries may go.
+    #[serde(default)]
+    pub jtis: BTreeMap<String, i64>,
+}
+
+/// Why a token is revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// Its session was revoked.
+    Session,
+    /// The token itself was revoked.
+    Token,
+    /// It was issued before the user's last logout-all.
+    LogoutAll,
+}
+
+impl std::fmt::Display for Revoked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Revoked::Session => "session has been revoked",
+            Revoked::Token => "token has been revoked",
+            Revoked::LogoutAll => "token was revoked by a logout of every session",
+        })
+    }
+}
+
+/// The stored record is unreadable: the edge fails closed on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorruptRecord;
+
+impl RevocationRecord {
+    /// An empty record.
+    pub fn new() -> Self {
+        RevocationRecord { v: VERSION, ..Default::default() }
+    }
+
+    /// Parses a stored record.
+    pub fn parse(text: &str) -> Result<Self, CorruptRecord> {
+        match serde_json::from_str::<RevocationRecord>(text) {
+            Ok(record) if record.v == VERSION => Ok(record),
+            _ => Err(CorruptRecord),
+        }
+    }
+
+    /// Serialises the record for KV.
+    pub fn to_json(&self) -> String {
+        // A map of strings to integers always serialises.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Whether the record revokes a token with these claims.
+    pub fn check(&self, claims: &AccessClaims) -> Result<(), Revoked> {
+        if let Some(cutoff) = self.all_before {
+            if claims.iat.is_none_or(|iat| iat < cutoff.at) {
+                return Err(Revoked::LogoutAll);
+            }
+        }
+        if claims.sid.as_ref().is_some_and(|sid| self.sids.contains_key(sid)) {
+            return Err(Revoked::Session);
+        }
+        if claims.jti.as_ref().is_some_and(|jti| self.jtis.contains_key(jti)) {
+            return Err(Revoked::Token);
+        }
+        Ok(())
+    }
+
+    /// Revokes a session until `until`.
+    pub fn revoke_session(&mut self, sid: &str, until: i64) {
+        let entry = self.sids.entry(sid.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Revokes one token until `until`.
+    pub fn revoke_token(&mut self, jti: &str, until: i64) {
+        let entry = self.jtis.entry(jti.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+
+    /// Revokes every token issued before `at`, until `until`.
+    pub fn revoke_all_before(&mut self, at: i64, until: i64) {
+        let cutoff = match self.all_before {
+            Some(old) => Cutoff { at: old.at.max(at), until: old.until.max(until) },
+            None => Cutoff { at, until },
+        };
+        self.all_before = Some(cutoff);
+    }
+
+    /// Drops entries that can no longer cover a valid token.
+    pub fn prune(&mut self, now: i64) {
+        self.sids.retain(|_, until| *until > now);
+        self.jtis.retain(|_, until| *until > now);
+        if self.all_before.is_some_and(|c| c.until <= now) {
+            self.all_before = None;
+        }
+    }
+
+    /// The KV expiration (seconds since the epoch) for this record, or `None` if it is empty.
+    pub fn expires_at(&self, now: i64) -> Option<i64> {
+        let latest = self
+            .sids
+            .values()
+            .chain(self.jtis.values())
+            .copied()
+            .chain(self.all_before.map(|c| c.until))
+            .max()?;
+        Some(latest.max(now + KV_MIN_TTL))
+    }
+}
