@@ -138,10 +138,8 @@ impl Config {
                 });
             }
         }
-        let policies = policies
-            .into_iter()
-            .map(|p| RoutePolicy { prefix: policy::normalize_path(&p.prefix), ..p })
-            .collect();
+        let policies =
+            policies.into_iter().map(|p| RoutePolicy { prefix: policy::normalize_path(&p.prefix), ..p }).collect();
 
         let origin_url = match var("ORIGIN_URL") {
             None => None,

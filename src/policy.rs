@@ -71,7 +71,8 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
 pub fn check(policies: &[RoutePolicy], path: &str, claims: &AccessClaims) -> Result<(), PolicyDenied> {
     for policy in policies.iter().filter(|p| prefix_matches(&p.prefix, path)) {
         if let Some(scope) = &policy.scope {
-            let missing: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty() && !claims.scopes().any(|g| g == *s)).collect();
+            let missing: Vec<&str> =
+                scope.split(' ').filter(|s| !s.is_empty() && !claims.scopes().any(|g| g == *s)).collect();
             if !missing.is_empty() {
                 return Err(PolicyDenied {
                     required_scope: Some(scope.clone()),
@@ -89,4 +90,69 @@ pub fn check(policies: &[RoutePolicy], path: &str, claims: &AccessClaims) -> Res
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(scope: &str, roles: &[&str]) -> AccessClaims {
+        AccessClaims {
+            iss: "i".into(),
+            sub: "u".into(),
+            aud: vec![],
+            exp: 0,
+            iat: None,
+            nbf: None,
+            jti: None,
+            sid: None,
+            client_id: None,
+            scope: scope.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            email: None,
+        }
+    }
+
+    #[test]
+    fn normalisation_closes_encoding_bypasses() {
+        assert_eq!(normalize_path("/api/admin"), "/api/admin");
+        assert_eq!(normalize_path("/%61pi/%41dmin"), "/api/Admin");
+        assert_eq!(normalize_path("/api//admin"), "/api/admin");
+        assert_eq!(normalize_path("///api/admin/"), "/api/admin/");
+        // Reserved characters stay encoded: %2F is not a path separator.
+        assert_eq!(normalize_path("/api%2Fadmin"), "/api%2Fadmin");
+        assert_eq!(normalize_path("/api/%zz"), "/api/%zz");
+        assert_eq!(normalize_path("/a%"), "/a%");
+        assert_eq!(normalize_path("/a%6"), "/a%6");
+    }
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        assert!(prefix_matches("/api/", "/api/x"));
+        assert!(prefix_matches("/api/", "/api"));
+        assert!(!prefix_matches("/api/", "/apix"));
+        assert!(prefix_matches("/api/admin", "/api/admin"));
+        assert!(prefix_matches("/api/admin", "/api/admin/users"));
+        assert!(!prefix_matches("/api/admin", "/api/administrator"));
+    }
+
+    #[test]
+    fn every_matching_policy_must_be_met() {
+        let policies = vec![
+            RoutePolicy { prefix: "/api/".into(), scope: Some("read".into()), roles: None },
+            RoutePolicy {
+                prefix: "/api/admin".into(),
+                scope: Some("read admin".into()),
+                roles: Some(vec!["admin".into(), "ops".into()]),
+            },
+        ];
+        assert!(check(&policies, "/api/x", &claims("read", &[])).is_ok());
+        assert!(check(&policies, "/api/x", &claims("write", &[])).is_err());
+        let denied = check(&policies, "/api/admin/x", &claims("read", &["admin"])).unwrap_err();
+        assert_eq!(denied.required_scope.as_deref(), Some("read admin"));
+        assert!(check(&policies, "/api/admin/x", &claims("read admin", &["user"])).is_err());
+        assert!(check(&policies, "/api/admin/x", &claims("admin read", &["ops"])).is_ok());
+        // Scope matching is whole-token, not substring.
+        assert!(check(&policies, "/api/x", &claims("reader", &[])).is_err());
+    }
 }

@@ -145,13 +145,89 @@ impl RevocationRecord {
 
     /// The KV expiration (seconds since the epoch) for this record, or `None` if it is empty.
     pub fn expires_at(&self, now: i64) -> Option<i64> {
-        let latest = self
-            .sids
-            .values()
-            .chain(self.jtis.values())
-            .copied()
-            .chain(self.all_before.map(|c| c.until))
-            .max()?;
+        let latest =
+            self.sids.values().chain(self.jtis.values()).copied().chain(self.all_before.map(|c| c.until)).max()?;
         Some(latest.max(now + KV_MIN_TTL))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(iat: Option<i64>, sid: Option<&str>, jti: Option<&str>) -> AccessClaims {
+        AccessClaims {
+            iss: "i".into(),
+            sub: "u".into(),
+            aud: vec!["a".into()],
+            exp: 2000,
+            iat,
+            nbf: None,
+            jti: jti.map(Into::into),
+            sid: sid.map(Into::into),
+            client_id: None,
+            scope: String::new(),
+            roles: vec![],
+            email: None,
+        }
+    }
+
+    #[test]
+    fn each_kind_of_revocation_applies_and_only_to_its_tokens() {
+        let mut r = RevocationRecord::new();
+        let token = claims(Some(1000), Some("s1"), Some("j1"));
+        assert_eq!(r.check(&token), Ok(()));
+        r.revoke_session("s2", 1900);
+        assert_eq!(r.check(&token), Ok(()));
+        r.revoke_session("s1", 1900);
+        assert_eq!(r.check(&token), Err(Revoked::Session));
+
+        let mut r = RevocationRecord::new();
+        r.revoke_token("j1", 1900);
+        assert_eq!(r.check(&token), Err(Revoked::Token));
+        assert_eq!(r.check(&claims(Some(1000), Some("s1"), Some("j2"))), Ok(()));
+
+        let mut r = RevocationRecord::new();
+        r.revoke_all_before(1000, 1930);
+        // Issued in the same second as the logout-all: not before it.
+        assert_eq!(r.check(&token), Ok(()));
+        assert_eq!(r.check(&claims(Some(999), Some("s9"), None)), Err(Revoked::LogoutAll));
+        // No iat: it cannot show it was issued after, so it is revoked.
+        assert_eq!(r.check(&claims(None, Some("s9"), None)), Err(Revoked::LogoutAll));
+    }
+
+    #[test]
+    fn cutoffs_only_move_forward_and_entries_prune_and_expire() {
+        let mut r = RevocationRecord::new();
+        r.revoke_all_before(1000, 1930);
+        r.revoke_all_before(900, 1800);
+        assert_eq!(r.all_before, Some(Cutoff { at: 1000, until: 1930 }));
+        r.revoke_session("s1", 1500);
+        r.revoke_token("j1", 2500);
+        assert_eq!(r.expires_at(1000), Some(2500));
+        r.prune(1600);
+        assert!(!r.sids.contains_key("s1"));
+        assert!(r.all_before.is_some());
+        r.prune(2000);
+        assert!(r.all_before.is_none());
+        assert_eq!(r.jtis.len(), 1);
+        r.prune(2500);
+        assert_eq!(r.expires_at(2500), None);
+        // KV needs at least 60 s.
+        let mut r = RevocationRecord::new();
+        r.revoke_token("j", 1010);
+        assert_eq!(r.expires_at(1000), Some(1000 + KV_MIN_TTL));
+    }
+
+    #[test]
+    fn records_round_trip_and_bad_ones_fail_closed() {
+        let mut r = RevocationRecord::new();
+        r.revoke_session("s", 5);
+        r.revoke_all_before(1, 9);
+        assert_eq!(RevocationRecord::parse(&r.to_json()), Ok(r));
+        assert_eq!(RevocationRecord::parse("{}"), Err(CorruptRecord));
+        assert_eq!(RevocationRecord::parse(r#"{"v":2}"#), Err(CorruptRecord));
+        assert_eq!(RevocationRecord::parse("garbage"), Err(CorruptRecord));
+        assert_eq!(RevocationRecord::parse(r#"{"v":1,"sids":[]}"#), Err(CorruptRecord));
     }
 }

@@ -55,10 +55,7 @@ pub async fn forward(req: Request, origin: &str, user: &Authenticated) -> Result
     init.with_method(req.method()).with_headers(headers).with_redirect(RequestRedirect::Manual);
     init.with_body(req.inner().body().map(Into::into));
     let outgoing = Request::new_with_init(&target, &init)?;
-    Fetch::Request(outgoing)
-        .send()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("origin fetch failed: {e}")))
+    Fetch::Request(outgoing).send().await.map_err(|e| ApiError::Unavailable(format!("origin fetch failed: {e}")))
 }
 
 #[cfg(test)]

@@ -25,9 +25,8 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
     }
     let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
     let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string());
-    let config = Rc::new(
-        Config::from_lookup(&var, &secret).map_err(|e| ApiError::Server(format!("bad configuration: {e}")))?,
-    );
+    let config =
+        Rc::new(Config::from_lookup(&var, &secret).map_err(|e| ApiError::Server(format!("bad configuration: {e}")))?);
     CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
     Ok(config)
 }

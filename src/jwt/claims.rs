@@ -121,7 +121,7 @@ impl Validator {
             None => return Err(ValidationError::Audience),
             Some(_) => return Err(ValidationError::Claim("aud")),
         };
-        if !aud.iter().any(|a| *a == self.audience) {
+        if !aud.contains(&self.audience) {
             return Err(ValidationError::Audience);
         }
         let exp = numeric_date(c, "exp")?.ok_or(ValidationError::Claim("exp"))?;

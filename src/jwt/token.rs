@@ -3,10 +3,10 @@
 //! Trust is a type: an [`UntrustedToken`] becomes a [`VerifiedToken`] only through [`KeySet::verify`],
 //! and claims come out only of a verified token through [`super::Validator`].
 
-use super::keys::{Algorithm, KeySet, PrivateKey, SigningMaterial, VerifyingMaterial};
+use super::keys::{verify_signature_bytes, Algorithm, KeySet, PrivateKey, SigningMaterial};
 use super::{b64, json};
-use jwt_compact::alg::{Ed25519, Rsa, RsaSignature};
-use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
+use jwt_compact::alg::Ed25519;
+use jwt_compact::Algorithm as _;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -196,15 +196,7 @@ impl KeySet {
         if key.alg().name() != alg {
             return Err(ValidationError::AlgMismatch);
         }
-        let message = token.signing_input.as_bytes();
-        let valid = match &key.material {
-            VerifyingMaterial::Ed25519(public) => <Ed25519 as jwt_compact::Algorithm>::Signature::try_from_slice(
-                &token.signature,
-            )
-            .is_ok_and(|sig| Ed25519.verify_signature(&sig, public, message)),
-            VerifyingMaterial::Rsa(public) => RsaSignature::try_from_slice(&token.signature)
-                .is_ok_and(|sig| Rsa::rs256().verify_signature(&sig, public, message)),
-        };
+        let valid = verify_signature_bytes(key, alg, token.signing_input.as_bytes(), &token.signature);
         if !valid {
             return Err(ValidationError::BadSignature);
         }
