@@ -365,7 +365,7 @@ fn jwk_alg(jwk: &Map<String, Value>, kid: &str, op: KeyOp) -> Result<Algorithm, 
 /// The configured keys: the first private key signs, every key verifies, each `kid` names exactly one key.
 #[derive(Clone, Debug)]
 pub struct KeySet {
-    signing: Option<PrivateKey>,
+    signing: Vec<PrivateKey>,
     verifying: Vec<PublicKey>,
 }
 
@@ -387,19 +387,18 @@ impl KeySet {
     pub fn from_private_jwks(text: &str) -> Result<Self, KeyError> {
         let keys = keys_array(text)?.iter().map(PrivateKey::from_jwk).collect::<Result<Vec<_>, _>>()?;
         let verifying = keys.iter().map(|k| k.public.clone()).collect();
-        let set = KeySet { signing: keys.into_iter().next(), verifying };
-        set.check()
+        KeySet { signing: keys, verifying }.check()
     }
 
     /// Parses a public JWK Set (verification only). Every key must be usable: one bad key refuses the set.
     pub fn from_public_jwks(text: &str) -> Result<Self, KeyError> {
         let verifying = keys_array(text)?.iter().map(PublicKey::from_jwk).collect::<Result<Vec<_>, _>>()?;
-        KeySet { signing: None, verifying }.check()
+        KeySet { signing: Vec::new(), verifying }.check()
     }
 
     /// Builds a verification-only set from keys already made.
     pub fn from_public_keys(verifying: Vec<PublicKey>) -> Result<Self, KeyError> {
-        KeySet { signing: None, verifying }.check()
+        KeySet { signing: Vec::new(), verifying }.check()
     }
 
     fn check(self) -> Result<Self, KeyError> {
@@ -416,7 +415,12 @@ impl KeySet {
 
     /// The active signing key, if this set has private keys.
     pub fn signing_key(&self) -> Option<&PrivateKey> {
-        self.signing.as_ref()
+        self.signing.first()
+    }
+
+    /// Every private key, active first (the others are kept for rotation and tests).
+    pub fn signing_keys(&self) -> impl Iterator<Item = &PrivateKey> {
+        self.signing.iter()
     }
 
     /// The key a `kid` names, if any.

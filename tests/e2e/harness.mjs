@@ -1,0 +1,139 @@
+// End-to-end harness: runs the built worker under `wrangler dev` (real workerd, local KV and
+// Durable Objects) on free loopback ports, with fresh keys, and stops it by the PID it started.
+import { spawn, execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { SignJWT, importJWK } from 'jose';
+import { devKeys } from '../../scripts/dev-keys.mjs';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+export const ISSUER = 'https://gatehouse.test';
+export const AUDIENCE = 'gatehouse-e2e';
+
+export async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts the worker. `vars` override wrangler.toml [vars]; `keys` defaults to fresh dev keys. */
+export async function startWorker({ vars = {}, keys, persistDir } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
+  const keySet = keys ?? (await devKeys());
+  const persist = persistDir ?? join(dir, 'state');
+  const env = { ISSUER, AUDIENCE, ...vars };
+  const envFile = join(dir, 'test.env');
+  const quote = (v) => `'${String(v).replace(/'/g, '')}'`;
+  writeFileSync(
+    envFile,
+    [`SIGNING_KEYS=${quote(JSON.stringify(keySet))}`, ...Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`)].join('\n') + '\n',
+  );
+  const worker = {
+    dir, persist, keys: keySet, env, envFile, proc: null, port: 0, url: '', logs: '',
+    async start() {
+      this.port = await freePort();
+      const inspector = await freePort();
+      this.url = `http://127.0.0.1:${this.port}`;
+      this.logs = '';
+      this.proc = spawn(
+        WRANGLER,
+        ['dev', '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),
+          '--persist-to', this.persist, '--show-interactive-dev-session=false', '--env-file', this.envFile,
+          '--log-level', 'info'],
+        {
+          cwd: ROOT,
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, SKIP_WORKER_BUILD: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' },
+        },
+      );
+      this.proc.stdout.on('data', (d) => { this.logs += d; });
+      this.proc.stderr.on('data', (d) => { this.logs += d; });
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline) {
+        if (this.proc.exitCode !== null) throw new Error(`wrangler exited early:\n${this.logs}`);
+        try {
+          const r = await fetch(`${this.url}/.well-known/jwks.json`);
+          await r.arrayBuffer();
+          if (r.status === 200) return this;
+        } catch { /* not up yet */ }
+        await sleep(200);
+      }
+      throw new Error(`wrangler did not become ready in 60 s:\n${this.logs}`);
+    },
+    async stop() {
+      const proc = this.proc;
+      if (!proc || proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* already gone */ }
+      const timer = setTimeout(() => { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+      await exited;
+      clearTimeout(timer);
+      this.proc = null;
+    },
+    async restart() { await this.stop(); return this.start(); },
+    async cleanup() { await this.stop(); rmSync(this.dir, { recursive: true, force: true }); },
+    /** Writes a KV entry into the local DENYLIST namespace the running worker reads. */
+    async kvPut(key, value) {
+      await promisify(execFile)(WRANGLER, ['kv', 'key', 'put', '--binding', 'DENYLIST', '--local', '--persist-to', this.persist, key, value], {
+        cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false', CI: 'true' },
+      });
+    },
+    fetch(path, init) { return fetch(`${this.url}${path}`, init); },
+  };
+  return worker.start();
+}
+
+/** Signs an access token with one of the worker's keys (by alg) using panva/jose. */
+export async function signToken(keySet, { alg = 'EdDSA', claims = {}, header = {}, now = Math.floor(Date.now() / 1000), ttl = 300 } = {}) {
+  const jwk = keySet.keys.find((k) => k.alg === alg);
+  const key = await importJWK(jwk, alg);
+  const body = {
+    iss: ISSUER, aud: AUDIENCE, sub: 'user-1', iat: now, exp: now + ttl, jti: `jti-${Math.random().toString(36).slice(2)}`,
+    sid: 'sid-1', client_id: 'e2e', scope: 'read', roles: ['user'], email: 'user@example.com', ...claims,
+  };
+  for (const [k, v] of Object.entries(body)) if (v === undefined) delete body[k];
+  return new SignJWT(body).setProtectedHeader({ alg, typ: 'at+jwt', kid: jwk.kid, ...header }).sign(key);
+}
+
+/** A loopback origin that answers every request with what it received, as JSON. */
+export async function startEchoOrigin() {
+  const received = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const seen = { method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      received.push(seen);
+      const body = JSON.stringify(seen);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-origin': 'echo' });
+      res.end(body);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, received, close: () => new Promise((r) => server.close(r)) };
+}
+
+/** The parsed WWW-Authenticate challenge of a response. */
+export function challenge(res) {
+  const h = res.headers.get('www-authenticate');
+  if (!h) return null;
+  const [scheme, rest = ''] = h.split(/ (.*)/s);
+  const params = {};
+  for (const m of rest.matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2];
+  return { scheme, params, raw: h };
+}

@@ -1,0 +1,286 @@
+// The edge verifier end to end, against wrangler dev: JWKS, whoami, every 401/403 with its header,
+// denylist entries in local KV, and forwarding to a loopback origin.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { jwtVerify, createLocalJWKSet, base64url } from 'jose';
+import { startWorker, signToken, startEchoOrigin, challenge, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
+
+const bearer = (t) => ({ authorization: `Bearer ${t}` });
+
+async function expectInvalid(worker, headers, why, path = '/api/whoami') {
+  const res = await worker.fetch(path, { headers });
+  const body = await res.json();
+  assert.equal(res.status, 401, `${why}: status`);
+  assert.equal(body.error, 'invalid_token', why);
+  assert.ok(body.error_description, why);
+  const c = challenge(res);
+  assert.equal(c.scheme, 'Bearer', why);
+  assert.equal(c.params.realm, ISSUER, why);
+  assert.equal(c.params.error, 'invalid_token', why);
+  assert.ok(c.params.error_description, why);
+  return body;
+}
+
+/** Sends raw header lines (two Authorization headers, say), which fetch cannot. */
+function rawGet(url, headerLines) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'GET' }, (res) => {
+      let data = '';
+      res.on('data', (c) => { data += c; });
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    for (const [name, values] of Object.entries(headerLines)) req.setHeader(name, values);
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('edge verifier: built-in whoami', () => {
+  let worker;
+  before(async () => { worker = await startWorker(); });
+  after(async () => { await worker?.cleanup(); });
+
+  test('JWKS publishes the public halves with a cache header', async () => {
+    const res = await worker.fetch('/.well-known/jwks.json');
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('cache-control'), 'public, max-age=300');
+    const { keys } = await res.json();
+    assert.deepEqual(keys.map((k) => k.kid), worker.keys.keys.map((k) => k.kid));
+    for (const k of keys) {
+      assert.equal(k.use, 'sig');
+      for (const p of ['d', 'p', 'q', 'dp', 'dq', 'qi']) assert.equal(k[p], undefined, `${p} must not be published`);
+    }
+    const [ed, rs] = worker.keys.keys;
+    assert.deepEqual(keys[0], { kty: 'OKP', crv: 'Ed25519', x: ed.x, kid: ed.kid, alg: 'EdDSA', use: 'sig' });
+    assert.deepEqual(keys[1], { kty: 'RSA', n: rs.n, e: rs.e, kid: rs.kid, alg: 'RS256', use: 'sig' });
+    const post = await worker.fetch('/.well-known/jwks.json', { method: 'POST' });
+    assert.equal(post.status, 405);
+    assert.equal((await post.json()).error, 'method_not_allowed');
+  });
+
+  for (const alg of ['EdDSA', 'RS256']) {
+    test(`whoami accepts a ${alg} token signed by panva/jose`, async () => {
+      const token = await signToken(worker.keys, { alg, claims: { sub: `user-${alg}`, scope: 'read write', roles: ['a', 'b'] } });
+      const res = await worker.fetch('/api/whoami', { headers: bearer(token) });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      const claims = await res.json();
+      assert.equal(claims.sub, `user-${alg}`);
+      assert.deepEqual(claims.aud, [AUDIENCE]);
+      assert.equal(claims.scope, 'read write');
+      assert.deepEqual(claims.roles, ['a', 'b']);
+      assert.equal(claims.sid, 'sid-1');
+    });
+  }
+
+  test('missing or non-bearer credentials: 401 with a bare challenge', async () => {
+    for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }]) {
+      const res = await worker.fetch('/api/whoami', { headers });
+      assert.equal(res.status, 401);
+      assert.equal(res.headers.get('www-authenticate'), `Bearer realm="${ISSUER}"`);
+      const body = await res.json();
+      assert.equal(body.error, 'invalid_token');
+    }
+  });
+
+  test('every invalid token gets 401 invalid_token with a reason', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const good = await signToken(worker.keys);
+    const [h, p, s] = good.split('.');
+    const flipped = base64url.encode(Uint8Array.from(base64url.decode(s), (b, i) => (i === 5 ? b ^ 1 : b)));
+    const edKid = worker.keys.keys[0].kid;
+    const rsKid = worker.keys.keys[1].kid;
+    const cases = {
+      'bad signature': `${h}.${p}.${flipped}`,
+      'expired beyond leeway': await signToken(worker.keys, { now: now - 1000, ttl: 60 }),
+      'not yet valid': await signToken(worker.keys, { claims: { nbf: now + 600 } }),
+      'issued in the future': await signToken(worker.keys, { now: now + 600 }),
+      'wrong audience': await signToken(worker.keys, { claims: { aud: 'someone-else' } }),
+      'wrong issuer': await signToken(worker.keys, { claims: { iss: 'https://evil.test' } }),
+      'typ JWT': await signToken(worker.keys, { header: { typ: 'JWT' } }),
+      'crit header': await signToken(worker.keys, { header: { crit: ['b64'], b64: true } }),
+      'unknown kid': await signToken(worker.keys, { header: { kid: 'nope' } }),
+      'RS256 header on the Ed25519 kid': await signToken(worker.keys, { alg: 'RS256', header: { kid: edKid } }),
+      'EdDSA header on the RSA kid': await signToken(worker.keys, { alg: 'EdDSA', header: { kid: rsKid } }),
+      'alg none': `${base64url.encode(JSON.stringify({ alg: 'none', typ: 'at+jwt', kid: edKid }))}.${p}.AAAA`,
+      'padded segment': `${h}=.${p}.${s}`,
+      'standard alphabet': `${h}.${p}.${s.replace(/-/g, '+').replace(/_/g, '/')}x`,
+      'two segments': `${h}.${p}`,
+      'over 8 KiB': await signToken(worker.keys, { claims: { pad: 'x'.repeat(9000) } }),
+      'no sub': await signToken(worker.keys, { claims: { sub: undefined } }),
+      garbage: 'not-a-token',
+    };
+    for (const [why, token] of Object.entries(cases)) {
+      if (why === 'standard alphabet' && !/[-_]/.test(s)) continue;
+      await expectInvalid(worker, bearer(token), why);
+    }
+    await expectInvalid(worker, { authorization: 'Bearer' }, 'empty bearer');
+    await expectInvalid(worker, { authorization: `Bearer ${good} extra` }, 'trailing junk');
+  });
+
+  test('two Authorization headers are refused', async () => {
+    const good = await signToken(worker.keys);
+    const res = await rawGet(`${worker.url}/api/whoami`, { authorization: [`Bearer ${good}`, `Bearer ${good}`] });
+    assert.equal(res.status, 401);
+    assert.match(res.headers['www-authenticate'], /error="invalid_token"/);
+  });
+
+  test('denylist entries in KV revoke by session, by token and by logout-all', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const until = now + 3600;
+    const bySid = await signToken(worker.keys, { claims: { sub: 'rev-sid', sid: 'doomed' } });
+    const otherSid = await signToken(worker.keys, { claims: { sub: 'rev-sid', sid: 'fine' } });
+    assert.equal((await worker.fetch('/api/whoami', { headers: bearer(bySid) })).status, 200);
+    await worker.kvPut('rev:rev-sid', JSON.stringify({ v: 1, sids: { doomed: until } }));
+    const b1 = await expectInvalid(worker, bearer(bySid), 'revoked session');
+    assert.match(b1.error_description, /session/);
+    assert.equal((await worker.fetch('/api/whoami', { headers: bearer(otherSid) })).status, 200);
+
+    const byJti = await signToken(worker.keys, { claims: { sub: 'rev-jti', jti: 'doomed-jti' } });
+    const otherJti = await signToken(worker.keys, { claims: { sub: 'rev-jti', jti: 'fine-jti' } });
+    await worker.kvPut('rev:rev-jti', JSON.stringify({ v: 1, jtis: { 'doomed-jti': until } }));
+    await expectInvalid(worker, bearer(byJti), 'revoked jti');
+    assert.equal((await worker.fetch('/api/whoami', { headers: bearer(otherJti) })).status, 200);
+
+    const before = await signToken(worker.keys, { claims: { sub: 'rev-all' }, now: now - 10 });
+    const after = await signToken(worker.keys, { claims: { sub: 'rev-all' }, now: now + 5 });
+    await worker.kvPut('rev:rev-all', JSON.stringify({ v: 1, all_before: { at: now, until } }));
+    await expectInvalid(worker, bearer(before), 'issued before logout-all');
+    assert.equal((await worker.fetch('/api/whoami', { headers: bearer(after) })).status, 200);
+  });
+
+  test('an unreadable denylist record fails closed', async () => {
+    const token = await signToken(worker.keys, { claims: { sub: 'rev-corrupt' } });
+    assert.equal((await worker.fetch('/api/whoami', { headers: bearer(token) })).status, 200);
+    await worker.kvPut('rev:rev-corrupt', '{"v":99}');
+    const res = await worker.fetch('/api/whoami', { headers: bearer(token) });
+    assert.equal(res.status, 500);
+    assert.deepEqual(Object.keys(await res.json()).sort(), ['error', 'error_description']);
+  });
+
+  test('unknown routes are JSON 404s; protected ones authenticate first', async () => {
+    const res = await worker.fetch('/nope');
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).error, 'not_found');
+    const unauth = await worker.fetch('/api/other');
+    assert.equal(unauth.status, 401);
+    await unauth.arrayBuffer();
+    const token = await signToken(worker.keys);
+    const authed = await worker.fetch('/api/other', { headers: bearer(token) });
+    assert.equal(authed.status, 404);
+    await authed.arrayBuffer();
+  });
+
+  test('tokens this crate signs verify in panva/jose against the served JWKS', async () => {
+    const jwks = createLocalJWKSet(await (await worker.fetch('/.well-known/jwks.json')).json());
+    const keyFile = join(worker.dir, 'private.jwks');
+    writeFileSync(keyFile, JSON.stringify(worker.keys));
+    const now = Math.floor(Date.now() / 1000);
+    for (const key of worker.keys.keys) {
+      const claims = { iss: ISSUER, aud: AUDIENCE, sub: 'crate-user', iat: now, exp: now + 300, jti: `j-${key.kid}`, sid: 's', scope: 'read', roles: [] };
+      const { stdout } = await promisify(execFile)('cargo', ['run', '-q', '--example', 'sign', '--', keyFile, key.kid, JSON.stringify(claims)], { cwd: ROOT });
+      const token = stdout.trim();
+      const { payload, protectedHeader } = await jwtVerify(token, jwks, {
+        issuer: ISSUER, audience: AUDIENCE, typ: 'at+jwt', algorithms: [key.alg],
+      });
+      assert.equal(payload.sub, 'crate-user');
+      assert.deepEqual(protectedHeader, { alg: key.alg, typ: 'at+jwt', kid: key.kid });
+      // And the worker accepts what the crate signed.
+      const res = await worker.fetch('/api/whoami', { headers: bearer(token) });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    }
+  });
+});
+
+describe('edge verifier: forwarding and route policies', () => {
+  let worker;
+  let origin;
+  before(async () => {
+    origin = await startEchoOrigin();
+    worker = await startWorker({
+      vars: {
+        ORIGIN_URL: origin.url,
+        ROUTE_POLICIES: JSON.stringify([
+          { prefix: '/api/admin', roles: ['admin'] },
+          { prefix: '/api/write', scope: 'write' },
+        ]),
+      },
+    });
+  });
+  after(async () => { await worker?.cleanup(); await origin?.close(); });
+
+  test('a valid request reaches the origin with identity headers, spoofed ones removed', async () => {
+    const token = await signToken(worker.keys, { claims: { sub: 'fwd-user', sid: 'fwd-sid', scope: 'read write', roles: ['user', 'beta'] } });
+    const res = await worker.fetch('/api/items/7?q=a%20b&x=1', {
+      method: 'POST',
+      headers: { ...bearer(token), 'content-type': 'text/plain', 'x-auth-sub': 'admin', 'X-Auth-Roles': 'admin', 'x-auth-other': 'evil', 'x-custom': 'kept' },
+      body: 'hello origin',
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-origin'), 'echo');
+    const seen = await res.json();
+    assert.equal(seen.method, 'POST');
+    assert.equal(seen.url, '/api/items/7?q=a%20b&x=1');
+    assert.equal(seen.body, 'hello origin');
+    assert.equal(seen.headers['x-auth-sub'], 'fwd-user');
+    assert.equal(seen.headers['x-auth-sid'], 'fwd-sid');
+    assert.equal(seen.headers['x-auth-scope'], 'read write');
+    assert.equal(seen.headers['x-auth-roles'], 'user,beta');
+    assert.equal(seen.headers['x-auth-other'], undefined);
+    assert.equal(seen.headers['x-custom'], 'kept');
+  });
+
+  test('identity values cannot inject headers', async () => {
+    const token = await signToken(worker.keys, { claims: { sub: 'evil\r\nX-Injected: 1', roles: ['a,b', 'ü'] } });
+    const res = await worker.fetch('/api/x', { headers: bearer(token) });
+    assert.equal(res.status, 200);
+    const seen = await res.json();
+    assert.equal(seen.headers['x-injected'], undefined);
+    assert.equal(seen.headers['x-auth-sub'], 'evil%0D%0AX-Injected: 1');
+    assert.equal(seen.headers['x-auth-roles'], 'a%2Cb,%C3%BC');
+  });
+
+  test('refused tokens never reach the origin', async () => {
+    const count = origin.received.length;
+    await expectInvalid(worker, bearer(await signToken(worker.keys, { claims: { aud: 'x' } })), 'wrong aud', '/api/x');
+    const res = await worker.fetch('/api/x');
+    assert.equal(res.status, 401);
+    await res.arrayBuffer();
+    assert.equal(origin.received.length, count);
+  });
+
+  test('route policies: 403 insufficient_scope with the challenge, encoded paths included', async () => {
+    const count = origin.received.length;
+    const user = await signToken(worker.keys, { claims: { scope: 'read', roles: ['user'] } });
+    for (const path of ['/api/admin', '/api/admin/users', '/%61pi/admin/users', '/api//admin']) {
+      const res = await worker.fetch(path, { headers: bearer(user) });
+      assert.equal(res.status, 403, path);
+      assert.equal((await res.json()).error, 'insufficient_scope');
+      const c = challenge(res);
+      assert.equal(c.params.error, 'insufficient_scope');
+      assert.equal(c.params.realm, ISSUER);
+    }
+    const w = await worker.fetch('/api/write/x', { headers: bearer(user) });
+    assert.equal(w.status, 403);
+    assert.equal(challenge(w).params.scope, 'write');
+    await w.arrayBuffer();
+    assert.equal(origin.received.length, count, 'denied requests are not forwarded');
+
+    const admin = await signToken(worker.keys, { claims: { scope: 'read write', roles: ['admin'] } });
+    for (const path of ['/api/admin/users', '/api/write/x', '/api/administrator']) {
+      const res = await worker.fetch(path, { headers: bearer(admin) });
+      assert.equal(res.status, 200, path);
+      await res.arrayBuffer();
+    }
+    // /api/administrator is not under /api/admin: a plain user reaches it.
+    const res = await worker.fetch('/api/administrator', { headers: bearer(user) });
+    assert.equal(res.status, 200);
+    await res.arrayBuffer();
+  });
+});
