@@ -1,7 +1,9 @@
 //! Typed configuration, parsed once from vars and secrets; bad or missing values are errors, never insecure defaults.
 
 use crate::jwt::{KeyError, KeySet, Validator};
+use crate::password::{self, PasswordParams};
 use crate::policy::{self, RoutePolicy};
+use crate::session::Lifetimes;
 use std::fmt;
 
 /// Why the configuration was refused. Always the operator's fault; logged, never shown to clients.
@@ -54,7 +56,16 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// The signing and verification keys.
     pub keys: KeySet,
+    /// argon2id cost for new password hashes.
+    pub password: PasswordParams,
+    /// Scopes granted to newly registered users.
+    pub default_scope: String,
+    /// Roles granted to newly registered users.
+    pub default_roles: Vec<String>,
 }
+
+/// The `client_id` claim of tokens gatehouse issues to its own clients.
+pub const CLIENT_ID: &str = "gatehouse";
 
 /// Upper bounds that catch unit mistakes (milliseconds for seconds) rather than policy.
 const MAX_ACCESS_TTL: i64 = 24 * 3600;
@@ -171,6 +182,26 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
 
+        let password = PasswordParams::new(
+            seconds(var, "ARGON2_MEMORY_KIB", i64::from(password::DEFAULT_M_KIB), 1, i64::from(u32::MAX))? as u32,
+            seconds(var, "ARGON2_ITERATIONS", i64::from(password::DEFAULT_T), 1, 100)? as u32,
+            seconds(var, "ARGON2_PARALLELISM", i64::from(password::DEFAULT_P), 1, 100)? as u32,
+        )
+        .map_err(|e| ConfigError::Invalid { name: "ARGON2_MEMORY_KIB", reason: e.to_string() })?;
+        let default_scope = var("DEFAULT_SCOPE").unwrap_or_else(|| "api".to_owned()).trim().to_owned();
+        let default_roles: Vec<String> = var("DEFAULT_ROLES")
+            .unwrap_or_else(|| "user".to_owned())
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if default_scope.chars().any(|c| c.is_control())
+            || default_roles.iter().any(|r| r.chars().any(char::is_control))
+        {
+            return Err(ConfigError::Invalid { name: "DEFAULT_SCOPE", reason: "control characters".into() });
+        }
+
         let keys_text = secret("SIGNING_KEYS").ok_or(ConfigError::Missing("SIGNING_KEYS"))?;
         let keys = KeySet::from_private_jwks(&keys_text).map_err(ConfigError::Keys)?;
 
@@ -187,12 +218,25 @@ impl Config {
             origin_url,
             allowed_origins,
             keys,
+            password,
+            default_scope,
+            default_roles,
         })
     }
 
     /// The claim checks for this configuration.
     pub fn validator(&self) -> Validator {
         Validator { issuer: self.issuer.clone(), audience: self.audience.clone(), leeway: self.leeway }
+    }
+
+    /// The session lifetimes.
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes { absolute: self.refresh_ttl, idle: self.refresh_idle, grace: self.reuse_grace }
+    }
+
+    /// Until when a revocation made at `now` must stand: the last access token it covers expires by then.
+    pub fn cover_until(&self, now: i64) -> i64 {
+        now + self.access_ttl + self.leeway
     }
 
     /// Whether a normalised path needs a bearer token.

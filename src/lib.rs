@@ -5,10 +5,14 @@
 //! (the per-account Durable Object).
 #![forbid(unsafe_code)]
 
+pub mod account_state;
 pub mod config;
+pub mod input;
 pub mod jwt;
+pub mod password;
 pub mod policy;
 pub mod revocation;
+pub mod session;
 
 pub mod account;
 pub mod edge;

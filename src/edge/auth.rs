@@ -46,11 +46,18 @@ fn now_seconds() -> i64 {
 
 /// Verifies the request's bearer token and checks the denylist with one KV read.
 pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<Authenticated, ApiError> {
+    let user = authenticate_for_logout(req, config)?;
+    check_revocation(env, &user.claims).await?;
+    Ok(user)
+}
+
+/// Verifies the bearer token without the denylist read, for logout and logout-all: they are
+/// idempotent, so a token whose session was already ended may end it again (a no-op in the object).
+pub fn authenticate_for_logout(req: &Request, config: &Config) -> Result<Authenticated, ApiError> {
     let header = req.headers().get("authorization").map_err(ApiError::from)?;
     let token = bearer_token(header.as_deref())?.ok_or(ApiError::MissingToken)?;
     let claims = jwt::verify_access_token(&config.keys, &config.validator(), token, now_seconds())
         .map_err(|e: TokenError| ApiError::InvalidToken(e.to_string()))?;
-    check_revocation(env, &claims).await?;
     Ok(Authenticated { claims })
 }
 

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod forward;
+pub mod issuer;
 
 use crate::config::Config;
 use crate::policy;
@@ -36,6 +37,18 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
 pub enum Route {
     /// `GET /.well-known/jwks.json`
     Jwks,
+    /// `POST /auth/register`
+    Register,
+    /// `POST /auth/login`
+    Login,
+    /// `POST /auth/refresh`
+    Refresh,
+    /// `POST /auth/logout`
+    Logout,
+    /// `POST /auth/logout-all`
+    LogoutAll,
+    /// `GET /auth/me`
+    Me,
     /// A path under PROTECTED_PREFIXES.
     Protected,
     /// Nothing here.
@@ -53,6 +66,12 @@ pub fn route(config: &Config, method: &Method, path: &str) -> Result<Route, ApiE
     };
     match path {
         "/.well-known/jwks.json" => only(&[Method::Get, Method::Head], "GET, HEAD", Route::Jwks),
+        "/auth/register" => only(&[Method::Post], "POST", Route::Register),
+        "/auth/login" => only(&[Method::Post], "POST", Route::Login),
+        "/auth/refresh" => only(&[Method::Post], "POST", Route::Refresh),
+        "/auth/logout" => only(&[Method::Post], "POST", Route::Logout),
+        "/auth/logout-all" => only(&[Method::Post], "POST", Route::LogoutAll),
+        "/auth/me" => only(&[Method::Get, Method::Head], "GET, HEAD", Route::Me),
         _ if config.is_protected(path) => Ok(Route::Protected),
         _ => Ok(Route::NotFound),
     }
@@ -72,6 +91,12 @@ async fn dispatch(req: Request, env: &Env) -> Result<Response, ApiError> {
     let path = policy::normalize_path(&req.path());
     match route(&config, &req.method(), &path)? {
         Route::Jwks => jwks(&config),
+        Route::Register => issuer::register(req, env).await,
+        Route::Login => issuer::login(req, env).await,
+        Route::Refresh => issuer::refresh(req, env, &config).await,
+        Route::Logout => issuer::logout(req, env, &config).await,
+        Route::LogoutAll => issuer::logout_all(req, env, &config).await,
+        Route::Me => issuer::me(&auth::authenticate(&req, env, &config).await?),
         Route::Protected => {
             let user = auth::authenticate(&req, env, &config).await?;
             protected(req, &path, &config, user).await
@@ -80,7 +105,7 @@ async fn dispatch(req: Request, env: &Env) -> Result<Response, ApiError> {
     }
 }
 
-fn json_response(value: &serde_json::Value, status: u16, cache: &str) -> Result<Response, ApiError> {
+pub(crate) fn json_response(value: &serde_json::Value, status: u16, cache: &str) -> Result<Response, ApiError> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set("cache-control", cache)?;

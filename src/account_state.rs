@@ -1,0 +1,190 @@
+//! The account document: everything one `Account` Durable Object stores, and every transition on it.
+//! Pure: the object loads it, calls one of these, and writes it back in one statement.
+
+use crate::revocation::RevocationRecord;
+use crate::session::{Family, Lifetimes, Outcome, Refusal, RevokeReason, Secret};
+use serde::{Deserialize, Serialize};
+
+/// Sessions an account may have at once; a new login beyond it ends the least recently used.
+pub const MAX_SESSIONS: usize = 50;
+/// Failed logins allowed before the account is throttled.
+pub const FREE_FAILURES: u32 = 5;
+/// The longest throttle, seconds.
+pub const MAX_LOCK_SECONDS: i64 = 900;
+/// Failures older than this are forgotten, seconds.
+pub const FAILURE_MEMORY_SECONDS: i64 = 3600;
+
+/// Failed-login throttling for one email, whether or not an account exists (so throttling does not
+/// tell which emails are registered).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Throttle {
+    /// Consecutive failures.
+    pub failures: u32,
+    /// When the last failure happened.
+    pub last_failure: i64,
+    /// No password is checked before this time.
+    pub locked_until: i64,
+}
+
+impl Throttle {
+    /// `Err(retry_after_seconds)` while throttled.
+    pub fn check(&self, now: i64) -> Result<(), i64> {
+        if now < self.locked_until {
+            Err(self.locked_until - now)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Counts a failure; from the sixth in a row each locks for twice as long (2 s, 4 s, … 15 min).
+    pub fn fail(&mut self, now: i64) {
+        if now - self.last_failure > FAILURE_MEMORY_SECONDS {
+            self.failures = 0;
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.last_failure = now;
+        if self.failures >= FREE_FAILURES {
+            let exponent = (self.failures - FREE_FAILURES + 1).min(20);
+            self.locked_until = now + (1i64 << exponent).min(MAX_LOCK_SECONDS);
+        }
+    }
+
+    /// A successful login forgets the failures.
+    pub fn succeed(&mut self) {
+        *self = Throttle::default();
+    }
+}
+
+/// A registered account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The stable user id (this object's id).
+    pub sub: String,
+    /// The normalised email.
+    pub email: String,
+    /// The argon2id PHC string; never leaves the object.
+    pub password: String,
+    /// When it registered.
+    pub created_at: i64,
+    /// Scopes granted to the user's tokens.
+    pub scope: String,
+    /// Roles granted to the user's tokens.
+    pub roles: Vec<String>,
+    /// Live sessions (revoked and expired ones are pruned on every write).
+    pub families: Vec<Family>,
+}
+
+/// Everything one account object stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountDoc {
+    /// The account, once registered.
+    pub account: Option<Account>,
+    /// Login throttling.
+    #[serde(default)]
+    pub throttle: Throttle,
+    /// The authority copy of this user's denylist record, mirrored to KV on change.
+    #[serde(default = "RevocationRecord::new")]
+    pub revocation: RevocationRecord,
+}
+
+impl Default for AccountDoc {
+    fn default() -> Self {
+        AccountDoc { account: None, throttle: Throttle::default(), revocation: RevocationRecord::new() }
+    }
+}
+
+/// What a refresh did, for the object to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshResult {
+    /// Issue an access token, then [`Family::commit_rotation`] (via [`AccountDoc::commit_rotation`]).
+    Rotate { next: Secret },
+    /// Return this pair again.
+    Replay { next: Secret, access_token: String, access_exp: i64 },
+    /// The family was revoked for reuse; the denylist changed.
+    Reused,
+    /// Refused; nothing changed.
+    Refused(Refusal),
+}
+
+impl AccountDoc {
+    /// Drops sessions that can no longer issue tokens and denylist entries that cover nothing.
+    pub fn prune(&mut self, now: i64, life: &Lifetimes) {
+        if let Some(account) = &mut self.account {
+            account.families.retain(|f| f.is_active(now, life));
+        }
+        self.revocation.prune(now);
+    }
+
+    /// The family with this `sid`, if the account has it.
+    pub fn family_mut(&mut self, sid: &str) -> Option<&mut Family> {
+        self.account.as_mut()?.families.iter_mut().find(|f| f.sid == sid)
+    }
+
+    /// Adds a session, ending the least recently used ones beyond [`MAX_SESSIONS`].
+    /// `cover_until` is when the ended sessions' last access tokens expire.
+    pub fn start_session(&mut self, family: Family, now: i64, life: &Lifetimes, cover_until: i64) {
+        self.prune(now, life);
+        let Some(account) = &mut self.account else { return };
+        account.families.push(family);
+        while account.families.len() > MAX_SESSIONS {
+            let Some((oldest, _)) = account.families.iter().enumerate().min_by_key(|(_, f)| f.last_used) else { break };
+            let evicted = account.families.remove(oldest);
+            self.revocation.revoke_session(&evicted.sid, cover_until);
+        }
+    }
+
+    /// Presents a refresh token of session `sid`.
+    pub fn refresh(
+        &mut self,
+        sid: &str,
+        presented: &Secret,
+        now: i64,
+        life: &Lifetimes,
+        cover_until: i64,
+    ) -> RefreshResult {
+        let Some(family) = self.family_mut(sid) else { return RefreshResult::Refused(Refusal::Unknown) };
+        match family.present(presented, now, life) {
+            Outcome::Rotate { next } => RefreshResult::Rotate { next },
+            Outcome::Replay { next, access_token, access_exp } => {
+                RefreshResult::Replay { next, access_token, access_exp }
+            }
+            Outcome::Reuse => {
+                family.revoke(now, RevokeReason::Reuse);
+                self.revocation.revoke_session(sid, cover_until);
+                RefreshResult::Reused
+            }
+            Outcome::Refused(why) => RefreshResult::Refused(why),
+        }
+    }
+
+    /// Applies a rotation once its access token is signed.
+    pub fn commit_rotation(&mut self, sid: &str, presented: &Secret, next: &Secret, access: (String, i64), now: i64) {
+        if let Some(family) = self.family_mut(sid) {
+            family.commit_rotation(presented, next, access.0, access.1, now);
+        }
+    }
+
+    /// Ends one session (idempotent): its refresh tokens stop, its access tokens are denylisted.
+    pub fn logout(&mut self, sid: &str, now: i64, cover_until: i64) {
+        if let Some(family) = self.family_mut(sid) {
+            family.revoke(now, RevokeReason::Logout);
+        }
+        self.revocation.revoke_session(sid, cover_until);
+    }
+
+    /// Ends every session and denylists every access token issued before `now`.
+    pub fn logout_all(&mut self, now: i64, cover_until: i64) {
+        let mut sids = Vec::new();
+        if let Some(account) = &mut self.account {
+            for family in &mut account.families {
+                family.revoke(now, RevokeReason::LogoutAll);
+                sids.push(family.sid.clone());
+            }
+        }
+        // The cutoff covers tokens issued before this second; the sids cover those issued in it.
+        for sid in sids {
+            self.revocation.revoke_session(&sid, cover_until);
+        }
+        self.revocation.revoke_all_before(now, cover_until);
+    }
+}

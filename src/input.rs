@@ -1,0 +1,258 @@
+//! Request bodies and refresh-token strings: size, strict JSON, types, email normalisation.
+
+use crate::jwt::{b64, json};
+use crate::password;
+use crate::session::{Secret, SECRET_LEN};
+use serde_json::{Map, Value};
+
+/// Request bodies over this many bytes get 413 (API.md "Conventions").
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The longest email address accepted (RFC 5321 §4.5.3.1.3 path limit less the brackets).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// The refresh-token format tag.
+pub const REFRESH_PREFIX: &str = "ghr1";
+
+/// What is wrong with a request body. Always the client's fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// Over [`MAX_BODY_BYTES`].
+    TooLarge,
+    /// Not `application/json`.
+    ContentType,
+    /// Not a JSON object (or a name appears twice).
+    NotJson,
+    /// A field is missing or has the wrong type.
+    Field(&'static str),
+    /// The email is not an address gatehouse accepts.
+    Email,
+    /// The password is under 8 or over 256 characters (registration only).
+    WeakPassword,
+}
+
+impl InputError {
+    /// The client-facing description.
+    pub fn describe(&self) -> String {
+        match self {
+            InputError::TooLarge => format!("request body is over {MAX_BODY_BYTES} bytes"),
+            InputError::ContentType => "content type must be application/json".into(),
+            InputError::NotJson => "body is not a JSON object".into(),
+            InputError::Field(name) => format!("field {name} is missing or has the wrong type"),
+            InputError::Email => "email is not a valid address".into(),
+            InputError::WeakPassword => "password must be 8 to 256 characters".into(),
+        }
+    }
+}
+
+/// Where the refresh token travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// In the JSON body.
+    Body,
+    /// In the `__Host-gatehouse_rt` cookie.
+    Cookie,
+}
+
+/// Email and password of a register or login request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The normalised (lower-cased) email.
+    pub email: String,
+    /// The password as sent.
+    pub password: String,
+}
+
+/// Checks a `Content-Type` header for JSON.
+pub fn is_json_content_type(value: Option<&str>) -> bool {
+    value.is_some_and(|v| {
+        let media = v.split(';').next().unwrap_or_default().trim();
+        media.eq_ignore_ascii_case("application/json")
+    })
+}
+
+/// Parses a body that must be a JSON object.
+pub fn object(body: &[u8]) -> Result<Map<String, Value>, InputError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(InputError::TooLarge);
+    }
+    json::parse_object(body).map_err(|_| InputError::NotJson)
+}
+
+fn string_field(body: &Map<String, Value>, name: &'static str) -> Result<Option<String>, InputError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(InputError::Field(name)),
+    }
+}
+
+/// Normalises an email for comparison: lower-cased, checked to be a plain ASCII address
+/// (`local@domain`, the domain in LDH labels with a dot; internationalised domains in punycode).
+pub fn normalize_email(email: &str) -> Result<String, InputError> {
+    let email = email.to_ascii_lowercase();
+    if email.is_empty() || email.len() > MAX_EMAIL_LEN || !email.is_ascii() {
+        return Err(InputError::Email);
+    }
+    let (local, domain) = email.rsplit_once('@').ok_or(InputError::Email)?;
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && !local.starts_with('.')
+        && !local.ends_with('.')
+        && !local.contains("..")
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if local_ok && domain_ok {
+        Ok(email)
+    } else {
+        Err(InputError::Email)
+    }
+}
+
+fn credentials(body: &Map<String, Value>) -> Result<Credentials, InputError> {
+    let email = string_field(body, "email")?.ok_or(InputError::Field("email"))?;
+    let password = string_field(body, "password")?.ok_or(InputError::Field("password"))?;
+    Ok(Credentials { email: normalize_email(&email)?, password })
+}
+
+/// `POST /auth/register` `{"email", "password"}`.
+pub fn register(body: &[u8]) -> Result<Credentials, InputError> {
+    let creds = credentials(&object(body)?)?;
+    if !password::acceptable(&creds.password) {
+        return Err(InputError::WeakPassword);
+    }
+    Ok(creds)
+}
+
+/// `POST /auth/login` `{"email", "password", "transport"?}`.
+pub fn login(body: &[u8]) -> Result<(Credentials, Transport), InputError> {
+    let body = object(body)?;
+    let creds = credentials(&body)?;
+    let transport = match string_field(&body, "transport")?.as_deref() {
+        None | Some("body") => Transport::Body,
+        Some("cookie") => Transport::Cookie,
+        Some(_) => return Err(InputError::Field("transport")),
+    };
+    Ok((creds, transport))
+}
+
+/// `POST /auth/refresh` `{"refresh_token"}`; an empty body means "use the cookie".
+pub fn refresh(body: &[u8]) -> Result<Option<String>, InputError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    string_field(&object(body)?, "refresh_token")
+}
+
+/// A refresh token's parts: `ghr1.<account id, 64 hex>.<sid>.<secret>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    /// The account's Durable Object id (hex).
+    pub account: String,
+    /// The session.
+    pub sid: String,
+    /// The secret.
+    pub secret: Secret,
+}
+
+impl RefreshToken {
+    /// Parses a presented token; `None` for anything malformed.
+    pub fn parse(text: &str) -> Option<RefreshToken> {
+        let mut parts = text.split('.');
+        let (Some(REFRESH_PREFIX), Some(account), Some(sid), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let hex_id = account.len() == 64 && account.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let sid_ok = b64::decode(sid).is_ok_and(|s| s.len() == 16);
+        let secret: Secret = b64::decode(secret).ok()?.try_into().ok()?;
+        (hex_id && sid_ok).then(|| RefreshToken { account: account.to_owned(), sid: sid.to_owned(), secret })
+    }
+
+    /// The token string.
+    pub fn format(&self) -> String {
+        format!("{REFRESH_PREFIX}.{}.{}.{}", self.account, self.sid, b64::encode(self.secret))
+    }
+}
+
+const _: () = assert!(SECRET_LEN == 32);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(normalize_email("Alice@Example.COM"), Ok("alice@example.com".into()));
+        assert_eq!(normalize_email("a.b+tag@sub.example.org"), Ok("a.b+tag@sub.example.org".into()));
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@localhost",
+            "alice@@example.com",
+            "al ice@example.com",
+            "alice@exa mple.com",
+            ".alice@example.com",
+            "al..ice@example.com",
+            "alice@-example.com",
+            "alice@example..com",
+            "ålice@example.com",
+            "alice@exämple.com",
+            "alice\0@example.com",
+            "alice\n@example.com",
+        ] {
+            assert_eq!(normalize_email(bad), Err(InputError::Email), "{bad:?}");
+        }
+        let long_local = format!("{}@example.com", "a".repeat(65));
+        assert_eq!(normalize_email(&long_local), Err(InputError::Email));
+        let long = format!("{}@{}.com", "a".repeat(60), "b".repeat(200));
+        assert_eq!(normalize_email(&long), Err(InputError::Email));
+    }
+
+    #[test]
+    fn bodies_are_strict() {
+        assert!(register(br#"{"email":"a@b.co","password":"12345678"}"#).is_ok());
+        assert_eq!(register(br#"{"email":"a@b.co","password":"1234567"}"#), Err(InputError::WeakPassword));
+        assert_eq!(register(br#"{"email":"a@b.co"}"#), Err(InputError::Field("password")));
+        assert_eq!(register(br#"{"email":1,"password":"12345678"}"#), Err(InputError::Field("email")));
+        assert_eq!(register(br#"{"email":"a@b.co","password":"12345678","email":"c@d.co"}"#), Err(InputError::NotJson));
+        assert_eq!(register(b"[]"), Err(InputError::NotJson));
+        assert_eq!(register(b"{"), Err(InputError::NotJson));
+        assert_eq!(register(&vec![b' '; MAX_BODY_BYTES + 1]), Err(InputError::TooLarge));
+        let (_, t) = login(br#"{"email":"a@b.co","password":"x","transport":"cookie"}"#).unwrap();
+        assert_eq!(t, Transport::Cookie);
+        assert_eq!(
+            login(br#"{"email":"a@b.co","password":"x","transport":"smoke"}"#),
+            Err(InputError::Field("transport"))
+        );
+        assert_eq!(refresh(b""), Ok(None));
+        assert_eq!(refresh(b"{}"), Ok(None));
+        assert_eq!(refresh(br#"{"refresh_token":"x"}"#), Ok(Some("x".into())));
+        assert_eq!(refresh(br#"{"refresh_token":5}"#), Err(InputError::Field("refresh_token")));
+        assert!(is_json_content_type(Some("application/json; charset=utf-8")));
+        assert!(is_json_content_type(Some("Application/JSON")));
+        assert!(!is_json_content_type(Some("text/plain")));
+        assert!(!is_json_content_type(None));
+    }
+
+    #[test]
+    fn refresh_tokens_round_trip_and_refuse_junk() {
+        let t = RefreshToken { account: "ab".repeat(32), sid: b64::encode([7u8; 16]), secret: [9u8; 32] };
+        assert_eq!(RefreshToken::parse(&t.format()), Some(t.clone()));
+        let s = t.format();
+        assert_eq!(RefreshToken::parse(&s.replacen("ghr1", "ghr2", 1)), None);
+        assert_eq!(RefreshToken::parse(&s.replacen("ab", "AB", 1)), None);
+        assert_eq!(RefreshToken::parse(&format!("{s}.x")), None);
+        assert_eq!(RefreshToken::parse(&s[..s.len() - 1]), None);
+        assert_eq!(RefreshToken::parse(""), None);
+    }
+}

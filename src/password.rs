@@ -1,0 +1,180 @@
+//! Password hashing with argon2id (RFC 9106), parameters as named constants, and the dummy hash
+//! checked for unknown accounts so a login takes the same time whether or not the email exists.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use std::fmt;
+
+/// Default memory cost in KiB: OWASP's argon2id minimum row (m = 19 MiB, t = 2, p = 1).
+pub const DEFAULT_M_KIB: u32 = 19_456;
+/// Default passes.
+pub const DEFAULT_T: u32 = 2;
+/// Default lanes (a Worker has one thread).
+pub const DEFAULT_P: u32 = 1;
+/// The least memory accepted, KiB (OWASP's lowest row: 7 MiB with t = 5).
+pub const MIN_M_KIB: u32 = 7_168;
+/// The least m × t accepted (OWASP's rows are equivalent at about this product).
+pub const MIN_M_T_PRODUCT: u64 = 35_840;
+/// The most memory accepted, KiB: a Worker has 128 MiB in all.
+pub const MAX_M_KIB: u32 = 65_536;
+/// The shortest password accepted, in characters (API.md).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// The longest password accepted, in characters (API.md).
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// argon2id cost parameters that are within OWASP's recommendations; invalid ones cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordParams {
+    m_kib: u32,
+    t: u32,
+    p: u32,
+}
+
+/// Why parameters or a hash were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordError {
+    /// The parameters are below OWASP's minimum or above what a Worker can afford.
+    WeakParams(String),
+    /// The hashing primitive failed (the server's fault).
+    Hash(String),
+}
+
+impl fmt::Display for PasswordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordError::WeakParams(why) => write!(f, "argon2id parameters refused: {why}"),
+            PasswordError::Hash(why) => write!(f, "argon2id failed: {why}"),
+        }
+    }
+}
+
+impl Default for PasswordParams {
+    fn default() -> Self {
+        PasswordParams { m_kib: DEFAULT_M_KIB, t: DEFAULT_T, p: DEFAULT_P }
+    }
+}
+
+impl PasswordParams {
+    /// Checks parameters against OWASP's argon2id recommendations and the Worker's memory.
+    pub fn new(m_kib: u32, t: u32, p: u32) -> Result<Self, PasswordError> {
+        if !(MIN_M_KIB..=MAX_M_KIB).contains(&m_kib) {
+            return Err(PasswordError::WeakParams(format!("memory must be {MIN_M_KIB}..={MAX_M_KIB} KiB")));
+        }
+        if !(1..=10).contains(&t) || !(1..=4).contains(&p) {
+            return Err(PasswordError::WeakParams("t must be 1..=10 and p 1..=4".into()));
+        }
+        if u64::from(m_kib) * u64::from(t) < MIN_M_T_PRODUCT {
+            return Err(PasswordError::WeakParams(format!("m × t must be at least {MIN_M_T_PRODUCT}")));
+        }
+        Ok(PasswordParams { m_kib, t, p })
+    }
+
+    /// Memory in KiB.
+    pub fn m_kib(&self) -> u32 {
+        self.m_kib
+    }
+
+    /// Passes.
+    pub fn t(&self) -> u32 {
+        self.t
+    }
+
+    /// Lanes.
+    pub fn p(&self) -> u32 {
+        self.p
+    }
+
+    fn hasher(&self) -> Result<Argon2<'static>, PasswordError> {
+        let params = Params::new(self.m_kib, self.t, self.p, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+/// Whether a password's length is acceptable (8 to 256 characters).
+pub fn acceptable(password: &str) -> bool {
+    (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password.chars().count())
+}
+
+/// Hashes a password with a 16-byte random salt into a PHC string (`$argon2id$v=19$m=…`).
+pub fn hash(password: &str, salt: &[u8; 16], params: &PasswordParams) -> Result<String, PasswordError> {
+    let salt = SaltString::encode_b64(salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    let hash =
+        params.hasher()?.hash_password(password.as_bytes(), &salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(hash.to_string())
+}
+
+/// Checks a password against a PHC string, with the parameters the string records.
+pub fn verify(password: &str, phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else { return false };
+    Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+}
+
+/// Whether a stored hash was made with other parameters than `params` (so it is rehashed on login).
+pub fn needs_rehash(phc: &str, params: &PasswordParams) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else { return true };
+    let Ok(stored) = Params::try_from(&parsed) else { return true };
+    parsed.algorithm.as_str() != "argon2id"
+        || (stored.m_cost(), stored.t_cost(), stored.p_cost()) != (params.m_kib, params.t, params.p)
+}
+
+/// The hash that unknown accounts are checked against: same parameters, so the same cost.
+pub fn dummy_hash(params: &PasswordParams) -> Result<String, PasswordError> {
+    hash("gatehouse: no such account", &[0x5a; 16], params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 9106 §5.3 (Argon2id test vector): password 32 × 0x01, salt 16 × 0x02, secret 8 × 0x03,
+    /// associated data 12 × 0x04, m = 32 KiB, t = 3, p = 4, 32-byte tag.
+    #[test]
+    fn rfc9106_argon2id_known_answer() {
+        let params = argon2::ParamsBuilder::new()
+            .m_cost(32)
+            .t_cost(3)
+            .p_cost(4)
+            .output_len(32)
+            .data(argon2::AssociatedData::new(&[4; 12]).unwrap())
+            .build()
+            .unwrap();
+        let argon = Argon2::new_with_secret(&[3; 8], Algorithm::Argon2id, Version::V0x13, params).unwrap();
+        let mut out = [0u8; 32];
+        argon.hash_password_into(&[1; 32], &[2; 16], &mut out).unwrap();
+        assert_eq!(hex::encode(out), "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659");
+    }
+
+    #[test]
+    fn params_below_owasp_are_unrepresentable() {
+        assert!(PasswordParams::new(19_456, 2, 1).is_ok());
+        assert!(PasswordParams::new(12_288, 3, 1).is_ok());
+        assert!(PasswordParams::new(7_168, 5, 1).is_ok());
+        assert!(PasswordParams::new(47_104, 1, 1).is_ok());
+        assert!(PasswordParams::new(19_456, 1, 1).is_err(), "m × t too small");
+        assert!(PasswordParams::new(4_096, 10, 1).is_err(), "too little memory");
+        assert!(PasswordParams::new(131_072, 2, 1).is_err(), "more than a Worker has");
+        assert!(PasswordParams::new(19_456, 0, 1).is_err());
+        assert!(PasswordParams::new(19_456, 2, 0).is_err());
+    }
+
+    #[test]
+    fn hash_verify_and_rehash() {
+        let params = PasswordParams::new(MIN_M_KIB, 5, 1).unwrap();
+        let phc = hash("correct horse", &[1; 16], &params).unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"));
+        assert!(verify("correct horse", &phc));
+        assert!(!verify("correct horsf", &phc));
+        assert!(!verify("correct horse", "not a phc string"));
+        assert!(!needs_rehash(&phc, &params));
+        assert!(needs_rehash(&phc, &PasswordParams::default()));
+        assert!(!verify("correct horse", &dummy_hash(&params).unwrap()));
+    }
+
+    #[test]
+    fn password_length_is_counted_in_characters() {
+        assert!(!acceptable("1234567"));
+        assert!(acceptable("12345678"));
+        assert!(acceptable(&"é".repeat(256)));
+        assert!(!acceptable(&"é".repeat(257)));
+    }
+}

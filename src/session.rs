@@ -1,0 +1,221 @@
+//! The refresh-token family state machine: rotate, grace replay, reuse, revoke, expiry. Pure: the
+//! clock and the randomness are arguments, and storage is the caller's.
+//!
+//! A family (a session, `sid`) has exactly one live token at a time. Token secrets form a chain:
+//! `next = HMAC-SHA256(family_key, presented)`, so
+//! - a replay of the last retired token within the grace period recomputes the very successor it got,
+//!   without storing any token in the clear;
+//! - any older token of the family is recognised by walking the chain forward to the live one, which
+//!   only the holder of `family_key` can do, so a forged token cannot revoke someone's session;
+//! - only SHA-256 hashes of tokens are stored.
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Bytes of secret randomness in a refresh token (256 bits).
+pub const SECRET_LEN: usize = 32;
+/// How far back the chain is walked to recognise an old token of a family (a refresh every 10
+/// minutes for a 30-day session is 4320 rotations).
+pub const MAX_CHAIN_WALK: u32 = 8192;
+
+/// A token secret.
+pub type Secret = [u8; SECRET_LEN];
+
+/// SHA-256 of a token secret: what is stored.
+pub fn hash(secret: &Secret) -> [u8; 32] {
+    Sha256::digest(secret).into()
+}
+
+fn next_secret(family_key: &Secret, presented: &Secret) -> Secret {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail for 32 bytes.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(family_key).unwrap_or_else(|_| unreachable!());
+    mac.update(presented);
+    mac.finalize().into_bytes().into()
+}
+
+/// The lifetimes a family is checked against, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    /// Absolute session lifetime.
+    pub absolute: i64,
+    /// Longest gap between uses.
+    pub idle: i64,
+    /// How long after a rotation the retired token still returns the same pair.
+    pub grace: i64,
+}
+
+/// The last rotation of a family: what a replay within the grace period gets back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rotation {
+    /// Hash of the token that was retired.
+    pub retired: [u8; 32],
+    /// When it was retired.
+    pub at: i64,
+    /// The access token issued with the successor.
+    pub access_token: String,
+    /// That access token's `exp`.
+    pub access_exp: i64,
+}
+
+/// Why a family stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RevokeReason {
+    /// The user logged this session out.
+    Logout,
+    /// The user logged out everywhere.
+    LogoutAll,
+    /// A retired token was presented after the grace period.
+    Reuse,
+    /// The account has too many sessions; this was the least recently used.
+    Evicted,
+}
+
+/// One session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Family {
+    /// The session id, the `sid` of its access tokens.
+    pub sid: String,
+    /// The chain key; never leaves the account object.
+    pub key: Secret,
+    /// Hash of the one live token.
+    pub live: [u8; 32],
+    /// Rotations so far.
+    pub generation: u32,
+    /// The latest rotation, for grace replays.
+    pub last_rotation: Option<Rotation>,
+    /// When the session began (login).
+    pub created_at: i64,
+    /// When a token of it was last issued.
+    pub last_used: i64,
+    /// Set once the family is revoked; it never yields a token again.
+    pub revoked: Option<(i64, RevokeReason)>,
+}
+
+/// What presenting a refresh token to its family does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The live token: the caller issues an access token and calls [`Family::commit_rotation`]
+    /// with `next` as the new live token.
+    Rotate { next: Secret },
+    /// The token retired by the last rotation, within the grace period: the same pair again.
+    Replay { next: Secret, access_token: String, access_exp: i64 },
+    /// An older token: the family has been revoked (the caller persists that and denylists `sid`).
+    Reuse,
+    /// Revoked, expired or unknown: nothing changes.
+    Refused(Refusal),
+}
+
+/// Why a refresh was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The family was revoked before.
+    Revoked,
+    /// Past the absolute lifetime.
+    Expired,
+    /// Unused for longer than the idle lifetime.
+    Idle,
+    /// The token is not of this family.
+    Unknown,
+}
+
+impl Family {
+    /// Starts a session whose first token is `first`.
+    pub fn new(sid: String, key: Secret, first: &Secret, now: i64) -> Self {
+        Family {
+            sid,
+            key,
+            live: hash(first),
+            generation: 0,
+            last_rotation: None,
+            created_at: now,
+            last_used: now,
+            revoked: None,
+        }
+    }
+
+    /// Whether the family can still issue tokens at `now`.
+    pub fn is_active(&self, now: i64, life: &Lifetimes) -> bool {
+        self.refusal(now, life).is_none()
+    }
+
+    fn refusal(&self, now: i64, life: &Lifetimes) -> Option<Refusal> {
+        if self.revoked.is_some() {
+            Some(Refusal::Revoked)
+        } else if now >= self.created_at.saturating_add(life.absolute) {
+            Some(Refusal::Expired)
+        } else if now >= self.last_used.saturating_add(life.idle) {
+            Some(Refusal::Idle)
+        } else {
+            None
+        }
+    }
+
+    /// When the session ends if it keeps being used: the absolute limit or the idle limit after now.
+    pub fn expires_at(&self, now: i64, life: &Lifetimes) -> i64 {
+        self.created_at.saturating_add(life.absolute).min(now.saturating_add(life.idle))
+    }
+
+    /// Decides what presenting `presented` does. Only [`Outcome::Reuse`] changes the family here
+    /// (it is revoked); a rotation is applied by [`Family::commit_rotation`] once its access token exists.
+    pub fn present(&mut self, presented: &Secret, now: i64, life: &Lifetimes) -> Outcome {
+        if let Some(refusal) = self.refusal(now, life) {
+            return Outcome::Refused(refusal);
+        }
+        let presented_hash = hash(presented);
+        if bool::from(presented_hash.ct_eq(&self.live)) {
+            return Outcome::Rotate { next: next_secret(&self.key, presented) };
+        }
+        if let Some(rotation) = &self.last_rotation {
+            if bool::from(presented_hash.ct_eq(&rotation.retired)) && now - rotation.at <= life.grace {
+                return Outcome::Replay {
+                    next: next_secret(&self.key, presented),
+                    access_token: rotation.access_token.clone(),
+                    access_exp: rotation.access_exp,
+                };
+            }
+        }
+        if self.is_ancestor(presented) {
+            self.revoked = Some((now, RevokeReason::Reuse));
+            return Outcome::Reuse;
+        }
+        Outcome::Refused(Refusal::Unknown)
+    }
+
+    /// Whether `presented` is an earlier token of this family (walking the chain forward to the live one).
+    fn is_ancestor(&self, presented: &Secret) -> bool {
+        let mut secret = *presented;
+        for _ in 0..self.generation.min(MAX_CHAIN_WALK) {
+            secret = next_secret(&self.key, &secret);
+            if bool::from(hash(&secret).ct_eq(&self.live)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Applies a rotation decided by [`Family::present`]: `presented` retires, `next` goes live.
+    pub fn commit_rotation(
+        &mut self,
+        presented: &Secret,
+        next: &Secret,
+        access_token: String,
+        access_exp: i64,
+        now: i64,
+    ) {
+        self.last_rotation = Some(Rotation { retired: hash(presented), at: now, access_token, access_exp });
+        self.live = hash(next);
+        self.generation = self.generation.saturating_add(1);
+        self.last_used = now;
+    }
+
+    /// Revokes the family (idempotent: the first reason stays).
+    pub fn revoke(&mut self, now: i64, reason: RevokeReason) {
+        if self.revoked.is_none() {
+            self.revoked = Some((now, reason));
+        }
+        // The replay pair must not outlive the family.
+        self.last_rotation = None;
+    }
+}
