@@ -99,17 +99,19 @@ impl Account {
         let before = self.load()?;
         let mut doc = before.clone();
         doc.prune(now, &config.lifetimes());
-        let response = match request {
-            AccountRequest::Register { email, password } => self.register(config, &mut doc, email, &password, now)?,
-            AccountRequest::Login { email, password } => self.login(config, &mut doc, &email, &password, now)?,
-            AccountRequest::Refresh { sid, secret } => self.refresh(config, &mut doc, &sid, &secret, now)?,
+        // A refusal can change the document too (a failed login counts, a reuse revokes), so the
+        // document is saved whatever the answer.
+        let answer = match request {
+            AccountRequest::Register { email, password } => self.register(config, &mut doc, email, &password, now),
+            AccountRequest::Login { email, password } => self.login(config, &mut doc, &email, &password, now),
+            AccountRequest::Refresh { sid, secret } => self.refresh(config, &mut doc, &sid, &secret, now),
             AccountRequest::Logout { sid } => {
                 doc.logout(&sid, now, config.cover_until(now));
-                Response::empty()?.with_status(204)
+                Ok(Response::empty()?.with_status(204))
             }
             AccountRequest::LogoutAll => {
                 doc.logout_all(now, config.cover_until(now));
-                Response::empty()?.with_status(204)
+                Ok(Response::empty()?.with_status(204))
             }
         };
         if doc != before {
@@ -119,7 +121,7 @@ impl Account {
         if doc.revocation != before.revocation {
             self.mirror_denylist(&doc, now).await?;
         }
-        Ok(response)
+        answer
     }
 
     fn sql(&self) -> Result<worker::SqlStorage, ApiError> {
