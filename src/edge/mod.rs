@@ -1,6 +1,7 @@
 //! The worker's front door: the route table, per-isolate configuration, and one handler per route.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod forward;
 pub mod issuer;
@@ -77,20 +78,45 @@ pub fn route(config: &Config, method: &Method, path: &str) -> Result<Route, ApiE
     }
 }
 
-/// Handles one request: every error becomes its JSON response here.
+/// A response and whether the worker made it or the origin did.
+pub struct Reply {
+    response: Response,
+    own: bool,
+    public: bool,
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Reply { response, own: true, public: false }
+    }
+}
+
+/// Handles one request: every error becomes its JSON response here, and every response gets its
+/// CORS and security headers here.
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    let realm = config(&env).map(|c| c.issuer.clone()).unwrap_or_default();
-    match dispatch(req, &env).await {
+    let config = config(&env);
+    let realm = config.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
+    let origin = config.as_ref().ok().and_then(|c| cors::allowed_origin(c, &req));
+    let reply = match config {
+        Ok(config) if cors::is_preflight(&req) => cors::preflight(&config, &req).map(Reply::from),
+        Ok(_) => dispatch(req, &env).await,
+        Err(e) => Err(e),
+    };
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => Reply::from(error.to_response(&realm)?),
+    };
+    match cors::finish(reply.response, origin.as_deref(), reply.own, reply.public) {
         Ok(response) => Ok(response),
         Err(error) => error.to_response(&realm),
     }
 }
 
-async fn dispatch(req: Request, env: &Env) -> Result<Response, ApiError> {
+async fn dispatch(req: Request, env: &Env) -> Result<Reply, ApiError> {
     let config = config(env)?;
     let path = policy::normalize_path(&req.path());
-    match route(&config, &req.method(), &path)? {
-        Route::Jwks => jwks(&config),
+    let response = match route(&config, &req.method(), &path)? {
+        Route::Jwks => return Ok(Reply { response: jwks(&config)?, own: true, public: true }),
         Route::Register => issuer::register(req, env).await,
         Route::Login => issuer::login(req, env).await,
         Route::Refresh => issuer::refresh(req, env, &config).await,
@@ -99,10 +125,11 @@ async fn dispatch(req: Request, env: &Env) -> Result<Response, ApiError> {
         Route::Me => issuer::me(&auth::authenticate(&req, env, &config).await?),
         Route::Protected => {
             let user = auth::authenticate(&req, env, &config).await?;
-            protected(req, &path, &config, user).await
+            return protected(req, &path, &config, user).await;
         }
         Route::NotFound => Err(ApiError::NotFound),
-    }
+    }?;
+    Ok(Reply::from(response))
 }
 
 pub(crate) fn json_response(value: &serde_json::Value, status: u16, cache: &str) -> Result<Response, ApiError> {
@@ -118,13 +145,13 @@ fn jwks(config: &Config) -> Result<Response, ApiError> {
 }
 
 /// A verified request under a protected prefix: policies, then the origin or the built-in whoami.
-async fn protected(req: Request, path: &str, config: &Config, user: Authenticated) -> Result<Response, ApiError> {
+async fn protected(req: Request, path: &str, config: &Config, user: Authenticated) -> Result<Reply, ApiError> {
     policy::check(&config.policies, path, user.claims())
         .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
     match &config.origin_url {
-        Some(origin) => forward::forward(req, origin, &user).await,
+        Some(origin) => Ok(Reply { response: forward::forward(req, origin, &user).await?, own: false, public: false }),
         None if path == "/api/whoami" => match req.method() {
-            Method::Get | Method::Head => whoami(&user),
+            Method::Get | Method::Head => whoami(&user).map(Reply::from),
             _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
         },
         None => Err(ApiError::NotFound),

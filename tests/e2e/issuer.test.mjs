@@ -276,6 +276,50 @@ describe('issuer', () => {
     await res.arrayBuffer();
   });
 
+  test('CORS: only ALLOWED_ORIGINS, with preflight and credentials; the JWKS to anyone', async () => {
+    const app = 'https://app.example.com';
+    const pre = await w.fetch('/auth/refresh', {
+      method: 'OPTIONS',
+      headers: { origin: app, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
+    assert.equal(pre.status, 204);
+    assert.equal(pre.headers.get('access-control-allow-origin'), app);
+    assert.equal(pre.headers.get('access-control-allow-credentials'), 'true');
+    assert.match(pre.headers.get('access-control-allow-headers'), /authorization/);
+    assert.match(pre.headers.get('access-control-allow-methods'), /POST/);
+    const evil = await w.fetch('/auth/refresh', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST' },
+    });
+    assert.equal(evil.status, 403);
+    assert.equal(evil.headers.get('access-control-allow-origin'), null);
+    await evil.arrayBuffer();
+
+    const address = email('cors');
+    const fromApp = await w.fetch('/auth/register', { ...json({ email: address, password: PASSWORD }), headers: { 'content-type': 'application/json', origin: app } });
+    assert.equal(fromApp.status, 201);
+    assert.equal(fromApp.headers.get('access-control-allow-origin'), app);
+    assert.equal(fromApp.headers.get('access-control-allow-credentials'), 'true');
+    assert.match(fromApp.headers.get('vary'), /Origin/);
+    const fromEvil = await w.fetch('/auth/login', { ...json({ email: address, password: PASSWORD }), headers: { 'content-type': 'application/json', origin: 'https://evil.example' } });
+    assert.equal(fromEvil.headers.get('access-control-allow-origin'), null);
+    assert.equal(fromEvil.headers.get('access-control-allow-credentials'), null);
+    await fromEvil.arrayBuffer();
+    // Errors carry CORS too, so the allowed app can read them.
+    const err = await w.fetch('/api/whoami', { headers: { origin: app } });
+    assert.equal(err.status, 401);
+    assert.equal(err.headers.get('access-control-allow-origin'), app);
+    assert.match(err.headers.get('access-control-expose-headers'), /WWW-Authenticate/);
+    await err.arrayBuffer();
+    const jwks = await w.fetch('/.well-known/jwks.json', { headers: { origin: 'https://anyone.example' } });
+    assert.equal(jwks.headers.get('access-control-allow-origin'), '*');
+    assert.equal(jwks.headers.get('access-control-allow-credentials'), null);
+    // The worker's own responses carry security headers.
+    assert.equal(jwks.headers.get('x-content-type-options'), 'nosniff');
+    assert.match(jwks.headers.get('content-security-policy'), /frame-ancestors 'none'/);
+    await jwks.arrayBuffer();
+  });
+
   test('state survives a restart with the same persist directory', async () => {
     const address = email('restart');
     await register(w, address);

@@ -1,0 +1,67 @@
+//! CORS for the API (only ALLOWED_ORIGINS, with credentials; the JWKS to anyone) and the security
+//! headers of the worker's own responses. Static assets get theirs from `www/_headers`.
+
+use super::error::ApiError;
+use crate::config::{self, Config};
+use worker::{Headers, Method, Request, Response};
+
+/// Security headers on every response the worker itself makes (JSON never renders, frames nothing).
+pub const OWN_SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+];
+
+/// The request's `Origin` if it is one of ALLOWED_ORIGINS (the worker's own origin needs no CORS).
+pub fn allowed_origin(config: &Config, req: &Request) -> Option<String> {
+    let origin = req.headers().get("origin").ok().flatten()?;
+    let origin = config::parse_origin(&origin)?;
+    config.allowed_origins.contains(&origin).then_some(origin)
+}
+
+/// Whether the request is a CORS preflight.
+pub fn is_preflight(req: &Request) -> bool {
+    req.method() == Method::Options
+        && req.headers().has("origin").unwrap_or(false)
+        && req.headers().has("access-control-request-method").unwrap_or(false)
+}
+
+/// Answers a preflight: 204 with the allowances for an allowed origin, 403 for any other.
+pub fn preflight(config: &Config, req: &Request) -> Result<Response, ApiError> {
+    let Some(origin) = allowed_origin(config, req) else { return Err(ApiError::ForbiddenOrigin) };
+    let headers = Headers::new();
+    headers.set("access-control-allow-origin", &origin)?;
+    headers.set("access-control-allow-credentials", "true")?;
+    headers.set("access-control-allow-methods", "GET, HEAD, POST")?;
+    headers.set("access-control-allow-headers", "authorization, content-type")?;
+    headers.set("access-control-max-age", "600")?;
+    headers.set("vary", "Origin")?;
+    Ok(Response::empty()?.with_status(204).with_headers(headers))
+}
+
+/// Copies a response's headers into fresh (mutable) ones, adding CORS for `origin` and, for the
+/// worker's own responses, the security headers. `public` marks a resource anyone may read (JWKS).
+pub fn finish(response: Response, origin: Option<&str>, own: bool, public: bool) -> Result<Response, ApiError> {
+    let headers = Headers::new();
+    for (name, value) in response.headers().entries() {
+        headers.append(&name, &value)?;
+    }
+    if own {
+        for (name, value) in OWN_SECURITY_HEADERS {
+            if !headers.has(name)? {
+                headers.set(name, value)?;
+            }
+        }
+    }
+    match origin {
+        Some(origin) => {
+            headers.set("access-control-allow-origin", origin)?;
+            headers.set("access-control-allow-credentials", "true")?;
+            headers.set("access-control-expose-headers", "WWW-Authenticate, Retry-After")?;
+            headers.append("vary", "Origin")?;
+        }
+        None if public => headers.set("access-control-allow-origin", "*")?,
+        None => {}
+    }
+    Ok(response.with_headers(headers))
+}

@@ -1,0 +1,279 @@
+// gatehouse example client.
+//
+// - The access token lives only in this module's memory. The refresh token lives only in the
+//   HttpOnly `__Host-gatehouse_rt` cookie (login with "transport": "cookie"). Nothing is written to
+//   localStorage, sessionStorage or a readable cookie.
+// - The token is refreshed silently shortly before it expires, and after a 401.
+// - Across tabs, one tab refreshes at a time (Web Locks). The new access token is handed to the
+//   others over a BroadcastChannel, as is "signed out": signing out in one tab signs out every tab.
+
+const LOCK = 'gatehouse-refresh';
+const channel = new BroadcastChannel('gatehouse');
+
+/** @type {{ accessToken: string, exp: number } | null} exp is in ms since the epoch. */
+let session = null;
+let refreshTimer = 0;
+let clockTimer = 0;
+
+const MESSAGES = {
+  invalid_request: 'Please check what you entered: the request was not valid.',
+  weak_password: 'Passwords must be 8 to 256 characters long.',
+  email_taken: 'An account with that email already exists. Sign in instead.',
+  invalid_credentials: 'That email and password do not match an account.',
+  too_many_attempts: 'Too many failed attempts. Please wait {retry} seconds and try again.',
+  invalid_grant: 'Your session has ended. Please sign in again.',
+  invalid_token: 'Your session has expired. Please sign in again.',
+  insufficient_scope: 'Your account is not allowed to do that.',
+  method_not_allowed: 'That action is not available.',
+  not_found: 'That resource does not exist.',
+  server_error: 'Something went wrong on our side. Please try again.',
+  temporarily_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
+  network: 'The server cannot be reached. Check your connection and try again.',
+};
+
+const $ = (id) => document.getElementById(id);
+
+function messageFor(code, res) {
+  const template = MESSAGES[code] ?? MESSAGES.server_error;
+  return template.replace('{retry}', res?.headers.get('retry-after') ?? 'a few');
+}
+
+function showStatus(text) {
+  $('status').textContent = text;
+}
+
+function showError(text) {
+  const box = $('error');
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+/** Calls the API; never throws. Returns { res, data, error } where error is an API error code. */
+async function api(path, { method = 'GET', body, auth = false } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (auth && session) headers.authorization = `Bearer ${session.accessToken}`;
+  let res;
+  try {
+    res = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+    });
+  } catch {
+    return { res: null, data: null, error: 'network' };
+  }
+  let data = null;
+  if (res.status !== 204) {
+    try {
+      data = await res.json();
+    } catch {
+      data = null;
+    }
+  }
+  return { res, data, error: res.ok ? null : (data?.error ?? 'server_error') };
+}
+
+function claimsOf(token) {
+  const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+  return JSON.parse(atob(payload));
+}
+
+/** Adopts a new access token; `announce` hands it to the other tabs. */
+function setSession(accessToken, exp, announce) {
+  session = { accessToken, exp };
+  if (announce) channel.postMessage({ type: 'token', accessToken, exp });
+  scheduleRefresh();
+  renderSignedIn();
+}
+
+function clearSession() {
+  session = null;
+  clearTimeout(refreshTimer);
+  clearInterval(clockTimer);
+}
+
+function scheduleRefresh() {
+  clearTimeout(refreshTimer);
+  if (!session) return;
+  const lifetime = Math.max(0, session.exp - Date.now());
+  // Refresh when a quarter of the lifetime (at most a minute, at least two seconds) is left.
+  const margin = Math.min(60_000, Math.max(2_000, lifetime / 4));
+  refreshTimer = setTimeout(() => refresh(), Math.max(0, lifetime - margin));
+}
+
+/**
+ * Refreshes with the cookie, one tab at a time. A tab that waited for the lock while another tab
+ * refreshed finds a newer token already adopted and does not refresh again.
+ */
+async function refresh() {
+  const stale = session?.accessToken ?? null;
+  return navigator.locks.request(LOCK, async () => {
+    if (session && session.accessToken !== stale) return true;
+    const { res, data, error } = await api('/auth/refresh', { method: 'POST' });
+    if (!error) {
+      setSession(data.access_token, Date.now() + data.expires_in * 1000, true);
+      return true;
+    }
+    if (error === 'network' || error === 'server_error' || error === 'temporarily_unavailable') {
+      // Keep what we have and try again shortly, while the token may still be valid.
+      clearTimeout(refreshTimer);
+      refreshTimer = setTimeout(() => refresh(), 3_000);
+      if (session && session.exp > Date.now()) return false;
+    }
+    if (session || error !== 'invalid_request') {
+      // The session is over for every tab (they share the cookie).
+      channel.postMessage({ type: 'logout' });
+      renderSignedOut(messageFor(error === 'invalid_request' ? 'invalid_grant' : error, res));
+    } else {
+      renderSignedOut('');
+    }
+    return false;
+  });
+}
+
+/** An API call that needs the access token: one silent refresh and retry after a 401. */
+async function authorized(path, options = {}) {
+  let result = await api(path, { ...options, auth: true });
+  if (result.res?.status === 401 && (await refresh())) {
+    result = await api(path, { ...options, auth: true });
+  }
+  return result;
+}
+
+function renderSignedIn() {
+  if (!session) return;
+  const claims = claimsOf(session.accessToken);
+  $('who-email').textContent = claims.email ?? '';
+  $('who-sub').textContent = claims.sub;
+  $('who-sid').textContent = claims.sid ?? '';
+  $('who-roles').textContent = (claims.roles ?? []).join(', ') || '(none)';
+  $('who-scope').textContent = claims.scope || '(none)';
+  const wasHidden = $('signed-in').hidden;
+  $('loading').hidden = true;
+  $('signed-out').hidden = true;
+  $('signed-in').hidden = false;
+  clearInterval(clockTimer);
+  const tick = () => {
+    if (!session) return;
+    const seconds = Math.max(0, Math.round((session.exp - Date.now()) / 1000));
+    const at = new Date(session.exp).toLocaleTimeString();
+    $('who-exp').textContent = `at ${at} (in ${seconds} s)`;
+  };
+  tick();
+  clockTimer = setInterval(tick, 1000);
+  if (wasHidden) $('whoami-button').focus();
+}
+
+function renderSignedOut(reason) {
+  clearSession();
+  $('loading').hidden = true;
+  $('signed-in').hidden = true;
+  $('signed-out').hidden = false;
+  showStatus('');
+  showError(reason ?? '');
+  $('login-email').focus();
+}
+
+async function withButton(button, work) {
+  button.disabled = true;
+  try {
+    await work();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const email = form.email.value.trim();
+    const { res, data, error } = await api('/auth/login', {
+      method: 'POST',
+      body: { email, password: form.password.value, transport: 'cookie' },
+    });
+    form.password.value = '';
+    if (error) {
+      showError(messageFor(error, res));
+      form.password.focus();
+      return;
+    }
+    setSession(data.access_token, Date.now() + data.expires_in * 1000, true);
+    showStatus('Signed in.');
+  });
+}
+
+async function onRegister(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const email = form.email.value.trim();
+    const { res, error } = await api('/auth/register', {
+      method: 'POST',
+      body: { email, password: form.password.value },
+    });
+    if (error) {
+      showError(messageFor(error, res));
+      return;
+    }
+    form.reset();
+    $('login-email').value = email;
+    $('login-password').focus();
+    showStatus('Account created. Sign in with your new password.');
+  });
+}
+
+async function onWhoami(event) {
+  await withButton(event.currentTarget, async () => {
+    showError('');
+    const { res, data, error } = await authorized('/api/whoami');
+    if (error) {
+      if (session) showError(messageFor(error, res));
+      return;
+    }
+    showStatus(`The API says you are ${data.email ?? data.sub} (token expires at ${new Date(data.exp * 1000).toLocaleTimeString()}).`);
+  });
+}
+
+async function onLogout(path, announcement) {
+  const { res, error } = await api(path, { method: 'POST', auth: true });
+  if (error && error !== 'invalid_token') {
+    showError(messageFor(error, res));
+    return;
+  }
+  channel.postMessage({ type: 'logout' });
+  renderSignedOut('');
+  showStatus(announcement);
+}
+
+channel.onmessage = ({ data }) => {
+  if (data?.type === 'hello' && session) {
+    channel.postMessage({ type: 'token', accessToken: session.accessToken, exp: session.exp });
+  } else if (data?.type === 'token' && typeof data.accessToken === 'string') {
+    if (!session || data.exp > session.exp) setSession(data.accessToken, data.exp, false);
+  } else if (data?.type === 'logout' && session) {
+    renderSignedOut('');
+    showStatus('You were signed out in another tab.');
+  }
+};
+
+/** On load: take the session from another open tab, or else restore it from the cookie. */
+async function start() {
+  $('login-form').addEventListener('submit', onLogin);
+  $('register-form').addEventListener('submit', onRegister);
+  $('whoami-button').addEventListener('click', onWhoami);
+  $('logout-button').addEventListener('click', (e) =>
+    withButton(e.currentTarget, () => onLogout('/auth/logout', 'Signed out.')));
+  $('logout-all-button').addEventListener('click', (e) =>
+    withButton(e.currentTarget, () => onLogout('/auth/logout-all', 'Signed out on every device.')));
+  channel.postMessage({ type: 'hello' });
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  if (!session) await refresh();
+}
+
+start();
