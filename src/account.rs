@@ -4,14 +4,15 @@
 //! requests never see or write half a transition.
 
 use crate::account_state::{Account as AccountData, AccountDoc, RefreshResult};
+use crate::audit::{AuditLine, Event};
 use crate::config::{Config, CLIENT_ID};
 use crate::edge::{self, error::ApiError};
 use crate::jwt::b64;
 use crate::password;
 use crate::revocation;
-use crate::session::{Family, Secret};
+use crate::session::{Family, Refusal, Secret};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
 
 thread_local! {
@@ -29,10 +30,22 @@ pub enum AccountRequest {
     Login { email: String, password: String },
     /// Rotate a refresh token of session `sid`.
     Refresh { sid: String, secret: String },
-    /// End session `sid`.
-    Logout { sid: String },
-    /// End every session.
-    LogoutAll,
+    /// End session `sid`, asked by the access token `token`.
+    Logout { sid: String, token: TokenIds },
+    /// End every session, asked by the access token `token`.
+    LogoutAll { token: TokenIds },
+}
+
+/// The identifiers of the access token that asks for a logout: the object checks them against its
+/// own (authoritative) revocation record, so a revoked token cannot end sessions made after it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TokenIds {
+    /// `iat`.
+    pub iat: Option<i64>,
+    /// `sid`.
+    pub sid: Option<String>,
+    /// `jti`.
+    pub jti: Option<String>,
 }
 
 /// A token pair as the object answers it; the worker decides the transport of `refresh_token`.
@@ -50,16 +63,29 @@ pub struct TokenPair {
     pub refresh_expires_in: i64,
 }
 
+/// How long after a failed KV write the alarm tries again, milliseconds.
+const MIRROR_RETRY_MS: i64 = 5_000;
+
 /// One account's Durable Object (SQLite storage).
 #[durable_object]
 pub struct Account {
     state: State,
     env: Env,
+    /// Whether a KV write of the denylist record is in flight (one at a time, so none lands out of order).
+    mirroring: Cell<bool>,
 }
 
 impl DurableObject for Account {
     fn new(state: State, env: Env) -> Self {
-        Account { state, env }
+        Account { state, env, mirroring: Cell::new(false) }
+    }
+
+    /// Retries the KV mirror of the denylist record after a failed write.
+    async fn alarm(&self) -> worker::Result<Response> {
+        if let Err(e) = self.mirror_denylist().await {
+            worker::console_error!("denylist mirror retry failed: {e:?}");
+        }
+        Response::empty()
     }
 
     async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
@@ -67,8 +93,9 @@ impl DurableObject for Account {
             Ok(config) => config,
             Err(e) => return e.to_response(""),
         };
+        let request_id = req.headers().get(REQUEST_ID_HEADER).ok().flatten().unwrap_or_default();
         let result = match req.json::<AccountRequest>().await {
-            Ok(request) => self.handle(&config, request).await,
+            Ok(request) => self.handle(&config, request, &request_id).await,
             Err(e) => Err(ApiError::Server(format!("bad internal request: {e}"))),
         };
         match result {
@@ -77,6 +104,12 @@ impl DurableObject for Account {
         }
     }
 }
+
+/// The header that carries the worker's request id to the object.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// An audit event waiting for its transition to commit.
+type Pending = (Event, Option<String>, Option<&'static str>);
 
 fn now_seconds() -> i64 {
     (worker::Date::now().as_millis() / 1000) as i64
@@ -94,32 +127,63 @@ struct Row {
 }
 
 impl Account {
-    async fn handle(&self, config: &Config, request: AccountRequest) -> Result<Response, ApiError> {
+    async fn handle(&self, config: &Config, request: AccountRequest, request_id: &str) -> Result<Response, ApiError> {
         let now = now_seconds();
+        let mut events: Vec<Pending> = Vec::new();
         let before = self.load()?;
         let mut doc = before.clone();
         doc.prune(now, &config.lifetimes());
         // A refusal can change the document too (a failed login counts, a reuse revokes), so the
         // document is saved whatever the answer.
         let answer = match request {
-            AccountRequest::Register { email, password } => self.register(config, &mut doc, email, &password, now),
-            AccountRequest::Login { email, password } => self.login(config, &mut doc, &email, &password, now),
-            AccountRequest::Refresh { sid, secret } => self.refresh(config, &mut doc, &sid, &secret, now),
-            AccountRequest::Logout { sid } => {
-                doc.logout(&sid, now, config.cover_until(now));
+            AccountRequest::Register { email, password } => {
+                self.register(config, &mut doc, email, &password, now, &mut events)
+            }
+            AccountRequest::Login { email, password } => {
+                self.login(config, &mut doc, &email, &password, now, &mut events)
+            }
+            AccountRequest::Refresh { sid, secret } => self.refresh(config, &mut doc, &sid, &secret, now, &mut events),
+            // Idempotent: a token this account already revoked ends nothing more.
+            AccountRequest::Logout { token, .. } | AccountRequest::LogoutAll { token }
+                if doc.revocation.check_ids(token.iat, token.sid.as_deref(), token.jti.as_deref()).is_err() =>
+            {
                 Ok(Response::empty()?.with_status(204))
             }
-            AccountRequest::LogoutAll => {
+            AccountRequest::Logout { sid, .. } => {
+                doc.logout(&sid, now, config.cover_until(now));
+                events.push((Event::Logout, Some(sid), None));
+                Ok(Response::empty()?.with_status(204))
+            }
+            AccountRequest::LogoutAll { .. } => {
                 doc.logout_all(now, config.cover_until(now));
+                events.push((Event::LogoutAll, None, None));
                 Ok(Response::empty()?.with_status(204))
             }
         };
+        if doc.revocation != before.revocation {
+            doc.revocation_version += 1;
+        }
         if doc != before {
             self.save(&doc)?;
         }
-        // Written only after the document: the object stays the authority whatever KV does.
-        if doc.revocation != before.revocation {
-            self.mirror_denylist(&doc, now).await?;
+        // Logged once the transition is committed, so the log never shows what did not happen.
+        let account = self.state.id().to_string();
+        for (event, sid, reason) in &events {
+            let mut line = AuditLine::new(*event, &account, request_id, now);
+            if let Some(sid) = sid {
+                line = line.sid(sid);
+            }
+            if let Some(reason) = reason {
+                line = line.reason(reason);
+            }
+            worker::console_log!("{}", line.to_json());
+        }
+        // Mirrored only after the document is committed: the object stays the authority whatever KV
+        // does, and a failed write is retried by the alarm rather than failing a committed answer.
+        if doc.needs_mirror() {
+            if let Err(e) = self.mirror_denylist().await {
+                worker::console_error!("denylist mirror failed, retrying from the alarm: {e:?}");
+            }
         }
         answer
     }
@@ -151,19 +215,44 @@ impl Account {
         Ok(())
     }
 
-    /// Writes the user's denylist record to KV with its own expiry (or deletes it when empty).
-    async fn mirror_denylist(&self, doc: &AccountDoc, now: i64) -> Result<(), ApiError> {
+    /// Brings KV up to the document's denylist record: one write in flight per object, repeated until
+    /// the latest version is written; on failure the alarm tries again.
+    async fn mirror_denylist(&self) -> Result<(), ApiError> {
+        if self.mirroring.replace(true) {
+            // The write in flight re-reads the document when it finishes and writes anything newer.
+            return Ok(());
+        }
+        let result = self.mirror_loop().await;
+        self.mirroring.set(false);
+        if result.is_err() {
+            self.state.storage().set_alarm(MIRROR_RETRY_MS).await?;
+        }
+        result
+    }
+
+    async fn mirror_loop(&self) -> Result<(), ApiError> {
         let sub = self.state.id().to_string();
-        let kv = self.env.kv(edge::auth::DENYLIST_BINDING)?;
         let key = revocation::kv_key(&sub);
-        let result = match doc.revocation.expires_at(now) {
-            Some(expiration) => match kv.put(&key, doc.revocation.to_json()) {
-                Ok(put) => put.expiration(expiration as u64).execute().await,
-                Err(e) => Err(e),
-            },
-            None => kv.delete(&key).await,
-        };
-        result.map_err(|e| ApiError::Unavailable(format!("denylist write failed: {e}")))
+        let kv = self.env.kv(edge::auth::DENYLIST_BINDING)?;
+        loop {
+            let doc = self.load()?;
+            if !doc.needs_mirror() {
+                return Ok(());
+            }
+            let version = doc.revocation_version;
+            let result = match doc.revocation.expires_at(now_seconds()) {
+                Some(expiration) => match kv.put(&key, doc.revocation.to_json()) {
+                    Ok(put) => put.expiration(expiration as u64).execute().await,
+                    Err(e) => Err(e),
+                },
+                None => kv.delete(&key).await,
+            };
+            result.map_err(|e| ApiError::Unavailable(format!("denylist write failed: {e}")))?;
+            // Re-read: other requests may have changed the document while the write was in flight.
+            let mut latest = self.load()?;
+            latest.mirrored_version = latest.mirrored_version.max(version);
+            self.save(&latest)?;
+        }
     }
 
     fn register(
@@ -173,6 +262,7 @@ impl Account {
         email: String,
         password: &str,
         now: i64,
+        events: &mut Vec<Pending>,
     ) -> Result<Response, ApiError> {
         if doc.account.is_some() {
             return Err(ApiError::EmailTaken);
@@ -189,6 +279,7 @@ impl Account {
             roles: config.default_roles.clone(),
             families: Vec::new(),
         });
+        events.push((Event::Register, None, None));
         let body = serde_json::json!({ "sub": sub });
         Ok(Response::from_json(&body)?.with_status(201))
     }
@@ -200,17 +291,22 @@ impl Account {
         email: &str,
         password: &str,
         now: i64,
+        events: &mut Vec<Pending>,
     ) -> Result<Response, ApiError> {
-        doc.throttle.check(now).map_err(|retry_after| ApiError::TooManyAttempts { retry_after })?;
+        if let Err(retry_after) = doc.throttle.check(now) {
+            events.push((Event::LoginThrottled, None, None));
+            return Err(ApiError::TooManyAttempts { retry_after });
+        }
         let stored = doc.account.as_ref().filter(|a| a.email == email).map(|a| a.password.clone());
-        // Unknown accounts are checked against a dummy hash of the same cost.
-        let phc = match &stored {
-            Some(phc) => phc.clone(),
-            None => dummy_hash(config)?,
-        };
+        // Unknown accounts are checked against a dummy hash of the same cost. It is fetched on every
+        // path, so the one-off cost of making it (first login of an isolate) tells nothing either.
+        let dummy = dummy_hash(config)?;
+        let phc = stored.clone().unwrap_or(dummy);
         let password_ok = password::acceptable(password) && password::verify(password, &phc);
         let Some(account) = doc.account.as_mut().filter(|_| stored.is_some() && password_ok) else {
             doc.throttle.fail(now);
+            let reason = if stored.is_some() { "wrong_password" } else { "unknown_account" };
+            events.push((Event::LoginFailed, None, Some(reason)));
             return Err(ApiError::InvalidCredentials);
         };
         doc.throttle.succeed();
@@ -224,6 +320,7 @@ impl Account {
         let refresh_expires_in = family.expires_at(now, &config.lifetimes()) - now;
         let (access_token, access_exp) = issue_access_token(config, account, &sid, now)?;
         let refresh_token = crate::input::RefreshToken { account: account.sub.clone(), sid, secret: first }.format();
+        events.push((Event::LoginSucceeded, Some(family.sid.clone()), None));
         doc.start_session(family, now, &config.lifetimes(), config.cover_until(now));
         pair_response(access_token, access_exp - now, refresh_token, refresh_expires_in)
     }
@@ -235,6 +332,7 @@ impl Account {
         sid: &str,
         secret: &str,
         now: i64,
+        events: &mut Vec<Pending>,
     ) -> Result<Response, ApiError> {
         let presented: Secret =
             b64::decode(secret).ok().and_then(|s| s.try_into().ok()).ok_or(ApiError::InvalidGrant)?;
@@ -244,10 +342,27 @@ impl Account {
                 let account = doc.account.as_ref().ok_or(ApiError::InvalidGrant)?;
                 let (token, exp) = issue_access_token(config, account, sid, now)?;
                 doc.commit_rotation(sid, &presented, &next, (token.clone(), exp), now);
+                events.push((Event::RefreshRotated, Some(sid.to_owned()), None));
                 (next, token, exp)
             }
-            RefreshResult::Replay { next, access_token, access_exp } => (next, access_token, access_exp),
-            RefreshResult::Reused | RefreshResult::Refused(_) => return Err(ApiError::InvalidGrant),
+            RefreshResult::Replay { next, access_token, access_exp } => {
+                events.push((Event::RefreshReplayed, Some(sid.to_owned()), None));
+                (next, access_token, access_exp)
+            }
+            RefreshResult::Reused => {
+                events.push((Event::ReuseDetected, Some(sid.to_owned()), Some("family_revoked")));
+                return Err(ApiError::InvalidGrant);
+            }
+            RefreshResult::Refused(why) => {
+                let reason = match why {
+                    Refusal::Revoked => "revoked",
+                    Refusal::Expired => "expired",
+                    Refusal::Idle => "idle",
+                    Refusal::Unknown => "unknown",
+                };
+                events.push((Event::RefreshRefused, Some(sid.to_owned()), Some(reason)));
+                return Err(ApiError::InvalidGrant);
+            }
         };
         let account = doc.account.as_ref().ok_or(ApiError::InvalidGrant)?;
         let refresh_expires_in = account

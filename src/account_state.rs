@@ -85,11 +85,23 @@ pub struct AccountDoc {
     /// The authority copy of this user's denylist record, mirrored to KV on change.
     #[serde(default = "RevocationRecord::new")]
     pub revocation: RevocationRecord,
+    /// Bumped on every change of `revocation`.
+    #[serde(default)]
+    pub revocation_version: u64,
+    /// The latest `revocation_version` known to be in KV.
+    #[serde(default)]
+    pub mirrored_version: u64,
 }
 
 impl Default for AccountDoc {
     fn default() -> Self {
-        AccountDoc { account: None, throttle: Throttle::default(), revocation: RevocationRecord::new() }
+        AccountDoc {
+            account: None,
+            throttle: Throttle::default(),
+            revocation: RevocationRecord::new(),
+            revocation_version: 0,
+            mirrored_version: 0,
+        }
     }
 }
 
@@ -107,6 +119,11 @@ pub enum RefreshResult {
 }
 
 impl AccountDoc {
+    /// Whether KV may lag behind the revocation record.
+    pub fn needs_mirror(&self) -> bool {
+        self.mirrored_version < self.revocation_version
+    }
+
     /// Drops sessions that can no longer issue tokens and denylist entries that cover nothing.
     pub fn prune(&mut self, now: i64, life: &Lifetimes) {
         if let Some(account) = &mut self.account {

@@ -133,7 +133,18 @@ impl Config {
                 reason: "a comma-separated list of paths starting with /".into(),
             });
         }
-        let protected_prefixes = protected_prefixes.iter().map(|p| policy::normalize_path(p)).collect();
+        let normalize = |name: &'static str, p: &str| {
+            policy::normalize_path(p)
+                .map(|n| policy::match_key(&n))
+                .map_err(|_| ConfigError::Invalid { name, reason: format!("{p:?} is not a plain path") })
+        };
+        let protected_prefixes = protected_prefixes
+            .iter()
+            .map(|p| {
+                normalize("PROTECTED_PREFIXES", p)
+                    .map(|n| if p.ends_with('/') && !n.ends_with('/') { n + "/" } else { n })
+            })
+            .collect::<Result<_, _>>()?;
 
         let policies: Vec<RoutePolicy> = match var("ROUTE_POLICIES") {
             None => Vec::new(),
@@ -149,8 +160,10 @@ impl Config {
                 });
             }
         }
-        let policies =
-            policies.into_iter().map(|p| RoutePolicy { prefix: policy::normalize_path(&p.prefix), ..p }).collect();
+        let policies = policies
+            .into_iter()
+            .map(|p| normalize("ROUTE_POLICIES", &p.prefix).map(|prefix| RoutePolicy { prefix, ..p }))
+            .collect::<Result<_, _>>()?;
 
         let origin_url = match var("ORIGIN_URL") {
             None => None,
@@ -241,6 +254,7 @@ impl Config {
 
     /// Whether a normalised path needs a bearer token.
     pub fn is_protected(&self, path: &str) -> bool {
-        self.protected_prefixes.iter().any(|p| policy::prefix_matches(p, path))
+        let key = policy::match_key(path);
+        self.protected_prefixes.iter().any(|p| policy::prefix_matches(p, &key))
     }
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account_state;
+pub mod audit;
 pub mod config;
 pub mod input;
 pub mod jwt;

@@ -26,11 +26,21 @@ pub struct PolicyDenied {
     pub reason: String,
 }
 
-/// Normalises a request path for matching: decodes percent-encoded unreserved characters
-/// (RFC 3986 §6.2.2.2) and folds runs of `/`, so `/%61pi//admin` matches like `/api/admin`.
-pub fn normalize_path(path: &str) -> String {
+/// Why a request path is refused outright (400): it hides a separator some origins would decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmbiguousPath;
+
+/// Normalises a request path (RFC 3986 §6.2.2): decodes percent-encoded unreserved characters,
+/// folds runs of `/`, and resolves `.` and `..` segments (§5.2.4), so `/%61pi//x/%2E%2E/admin` is
+/// `/api/admin`. Encoded `/`, `\` and NUL, and a raw `\`, are refused: an origin could decode them
+/// into a path the policies never saw. This is the path that is matched *and* forwarded.
+pub fn normalize_path(path: &str) -> Result<String, AmbiguousPath> {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") || path.contains('\\') {
+        return Err(AmbiguousPath);
+    }
     let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
+    let mut decoded = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -39,26 +49,48 @@ pub fn normalize_path(path: &str) -> String {
             if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
                 let c = (h * 16 + l) as u8;
                 if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-                    out.push(c as char);
+                    decoded.push(c as char);
                     i += 3;
                     continue;
                 }
             }
         }
-        if b == b'/' && out.ends_with('/') {
-            i += 1;
-            continue;
-        }
-        // Paths from a parsed URL are ASCII; anything else is kept byte-for-byte as text.
-        out.push_str(std::str::from_utf8(&bytes[i..i + 1]).unwrap_or("\u{FFFD}"));
+        // Paths from a parsed URL are ASCII; anything else is kept as text.
+        decoded.push_str(std::str::from_utf8(&bytes[i..i + 1]).unwrap_or("\u{FFFD}"));
         i += 1;
     }
-    out
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/').filter(|s| !s.is_empty()) {
+        match segment {
+            "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
+    let trailing = decoded.ends_with('/') && !segments.is_empty();
+    let mut out = format!("/{}", segments.join("/"));
+    if trailing {
+        out.push('/');
+    }
+    Ok(out)
 }
 
-/// Whether a normalised path falls under a prefix. A prefix ending in `/` matches anything below it;
-/// one that does not matches itself and anything below it (`/api/admin` matches `/api/admin` and
-/// `/api/admin/x`, never `/api/administrator`).
+/// The form a normalised path is matched in: ASCII lower-case, and `;` parameters cut from each
+/// segment, so `/api/Admin;x/users` matches like `/api/admin/users` (origins that ignore case or
+/// strip path parameters cannot be used to step around a policy).
+pub fn match_key(path: &str) -> String {
+    path.split('/')
+        .map(|segment| segment.split(';').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("/")
+        .to_ascii_lowercase()
+}
+
+/// Whether a path (in [`match_key`] form) falls under a prefix (also in that form). A prefix ending in
+/// `/` matches anything below it; one that does not matches itself and anything below it
+/// (`/api/admin` matches `/api/admin` and `/api/admin/x`, never `/api/administrator`).
 pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     if prefix.ends_with('/') {
         path.starts_with(prefix) || path == prefix.trim_end_matches('/')
@@ -67,9 +99,10 @@ pub fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// Checks every policy whose prefix matches: all must be met.
+/// Checks every policy whose prefix matches the normalised `path`: all must be met.
 pub fn check(policies: &[RoutePolicy], path: &str, claims: &AccessClaims) -> Result<(), PolicyDenied> {
-    for policy in policies.iter().filter(|p| prefix_matches(&p.prefix, path)) {
+    let key = match_key(path);
+    for policy in policies.iter().filter(|p| prefix_matches(&p.prefix, &key)) {
         if let Some(scope) = &policy.scope {
             let missing: Vec<&str> =
                 scope.split(' ').filter(|s| !s.is_empty() && !claims.scopes().any(|g| g == *s)).collect();
@@ -113,17 +146,40 @@ mod tests {
         }
     }
 
+    fn norm(p: &str) -> String {
+        normalize_path(p).unwrap()
+    }
+
     #[test]
     fn normalisation_closes_encoding_bypasses() {
-        assert_eq!(normalize_path("/api/admin"), "/api/admin");
-        assert_eq!(normalize_path("/%61pi/%41dmin"), "/api/Admin");
-        assert_eq!(normalize_path("/api//admin"), "/api/admin");
-        assert_eq!(normalize_path("///api/admin/"), "/api/admin/");
-        // Reserved characters stay encoded: %2F is not a path separator.
-        assert_eq!(normalize_path("/api%2Fadmin"), "/api%2Fadmin");
-        assert_eq!(normalize_path("/api/%zz"), "/api/%zz");
-        assert_eq!(normalize_path("/a%"), "/a%");
-        assert_eq!(normalize_path("/a%6"), "/a%6");
+        assert_eq!(norm("/api/admin"), "/api/admin");
+        assert_eq!(norm("/%61pi/%41dmin"), "/api/Admin");
+        assert_eq!(norm("/api//admin"), "/api/admin");
+        assert_eq!(norm("///api/admin/"), "/api/admin/");
+        assert_eq!(norm("/api/x/%2E%2E/admin"), "/api/admin");
+        assert_eq!(norm("/api/./admin/."), "/api/admin");
+        assert_eq!(norm("/api/../../admin"), "/admin");
+        assert_eq!(norm("/"), "/");
+        assert_eq!(norm(""), "/");
+        assert_eq!(norm("/api/%zz"), "/api/%zz");
+        assert_eq!(norm("/a%"), "/a%");
+        assert_eq!(norm("/a%6"), "/a%6");
+        // Encoded separators and NUL would let an origin see another path: refused.
+        for bad in ["/api%2Fadmin", "/api%2fadmin", "/api/%5Cadmin", "/api/a%00", "/api\\admin"] {
+            assert_eq!(normalize_path(bad), Err(AmbiguousPath), "{bad}");
+        }
+    }
+
+    #[test]
+    fn match_keys_fold_case_and_cut_parameters() {
+        assert_eq!(match_key("/api/Admin;x/users"), "/api/admin/users");
+        assert_eq!(match_key("/API/admin;jsessionid=1"), "/api/admin");
+        let policies =
+            vec![RoutePolicy { prefix: "/api/admin".into(), scope: None, roles: Some(vec!["admin".into()]) }];
+        for path in ["/api/Admin/users", "/api/admin;x/users", "/API/ADMIN", "/api/admin;"] {
+            assert!(check(&policies, path, &claims("", &["user"])).is_err(), "{path} must be checked");
+        }
+        assert!(check(&policies, "/api/administrator", &claims("", &["user"])).is_ok());
     }
 
     #[test]

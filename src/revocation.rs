@@ -99,15 +99,20 @@ impl RevocationRecord {
 
     /// Whether the record revokes a token with these claims.
     pub fn check(&self, claims: &AccessClaims) -> Result<(), Revoked> {
+        self.check_ids(claims.iat, claims.sid.as_deref(), claims.jti.as_deref())
+    }
+
+    /// Whether the record revokes a token with this `iat`, `sid` and `jti`.
+    pub fn check_ids(&self, iat: Option<i64>, sid: Option<&str>, jti: Option<&str>) -> Result<(), Revoked> {
         if let Some(cutoff) = self.all_before {
-            if claims.iat.is_none_or(|iat| iat < cutoff.at) {
+            if iat.is_none_or(|iat| iat < cutoff.at) {
                 return Err(Revoked::LogoutAll);
             }
         }
-        if claims.sid.as_ref().is_some_and(|sid| self.sids.contains_key(sid)) {
+        if sid.is_some_and(|sid| self.sids.contains_key(sid)) {
             return Err(Revoked::Session);
         }
-        if claims.jti.as_ref().is_some_and(|jti| self.jtis.contains_key(jti)) {
+        if jti.is_some_and(|jti| self.jtis.contains_key(jti)) {
             return Err(Revoked::Token);
         }
         Ok(())

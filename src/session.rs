@@ -219,3 +219,78 @@ impl Family {
         self.last_rotation = None;
     }
 }
+
+/// A model-checking driver for [`Family`], shared by the randomized test and the fuzz target:
+/// it applies operations chosen by the caller's bytes and panics when an invariant breaks.
+#[cfg(feature = "simulation")]
+pub mod simulation {
+    use super::*;
+
+    /// One family, every token it ever issued, and every rotation's pair.
+    #[derive(Debug)]
+    pub struct Simulator {
+        family: Family,
+        life: Lifetimes,
+        now: i64,
+        issued: Vec<Secret>,
+        pairs: Vec<(Secret, Secret, String)>,
+    }
+
+    impl Simulator {
+        /// A fresh family at `now`.
+        pub fn new(key: Secret, first: Secret, now: i64, life: Lifetimes) -> Self {
+            Simulator {
+                family: Family::new("sim".into(), key, &first, now),
+                life,
+                now,
+                issued: vec![first],
+                pairs: Vec::new(),
+            }
+        }
+
+        /// Applies one operation: `op % 10` picks present-the-live-token (0–5), present an earlier
+        /// token (6–7, `arg` picks which), present `random` (8), or revoke (9); time first moves
+        /// forward by `arg % 16` seconds. Panics if an invariant breaks:
+        /// - at most one live token per family (exactly the last issued one);
+        /// - a revoked family never yields a token;
+        /// - a replay within grace returns the very pair of that rotation.
+        pub fn step(&mut self, op: u8, arg: u8, random: Secret) {
+            self.now += i64::from(arg % 16);
+            let token = match op % 10 {
+                0..=5 => self.issued[self.issued.len() - 1],
+                6..=7 => self.issued[usize::from(arg) % self.issued.len()],
+                8 => random,
+                _ => {
+                    self.family.revoke(self.now, RevokeReason::Logout);
+                    return;
+                }
+            };
+            let was_revoked = self.family.revoked.is_some();
+            match self.family.present(&token, self.now, &self.life) {
+                Outcome::Rotate { next } => {
+                    assert!(!was_revoked, "a revoked family yielded a token");
+                    assert_eq!(hash(&token), self.family.live, "only the live token rotates");
+                    let access = format!("access@{}", self.now);
+                    self.family.commit_rotation(&token, &next, access.clone(), self.now + 900, self.now);
+                    self.pairs.push((token, next, access));
+                    self.issued.push(next);
+                }
+                Outcome::Replay { next, access_token, .. } => {
+                    assert!(!was_revoked, "a revoked family yielded a token");
+                    let pair = self.pairs.iter().rev().find(|(retired, _, _)| *retired == token);
+                    let (_, successor, access) = pair.expect("a replay is of a retired token");
+                    assert_eq!((&next, &access_token), (successor, access), "a replay returns the very pair");
+                }
+                Outcome::Reuse => assert!(self.family.revoked.is_some(), "reuse revokes"),
+                Outcome::Refused(_) => {}
+            }
+            let live = self.issued.iter().filter(|t| hash(t) == self.family.live).count();
+            assert_eq!(live, 1, "exactly one live token");
+            assert_eq!(
+                hash(&self.issued[self.issued.len() - 1]),
+                self.family.live,
+                "the live token is the last issued"
+            );
+        }
+    }
+}

@@ -83,6 +83,8 @@ fn refusals_of_bad_private_sets() {
     );
     assert!(matches!(mutate(&|s| s["keys"][0]["use"] = json!("enc")), Err(KeyError::WrongUse { .. })));
     assert!(matches!(mutate(&|s| s["keys"][0]["key_ops"] = json!(["encrypt"])), Err(KeyError::WrongUse { .. })));
+    assert!(matches!(mutate(&|s| s["keys"][0]["key_ops"] = json!(["verify"])), Err(KeyError::WrongUse { .. })));
+    assert!(mutate(&|s| s["keys"][0]["key_ops"] = json!(["sign", "verify"])).is_ok());
     assert!(matches!(mutate(&|s| s["keys"][0]["alg"] = json!("RS256")), Err(KeyError::Unsupported { .. })));
     assert!(matches!(mutate(&|s| s["keys"][1]["alg"] = json!("PS256")), Err(KeyError::Unsupported { .. })));
     assert!(matches!(mutate(&|s| s["keys"][1]["alg"] = json!("none")), Err(KeyError::Unsupported { .. })));

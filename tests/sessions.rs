@@ -3,6 +3,7 @@
 //! throttling, and a randomized sequence test of the invariants.
 
 use gatehouse::account_state::{Account, AccountDoc, RefreshResult, Throttle, FREE_FAILURES, MAX_SESSIONS};
+use gatehouse::session::simulation::Simulator;
 use gatehouse::session::{hash, Family, Lifetimes, Outcome, Refusal, RevokeReason, Secret};
 use rand::{Rng, SeedableRng};
 
@@ -250,50 +251,15 @@ fn throttle_grows_and_resets() {
     assert_eq!(t.failures, 1);
 }
 
-/// Random operation sequences over several families: at most one live token per family; a revoked
-/// family never yields a token; a replay within grace returns the same pair.
+/// Random operation sequences: at most one live token per family; a revoked family never yields a
+/// token; a replay within grace returns the same pair (the checks live in `session::simulation`).
 #[test]
 fn randomized_sequences_keep_the_invariants() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6a7e_4045);
-    for round in 0..300 {
-        let mut f = Family::new(format!("s{round}"), rng.gen(), &secret(1), T0);
-        let mut issued: Vec<Secret> = vec![secret(1)];
-        let mut now = T0;
-        let mut pairs: Vec<(Secret, Secret, String)> = Vec::new(); // (retired, successor, access)
+    for _ in 0..300 {
+        let mut sim = Simulator::new(rng.gen(), secret(1), T0, LIFE);
         for _ in 0..60 {
-            now += rng.gen_range(0..=15);
-            let choice: u8 = rng.gen_range(0..10);
-            let token = match choice {
-                0..=5 => *issued.last().unwrap(),
-                6..=7 => issued[rng.gen_range(0..issued.len())],
-                8 => rng.gen(),
-                _ => {
-                    f.revoke(now, RevokeReason::Logout);
-                    continue;
-                }
-            };
-            let was_revoked = f.revoked.is_some();
-            match f.present(&token, now, &LIFE) {
-                Outcome::Rotate { next } => {
-                    assert!(!was_revoked, "a revoked family never yields a token");
-                    assert_eq!(hash(&token), f.live, "only the live token rotates");
-                    let access = format!("a{now}");
-                    f.commit_rotation(&token, &next, access.clone(), now + 900, now);
-                    pairs.push((token, next, access));
-                    issued.push(next);
-                }
-                Outcome::Replay { next, access_token, .. } => {
-                    assert!(!was_revoked, "a revoked family never yields a token");
-                    let (_, successor, access) = pairs.iter().rev().find(|(r, _, _)| *r == token).unwrap();
-                    assert_eq!((&next, &access_token), (successor, access), "the very pair");
-                }
-                Outcome::Reuse => assert!(f.revoked.is_some()),
-                Outcome::Refused(_) => {}
-            }
-            // At most one live token: exactly the last issued hashes to `live`.
-            let live: Vec<_> = issued.iter().filter(|t| hash(t) == f.live).collect();
-            assert_eq!(live.len(), 1);
-            assert_eq!(live[0], issued.last().unwrap());
+            sim.step(rng.gen(), rng.gen(), rng.gen());
         }
     }
 }

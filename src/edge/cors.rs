@@ -39,13 +39,21 @@ pub fn preflight(config: &Config, req: &Request) -> Result<Response, ApiError> {
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
-/// Copies a response's headers into fresh (mutable) ones, adding CORS for `origin` and, for the
-/// worker's own responses, the security headers. `public` marks a resource anyone may read (JWKS).
-pub fn finish(response: Response, origin: Option<&str>, own: bool, public: bool) -> Result<Response, ApiError> {
+/// Copies a response's headers into fresh (mutable) ones, adding `X-Request-Id`, CORS for `origin`
+/// and, for the worker's own responses, the security headers. `public` marks a resource anyone may
+/// read (JWKS).
+pub fn finish(
+    response: Response,
+    origin: Option<&str>,
+    own: bool,
+    public: bool,
+    request_id: &str,
+) -> Result<Response, ApiError> {
     let headers = Headers::new();
     for (name, value) in response.headers().entries() {
         headers.append(&name, &value)?;
     }
+    headers.set("x-request-id", request_id)?;
     if own {
         for (name, value) in OWN_SECURITY_HEADERS {
             if !headers.has(name)? {
@@ -57,7 +65,7 @@ pub fn finish(response: Response, origin: Option<&str>, own: bool, public: bool)
         Some(origin) => {
             headers.set("access-control-allow-origin", origin)?;
             headers.set("access-control-allow-credentials", "true")?;
-            headers.set("access-control-expose-headers", "WWW-Authenticate, Retry-After")?;
+            headers.set("access-control-expose-headers", "WWW-Authenticate, Retry-After, X-Request-Id")?;
             headers.append("vary", "Origin")?;
         }
         None if public => headers.set("access-control-allow-origin", "*")?,

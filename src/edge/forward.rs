@@ -2,6 +2,7 @@
 
 use super::auth::Authenticated;
 use super::error::ApiError;
+use super::issuer::COOKIE_NAME;
 use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
 
 /// The prefix of identity headers; any a client sends is removed before forwarding.
@@ -34,16 +35,34 @@ pub fn identity_headers(user: &Authenticated) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Sends the request to `origin` + path + query, streaming the body, and returns the origin's response.
-pub async fn forward(req: Request, origin: &str, user: &Authenticated) -> Result<Response, ApiError> {
+/// The `Cookie` header without gatehouse's refresh-token cookie (the origin never needs it), or
+/// `None` when nothing else is left.
+pub fn cookie_without_refresh_token(header: &str) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && pair.split('=').next().map(str::trim) != Some(COOKIE_NAME))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+/// Sends the request to `origin` + the normalised `path` (the one the policies were checked on) +
+/// query, streaming the body, and returns the origin's response.
+pub async fn forward(req: Request, origin: &str, path: &str, user: &Authenticated) -> Result<Response, ApiError> {
     let url = req.url()?;
     let target = match url.query() {
-        Some(q) => format!("{origin}{}?{q}", url.path()),
-        None => format!("{origin}{}", url.path()),
+        Some(q) => format!("{origin}{path}?{q}"),
+        None => format!("{origin}{path}"),
     };
     let headers = Headers::new();
     for (name, value) in req.headers().entries() {
         if name.starts_with(IDENTITY_PREFIX) || name == "host" {
+            continue;
+        }
+        if name == "cookie" {
+            if let Some(rest) = cookie_without_refresh_token(&value) {
+                headers.append(&name, &rest)?;
+            }
             continue;
         }
         headers.append(&name, &value)?;
@@ -61,6 +80,15 @@ pub async fn forward(req: Request, origin: &str, user: &Authenticated) -> Result
 #[cfg(test)]
 mod tests {
     use super::header_value;
+
+    #[test]
+    fn the_refresh_cookie_is_not_forwarded() {
+        use super::cookie_without_refresh_token as strip;
+        assert_eq!(strip("__Host-gatehouse_rt=abc"), None);
+        assert_eq!(strip("a=1; __Host-gatehouse_rt=abc; b=2"), Some("a=1; b=2".into()));
+        assert_eq!(strip("a=1"), Some("a=1".into()));
+        assert_eq!(strip(" __Host-gatehouse_rt = abc ;a=1"), Some("a=1".into()));
+    }
 
     #[test]
     fn identity_values_cannot_inject() {

@@ -4,7 +4,7 @@
 use super::auth::{self, Authenticated};
 use super::error::ApiError;
 use super::json_response;
-use crate::account::{AccountRequest, TokenPair};
+use crate::account::{AccountRequest, TokenIds, TokenPair, REQUEST_ID_HEADER};
 use crate::config::{self, Config};
 use crate::input::{self, InputError, RefreshToken, Transport, MAX_BODY_BYTES};
 use cookie::{Cookie, SameSite};
@@ -60,10 +60,11 @@ fn accounts(env: &Env) -> Result<worker::ObjectNamespace, ApiError> {
 
 /// Sends a request to an account object. Its error responses are final (made by the same
 /// [`ApiError::to_response`]); a failure to reach it is retryable.
-async fn call(stub: worker::Stub, request: &AccountRequest) -> Result<Response, ApiError> {
+async fn call(stub: worker::Stub, request: &AccountRequest, request_id: &str) -> Result<Response, ApiError> {
     let body = serde_json::to_string(request).map_err(|e| ApiError::Server(e.to_string()))?;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
+    headers.set(REQUEST_ID_HEADER, request_id)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
     let req = Request::new_with_init("https://account.internal/", &init)?;
@@ -127,22 +128,22 @@ async fn deliver(mut response: Response, transport: Transport) -> Result<Respons
 }
 
 /// `POST /auth/register`.
-pub async fn register(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+pub async fn register(mut req: Request, env: &Env, rid: &str) -> Result<Response, ApiError> {
     let creds = input::register(&read_json_body(&mut req, false).await?)?;
     let stub = by_email(env, &creds.email)?;
-    call(stub, &AccountRequest::Register { email: creds.email, password: creds.password }).await
+    call(stub, &AccountRequest::Register { email: creds.email, password: creds.password }, rid).await
 }
 
 /// `POST /auth/login`.
-pub async fn login(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+pub async fn login(mut req: Request, env: &Env, rid: &str) -> Result<Response, ApiError> {
     let (creds, transport) = input::login(&read_json_body(&mut req, false).await?)?;
     let stub = by_email(env, &creds.email)?;
-    let response = call(stub, &AccountRequest::Login { email: creds.email, password: creds.password }).await?;
+    let response = call(stub, &AccountRequest::Login { email: creds.email, password: creds.password }, rid).await?;
     deliver(response, transport).await
 }
 
 /// `POST /auth/refresh`: the token from the body, or else from the cookie (with an allowed `Origin`).
-pub async fn refresh(mut req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
+pub async fn refresh(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
     let from_body = input::refresh(&read_json_body(&mut req, true).await?)?;
     let (text, transport) = match from_body {
         Some(token) => (token, Transport::Body),
@@ -159,19 +160,20 @@ pub async fn refresh(mut req: Request, env: &Env, config: &Config) -> Result<Res
     let token = RefreshToken::parse(&text).ok_or(ApiError::InvalidGrant)?;
     let stub = by_id(env, &token.account, ApiError::InvalidGrant)?;
     let request = AccountRequest::Refresh { sid: token.sid, secret: crate::jwt::b64::encode(token.secret) };
-    deliver(call(stub, &request).await?, transport).await
+    deliver(call(stub, &request, rid).await?, transport).await
 }
 
-async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool) -> Result<Response, ApiError> {
+async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid: &str) -> Result<Response, ApiError> {
     let user = auth::authenticate_for_logout(req, config)?;
     let claims = user.claims();
     let stub = by_id(env, &claims.sub, ApiError::InvalidToken("token names no account".into()))?;
+    let token = TokenIds { iat: claims.iat, sid: claims.sid.clone(), jti: claims.jti.clone() };
     let request = match (&claims.sid, all) {
-        (_, true) => AccountRequest::LogoutAll,
-        (Some(sid), false) => AccountRequest::Logout { sid: sid.clone() },
+        (_, true) => AccountRequest::LogoutAll { token },
+        (Some(sid), false) => AccountRequest::Logout { sid: sid.clone(), token },
         (None, false) => return Err(ApiError::InvalidToken("token has no session".into())),
     };
-    let response = call(stub, &request).await?;
+    let response = call(stub, &request, rid).await?;
     if response.status_code() != 204 {
         return Ok(response);
     }
@@ -181,14 +183,15 @@ async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool) -> R
     Ok(response)
 }
 
-/// `POST /auth/logout`: idempotent, so a token whose session is already revoked may still call it.
-pub async fn logout(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    end_sessions(&req, env, config, false).await
+/// `POST /auth/logout`: idempotent, so a token whose session is already revoked may still call it
+/// (the account object, the authority, then changes nothing).
+pub async fn logout(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
+    end_sessions(&req, env, config, false, rid).await
 }
 
 /// `POST /auth/logout-all`.
-pub async fn logout_all(req: Request, env: &Env, config: &Config) -> Result<Response, ApiError> {
-    end_sessions(&req, env, config, true).await
+pub async fn logout_all(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
+    end_sessions(&req, env, config, true, rid).await
 }
 
 /// `GET /auth/me`: who the (non-revoked) access token belongs to.

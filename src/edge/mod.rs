@@ -94,34 +94,56 @@ impl From<Response> for Reply {
 /// Handles one request: every error becomes its JSON response here, and every response gets its
 /// CORS and security headers here.
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
+    let rid = request_id(&req);
     let config = config(&env);
     let realm = config.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
     let origin = config.as_ref().ok().and_then(|c| cors::allowed_origin(c, &req));
     let reply = match config {
         Ok(config) if cors::is_preflight(&req) => cors::preflight(&config, &req).map(Reply::from),
-        Ok(_) => dispatch(req, &env).await,
+        Ok(_) => dispatch(req, &env, &rid).await,
         Err(e) => Err(e),
     };
     let reply = match reply {
         Ok(reply) => reply,
         Err(error) => Reply::from(error.to_response(&realm)?),
     };
-    match cors::finish(reply.response, origin.as_deref(), reply.own, reply.public) {
+    match cors::finish(reply.response, origin.as_deref(), reply.own, reply.public, &rid) {
         Ok(response) => Ok(response),
         Err(error) => error.to_response(&realm),
     }
 }
 
-async fn dispatch(req: Request, env: &Env) -> Result<Reply, ApiError> {
+/// The request id: Cloudflare's `cf-ray` when it is there and plain, else 128 random bits in hex.
+fn request_id(req: &Request) -> String {
+    let ray = req.headers().get("cf-ray").ok().flatten();
+    match ray {
+        Some(ray)
+            if !ray.is_empty() && ray.len() <= 64 && ray.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            ray
+        }
+        _ => {
+            let mut bytes = [0u8; 16];
+            // Without randomness the id is still unique enough for logs: fall back to the clock.
+            if getrandom::getrandom(&mut bytes).is_err() {
+                return format!("t{}", worker::Date::now().as_millis());
+            }
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}
+
+async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
     let config = config(env)?;
-    let path = policy::normalize_path(&req.path());
+    let path = policy::normalize_path(&req.path())
+        .map_err(|_| ApiError::InvalidRequest("the path has an encoded separator or NUL".into()))?;
     let response = match route(&config, &req.method(), &path)? {
         Route::Jwks => return Ok(Reply { response: jwks(&config)?, own: true, public: true }),
-        Route::Register => issuer::register(req, env).await,
-        Route::Login => issuer::login(req, env).await,
-        Route::Refresh => issuer::refresh(req, env, &config).await,
-        Route::Logout => issuer::logout(req, env, &config).await,
-        Route::LogoutAll => issuer::logout_all(req, env, &config).await,
+        Route::Register => issuer::register(req, env, rid).await,
+        Route::Login => issuer::login(req, env, rid).await,
+        Route::Refresh => issuer::refresh(req, env, &config, rid).await,
+        Route::Logout => issuer::logout(req, env, &config, rid).await,
+        Route::LogoutAll => issuer::logout_all(req, env, &config, rid).await,
         Route::Me => issuer::me(&auth::authenticate(&req, env, &config).await?),
         Route::Protected => {
             let user = auth::authenticate(&req, env, &config).await?;
@@ -149,7 +171,9 @@ async fn protected(req: Request, path: &str, config: &Config, user: Authenticate
     policy::check(&config.policies, path, user.claims())
         .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
     match &config.origin_url {
-        Some(origin) => Ok(Reply { response: forward::forward(req, origin, &user).await?, own: false, public: false }),
+        Some(origin) => {
+            Ok(Reply { response: forward::forward(req, origin, path, &user).await?, own: false, public: false })
+        }
         None if path == "/api/whoami" => match req.method() {
             Method::Get | Method::Head => whoami(&user).map(Reply::from),
             _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),

@@ -331,9 +331,13 @@ fn jwk_alg(jwk: &Map<String, Value>, kid: &str, op: KeyOp) -> Result<Algorithm, 
     match jwk.get("key_ops") {
         None => {}
         Some(Value::Array(ops)) => {
-            let wanted = if op == KeyOp::Sign { "sign" } else { "verify" };
-            // A private key listed only for "sign" is still published for "verify".
-            let allowed = ops.iter().any(|o| o.as_str() == Some(wanted) || o.as_str() == Some("verify"));
+            let has = |name: &str| ops.iter().any(|o| o.as_str() == Some(name));
+            // A signing key must allow "sign" (it is then also published for verification); a
+            // verification key must allow "verify", or be a private key listed for "sign".
+            let allowed = match op {
+                KeyOp::Sign => has("sign"),
+                KeyOp::Verify => has("verify") || has("sign"),
+            };
             if !allowed {
                 return Err(KeyError::WrongUse { kid: kid.into() });
             }

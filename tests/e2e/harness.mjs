@@ -53,7 +53,7 @@ export async function startWorker({ vars = {}, keys, persistDir } = {}) {
         WRANGLER,
         ['dev', '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),
           '--persist-to', this.persist, '--show-interactive-dev-session=false', '--env-file', this.envFile,
-          '--log-level', 'info'],
+          '--log-level', 'log'],
         {
           cwd: ROOT,
           detached: true,

@@ -271,6 +271,16 @@ describe('issuer', () => {
     assert.equal((await refresh(w, fresh.refresh_token)).status, 200);
     const again = await w.fetch('/auth/logout-all', { method: 'POST', headers: bearer(sessions[0].access_token) });
     assert.equal(again.status, 204, 'idempotent');
+    // ...and a no-op: a token revoked by the first logout-all cannot end the sessions made after it.
+    await sleep(1100);
+    const later = (await login(w, address)).body;
+    const replayed = await w.fetch('/auth/logout-all', { method: 'POST', headers: bearer(sessions[2].access_token) });
+    assert.equal(replayed.status, 204);
+    const single = await w.fetch('/auth/logout', { method: 'POST', headers: bearer(sessions[2].access_token) });
+    assert.equal(single.status, 204);
+    assert.equal(await whoami(w, later.access_token), 200, 'the later session survives');
+    assert.equal(await whoami(w, fresh.access_token), 200);
+    assert.equal((await refresh(w, later.refresh_token)).status, 200);
     const res = await w.fetch('/api/whoami', { headers: bearer(sessions[0].access_token) });
     assert.equal(challenge(res).params.error, 'invalid_token');
     await res.arrayBuffer();
@@ -318,6 +328,53 @@ describe('issuer', () => {
     assert.equal(jwks.headers.get('x-content-type-options'), 'nosniff');
     assert.match(jwks.headers.get('content-security-policy'), /frame-ancestors 'none'/);
     await jwks.arrayBuffer();
+  });
+
+  test('audit log: one JSON line per security event, with ids and no secrets', async () => {
+    const mark = w.logs.length;
+    const address = email('audit');
+    const password = 'audit password 123';
+    await register(w, address, password);
+    await login(w, address, 'wrong password!');
+    const s = (await login(w, address, password)).body;
+    const rotated = (await refresh(w, s.refresh_token)).body;
+    await refresh(w, s.refresh_token); // replay within grace
+    await sleep((GRACE + 1.2) * 1000);
+    await refresh(w, s.refresh_token); // reuse: the family is revoked
+    await refresh(w, rotated.refresh_token); // refused: revoked
+    const t = (await login(w, address, password)).body;
+    const out = await w.fetch('/auth/logout', { method: 'POST', headers: bearer(t.access_token) });
+    const rid = out.headers.get('x-request-id');
+    assert.match(rid, /^[0-9a-zA-Z-]{8,64}$/);
+    const u = (await login(w, address, password)).body;
+    await w.fetch('/auth/logout-all', { method: 'POST', headers: bearer(u.access_token) });
+    for (let i = 0; i < 5; i++) await login(w, address, 'wrong password!');
+    await login(w, address, password); // throttled
+    await sleep(500);
+    const log = w.logs.slice(mark);
+    const lines = [...log.matchAll(/\{"kind":"audit"[^\n]*\}/g)].map((m) => JSON.parse(m[0]));
+    const sub = JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url')).sub;
+    const mine = lines.filter((l) => l.account === sub);
+    const events = mine.map((l) => l.event);
+    for (const e of ['register', 'login.failed', 'login.succeeded', 'refresh.rotated', 'refresh.replayed',
+      'refresh.reuse_detected', 'refresh.refused', 'logout', 'logout_all', 'login.throttled']) {
+      assert.ok(events.includes(e), `${e} in ${events.join(', ')}`);
+    }
+    for (const l of mine) {
+      assert.equal(typeof l.request_id, 'string');
+      assert.ok(l.request_id.length >= 8);
+      assert.equal(typeof l.at, 'number');
+    }
+    const sid = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url')).sid;
+    assert.equal(mine.find((l) => l.event === 'refresh.reuse_detected').sid, sid(s.access_token));
+    assert.equal(mine.find((l) => l.event === 'logout').sid, sid(t.access_token));
+    assert.equal(mine.find((l) => l.event === 'logout').request_id, rid, 'the response carries the logged request id');
+    // Nothing secret anywhere in the runtime's log.
+    for (const secret of [password, 'wrong password!', s.refresh_token, rotated.refresh_token, s.access_token,
+      s.refresh_token.split('.')[3], '$argon2id$', ...w.keys.keys.map((k) => k.d)]) {
+      assert.ok(!log.includes(secret), `the log contains a secret (${secret.slice(0, 12)}…)`);
+    }
+    assert.ok(!log.includes(address), 'no email in the log either');
   });
 
   test('state survives a restart with the same persist directory', async () => {

@@ -236,6 +236,28 @@ describe('edge verifier: forwarding and route policies', () => {
     assert.equal(seen.headers['x-custom'], 'kept');
   });
 
+  test('paths with encoded separators are refused; the origin gets the normalised path', async () => {
+    const token = await signToken(worker.keys, { claims: { roles: ['admin'], scope: 'read write' } });
+    for (const path of ['/api%2Fadmin/x', '/api/a%2fb', '/api/%5Cadmin', '/api/a%00b']) {
+      const res = await worker.fetch(path, { headers: bearer(token) });
+      assert.equal(res.status, 400, path);
+      assert.equal((await res.json()).error, 'invalid_request');
+    }
+    const res = await worker.fetch('/api//items/./7/%61?x=%2F', { headers: bearer(token) });
+    assert.equal(res.status, 200);
+    const seen = await res.json();
+    assert.equal(seen.url, '/api/items/7/a?x=%2F', 'normalised path, query untouched');
+  });
+
+  test('the refresh-token cookie never reaches the origin', async () => {
+    const token = await signToken(worker.keys);
+    const res = await worker.fetch('/api/x', { headers: { ...bearer(token), cookie: 'theme=dark; __Host-gatehouse_rt=ghr1.secret; lang=en' } });
+    const seen = await res.json();
+    assert.equal(seen.headers.cookie, 'theme=dark; lang=en');
+    const only = await worker.fetch('/api/x', { headers: { ...bearer(token), cookie: '__Host-gatehouse_rt=ghr1.secret' } });
+    assert.equal((await only.json()).headers.cookie, undefined);
+  });
+
   test('identity values cannot inject headers', async () => {
     const token = await signToken(worker.keys, { claims: { sub: 'evil\r\nX-Injected: 1', roles: ['a,b', 'ü'] } });
     const res = await worker.fetch('/api/x', { headers: bearer(token) });
@@ -258,7 +280,8 @@ describe('edge verifier: forwarding and route policies', () => {
   test('route policies: 403 insufficient_scope with the challenge, encoded paths included', async () => {
     const count = origin.received.length;
     const user = await signToken(worker.keys, { claims: { scope: 'read', roles: ['user'] } });
-    for (const path of ['/api/admin', '/api/admin/users', '/%61pi/admin/users', '/api//admin']) {
+    for (const path of ['/api/admin', '/api/admin/users', '/%61pi/admin/users', '/api//admin', '/api/Admin/users',
+      '/API/ADMIN', '/api/admin;x/users', '/api/x/%2e%2e/admin', '/api/./admin']) {
       const res = await worker.fetch(path, { headers: bearer(user) });
       assert.equal(res.status, 403, path);
       assert.equal((await res.json()).error, 'insufficient_scope');
