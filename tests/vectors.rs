@@ -1,5 +1,5 @@
 //! Public vectors: Project Wycheproof (ed25519, RSA PKCS#1 v1.5 2048/SHA-256, JWS, JWK) and the
-//! JOSE cookbook (RFC 7520 §4.1, RFC 8037 Appendix A.4). Files are read from ../shared/vectors/.
+//! JOSE cookbook (RFC 7520 §4.1, RFC 8037 Appendix A.4). Files are read from tests/vectors/.
 
 mod common;
 

@@ -26,8 +26,8 @@ fn with_kid(text: &str, kid: &str, alg: &str) -> Value {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let ed = with_kid(include_str!("../../../shared/vectors/jose-cookbook/curve25519_jws.json"), "ed", "EdDSA");
-        let rs = with_kid(include_str!("../../../shared/vectors/jose-cookbook/4_1.rsa_v15_signature.json"), "rs", "RS256");
+        let ed = with_kid(include_str!("../../tests/vectors/jose-cookbook/curve25519_jws.json"), "ed", "EdDSA");
+        let rs = with_kid(include_str!("../../tests/vectors/jose-cookbook/4_1.rsa_v15_signature.json"), "rs", "RS256");
         let keys = KeySet::from_private_jwks(&json!({ "keys": [ed, rs] }).to_string()).expect("keys");
         let claims = json!({
             "iss": "https://issuer.test", "sub": "u", "aud": "api.test", "iat": NOW, "exp": NOW + 900,

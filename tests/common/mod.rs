@@ -11,9 +11,9 @@ pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "api.test";
 pub const LEEWAY: i64 = 30;
 
-/// `../shared/vectors/<rel>`, read as JSON.
+/// `tests/vectors/<rel>` (copies of the shared public vectors), read as JSON.
 pub fn vector(rel: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors").join(rel);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors").join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     serde_json::from_str(&text).expect("vector file is JSON")
 }
