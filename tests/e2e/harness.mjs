@@ -86,6 +86,15 @@ export async function startWorker({ vars = {}, keys, persistDir } = {}) {
       this.proc = null;
     },
     async restart() { await this.stop(); return this.start(); },
+    /** Kills the runtime at once (SIGKILL to the process group we started), as a crash would. */
+    async kill() {
+      const proc = this.proc;
+      if (!proc || proc.exitCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* already gone */ }
+      await exited;
+      this.proc = null;
+    },
     async cleanup() { await this.stop(); rmSync(this.dir, { recursive: true, force: true }); },
     /** Writes a KV entry into the local DENYLIST namespace the running worker reads. */
     async kvPut(key, value) {
