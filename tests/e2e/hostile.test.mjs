@@ -119,9 +119,11 @@ describe('hostile input', () => {
   test('Authorization: 64 KiB, two headers, bad schemes and control bytes', async () => {
     for (const path of ['/api/whoami', '/auth/me', '/auth/logout']) {
       const method = path === '/auth/logout' ? 'POST' : 'GET';
+      // 64 KiB reaches the worker, which refuses it by size (the runtime itself answers 431 from
+      // about 128 KiB of headers, before any code runs).
       const huge = await raw(url + path, { method, headers: { authorization: `Bearer ${'A'.repeat(64 * 1024)}` } });
-      assert.ok(huge.status === 401 || huge.status === 431, `${path} 64 KiB: ${huge.status}`);
-      if (huge.status === 401) assert.equal(huge.json.error, 'invalid_token');
+      expect4xx(huge, 401, 'invalid_token', `${path} 64 KiB`);
+      assert.match(huge.json.error_description, /longer than 8192/);
       expect4xx(await raw(url + path, { method, headers: { authorization: [`Bearer ${token}`, `Bearer ${token}`] } }), 401, 'invalid_token', `${path} two headers`);
       // Node will not send C0 controls in a header (neither do browsers); a tab is the control that gets through.
       expect4xx(await raw(url + path, { method, headers: { authorization: `Bearer ${token}\t` } }), 401, 'invalid_token', `${path} control byte`);
