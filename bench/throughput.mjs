@@ -1,0 +1,188 @@
+// Benchmark (not a test): requests per second through the real workerd (Miniflare 4 from the wrangler
+// npm package, one instance per worker, each on its own loopback port), with load from wrk, over
+// several interleaved rounds. It prints medians, min–max and the ratios to jose and to the no-op
+// workers, plus the wasm size and the cold start to the first verified 200.
+//
+//   node bench/throughput.mjs            (ROUNDS=3 SECONDS=4 CONNECTIONS=16 POOL=30000 to tune)
+//
+// Needs: build/ (bash scripts/build.sh), bench/noop-rs/build (built by scripts/bench.sh), wrk.
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync, sign as cryptoSign, randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { Miniflare } from 'miniflare';
+import { calculateJwkThumbprint } from 'jose';
+import { ROOT, freePort } from '../tests/e2e/harness.mjs';
+
+const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const SECONDS = Number(process.env.SECONDS ?? 4);
+const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
+const POOL = Number(process.env.POOL ?? 30000);
+const ISSUER = 'https://bench.gatehouse.test';
+const AUDIENCE = 'bench';
+const OUT = join(ROOT, 'bench', 'out');
+const run = promisify(execFile);
+mkdirSync(OUT, { recursive: true });
+
+// Keys: one Ed25519, one RSA 2048, as the worker's SIGNING_KEYS and the jose worker's JWKS.
+async function makeKeys() {
+  const ed = generateKeyPairSync('ed25519');
+  const rs = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const edJwk = { ...ed.privateKey.export({ format: 'jwk' }), alg: 'EdDSA', use: 'sig' };
+  const rsJwk = { ...rs.privateKey.export({ format: 'jwk' }), alg: 'RS256', use: 'sig' };
+  edJwk.kid = `ed-${(await calculateJwkThumbprint(edJwk)).slice(0, 12)}`;
+  rsJwk.kid = `rs-${(await calculateJwkThumbprint(rsJwk)).slice(0, 12)}`;
+  const pub = (j) => Object.fromEntries(Object.entries(j).filter(([k]) => !['d', 'p', 'q', 'dp', 'dq', 'qi'].includes(k)));
+  return { ed, rs, edJwk, rsJwk, signing: { keys: [edJwk, rsJwk] }, jwks: { keys: [pub(edJwk), pub(rsJwk)] } };
+}
+
+const b64 = (x) => Buffer.from(x).toString('base64url');
+
+/** A pool of distinct tokens (unique jti), signed with node:crypto for speed. */
+function tokenPool(keys, alg, count) {
+  const kid = alg === 'EdDSA' ? keys.edJwk.kid : keys.rsJwk.kid;
+  const header = b64(JSON.stringify({ alg, typ: 'at+jwt', kid }));
+  const now = Math.floor(Date.now() / 1000);
+  const tokens = [];
+  for (let i = 0; i < count; i++) {
+    const claims = {
+      iss: ISSUER, sub: `user-${i % 1000}`, aud: AUDIENCE, iat: now, exp: now + 3600, jti: b64(randomBytes(16)),
+      sid: `sid-${i % 1000}`, client_id: 'bench', scope: 'api', roles: ['user'], email: 'bench@example.com',
+    };
+    const input = `${header}.${b64(JSON.stringify(claims))}`;
+    const sig = alg === 'EdDSA'
+      ? cryptoSign(null, Buffer.from(input), keys.ed.privateKey)
+      : cryptoSign('sha256', Buffer.from(input), keys.rs.privateKey);
+    tokens.push(`${input}.${b64(sig)}`);
+  }
+  return tokens;
+}
+
+const WRK_LUA = (file) => `
+local tokens = {}
+for line in io.lines("${file}") do tokens[#tokens + 1] = line end
+local i = math.random(#tokens)
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", "/api/whoami", { ["Authorization"] = "Bearer " .. tokens[i] })
+end
+`;
+
+async function wrk(url, { tokensFile, path = '/api/whoami' } = {}) {
+  const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency'];
+  if (tokensFile) {
+    const script = join(OUT, `${tokensFile.split('/').pop()}.lua`);
+    writeFileSync(script, WRK_LUA(tokensFile));
+    args.push('-s', script);
+  }
+  const { stdout } = await run('wrk', [...args, url + path], { maxBuffer: 1 << 20 });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
+  const p50 = /50%\s+([\d.]+\w+)/.exec(stdout)?.[1];
+  if (non2xx > 0) throw new Error(`${url}${path}: ${non2xx} non-2xx responses\n${stdout}`);
+  return { rps, p50 };
+}
+
+async function miniflare(options) {
+  const port = await freePort();
+  const mf = new Miniflare({ host: '127.0.0.1', port, compatibilityDate: '2026-04-20', ...options });
+  await mf.ready;
+  return { mf, url: `http://127.0.0.1:${port}` };
+}
+
+function gatehouseOptions(keys) {
+  return {
+    modules: [
+      { type: 'ESModule', path: join(ROOT, 'build', 'index.js') },
+      { type: 'CompiledWasm', path: join(ROOT, 'build', 'index_bg.wasm') },
+    ],
+    modulesRoot: join(ROOT, 'build'),
+    bindings: { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys.signing) },
+    durableObjects: { ACCOUNTS: { className: 'Account', useSQLite: true } },
+    kvNamespaces: ['DENYLIST'],
+  };
+}
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+
+async function main() {
+  console.log(`gatehouse throughput benchmark — ${new Date().toISOString()}`);
+  console.log(`workerd via Miniflare ${JSON.parse(readFileSync(join(ROOT, 'node_modules/miniflare/package.json'))).version}, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds`);
+  const keys = await makeKeys();
+  const pools = {};
+  for (const alg of ['EdDSA', 'RS256']) {
+    const file = join(OUT, `tokens-${alg}.txt`);
+    writeFileSync(file, `${tokenPool(keys, alg, POOL).join('\n')}\n`);
+    const one = join(OUT, `token-${alg}-repeated.txt`);
+    writeFileSync(one, `${tokenPool(keys, alg, 1)[0]}\n`);
+    pools[alg] = { fresh: file, repeated: one };
+  }
+  // The jose peer, bundled for workers.
+  await run(join(ROOT, 'node_modules/.bin/esbuild'), [join(ROOT, 'bench/workers/jose.mjs'), '--bundle', '--format=esm',
+    '--platform=neutral', '--main-fields=module,main', '--conditions=worker,browser', `--outfile=${join(OUT, 'jose-worker.mjs')}`, '--log-level=warning']);
+
+  // Cold start: a fresh runtime to the first verified 200.
+  const coldToken = readFileSync(pools.EdDSA.repeated, 'utf8').trim();
+  const t0 = performance.now();
+  const cold = await miniflare(gatehouseOptions(keys));
+  const first = await fetch(`${cold.url}/api/whoami`, { headers: { authorization: `Bearer ${coldToken}` } });
+  await first.arrayBuffer();
+  const coldMs = performance.now() - t0;
+  if (first.status !== 200) throw new Error(`cold start answered ${first.status}`);
+  await cold.mf.dispose();
+
+  const targets = [];
+  const noopJs = await miniflare({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') });
+  targets.push({ name: 'no-op JavaScript worker', url: noopJs.url, path: '/' });
+  const noopRs = await miniflare({
+    modules: [
+      { type: 'ESModule', path: join(ROOT, 'bench/noop-rs/build/index.js') },
+      { type: 'CompiledWasm', path: join(ROOT, 'bench/noop-rs/build/index_bg.wasm') },
+    ],
+    modulesRoot: join(ROOT, 'bench/noop-rs/build'),
+  });
+  targets.push({ name: 'no-op workers-rs worker', url: noopRs.url, path: '/' });
+  const jose = await miniflare({
+    modules: true,
+    scriptPath: join(OUT, 'jose-worker.mjs'),
+    bindings: { ISSUER, AUDIENCE, JWKS: JSON.stringify(keys.jwks) },
+    kvNamespaces: ['DENYLIST'],
+  });
+  const gh = await miniflare(gatehouseOptions(keys));
+  for (const alg of ['EdDSA', 'RS256']) {
+    targets.push({ name: `jose worker, ${alg}, fresh token`, url: jose.url, tokensFile: pools[alg].fresh, alg, kind: 'jose-fresh' });
+    targets.push({ name: `gatehouse, ${alg}, fresh token`, url: gh.url, tokensFile: pools[alg].fresh, alg, kind: 'gh-fresh' });
+    targets.push({ name: `gatehouse, ${alg}, repeated token`, url: gh.url, tokensFile: pools[alg].repeated, alg, kind: 'gh-repeated' });
+  }
+  // Warm every isolate, then interleave the rounds so drift in machine load hits all alike.
+  for (const t of targets) {
+    const res = await fetch(t.url + (t.path ?? '/api/whoami'), t.tokensFile
+      ? { headers: { authorization: `Bearer ${readFileSync(t.tokensFile, 'utf8').split('\n')[0]}` } } : undefined);
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`${t.name}: warm-up answered ${res.status}`);
+  }
+  for (const t of targets) t.runs = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const t of targets) t.runs.push(await wrk(t.url, { tokensFile: t.tokensFile, path: t.path }));
+  }
+  for (const m of [noopJs, noopRs, jose, gh]) await m.mf.dispose();
+
+  const med = (t) => median(t.runs.map((r) => r.rps));
+  const noopJsRps = med(targets[0]);
+  const noopRsRps = med(targets[1]);
+  const joseFor = (alg) => med(targets.find((t) => t.kind === 'jose-fresh' && t.alg === alg));
+  console.log('\n| worker | req/s median | min–max | p50 latency | × jose (same alg, fresh) | × no-op JS | × no-op workers-rs |');
+  console.log('|---|---:|---|---|---:|---:|---:|');
+  for (const t of targets) {
+    const rps = t.runs.map((r) => r.rps);
+    const vsJose = t.alg ? (med(t) / joseFor(t.alg)).toFixed(2) : '';
+    console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${vsJose} | ${(med(t) / noopJsRps).toFixed(2)} | ${(med(t) / noopRsRps).toFixed(2)} |`);
+  }
+  const wasm = readFileSync(join(ROOT, 'build', 'index_bg.wasm'));
+  console.log(`\nrelease wasm: ${(statSync(join(ROOT, 'build', 'index_bg.wasm')).size / 1024).toFixed(0)} KiB, ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped`);
+  console.log(`cold start (new runtime → first verified 200): ${coldMs.toFixed(0)} ms`);
+}
+
+await main();
