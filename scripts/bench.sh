@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# Runs the benchmarks (not tests): installs the pinned tools, builds the release worker once, then
-# runs bench/login.mjs against wrangler dev on loopback. N=40 bash scripts/bench.sh for more tries.
+# Runs the benchmarks (not tests): installs the pinned tools and wrk, builds the release worker and
+# the no-op workers-rs baseline, then runs
+#   bench/throughput.mjs  requests/s of gatehouse vs a jose worker vs no-op workers (workerd, wrk)
+#   bench/login.mjs       login timing and argon2id cost per hash (wrangler dev)
+# `bash scripts/bench.sh throughput` or `... login` runs one. Results go in docs/BENCHMARKS.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+if ! command -v wrk >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null
+fi
 bash scripts/build.sh
-node bench/login.mjs
+which="${1:-all}"
+if [ "$which" = all ] || [ "$which" = throughput ]; then
+  (cd bench/noop-rs && WASM_BINDGEN_BIN="$(command -v wasm-bindgen)" WASM_OPT_BIN="$PWD/../../node_modules/.bin/wasm-opt" \
+    ESBUILD_BIN="$PWD/../../node_modules/.bin/esbuild" worker-build --release)
+  node bench/throughput.mjs
+fi
+if [ "$which" = all ] || [ "$which" = login ]; then
+  node bench/login.mjs
+fi
