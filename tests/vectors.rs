@@ -17,55 +17,45 @@ fn verify_raw(set: &KeySet, kid: &str, alg: &str, msg: &[u8], sig: &[u8]) -> boo
     gatehouse::jwt::keys::verify_signature_bytes(set.find(kid).expect("kid"), alg, msg, sig)
 }
 
-#[test]
-fn wycheproof_ed25519_every_case() {
-    let file = vector("wycheproof/ed25519_test.json");
+/// Runs every case of a Wycheproof signature file through the verifier's primitive, each group's key
+/// loaded from its JWK (`jwk_member`), and compares with the file's verdict as `expected` maps it.
+fn every_case(file: &str, jwk_member: &str, alg: &str, expected: impl Fn(&str) -> bool) {
+    let file = vector(file);
     let mut count = 0;
     for group in file["testGroups"].as_array().unwrap() {
-        let jwk = group["publicKeyJwk"].as_object().unwrap();
-        let key = PublicKey::from_jwk(jwk).expect("every Wycheproof Ed25519 key loads");
+        let key = PublicKey::from_jwk(group[jwk_member].as_object().unwrap()).expect("every key of the file loads");
         let set = KeySet::from_public_keys(vec![key]).unwrap();
         for case in tests_of(group) {
             let msg = hex::decode(case["msg"].as_str().unwrap()).unwrap();
             let sig = hex::decode(case["sig"].as_str().unwrap()).unwrap();
-            let ok = verify_raw(&set, "none", "EdDSA", &msg, &sig);
-            let expected = match case["result"].as_str().unwrap() {
-                "valid" => true,
-                "invalid" => false,
-                other => panic!("ed25519 file has no {other:?} cases"),
-            };
-            assert_eq!(ok, expected, "tcId {} ({})", case["tcId"], case["comment"]);
+            let ok = verify_raw(&set, "none", alg, &msg, &sig);
+            let want = expected(case["result"].as_str().unwrap());
+            assert_eq!(ok, want, "tcId {} ({}) flags {}", case["tcId"], case["comment"], case["flags"]);
             count += 1;
         }
     }
-    assert_eq!(count, file["numberOfTests"].as_u64().unwrap() as usize);
+    assert_eq!(count, file["numberOfTests"].as_u64().unwrap() as usize, "every case ran");
+}
+
+#[test]
+fn wycheproof_ed25519_every_case() {
+    every_case("wycheproof/ed25519_test.json", "publicKeyJwk", "EdDSA", |result| match result {
+        "valid" => true,
+        "invalid" => false,
+        other => panic!("ed25519 file has no {other:?} cases"),
+    });
 }
 
 #[test]
 fn wycheproof_rsa_pkcs1_2048_sha256_every_case() {
-    let file = vector("wycheproof/rsa_signature_2048_sha256_test.json");
-    let mut count = 0;
-    for group in file["testGroups"].as_array().unwrap() {
-        let jwk = group["keyJwk"].as_object().unwrap();
-        let key = PublicKey::from_jwk(jwk).expect("every key in this file is 2048 bits");
-        let set = KeySet::from_public_keys(vec![key]).unwrap();
-        for case in tests_of(group) {
-            let msg = hex::decode(case["msg"].as_str().unwrap()).unwrap();
-            let sig = hex::decode(case["sig"].as_str().unwrap()).unwrap();
-            let ok = verify_raw(&set, "none", "RS256", &msg, &sig);
-            // "acceptable" marks legacy encodings (e.g. a DigestInfo without the NULL parameter)
-            // that a strict verifier may refuse. gatehouse refuses them: only the one DER encoding
-            // of RFC 8017 §9.2 verifies, as the rsa crate computes it.
-            let expected = match case["result"].as_str().unwrap() {
-                "valid" => true,
-                "invalid" | "acceptable" => false,
-                other => panic!("unexpected result {other:?}"),
-            };
-            assert_eq!(ok, expected, "tcId {} ({}) flags {}", case["tcId"], case["comment"], case["flags"]);
-            count += 1;
-        }
-    }
-    assert_eq!(count, file["numberOfTests"].as_u64().unwrap() as usize);
+    // Every key in this file is 2048 bits, so all load. "acceptable" marks legacy encodings (e.g. a
+    // DigestInfo without the NULL parameter) that a strict verifier may refuse. gatehouse refuses
+    // them: only the one DER encoding of RFC 8017 §9.2 verifies, as the rsa crate computes it.
+    every_case("wycheproof/rsa_signature_2048_sha256_test.json", "keyJwk", "RS256", |result| match result {
+        "valid" => true,
+        "invalid" | "acceptable" => false,
+        other => panic!("unexpected result {other:?}"),
+    });
 }
 
 /// The groups of json_web_signature_test.json that apply to a verifier of compact EdDSA/RS256 JWS,

@@ -2,8 +2,9 @@
 //! [`Authenticated`] value that only this module can make.
 
 use super::error::ApiError;
+use super::webcrypto;
 use crate::config::Config;
-use crate::jwt::{self, AccessClaims, TokenError};
+use crate::jwt::{AccessClaims, TokenError, UntrustedToken};
 use crate::revocation::{self, RevocationRecord};
 use worker::{Env, Request};
 
@@ -46,18 +47,26 @@ fn now_seconds() -> i64 {
 
 /// Verifies the request's bearer token and checks the denylist with one KV read.
 pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<Authenticated, ApiError> {
-    let user = authenticate_for_logout(req, config)?;
+    let user = authenticate_for_logout(req, config).await?;
     check_revocation(env, &user.claims).await?;
     Ok(user)
 }
 
 /// Verifies the bearer token without the denylist read, for logout and logout-all: they are
-/// idempotent, so a token whose session was already ended may end it again (a no-op in the object).
-pub fn authenticate_for_logout(req: &Request, config: &Config) -> Result<Authenticated, ApiError> {
+/// idempotent, so a token whose session was already ended may end it again (the account object,
+/// the authority, then changes nothing).
+pub async fn authenticate_for_logout(req: &Request, config: &Config) -> Result<Authenticated, ApiError> {
     let header = req.headers().get("authorization").map_err(ApiError::from)?;
     let token = bearer_token(header.as_deref())?.ok_or(ApiError::MissingToken)?;
-    let claims = jwt::verify_access_token(&config.keys, &config.validator(), token, now_seconds())
-        .map_err(|e: TokenError| ApiError::InvalidToken(e.to_string()))?;
+    let invalid = |e: TokenError| ApiError::InvalidToken(e.to_string());
+    let untrusted = UntrustedToken::parse(token).map_err(|e| invalid(TokenError::Parse(e)))?;
+    let check = config.keys.begin_verify(&untrusted).map_err(|e| invalid(TokenError::Validation(e)))?;
+    let valid =
+        webcrypto::verify_signature(check.key(), check.signing_input(), check.signature(), || check.verify_in_rust())
+            .await;
+    let verified = check.finish(valid).map_err(|e| invalid(TokenError::Validation(e)))?;
+    let claims =
+        config.validator().validate(&verified, now_seconds()).map_err(|e| invalid(TokenError::Validation(e)))?;
     Ok(Authenticated { claims })
 }
 

@@ -5,6 +5,7 @@ pub mod cors;
 pub mod error;
 pub mod forward;
 pub mod issuer;
+pub mod webcrypto;
 
 use crate::config::Config;
 use crate::policy;

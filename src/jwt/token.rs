@@ -3,7 +3,7 @@
 //! Trust is a type: an [`UntrustedToken`] becomes a [`VerifiedToken`] only through [`KeySet::verify`],
 //! and claims come out only of a verified token through [`super::Validator`].
 
-use super::keys::{verify_signature_bytes, Algorithm, KeySet, PrivateKey, SigningMaterial};
+use super::keys::{verify_signature_bytes, Algorithm, KeySet, PrivateKey, PublicKey, SigningMaterial};
 use super::{b64, json};
 use jwt_compact::alg::Ed25519;
 use jwt_compact::Algorithm as _;
@@ -179,11 +179,62 @@ impl VerifiedToken {
     }
 }
 
+/// A token whose header passed every check before the signature (alg not `none`, no `crit`, a known
+/// `kid`, the header `alg` equal to that key's): only the signature is left. It becomes a
+/// [`VerifiedToken`] only inside this crate, through [`SignatureCheck::finish`] with the verdict of a
+/// real signature check (pure Rust here, or the runtime's WebCrypto at the edge).
+#[derive(Debug)]
+pub struct SignatureCheck<'t, 'k> {
+    token: &'t UntrustedToken<'t>,
+    key: &'k PublicKey,
+}
+
+impl<'t, 'k> SignatureCheck<'t, 'k> {
+    /// The key the token's `kid` names; its algorithm is the token's.
+    pub fn key(&self) -> &'k PublicKey {
+        self.key
+    }
+
+    /// The signed bytes: ASCII(header "." payload).
+    pub fn signing_input(&self) -> &'t [u8] {
+        self.token.signing_input.as_bytes()
+    }
+
+    /// The decoded signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.token.signature
+    }
+
+    /// Checks the signature with the pure-Rust primitive (jwt-compact on ed25519-dalek / rsa).
+    pub fn verify_in_rust(&self) -> bool {
+        verify_signature_bytes(self.key, self.key.alg().name(), self.signing_input(), self.signature())
+    }
+
+    /// Turns the signature verdict into a verified token (parsing the claims only now).
+    pub(crate) fn finish(self, signature_valid: bool) -> Result<VerifiedToken, ValidationError> {
+        if !signature_valid {
+            return Err(ValidationError::BadSignature);
+        }
+        // Decoding cannot fail: `parse` checked the segment.
+        let payload =
+            b64::decode(self.token.payload_b64).map_err(|_| ValidationError::Payload(json::JsonError::Syntax))?;
+        let claims = json::parse_object(&payload).map_err(ValidationError::Payload)?;
+        Ok(VerifiedToken {
+            header: self.token.header.clone(),
+            claims,
+            kid: self.key.kid().to_owned(),
+            alg: self.key.alg(),
+        })
+    }
+}
+
 impl KeySet {
-    /// Verifies a token's signature with the key its `kid` names, the key deciding the algorithm
-    /// (RFC 8725 §3.1): the header `alg` is only compared with it, and `jku`, `x5u`, `jwk` and
-    /// `x5c` are never read.
-    pub fn verify(&self, token: &UntrustedToken<'_>) -> Result<VerifiedToken, ValidationError> {
+    /// Every check before the signature, the key deciding the algorithm (RFC 8725 §3.1): the header
+    /// `alg` is only compared with it, and `jku`, `x5u`, `jwk` and `x5c` are never read.
+    pub fn begin_verify<'t, 'k>(
+        &'k self,
+        token: &'t UntrustedToken<'t>,
+    ) -> Result<SignatureCheck<'t, 'k>, ValidationError> {
         let alg = token.alg();
         if alg.eq_ignore_ascii_case("none") {
             return Err(ValidationError::AlgNone);
@@ -196,14 +247,15 @@ impl KeySet {
         if key.alg().name() != alg {
             return Err(ValidationError::AlgMismatch);
         }
-        let valid = verify_signature_bytes(key, alg, token.signing_input.as_bytes(), &token.signature);
-        if !valid {
-            return Err(ValidationError::BadSignature);
-        }
-        // Decoding cannot fail: `parse` checked the segment.
-        let payload = b64::decode(token.payload_b64).map_err(|_| ValidationError::Payload(json::JsonError::Syntax))?;
-        let claims = json::parse_object(&payload).map_err(ValidationError::Payload)?;
-        Ok(VerifiedToken { header: token.header.clone(), claims, kid: key.kid().to_owned(), alg: key.alg() })
+        Ok(SignatureCheck { token, key })
+    }
+
+    /// Verifies a token's signature with the key its `kid` names (see [`KeySet::begin_verify`]),
+    /// using the pure-Rust primitives.
+    pub fn verify(&self, token: &UntrustedToken<'_>) -> Result<VerifiedToken, ValidationError> {
+        let check = self.begin_verify(token)?;
+        let valid = check.verify_in_rust();
+        check.finish(valid)
     }
 
     /// Verifies a compact JWS and returns its raw payload, for JWS that are not JWTs (test vectors).

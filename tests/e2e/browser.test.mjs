@@ -17,6 +17,18 @@ const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', 
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Registers through the page's form, then signs in with the prefilled email. */
+async function registerAndSignIn(page, email, password = 'correct horse battery') {
+  await page.fill('#register-email', email);
+  await page.fill('#register-password', password);
+  await page.click('#register-form button');
+  await page.locator('#status').filter({ hasText: 'Account created' }).waitFor();
+  assert.equal(await page.inputValue('#login-email'), email, 'the sign-in form is prefilled');
+  await page.fill('#login-password', password);
+  await page.keyboard.press('Enter');
+  await page.locator('#signed-in').waitFor({ state: 'visible' });
+}
+
 async function until(what, predicate, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -92,6 +104,7 @@ describe('browser client', () => {
     await page.locator('#status').filter({ hasText: 'Account created' }).waitFor();
     assert.equal(await page.inputValue('#login-email'), email, 'the sign-in form is prefilled');
 
+    // A wrong password first: the error is shown and the form stays.
     await page.fill('#login-password', 'wrong password');
     await page.keyboard.press('Enter');
     await page.locator('#error').filter({ hasText: 'do not match' }).waitFor();
@@ -170,14 +183,7 @@ describe('browser client', () => {
     const page = await context.newPage();
     await page.goto(worker.url);
     await page.locator('#signed-out').waitFor({ state: 'visible' });
-    const email = `foreign-${Date.now()}@example.com`;
-    await page.fill('#register-email', email);
-    await page.fill('#register-password', 'correct horse battery');
-    await page.click('#register-form button');
-    await page.locator('#status').filter({ hasText: 'Account created' }).waitFor();
-    await page.fill('#login-password', 'correct horse battery');
-    await page.keyboard.press('Enter');
-    await page.locator('#signed-in').waitFor({ state: 'visible' });
+    await registerAndSignIn(page, `foreign-${Date.now()}@example.com`);
     const cookieBefore = (await context.cookies(worker.url)).find((c) => c.name === '__Host-gatehouse_rt').value;
 
     const evil = await context.newPage();

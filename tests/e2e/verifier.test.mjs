@@ -115,6 +115,20 @@ describe('edge verifier: built-in whoami', () => {
       'no sub': await signToken(worker.keys, { claims: { sub: undefined } }),
       garbage: 'not-a-token',
     };
+    // RS256 signatures are checked by the runtime's WebCrypto at the edge: the same refusals.
+    const rs = await signToken(worker.keys, { alg: 'RS256' });
+    const [rh, rp, rsig] = rs.split('.');
+    const rsBytes = base64url.decode(rsig);
+    const otherRsa = (await import('node:crypto')).generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const foreignSig = base64url.encode((await import('node:crypto')).sign('sha256', Buffer.from(`${rh}.${rp}`), otherRsa));
+    Object.assign(cases, {
+      'RS256 bad signature': `${rh}.${rp}.${base64url.encode(Uint8Array.from(rsBytes, (b, i) => (i === 100 ? b ^ 0x10 : b)))}`,
+      'RS256 truncated signature': `${rh}.${rp}.${base64url.encode(rsBytes.slice(0, 255))}`,
+      'RS256 signature by another key under the right kid': `${rh}.${rp}.${foreignSig}`,
+      'RS256 signature with a leading zero byte': `${rh}.${rp}.${base64url.encode(Uint8Array.from([0, ...rsBytes]))}`,
+      'RS256 claims swapped under a valid signature': `${rh}.${p}.${rsig}`,
+    });
+    assert.equal(await (await worker.fetch('/api/whoami', { headers: bearer(rs) })).status, 200, 'the unmodified RS256 token passes');
     for (const [why, token] of Object.entries(cases)) {
       if (why === 'standard alphabet' && !/[-_]/.test(s)) continue;
       await expectInvalid(worker, bearer(token), why);
