@@ -1,4 +1,5 @@
 //! Property tests (proptest): base64url strictness and the claim checks, over generated inputs.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
