@@ -4,12 +4,19 @@
 use super::error::ApiError;
 use super::webcrypto;
 use crate::config::Config;
+use crate::jwt::cache::VerifiedCache;
 use crate::jwt::{AccessClaims, TokenError, UntrustedToken};
+use std::cell::RefCell;
 use crate::revocation::{self, RevocationRecord};
 use worker::{Env, Request};
 
 /// The KV namespace holding revocation records.
 pub const DENYLIST_BINDING: &str = "DENYLIST";
+
+thread_local! {
+    /// Tokens this isolate has verified (signature and claims); revocation is still read every time.
+    static VERIFIED: RefCell<VerifiedCache> = RefCell::new(VerifiedCache::new());
+}
 
 /// A caller whose access token verified and is not revoked. Handlers that need a user take one.
 #[derive(Debug, Clone)]
@@ -58,6 +65,10 @@ pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<A
 pub async fn authenticate_for_logout(req: &Request, config: &Config) -> Result<Authenticated, ApiError> {
     let header = req.headers().get("authorization").map_err(ApiError::from)?;
     let token = bearer_token(header.as_deref())?.ok_or(ApiError::MissingToken)?;
+    let now = now_seconds();
+    if let Some(claims) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway)) {
+        return Ok(Authenticated { claims });
+    }
     let invalid = |e: TokenError| ApiError::InvalidToken(e.to_string());
     let untrusted = UntrustedToken::parse(token).map_err(|e| invalid(TokenError::Parse(e)))?;
     let check = config.keys.begin_verify(&untrusted).map_err(|e| invalid(TokenError::Validation(e)))?;
@@ -65,8 +76,8 @@ pub async fn authenticate_for_logout(req: &Request, config: &Config) -> Result<A
         webcrypto::verify_signature(check.key(), check.signing_input(), check.signature(), || check.verify_in_rust())
             .await;
     let verified = check.finish(valid).map_err(|e| invalid(TokenError::Validation(e)))?;
-    let claims =
-        config.validator().validate(&verified, now_seconds()).map_err(|e| invalid(TokenError::Validation(e)))?;
+    let claims = config.validator().validate(&verified, now).map_err(|e| invalid(TokenError::Validation(e)))?;
+    VERIFIED.with(|c| c.borrow_mut().insert(token, &claims, now, config.leeway));
     Ok(Authenticated { claims })
 }
 

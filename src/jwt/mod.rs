@@ -1,6 +1,7 @@
 //! The pure token core: strict parsing, JWK keys, key-pinned verification, signing and claim checks. No `worker` here.
 
 pub mod b64;
+pub mod cache;
 pub mod claims;
 pub mod json;
 pub mod keys;
