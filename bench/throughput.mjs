@@ -4,6 +4,9 @@
 // workers, plus the wasm size and the cold start to the first verified 200.
 //
 //   node bench/throughput.mjs            (ROUNDS=3 SECONDS=4 CONNECTIONS=16 POOL=30000 to tune)
+//   BASELINE_BUILD=/path/to/other/build node bench/throughput.mjs
+//                                        also runs another gatehouse build (say, the commit before an
+//                                        optimisation) in the same rounds, for a before/after ratio.
 //
 // Needs: build/ (bash scripts/build.sh), bench/noop-rs/build (built by scripts/bench.sh), wrk.
 import { execFile } from 'node:child_process';
@@ -92,13 +95,13 @@ async function miniflare(options) {
   return { mf, url: `http://127.0.0.1:${port}` };
 }
 
-function gatehouseOptions(keys) {
+function gatehouseOptions(keys, build = join(ROOT, 'build')) {
   return {
     modules: [
-      { type: 'ESModule', path: join(ROOT, 'build', 'index.js') },
-      { type: 'CompiledWasm', path: join(ROOT, 'build', 'index_bg.wasm') },
+      { type: 'ESModule', path: join(build, 'index.js') },
+      { type: 'CompiledWasm', path: join(build, 'index_bg.wasm') },
     ],
-    modulesRoot: join(ROOT, 'build'),
+    modulesRoot: build,
     bindings: { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys.signing) },
     durableObjects: { ACCOUNTS: { className: 'Account', useSQLite: true } },
     kvNamespaces: ['DENYLIST'],
@@ -151,10 +154,15 @@ async function main() {
     kvNamespaces: ['DENYLIST'],
   });
   const gh = await miniflare(gatehouseOptions(keys));
+  const baseline = process.env.BASELINE_BUILD ? await miniflare(gatehouseOptions(keys, process.env.BASELINE_BUILD)) : null;
   for (const alg of ['EdDSA', 'RS256']) {
     targets.push({ name: `jose worker, ${alg}, fresh token`, url: jose.url, tokensFile: pools[alg].fresh, alg, kind: 'jose-fresh' });
     targets.push({ name: `gatehouse, ${alg}, fresh token`, url: gh.url, tokensFile: pools[alg].fresh, alg, kind: 'gh-fresh' });
     targets.push({ name: `gatehouse, ${alg}, repeated token`, url: gh.url, tokensFile: pools[alg].repeated, alg, kind: 'gh-repeated' });
+    if (baseline) {
+      targets.push({ name: `baseline build, ${alg}, fresh token`, url: baseline.url, tokensFile: pools[alg].fresh, alg, kind: 'base-fresh' });
+      targets.push({ name: `baseline build, ${alg}, repeated token`, url: baseline.url, tokensFile: pools[alg].repeated, alg, kind: 'base-repeated' });
+    }
   }
   // Warm every isolate, then interleave the rounds so drift in machine load hits all alike.
   for (const t of targets) {
@@ -167,7 +175,7 @@ async function main() {
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of targets) t.runs.push(await wrk(t.url, { tokensFile: t.tokensFile, path: t.path }));
   }
-  for (const m of [noopJs, noopRs, jose, gh]) await m.mf.dispose();
+  for (const m of [noopJs, noopRs, jose, gh, baseline].filter(Boolean)) await m.mf.dispose();
 
   const med = (t) => median(t.runs.map((r) => r.rps));
   const noopJsRps = med(targets[0]);
