@@ -6,8 +6,8 @@ use super::webcrypto;
 use crate::config::Config;
 use crate::jwt::cache::VerifiedCache;
 use crate::jwt::{AccessClaims, TokenError, UntrustedToken};
-use std::cell::RefCell;
 use crate::revocation::{self, RevocationRecord};
+use std::cell::RefCell;
 use worker::{Env, Request};
 
 /// The KV namespace holding revocation records.
