@@ -1,5 +1,7 @@
 //! Typed configuration, parsed once from vars and secrets; bad or missing values are errors, never insecure defaults.
 
+use crate::issuers::{self, TrustedIssuer};
+use crate::jwt::remote::{self, FetchPolicy};
 use crate::jwt::{KeyError, KeySet, Validator};
 use crate::password::{self, PasswordParams};
 use crate::policy::{self, RoutePolicy};
@@ -62,6 +64,12 @@ pub struct Config {
     pub default_scope: String,
     /// Roles granted to newly registered users.
     pub default_roles: Vec<String>,
+    /// Other issuers whose tokens the edge accepts.
+    pub trusted_issuers: Vec<TrustedIssuer>,
+    /// When remote key sets are fetched.
+    pub jwks_policy: FetchPolicy,
+    /// How long a key-set fetch may take, milliseconds.
+    pub jwks_timeout_ms: u64,
 }
 
 /// The `client_id` claim of tokens gatehouse issues to its own clients.
@@ -215,6 +223,21 @@ impl Config {
             return Err(ConfigError::Invalid { name: "DEFAULT_SCOPE", reason: "control characters".into() });
         }
 
+        let trusted_issuers = issuers::parse(&var("TRUSTED_ISSUERS").unwrap_or_default(), &issuer)
+            .map_err(|e| ConfigError::Invalid { name: "TRUSTED_ISSUERS", reason: e.to_string() })?;
+        let jwks_policy = FetchPolicy {
+            max_age: seconds(var, "JWKS_CACHE_SECONDS", remote::DEFAULT_MAX_AGE, 10, 86_400)?,
+            cooldown: seconds(var, "JWKS_COOLDOWN_SECONDS", remote::DEFAULT_COOLDOWN, 1, 3_600)?,
+            max_stale: seconds(var, "JWKS_MAX_STALE_SECONDS", remote::DEFAULT_MAX_STALE, 60, 7 * 86_400)?,
+        };
+        if jwks_policy.max_stale < jwks_policy.max_age {
+            return Err(ConfigError::Invalid {
+                name: "JWKS_MAX_STALE_SECONDS",
+                reason: "must be at least JWKS_CACHE_SECONDS".into(),
+            });
+        }
+        let jwks_timeout_ms = seconds(var, "JWKS_TIMEOUT_MS", remote::DEFAULT_TIMEOUT_MS as i64, 100, 30_000)? as u64;
+
         let keys_text = secret("SIGNING_KEYS").ok_or(ConfigError::Missing("SIGNING_KEYS"))?;
         let keys = KeySet::from_private_jwks(&keys_text).map_err(ConfigError::Keys)?;
 
@@ -234,12 +257,15 @@ impl Config {
             password,
             default_scope,
             default_roles,
+            trusted_issuers,
+            jwks_policy,
+            jwks_timeout_ms,
         })
     }
 
     /// The claim checks for this configuration.
     pub fn validator(&self) -> Validator {
-        Validator { issuer: self.issuer.clone(), audience: self.audience.clone(), leeway: self.leeway }
+        Validator::new(self.issuer.clone(), self.audience.clone(), self.leeway)
     }
 
     /// The session lifetimes.
@@ -250,6 +276,11 @@ impl Config {
     /// Until when a revocation made at `now` must stand: the last access token it covers expires by then.
     pub fn cover_until(&self, now: i64) -> i64 {
         now + self.access_ttl + self.leeway
+    }
+
+    /// The trusted issuer whose `iss` this is, if any.
+    pub fn trusted_issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
+        self.trusted_issuers.iter().find(|t| t.issuer == iss)
     }
 
     /// Whether a normalised path needs a bearer token.

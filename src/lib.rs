@@ -9,6 +9,7 @@ pub mod account_state;
 pub mod audit;
 pub mod config;
 pub mod input;
+pub mod issuers;
 pub mod jwt;
 pub mod password;
 pub mod policy;

@@ -75,13 +75,14 @@ fn wycheproof_jws_cases_that_apply() {
             match &loaded {
                 // See `is_padding_case_without_padding`.
                 _ if is_padding_case_without_padding(case) => {}
-                // An RS256 key: the file's verdict, exactly.
-                Ok(set) if set.keys().iter().all(|k| k.alg().name() == "RS256") => {
+                // RS256 and ES256 keys: the file's verdict, exactly (the es256 and SpecialCaseEs256
+                // groups include r or s zero, too big, DER-encoded and over-long signatures).
+                Ok(set) if set.keys().iter().all(|k| matches!(k.alg().name(), "RS256" | "ES256")) => {
                     let ok = set.verify_jws_payload(jws).is_ok();
                     assert_eq!(ok, result == "valid", "{id}");
                     exact += 1;
                 }
-                // Keys of other algorithms (HS*, ES*, PS*) or of the wrong use are refused at load,
+                // Keys of other algorithms (HS*, ES384/512, PS*) or of the wrong use are refused at load,
                 // so no token under them is ever accepted, valid or not.
                 Err(_) => refused += 1,
                 Ok(_) => panic!("unexpected key set in {id}"),
@@ -99,9 +100,10 @@ fn wycheproof_jws_cases_that_apply() {
             }
         }
     }
-    // The rs256 groups and the RFC 7520 Figure 13 case are checked exactly; the UsingRS256 case of
-    // the PS512 group is refused because that key's alg is PS512 (the key decides).
-    assert!(exact >= 18, "{exact} exact cases");
+    // The rs256, es256 and SpecialCaseEs256 groups and the RFC 7520 Figure 13 case are checked
+    // exactly; the UsingRS256 case of the PS512 group is refused because that key's alg is PS512
+    // (the key decides).
+    assert!(exact >= 260, "{exact} exact cases");
     assert!(refused > 0 && parse >= 6, "{refused} refused, {parse} parse cases");
 }
 

@@ -34,7 +34,7 @@ fn fixture() -> &'static Fixture {
             "jti": "j", "sid": "s", "scope": "read", "roles": ["user"],
         });
         let signed = keys.signing_keys().map(|k: &PrivateKey| k.sign(&claims).expect("sign")).collect();
-        let validator = Validator { issuer: "https://issuer.test".into(), audience: "api.test".into(), leeway: 30 };
+        let validator = Validator::new("https://issuer.test", "api.test", 30);
         Fixture { keys, validator, signed }
     })
 }

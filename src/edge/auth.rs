@@ -2,10 +2,12 @@
 //! [`Authenticated`] value that only this module can make.
 
 use super::error::ApiError;
-use super::webcrypto;
+use super::{remote, webcrypto};
 use crate::config::Config;
-use crate::jwt::cache::VerifiedCache;
-use crate::jwt::{AccessClaims, TokenError, UntrustedToken};
+use crate::issuers::TokenSource;
+use crate::jwt::cache::{Verified, VerifiedCache};
+use crate::jwt::remote::Need;
+use crate::jwt::{AccessClaims, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
 use crate::revocation::{self, RevocationRecord};
 use std::cell::RefCell;
 use worker::{Env, Request};
@@ -18,16 +20,22 @@ thread_local! {
     static VERIFIED: RefCell<VerifiedCache> = RefCell::new(VerifiedCache::new());
 }
 
-/// A caller whose access token verified and is not revoked. Handlers that need a user take one.
+/// A caller whose access token verified (and, for gatehouse's own tokens, is not revoked).
+/// Handlers that need a user take one; only this module makes one.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    claims: AccessClaims,
+    verified: Verified,
 }
 
 impl Authenticated {
     /// The verified claims.
     pub fn claims(&self) -> &AccessClaims {
-        &self.claims
+        &self.verified.claims
+    }
+
+    /// Whether gatehouse issued the token (rather than a trusted issuer).
+    pub fn is_own(&self) -> bool {
+        self.verified.issuer.is_none()
     }
 }
 
@@ -40,45 +48,158 @@ pub fn bearer_token(header: Option<&str>) -> Result<Option<&str>, ApiError> {
         return Ok(None);
     }
     let token = rest.trim_start_matches(' ');
-    let b64token = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=');
-    if token.is_empty() || !token.chars().all(b64token) {
+    if token.is_empty() || !token.chars().all(b64token_char) {
         // Includes two Authorization headers, which the runtime joins with ", ".
         return Err(ApiError::InvalidToken("malformed Authorization header".into()));
     }
     Ok(Some(token))
 }
 
+/// The characters of RFC 6750 §2.1 `b64token`.
+fn b64token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=')
+}
+
 fn now_seconds() -> i64 {
     (worker::Date::now().as_millis() / 1000) as i64
 }
 
-/// Verifies the request's bearer token and checks the denylist with one KV read.
-pub async fn authenticate(req: &Request, env: &Env, config: &Config) -> Result<Authenticated, ApiError> {
-    let user = authenticate_for_logout(req, config).await?;
-    check_revocation(env, &user.claims).await?;
+/// Which tokens a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accept {
+    /// gatehouse's own tokens, checked against the denylist (the issuer's routes).
+    Own,
+    /// gatehouse's own tokens without the denylist read: logout and logout-all are idempotent, so a
+    /// token whose session was already ended may end it again (the account object, the
+    /// authority, then changes nothing).
+    OwnForLogout,
+    /// Own tokens (denylist checked) and trusted issuers' tokens (protected routes).
+    Any,
+}
+
+/// The token a request presents and where it came from: `Authorization: Bearer` first, then the
+/// headers that trusted issuers are configured to send tokens in.
+fn presented_token(req: &Request, config: &Config, accept: Accept) -> Result<(String, TokenSource), ApiError> {
+    let header = req.headers().get("authorization").map_err(ApiError::from)?;
+    if let Some(token) = bearer_token(header.as_deref())? {
+        return Ok((token.to_owned(), TokenSource::Authorization));
+    }
+    if accept == Accept::Any {
+        for issuer in &config.trusted_issuers {
+            if let TokenSource::Header(name) = &issuer.source {
+                if let Some(value) = req.headers().get(name).map_err(ApiError::from)? {
+                    let token = value.trim();
+                    if token.is_empty() || !token.chars().all(b64token_char) {
+                        return Err(ApiError::InvalidToken(format!("malformed {name} header")));
+                    }
+                    return Ok((token.to_owned(), issuer.source.clone()));
+                }
+            }
+        }
+    }
+    Err(ApiError::MissingToken)
+}
+
+/// Verifies the request's token as `accept` allows, with the one denylist read for gatehouse's
+/// own tokens (except for [`Accept::OwnForLogout`]).
+pub async fn authenticate(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    accept: Accept,
+) -> Result<Authenticated, ApiError> {
+    let (token, source) = presented_token(req, config, accept)?;
+    let user = verify(&token, &source, config, accept == Accept::Any).await?;
+    if user.is_own() && accept != Accept::OwnForLogout {
+        check_revocation(env, user.claims()).await?;
+    }
     Ok(user)
 }
 
-/// Verifies the bearer token without the denylist read, for logout and logout-all: they are
-/// idempotent, so a token whose session was already ended may end it again (the account object,
-/// the authority, then changes nothing).
-pub async fn authenticate_for_logout(req: &Request, config: &Config) -> Result<Authenticated, ApiError> {
-    let header = req.headers().get("authorization").map_err(ApiError::from)?;
-    let token = bearer_token(header.as_deref())?.ok_or(ApiError::MissingToken)?;
-    let now = now_seconds();
-    if let Some(claims) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway)) {
-        return Ok(Authenticated { claims });
+fn invalid(e: ValidationError) -> ApiError {
+    ApiError::InvalidToken(TokenError::Validation(e).to_string())
+}
+
+/// Whose keys may verify a token from `source` that names `iss`: `None` for gatehouse's own, or
+/// the index of a trusted issuer. Own tokens come only in `Authorization`; a trusted issuer's
+/// only from where it is configured to send them.
+fn issuer_for(
+    config: &Config,
+    iss: Option<&str>,
+    source: &TokenSource,
+    allow_trusted: bool,
+) -> Result<Option<usize>, ApiError> {
+    let trusted = iss.and_then(|iss| config.trusted_issuers.iter().position(|t| t.issuer == iss));
+    match trusted {
+        Some(i) if allow_trusted && config.trusted_issuers.get(i).is_some_and(|t| t.source == *source) => Ok(Some(i)),
+        Some(_) => Err(invalid(ValidationError::Issuer)),
+        None if *source == TokenSource::Authorization => Ok(None),
+        None => Err(invalid(ValidationError::Issuer)),
     }
-    let invalid = |e: TokenError| ApiError::InvalidToken(e.to_string());
-    let untrusted = UntrustedToken::parse(token).map_err(|e| invalid(TokenError::Parse(e)))?;
-    let check = config.keys.begin_verify(&untrusted).map_err(|e| invalid(TokenError::Validation(e)))?;
+}
+
+/// Verifies a token's signature and claims (no revocation), using the per-isolate cache.
+async fn verify(
+    token: &str,
+    source: &TokenSource,
+    config: &Config,
+    allow_trusted: bool,
+) -> Result<Authenticated, ApiError> {
+    let now = now_seconds();
+    let epoch = remote::epoch();
+    if let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway, epoch)) {
+        // The same rules as a fresh verification: a cached token is only accepted where it would be.
+        let iss = hit.claims.iss.as_str();
+        if issuer_for(config, Some(iss), source, allow_trusted)? == hit.issuer {
+            return Ok(Authenticated { verified: hit });
+        }
+    }
+    let untrusted =
+        UntrustedToken::parse(token).map_err(|e| ApiError::InvalidToken(TokenError::Parse(e).to_string()))?;
+    // The claimed issuer is read only when there is a choice of keys to make.
+    let iss = if config.trusted_issuers.is_empty() { None } else { untrusted.unverified_issuer() };
+    let issuer = issuer_for(config, iss.as_deref(), source, allow_trusted)?;
+    let claims = match issuer.and_then(|i| config.trusted_issuers.get(i)) {
+        None => check(&config.keys, &untrusted, &config.validator(), now).await.map_err(invalid)?,
+        Some(trusted) => {
+            let kid = untrusted.kid().ok_or_else(|| invalid(ValidationError::MissingKid))?;
+            let keys = remote::keys_for(config, trusted, Need::Kid(kid), now).await?;
+            let validator = trusted.validator(config.leeway);
+            match check(&keys, &untrusted, &validator, now).await {
+                // The issuer may have put new material under the same kid: look once more (the
+                // cooldown bounds how often), and verify again only if the key did change.
+                Err(ValidationError::BadSignature) => {
+                    let fresh = remote::keys_for(config, trusted, Need::Recheck(kid), now).await?;
+                    let changed = fresh.find(kid).map(|k| k.to_jwk()) != keys.find(kid).map(|k| k.to_jwk());
+                    if !changed {
+                        return Err(invalid(ValidationError::BadSignature));
+                    }
+                    check(&fresh, &untrusted, &validator, now).await.map_err(invalid)?
+                }
+                other => other.map_err(invalid)?,
+            }
+        }
+    };
+    let verified = Verified { claims, issuer };
+    // The epoch read before any fetch: if this verification fetched new keys, the entry is simply
+    // verified once more next time.
+    VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
+    Ok(Authenticated { verified })
+}
+
+/// The key-pinned signature check (WebCrypto at the edge for RS256/ES256) and the claim checks.
+async fn check(
+    keys: &KeySet,
+    untrusted: &UntrustedToken<'_>,
+    validator: &Validator,
+    now: i64,
+) -> Result<AccessClaims, ValidationError> {
+    let check = keys.begin_verify(untrusted)?;
     let valid =
         webcrypto::verify_signature(check.key(), check.signing_input(), check.signature(), || check.verify_in_rust())
             .await;
-    let verified = check.finish(valid).map_err(|e| invalid(TokenError::Validation(e)))?;
-    let claims = config.validator().validate(&verified, now).map_err(|e| invalid(TokenError::Validation(e)))?;
-    VERIFIED.with(|c| c.borrow_mut().insert(token, &claims, now, config.leeway));
-    Ok(Authenticated { claims })
+    let verified = check.finish(valid)?;
+    validator.validate(&verified, now)
 }
 
 /// The single KV read: fails closed (503) when KV cannot be read or the record is corrupt.

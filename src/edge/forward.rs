@@ -28,6 +28,7 @@ pub fn identity_headers(user: &Authenticated) -> Vec<(&'static str, String)> {
     let claims = user.claims();
     let roles: Vec<String> = claims.roles.iter().map(|r| header_value(r, true)).collect();
     vec![
+        ("x-auth-iss", header_value(&claims.iss, false)),
         ("x-auth-sub", header_value(&claims.sub, false)),
         ("x-auth-sid", header_value(claims.sid.as_deref().unwrap_or(""), false)),
         ("x-auth-scope", header_value(&claims.scope, false)),

@@ -164,7 +164,7 @@ pub async fn refresh(mut req: Request, env: &Env, config: &Config, rid: &str) ->
 }
 
 async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid: &str) -> Result<Response, ApiError> {
-    let user = auth::authenticate_for_logout(req, config).await?;
+    let user = auth::authenticate(req, env, config, auth::Accept::OwnForLogout).await?;
     let claims = user.claims();
     let stub = by_id(env, &claims.sub, ApiError::InvalidToken("token names no account".into()))?;
     let token = TokenIds { iat: claims.iat, sid: claims.sid.clone(), jti: claims.jti.clone() };

@@ -5,11 +5,12 @@ pub mod cors;
 pub mod error;
 pub mod forward;
 pub mod issuer;
+pub mod remote;
 pub mod webcrypto;
 
 use crate::config::Config;
 use crate::policy;
-use auth::Authenticated;
+use auth::{Accept, Authenticated};
 use error::ApiError;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -145,9 +146,9 @@ async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError>
         Route::Refresh => issuer::refresh(req, env, &config, rid).await,
         Route::Logout => issuer::logout(req, env, &config, rid).await,
         Route::LogoutAll => issuer::logout_all(req, env, &config, rid).await,
-        Route::Me => issuer::me(&auth::authenticate(&req, env, &config).await?),
+        Route::Me => issuer::me(&auth::authenticate(&req, env, &config, Accept::Own).await?),
         Route::Protected => {
-            let user = auth::authenticate(&req, env, &config).await?;
+            let user = auth::authenticate(&req, env, &config, Accept::Any).await?;
             return protected(req, &path, &config, user).await;
         }
         Route::NotFound => Err(ApiError::NotFound),

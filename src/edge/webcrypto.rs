@@ -1,7 +1,7 @@
-//! RS256 signature checks through the runtime's WebCrypto (`crypto.subtle`, BoringSSL in workerd),
-//! about 10× faster than the pure-Rust `rsa` crate compiled to wasm. Only the signature primitive
-//! moves: every structural, key-pinning and claim check stays in Rust (`jwt::token`), and the pure
-//! path remains the reference used by the native tests and vectors.
+//! RS256 and ES256 signature checks through the runtime's WebCrypto (`crypto.subtle`, BoringSSL in
+//! workerd), about 10× faster than the pure-Rust `rsa` and `p256` crates compiled to wasm. Only the
+//! signature primitive moves: every structural, key-pinning and claim check stays in Rust
+//! (`jwt::token`), and the pure path remains the reference used by the native tests and vectors.
 
 use crate::jwt::{Algorithm, PublicKey};
 use js_sys::{Array, Object, Promise, Reflect};
@@ -12,55 +12,99 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Crypto, CryptoKey, SubtleCrypto};
 
 thread_local! {
-    /// Imported RSA keys by `kid`, once per isolate (the key set is fixed for the isolate's life).
-    static RSA_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+    /// Imported keys by their public JWK text, once per isolate: a `kid` that comes back with new
+    /// material (a remote issuer's rotation) is a new entry, never a stale hit.
+    static IMPORTED: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
 }
 
-const RSASSA: &str = "RSASSA-PKCS1-v1_5";
+/// Imported keys kept at most; beyond it the map starts over (keys are re-imported on demand).
+const MAX_IMPORTED: usize = 256;
+
+/// The WebCrypto algorithm for importing and for verifying, or `None` where Rust does it.
+fn algorithm(alg: Algorithm) -> Result<Option<(Object, Object)>, JsValue> {
+    let (import, verify) = (Object::new(), Object::new());
+    match alg {
+        Algorithm::Rs256 => {
+            Reflect::set(&import, &"name".into(), &"RSASSA-PKCS1-v1_5".into())?;
+            Reflect::set(&import, &"hash".into(), &"SHA-256".into())?;
+            Reflect::set(&verify, &"name".into(), &"RSASSA-PKCS1-v1_5".into())?;
+        }
+        Algorithm::Es256 => {
+            Reflect::set(&import, &"name".into(), &"ECDSA".into())?;
+            Reflect::set(&import, &"namedCurve".into(), &"P-256".into())?;
+            Reflect::set(&verify, &"name".into(), &"ECDSA".into())?;
+            Reflect::set(&verify, &"hash".into(), &"SHA-256".into())?;
+        }
+        Algorithm::EdDsa => return Ok(None),
+    }
+    Ok(Some((import, verify)))
+}
 
 fn subtle() -> Result<SubtleCrypto, JsValue> {
     let crypto: Crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?.dyn_into()?;
     Ok(crypto.subtle())
 }
 
-async fn import_rsa(subtle: &SubtleCrypto, key: &PublicKey) -> Result<CryptoKey, JsValue> {
-    if let Some(cached) = RSA_KEYS.with(|k| k.borrow().get(key.kid()).cloned()) {
+async fn import(subtle: &SubtleCrypto, key: &PublicKey, import_alg: &Object) -> Result<CryptoKey, JsValue> {
+    let jwk_text = key.to_jwk().to_string();
+    if let Some(cached) = IMPORTED.with(|k| k.borrow().get(&jwk_text).cloned()) {
         return Ok(cached);
     }
-    let jwk: Object = js_sys::JSON::parse(&key.to_jwk().to_string())?.dyn_into()?;
-    let algorithm = Object::new();
-    Reflect::set(&algorithm, &"name".into(), &RSASSA.into())?;
-    Reflect::set(&algorithm, &"hash".into(), &"SHA-256".into())?;
+    let jwk: Object = js_sys::JSON::parse(&jwk_text)?.dyn_into()?;
     let usages = Array::of1(&"verify".into());
-    let promise = subtle.import_key_with_object("jwk", &jwk, &algorithm, false, &usages)?;
+    let promise = subtle.import_key_with_object("jwk", &jwk, import_alg, false, &usages)?;
     let imported: CryptoKey = JsFuture::from(promise).await?.dyn_into()?;
-    RSA_KEYS.with(|k| k.borrow_mut().insert(key.kid().to_owned(), imported.clone()));
+    IMPORTED.with(|k| {
+        let mut map = k.borrow_mut();
+        if map.len() >= MAX_IMPORTED {
+            map.clear();
+        }
+        map.insert(jwk_text, imported.clone());
+    });
     Ok(imported)
 }
 
-async fn verify_rs256_webcrypto(key: &PublicKey, message: &[u8], signature: &[u8]) -> Result<bool, JsValue> {
+async fn verify_webcrypto(
+    key: &PublicKey,
+    (import_alg, verify_alg): (Object, Object),
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool, JsValue> {
     let subtle = subtle()?;
-    let imported = import_rsa(&subtle, key).await?;
-    let promise: Promise = subtle.verify_with_str_and_u8_array_and_u8_array(RSASSA, &imported, signature, message)?;
+    let imported = import(&subtle, key, &import_alg).await?;
+    let promise: Promise =
+        subtle.verify_with_object_and_u8_array_and_u8_array(&verify_alg, &imported, signature, message)?;
     Ok(JsFuture::from(promise).await?.as_bool().unwrap_or(false))
 }
 
-/// Checks a token's signature: RS256 through WebCrypto, EdDSA in Rust. If WebCrypto itself fails
-/// (as opposed to answering "invalid"), the pure-Rust primitive decides, so the verdict never
-/// depends on the platform being available.
+/// Checks a token's signature: RS256 and ES256 through WebCrypto, EdDSA in Rust. If WebCrypto
+/// itself fails (as opposed to answering "invalid"), the pure-Rust primitive decides, so the verdict
+/// never depends on the platform being available. The length of an ES256 signature is checked in
+/// Rust first: WebCrypto must never be the one to decide which encoding is acceptable.
 pub async fn verify_signature(
     key: &PublicKey,
     message: &[u8],
     signature: &[u8],
     in_rust: impl FnOnce() -> bool,
 ) -> bool {
-    if key.alg() != Algorithm::Rs256 || !cfg!(target_arch = "wasm32") {
+    if !cfg!(target_arch = "wasm32") {
         return in_rust();
     }
-    match verify_rs256_webcrypto(key, message, signature).await {
+    if key.alg() == Algorithm::Es256 && signature.len() != 64 {
+        return false;
+    }
+    let algorithms = match algorithm(key.alg()) {
+        Ok(Some(algorithms)) => algorithms,
+        Ok(None) => return in_rust(),
+        Err(e) => {
+            worker::console_error!("webcrypto algorithm object failed, using the Rust path: {e:?}");
+            return in_rust();
+        }
+    };
+    match verify_webcrypto(key, algorithms, message, signature).await {
         Ok(valid) => valid,
         Err(e) => {
-            worker::console_error!("webcrypto RS256 check failed, using the Rust path: {e:?}");
+            worker::console_error!("webcrypto {} check failed, using the Rust path: {e:?}", key.alg().name());
             in_rust()
         }
     }

@@ -1,6 +1,7 @@
 //! A bounded cache of verified tokens, keyed by SHA-256 of the exact token bytes: a token seen before
 //! skips the signature check. Pure; the edge keeps one per isolate. Time claims are re-checked on
-//! every hit, and revocation is not cached (the edge still reads the denylist on every request).
+//! every hit, an entry made before the key sets last changed is not served (a key removed from a
+//! set stops its tokens at once), and revocation is not cached here.
 
 use super::claims::AccessClaims;
 use super::token::ValidationError;
@@ -10,10 +11,25 @@ use std::collections::HashMap;
 /// Entries kept at most; when full, expired entries go first, then everything.
 pub const MAX_ENTRIES: usize = 4096;
 
-/// Verified claims by token hash.
+/// What a verification established about a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// Its validated claims.
+    pub claims: AccessClaims,
+    /// Whose keys verified it: `None` for gatehouse's own, else the index of the trusted issuer.
+    pub issuer: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    verified: Verified,
+    epoch: u64,
+}
+
+/// Verified tokens by token hash.
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
-    entries: HashMap<[u8; 32], AccessClaims>,
+    entries: HashMap<[u8; 32], Entry>,
 }
 
 fn key(token: &str) -> [u8; 32] {
@@ -26,28 +42,29 @@ impl VerifiedCache {
         VerifiedCache::default()
     }
 
-    /// The claims of a token verified before, if its time claims still pass at `now`; an entry that
-    /// no longer passes is dropped and the caller verifies the token afresh (and gets the error).
-    pub fn get(&mut self, token: &str, now: i64, leeway: i64) -> Option<AccessClaims> {
+    /// What a token verified before established, if its time claims still pass at `now` and the
+    /// key sets are still those of `epoch`; an entry that fails either is dropped and the caller
+    /// verifies the token afresh (and gets the error).
+    pub fn get(&mut self, token: &str, now: i64, leeway: i64, epoch: u64) -> Option<Verified> {
         let k = key(token);
-        let claims = self.entries.get(&k)?;
-        if time_ok(claims, now, leeway).is_ok() {
-            Some(claims.clone())
+        let entry = self.entries.get(&k)?;
+        if entry.epoch == epoch && time_ok(&entry.verified.claims, now, leeway).is_ok() {
+            Some(entry.verified.clone())
         } else {
             self.entries.remove(&k);
             None
         }
     }
 
-    /// Remembers a token that has just been fully verified.
-    pub fn insert(&mut self, token: &str, claims: &AccessClaims, now: i64, leeway: i64) {
+    /// Remembers a token that has just been fully verified under the key sets of `epoch`.
+    pub fn insert(&mut self, token: &str, verified: &Verified, now: i64, leeway: i64, epoch: u64) {
         if self.entries.len() >= MAX_ENTRIES {
-            self.entries.retain(|_, c| time_ok(c, now, leeway).is_ok());
+            self.entries.retain(|_, e| e.epoch == epoch && time_ok(&e.verified.claims, now, leeway).is_ok());
             if self.entries.len() >= MAX_ENTRIES {
                 self.entries.clear();
             }
         }
-        self.entries.insert(key(token), claims.clone());
+        self.entries.insert(key(token), Entry { verified: verified.clone(), epoch });
     }
 
     /// How many tokens are cached.
@@ -76,7 +93,11 @@ fn time_ok(c: &AccessClaims, now: i64, leeway: i64) -> Result<(), ValidationErro
 mod tests {
     use super::*;
 
-    fn claims(exp: i64, nbf: Option<i64>) -> AccessClaims {
+    fn claims(exp: i64, nbf: Option<i64>) -> Verified {
+        Verified { claims: plain(exp, nbf), issuer: None }
+    }
+
+    fn plain(exp: i64, nbf: Option<i64>) -> AccessClaims {
         AccessClaims {
             iss: "i".into(),
             sub: "u".into(),
@@ -96,38 +117,47 @@ mod tests {
     #[test]
     fn hits_only_the_exact_token_and_only_while_it_is_valid() {
         let mut cache = VerifiedCache::new();
-        cache.insert("a.b.c", &claims(1000, None), 100, 30);
-        assert_eq!(cache.get("a.b.c", 100, 30).map(|c| c.exp), Some(1000));
-        assert!(cache.get("a.b.d", 100, 30).is_none(), "another token never hits");
-        assert!(cache.get("a.b.c ", 100, 30).is_none());
+        cache.insert("a.b.c", &claims(1000, None), 100, 30, 0);
+        assert_eq!(cache.get("a.b.c", 100, 30, 0).map(|v| v.claims.exp), Some(1000));
+        assert!(cache.get("a.b.d", 100, 30, 0).is_none(), "another token never hits");
+        assert!(cache.get("a.b.c ", 100, 30, 0).is_none());
         // exp is re-checked with the same leeway rule: served while exp > now − leeway.
-        assert!(cache.get("a.b.c", 1029, 30).is_some());
-        assert!(cache.get("a.b.c", 1030, 30).is_none(), "expired: not served");
+        assert!(cache.get("a.b.c", 1029, 30, 0).is_some());
+        assert!(cache.get("a.b.c", 1030, 30, 0).is_none(), "expired: not served");
         assert!(cache.is_empty(), "and dropped");
+    }
+
+    #[test]
+    fn entries_from_before_a_key_change_are_not_served() {
+        let mut cache = VerifiedCache::new();
+        cache.insert("t", &claims(1000, None), 100, 30, 7);
+        assert!(cache.get("t", 100, 30, 7).is_some());
+        assert!(cache.get("t", 100, 30, 8).is_none(), "the key sets changed since");
+        assert!(cache.get("t", 100, 30, 7).is_none(), "and the entry is gone");
     }
 
     #[test]
     fn not_yet_valid_entries_are_not_served() {
         let mut cache = VerifiedCache::new();
-        cache.insert("t", &claims(1000, Some(200)), 180, 30);
+        cache.insert("t", &claims(1000, Some(200)), 180, 30, 0);
         // Served once nbf is at or before now + leeway.
-        assert!(cache.get("t", 170, 30).is_some());
-        assert!(cache.get("t", 169, 30).is_none());
+        assert!(cache.get("t", 170, 30, 0).is_some());
+        assert!(cache.get("t", 169, 30, 0).is_none());
     }
 
     #[test]
     fn the_cache_is_bounded() {
         let mut cache = VerifiedCache::new();
         for i in 0..MAX_ENTRIES + 10 {
-            cache.insert(&format!("t{i}"), &claims(1000, None), 100, 30);
+            cache.insert(&format!("t{i}"), &claims(1000, None), 100, 30, 0);
             assert!(cache.len() <= MAX_ENTRIES);
         }
         // Expired entries are the first to go.
         let mut cache = VerifiedCache::new();
         for i in 0..MAX_ENTRIES {
-            cache.insert(&format!("old{i}"), &claims(50, None), 10, 0);
+            cache.insert(&format!("old{i}"), &claims(50, None), 10, 0, 0);
         }
-        cache.insert("live", &claims(1000, None), 100, 0);
+        cache.insert("live", &claims(1000, None), 100, 0, 0);
         assert_eq!(cache.len(), 1);
     }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 pub const MAX_ID_LEN: usize = 256;
 
 /// What a token must satisfy besides its signature.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validator {
     /// The exact `iss` required.
     pub issuer: String,
@@ -16,6 +16,26 @@ pub struct Validator {
     pub audience: String,
     /// Seconds of clock skew tolerated on `exp`, `nbf` and `iat`.
     pub leeway: i64,
+    /// What the header `typ` must be.
+    pub typ: TypRule,
+}
+
+/// The header `typ` a token must carry (RFC 8725 §3.11: explicit typing keeps other kinds of JWT,
+/// such as ID tokens or logout tokens, from passing as access tokens).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypRule {
+    /// `at+jwt` (or `application/at+jwt`), as RFC 9068 §2.1 requires and gatehouse issues.
+    AccessToken,
+    /// For issuers that do not type their access tokens: `typ` may also be absent or `JWT`, but
+    /// any other type is still refused.
+    AccessTokenOrPlainJwt,
+}
+
+impl Validator {
+    /// A validator requiring `typ: at+jwt`.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>, leeway: i64) -> Self {
+        Validator { issuer: issuer.into(), audience: audience.into(), leeway, typ: TypRule::AccessToken }
+    }
 }
 
 /// The validated claims of an access token. Only [`Validator::validate`] makes one.
@@ -99,13 +119,26 @@ fn typ_is_access_token(typ: &str) -> bool {
     typ == ACCESS_TOKEN_TYP || typ.strip_prefix("application/") == Some(ACCESS_TOKEN_TYP)
 }
 
+impl TypRule {
+    /// Whether a header `typ` (or its absence) passes.
+    pub fn accepts(self, typ: Option<&Value>) -> bool {
+        match (self, typ) {
+            (_, Some(Value::String(typ))) if typ_is_access_token(typ) => true,
+            (TypRule::AccessTokenOrPlainJwt, None) => true,
+            (TypRule::AccessTokenOrPlainJwt, Some(Value::String(typ))) => {
+                typ.eq_ignore_ascii_case("jwt") || typ.eq_ignore_ascii_case("application/jwt")
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Validator {
     /// Checks `typ`, `iss`, `aud`, `exp`, `nbf` and `iat` at time `now` (seconds since the epoch),
     /// and the types of the other claims. `sub` and `exp` are required.
     pub fn validate(&self, token: &VerifiedToken, now: i64) -> Result<AccessClaims, ValidationError> {
-        match token.header.get("typ") {
-            Some(Value::String(typ)) if typ_is_access_token(typ) => {}
-            _ => return Err(ValidationError::Typ),
+        if !self.typ.accepts(token.header.get("typ")) {
+            return Err(ValidationError::Typ);
         }
         let c = &token.claims;
         let iss = string(c, "iss")?.ok_or(ValidationError::Claim("iss"))?;

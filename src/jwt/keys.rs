@@ -3,6 +3,7 @@
 use super::b64;
 use super::json;
 use ed25519_dalek::{SigningKey as EdSigningKey, VerifyingKey as EdVerifyingKey};
+use p256::ecdsa::{SigningKey as P256SigningKey, VerifyingKey as P256VerifyingKey};
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Map, Value};
@@ -22,6 +23,8 @@ pub enum Algorithm {
     EdDsa,
     /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3).
     Rs256,
+    /// ECDSA on P-256 with SHA-256, signatures as `r || s` (RFC 7518 §3.4).
+    Es256,
 }
 
 impl Algorithm {
@@ -30,13 +33,16 @@ impl Algorithm {
         match self {
             Algorithm::EdDsa => "EdDSA",
             Algorithm::Rs256 => "RS256",
+            Algorithm::Es256 => "ES256",
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    /// The algorithm a JOSE `alg` name denotes, if gatehouse supports it.
+    pub fn from_name(name: &str) -> Option<Self> {
         match name {
             "EdDSA" => Some(Algorithm::EdDsa),
             "RS256" => Some(Algorithm::Rs256),
+            "ES256" => Some(Algorithm::Es256),
             _ => None,
         }
     }
@@ -93,6 +99,7 @@ impl std::error::Error for KeyError {}
 pub(crate) enum VerifyingMaterial {
     Ed25519(EdVerifyingKey),
     Rsa(RsaPublicKey),
+    P256(P256VerifyingKey),
 }
 
 /// Private key material for one algorithm. Its `Debug` never shows the key.
@@ -100,6 +107,7 @@ pub(crate) enum VerifyingMaterial {
 pub(crate) enum SigningMaterial {
     Ed25519(Box<EdSigningKey>),
     Rsa(Box<RsaPrivateKey>),
+    P256(Box<P256SigningKey>),
 }
 
 /// A public key pinned to one `kid` and one algorithm.
@@ -156,13 +164,37 @@ impl PublicKey {
         Ok(PublicKey { kid: kid.into(), alg: Algorithm::Rs256, material: VerifyingMaterial::Rsa(key) })
     }
 
+    /// Builds an ES256 key from its affine coordinates (32 bytes each, RFC 7518 §6.2.1); refuses
+    /// points that are not on P-256 (invalid-curve attacks) and the identity.
+    pub fn p256(kid: &str, x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
+        if x.len() != 32 {
+            return Err(KeyError::Malformed { kid: kid.into(), member: "x" });
+        }
+        if y.len() != 32 {
+            return Err(KeyError::Malformed { kid: kid.into(), member: "y" });
+        }
+        let mut sec1 = Vec::with_capacity(65);
+        sec1.push(0x04);
+        sec1.extend_from_slice(x);
+        sec1.extend_from_slice(y);
+        let key = P256VerifyingKey::from_sec1_bytes(&sec1)
+            .map_err(|_| KeyError::Invalid { kid: kid.into(), reason: "x, y is not a point on P-256".into() })?;
+        Ok(PublicKey { kid: kid.into(), alg: Algorithm::Es256, material: VerifyingMaterial::P256(key) })
+    }
+
     /// Parses a public JWK (private members, if any, are ignored).
     pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, KeyError> {
         let kid = jwk_kid(jwk)?;
-        let alg = jwk_alg(jwk, &kid, KeyOp::Verify)?;
+        let alg = jwk_alg(jwk, &kid, KeyOp::Verify, None)?;
+        PublicKey::from_jwk_as(jwk, &kid, alg)
+    }
+
+    /// Parses the public members of a JWK whose algorithm is already decided.
+    fn from_jwk_as(jwk: &Map<String, Value>, kid: &str, alg: Algorithm) -> Result<Self, KeyError> {
         match alg {
-            Algorithm::EdDsa => PublicKey::ed25519(&kid, &member(jwk, &kid, "x")?),
-            Algorithm::Rs256 => PublicKey::rsa(&kid, &member(jwk, &kid, "n")?, &member(jwk, &kid, "e")?),
+            Algorithm::EdDsa => PublicKey::ed25519(kid, &member(jwk, kid, "x")?),
+            Algorithm::Rs256 => PublicKey::rsa(kid, &member(jwk, kid, "n")?, &member(jwk, kid, "e")?),
+            Algorithm::Es256 => PublicKey::p256(kid, &member(jwk, kid, "x")?, &member(jwk, kid, "y")?),
         }
     }
 
@@ -177,6 +209,14 @@ impl PublicKey {
                 "kty": "RSA", "n": b64::encode(key.n().to_bytes_be()), "e": b64::encode(key.e().to_bytes_be()),
                 "kid": self.kid, "alg": self.alg.name(), "use": "sig",
             }),
+            VerifyingMaterial::P256(key) => {
+                let point = key.to_encoded_point(false);
+                let (x, y) = (point.x().map(b64::encode), point.y().map(b64::encode));
+                json!({
+                    "kty": "EC", "crv": "P-256", "x": x.unwrap_or_default(), "y": y.unwrap_or_default(),
+                    "kid": self.kid, "alg": self.alg.name(), "use": "sig",
+                })
+            }
         }
     }
 }
@@ -209,7 +249,7 @@ pub fn has_roca_fingerprint(n: &BigUint) -> bool {
 /// Checks a signature over raw bytes with a key, the algorithm named by `alg` having to be the key's.
 /// This is the one signature primitive of the verifier; [`KeySet::verify`] calls it.
 pub fn verify_signature_bytes(key: &PublicKey, alg: &str, message: &[u8], signature: &[u8]) -> bool {
-    use jwt_compact::alg::{Ed25519, Rsa, RsaSignature};
+    use jwt_compact::alg::{Ed25519, Es256, Rsa, RsaSignature};
     use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
     if key.alg.name() != alg {
         return false;
@@ -220,6 +260,9 @@ pub fn verify_signature_bytes(key: &PublicKey, alg: &str, message: &[u8], signat
             .is_ok_and(|sig| Ed25519.verify_signature(&sig, public, message)),
         VerifyingMaterial::Rsa(public) => RsaSignature::try_from_slice(signature)
             .is_ok_and(|sig| Rsa::rs256().verify_signature(&sig, public, message)),
+        // Exactly 64 bytes (r || s), each scalar in 1..n; the DER form of other libraries is refused.
+        VerifyingMaterial::P256(public) => <Es256 as jwt_compact::Algorithm>::Signature::try_from_slice(signature)
+            .is_ok_and(|sig| Es256.verify_signature(&sig, public, message)),
     }
 }
 
@@ -257,7 +300,7 @@ impl PrivateKey {
     /// Parses a private JWK, checking that its public and private halves agree.
     pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, KeyError> {
         let kid = jwk_kid(jwk)?;
-        let alg = jwk_alg(jwk, &kid, KeyOp::Sign)?;
+        let alg = jwk_alg(jwk, &kid, KeyOp::Sign, None)?;
         if !jwk.contains_key("d") {
             return Err(KeyError::NotPrivate { kid });
         }
@@ -288,6 +331,20 @@ impl PrivateKey {
                 .and_then(|key| key.validate().map(|()| key))
                 .map_err(|err| KeyError::Invalid { kid: kid.clone(), reason: err.to_string() })?;
                 Ok(PrivateKey { public, material: SigningMaterial::Rsa(Box::new(private)) })
+            }
+            Algorithm::Es256 => {
+                let public = PublicKey::p256(&kid, &member(jwk, &kid, "x")?, &member(jwk, &kid, "y")?)?;
+                let d = member(jwk, &kid, "d")?;
+                let key = P256SigningKey::from_slice(&d)
+                    .ok()
+                    .filter(|_| d.len() == 32)
+                    .ok_or_else(|| KeyError::Invalid { kid: kid.clone(), reason: "d is not a P-256 scalar".into() })?;
+                match &public.material {
+                    VerifyingMaterial::P256(given) if given == key.verifying_key() => {
+                        Ok(PrivateKey { public, material: SigningMaterial::P256(Box::new(key)) })
+                    }
+                    _ => Err(KeyError::Invalid { kid, reason: "x, y do not match d".into() }),
+                }
             }
         }
     }
@@ -321,7 +378,13 @@ fn member(jwk: &Map<String, Value>, kid: &str, name: &'static str) -> Result<Vec
 }
 
 /// Works out the one algorithm of a JWK from `kty`, `crv` and `alg`, and checks `use` and `key_ops`.
-fn jwk_alg(jwk: &Map<String, Value>, kid: &str, op: KeyOp) -> Result<Algorithm, KeyError> {
+/// An RSA key without `alg` is refused unless `rsa_default` says which algorithm it is for.
+fn jwk_alg(
+    jwk: &Map<String, Value>,
+    kid: &str,
+    op: KeyOp,
+    rsa_default: Option<Algorithm>,
+) -> Result<Algorithm, KeyError> {
     let unsupported = |reason: String| KeyError::Unsupported { kid: kid.into(), reason };
     if let Some(key_use) = str_member(jwk, kid, "use")? {
         if key_use != "sig" {
@@ -351,10 +414,18 @@ fn jwk_alg(jwk: &Map<String, Value>, kid: &str, op: KeyOp) -> Result<Algorithm, 
             Some("Ed25519") => Algorithm::EdDsa,
             other => return Err(unsupported(format!("OKP curve {other:?} is not supported"))),
         },
+        "EC" => match str_member(jwk, kid, "crv")? {
+            Some("P-256") => Algorithm::Es256,
+            other => return Err(unsupported(format!("EC curve {other:?} is not supported"))),
+        },
         "RSA" => match alg {
             Some("RS256") => Algorithm::Rs256,
-            // An RSA key says which of RS*/PS* it is for; without `alg` it would be ambiguous.
-            None => return Err(unsupported("an RSA key must name its alg".into())),
+            // An RSA key says which of RS*/PS* it is for; without `alg` it would be ambiguous, unless
+            // the caller (a trusted issuer accepting only RS256 for RSA) decides.
+            None => match rsa_default {
+                Some(default) => default,
+                None => return Err(unsupported("an RSA key must name its alg".into())),
+            },
             Some(other) => return Err(unsupported(format!("alg {other:?} is not supported for RSA"))),
         },
         other => return Err(unsupported(format!("kty {other:?} is not supported"))),
@@ -398,6 +469,42 @@ impl KeySet {
     pub fn from_public_jwks(text: &str) -> Result<Self, KeyError> {
         let verifying = keys_array(text)?.iter().map(PublicKey::from_jwk).collect::<Result<Vec<_>, _>>()?;
         KeySet { signing: Vec::new(), verifying }.check()
+    }
+
+    /// Parses a JWK Set published by another issuer, keeping the keys it can use and skipping the
+    /// rest, as such sets often carry encryption keys or algorithms gatehouse does not accept:
+    /// - a key with `use` other than `sig`, `key_ops` without `verify`, no `kid`, an algorithm not in
+    ///   `allowed`, or unusable material is skipped (with a reason);
+    /// - an RSA key without `alg` is taken as RS256 when `allowed` has it (some providers omit `alg`);
+    /// - a `kid` that two usable keys share is ambiguous, so neither is kept (RFC 7517 §4.5).
+    ///
+    /// It is an error only if the text is not a JWK Set or no key is left.
+    pub fn from_remote_jwks(text: &str, allowed: &[Algorithm]) -> Result<(Self, Vec<KeyError>), KeyError> {
+        let mut skipped = Vec::new();
+        let mut keys: Vec<PublicKey> = Vec::new();
+        let rsa_default = allowed.contains(&Algorithm::Rs256).then_some(Algorithm::Rs256);
+        for jwk in keys_array(text)? {
+            let key = jwk_kid(&jwk).and_then(|kid| {
+                let alg = jwk_alg(&jwk, &kid, KeyOp::Verify, rsa_default)?;
+                if !allowed.contains(&alg) {
+                    return Err(KeyError::Unsupported { kid, reason: format!("alg {} is not accepted", alg.name()) });
+                }
+                PublicKey::from_jwk_as(&jwk, &kid, alg)
+            });
+            match key {
+                Ok(key) => keys.push(key),
+                Err(e) => skipped.push(e),
+            }
+        }
+        let mut unique = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if keys.iter().filter(|k| k.kid == key.kid).count() == 1 {
+                unique.push(key.clone());
+            } else if !skipped.contains(&KeyError::DuplicateKid(key.kid.clone())) {
+                skipped.push(KeyError::DuplicateKid(key.kid.clone()));
+            }
+        }
+        Ok((KeySet::from_public_keys(unique)?, skipped))
     }
 
     /// Builds a verification-only set from keys already made.

@@ -5,9 +5,10 @@ pub mod cache;
 pub mod claims;
 pub mod json;
 pub mod keys;
+pub mod remote;
 pub mod token;
 
-pub use claims::{AccessClaims, Validator};
+pub use claims::{AccessClaims, TypRule, Validator};
 pub use keys::{Algorithm, KeyError, KeySet, PrivateKey, PublicKey};
 pub use token::{JwsError, ParseError, SignError, UntrustedToken, ValidationError, VerifiedToken};
 

@@ -5,7 +5,7 @@
 
 use super::keys::{verify_signature_bytes, Algorithm, KeySet, PrivateKey, PublicKey, SigningMaterial};
 use super::{b64, json};
-use jwt_compact::alg::Ed25519;
+use jwt_compact::alg::{Ed25519, Es256};
 use jwt_compact::Algorithm as _;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -155,6 +155,17 @@ impl<'a> UntrustedToken<'a> {
     /// The header `kid`, as the presenter claims it.
     pub fn kid(&self) -> Option<&str> {
         self.header.get("kid").and_then(Value::as_str)
+    }
+
+    /// The `iss` claim as the presenter claims it, read before the signature only to choose whose
+    /// keys may verify the token (the validator requires the same `iss` afterwards). `None` if the
+    /// payload is not a strict JSON object with a string `iss`.
+    pub fn unverified_issuer(&self) -> Option<String> {
+        let payload = b64::decode(self.payload_b64).ok()?;
+        match json::parse_object(&payload).ok()?.remove("iss") {
+            Some(Value::String(iss)) => Some(iss),
+            _ => None,
+        }
     }
 }
 
@@ -338,6 +349,8 @@ impl PrivateKey {
                 key.sign_with_rng(&mut rand_core::OsRng, rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
                     .map_err(|_| SignError::Rsa)
             }
+            // Deterministic nonces (RFC 6979), so signing needs no randomness.
+            SigningMaterial::P256(key) => Ok(Es256.sign(key, message).to_bytes().to_vec()),
         }
     }
 }

@@ -51,7 +51,7 @@ pub fn keyset() -> KeySet {
 }
 
 pub fn validator() -> Validator {
-    Validator { issuer: ISSUER.into(), audience: AUDIENCE.into(), leeway: LEEWAY }
+    Validator::new(ISSUER, AUDIENCE, LEEWAY)
 }
 
 /// Valid access-token claims at [`NOW`].
