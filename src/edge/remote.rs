@@ -1,12 +1,18 @@
 //! Trusted issuers' JWK Sets at the edge: the per-isolate cache (policy in [`crate::jwt::remote`]),
 //! single-flight fetches, the runtime's shared cache (Cache API) with a bounded age, and a timeout.
+//!
+//! Single flight in workerd: a request may not wait on another request's I/O (the runtime would
+//! cancel it as "never generating a response"; this is why panva/jose turns its shared pending
+//! fetch off on Workers). So one request fetches, and the others wait on timers of their own,
+//! checking every few milliseconds whether the fetch has landed. A fetch that never reports back
+//! (its request was cancelled) stops counting as in flight after its timeout.
 
 use super::error::ApiError;
 use crate::config::Config;
 use crate::issuers::TrustedIssuer;
 use crate::jwt::remote::{FetchPolicy, Need, Plan, RemoteKeys, Unusable, MAX_JWKS_BYTES};
 use crate::jwt::{Algorithm, KeySet};
-use futures_util::future::{select, Either, FutureExt, LocalBoxFuture, Shared};
+use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -17,12 +23,16 @@ use worker::{AbortController, Cache, Delay, Fetch, Headers, Method, Request, Req
 /// The header the shared cache keeps the time of the network fetch in, so a set's age is counted
 /// from there and not from when an isolate found it in the cache.
 const FETCHED_AT_HEADER: &str = "x-gatehouse-fetched-at";
+/// How often a waiting request looks whether the fetch it waits for has landed, milliseconds.
+const POLL_MS: u64 = 5;
+/// How long past its timeout a fetch still counts as in flight, milliseconds.
+const INFLIGHT_GRACE_MS: u64 = 500;
 
 thread_local! {
     /// Every remote key set this isolate uses, by JWKS URL.
     static SETS: RefCell<HashMap<String, RemoteKeys>> = RefCell::new(HashMap::new());
-    /// The fetch in flight for a URL, which every waiting request shares.
-    static INFLIGHT: RefCell<HashMap<String, Shared<LocalBoxFuture<'static, ()>>>> = RefCell::new(HashMap::new());
+    /// When the fetch in flight for a URL started (milliseconds), if one is.
+    static INFLIGHT: RefCell<HashMap<String, u64>> = RefCell::new(HashMap::new());
     /// Bumped whenever any remote set's material changes; verified-token cache entries made under
     /// an older value are verified again.
     static EPOCH: Cell<u64> = const { Cell::new(0) };
@@ -33,6 +43,10 @@ pub fn epoch() -> u64 {
     EPOCH.with(Cell::get)
 }
 
+fn now_ms() -> u64 {
+    worker::Date::now().as_millis()
+}
+
 fn plan(url: &str, need: Need<'_>, now: i64, policy: &FetchPolicy) -> Plan {
     SETS.with(|sets| match sets.borrow().get(url) {
         Some(state) => state.plan(need, now, policy),
@@ -40,8 +54,15 @@ fn plan(url: &str, need: Need<'_>, now: i64, policy: &FetchPolicy) -> Plan {
     })
 }
 
+/// Whether a fetch for `url` is in flight (started less than its timeout ago).
+fn in_flight(url: &str, timeout_ms: u64) -> bool {
+    INFLIGHT.with(|f| {
+        f.borrow().get(url).is_some_and(|started| now_ms().saturating_sub(*started) < timeout_ms + INFLIGHT_GRACE_MS)
+    })
+}
+
 /// The key set of `issuer` to verify a token whose `kid` is in `need`, fetching it when the policy
-/// says so. Waits for a fetch already in flight instead of starting another.
+/// says so. A request that finds a fetch in flight waits for it instead of starting another.
 pub async fn keys_for(
     config: &Config,
     issuer: &TrustedIssuer,
@@ -49,18 +70,25 @@ pub async fn keys_for(
     now: i64,
 ) -> Result<Rc<KeySet>, ApiError> {
     let url = issuer.jwks_url.as_str();
-    let policy = &config.jwks_policy;
-    let inflight = INFLIGHT.with(|f| f.borrow().get(url).cloned());
+    let (policy, timeout_ms) = (&config.jwks_policy, config.jwks_timeout_ms);
     let first = plan(url, need, now, policy);
-    let wait = match (&first, inflight) {
-        (Plan::Use(keys), _) if matches!(need, Need::Kid(kid) if keys.find(kid).is_some()) => return Ok(keys.clone()),
-        // Whatever the plan, a fetch in flight may bring what is missing: wait for it, start none.
-        (_, Some(fetch)) => fetch,
-        (Plan::Fetch, None) => start_fetch(config, issuer, need, now),
-        (Plan::Use(keys), None) => return Ok(keys.clone()),
-        (Plan::Refuse(why), None) => return Err(refusal(*why, issuer)),
-    };
-    wait.await;
+    if let Plan::Use(keys) = &first {
+        if matches!(need, Need::Kid(kid) if keys.find(kid).is_some()) {
+            return Ok(keys.clone());
+        }
+    }
+    if in_flight(url, timeout_ms) {
+        // Whatever the plan, the fetch in flight may bring what is missing: wait, start none.
+        while in_flight(url, timeout_ms) {
+            Delay::from(Duration::from_millis(POLL_MS)).await;
+        }
+    } else {
+        match first {
+            Plan::Use(keys) => return Ok(keys),
+            Plan::Refuse(why) => return Err(refusal(why, issuer)),
+            Plan::Fetch => fetch_and_record(config, issuer, need, now).await,
+        }
+    }
     match plan(url, need, now, policy) {
         Plan::Use(keys) => Ok(keys),
         Plan::Refuse(why) => Err(refusal(why, issuer)),
@@ -76,50 +104,40 @@ fn refusal(why: Unusable, issuer: &TrustedIssuer) -> ApiError {
     }
 }
 
-/// Starts the one fetch for `issuer`'s set and registers it for others to wait on.
-fn start_fetch(
-    config: &Config,
-    issuer: &TrustedIssuer,
-    need: Need<'_>,
-    now: i64,
-) -> Shared<LocalBoxFuture<'static, ()>> {
+/// The one fetch of `issuer`'s set: marked in flight for the others, recorded when it lands.
+async fn fetch_and_record(config: &Config, issuer: &TrustedIssuer, need: Need<'_>, now: i64) {
     let url = issuer.jwks_url.clone();
-    SETS.with(|sets| sets.borrow_mut().entry(url.clone()).or_default().fetch_started(now));
-    // A set looked for because of an unknown kid or a failed signature must come from the issuer
-    // itself: the shared cache may hold the very set that lacks the new key.
-    let use_shared = match need {
-        Need::Recheck(_) => false,
-        // No set yet, or a refresh of one that has the kid: a fresh shared copy is as good as any.
-        Need::Kid(kid) => {
-            SETS.with(|sets| sets.borrow().get(&url).is_none_or(|s| s.fetched_at().is_none() || s.knows(kid)))
+    INFLIGHT.with(|f| f.borrow_mut().insert(url.clone(), now_ms()));
+    let use_shared = SETS.with(|sets| {
+        let mut sets = sets.borrow_mut();
+        let state = sets.entry(url.clone()).or_default();
+        state.fetch_started(now);
+        // A set looked for because of an unknown kid or a failed signature must come from the
+        // issuer itself: the shared cache may hold the very set that lacks the new key. A first
+        // load, or a refresh of a set that has the kid, may take a fresh shared copy.
+        match need {
+            Need::Recheck(_) => false,
+            Need::Kid(kid) => state.fetched_at().is_none() || state.knows(kid),
         }
-    };
-    let algorithms = issuer.algorithms.clone();
-    let (timeout_ms, max_age) = (config.jwks_timeout_ms, config.jwks_policy.max_age);
-    let task_url = url.clone();
-    let task = async move {
-        let result = fetch_set(&task_url, &algorithms, timeout_ms, max_age, use_shared, now).await;
-        match result {
-            Ok((keys, fetched_at)) => {
-                let changed = SETS.with(|sets| {
-                    sets.borrow_mut().entry(task_url.clone()).or_default().fetch_succeeded(keys, fetched_at)
-                });
-                if changed {
-                    EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
-                }
+    });
+    let result =
+        fetch_set(&url, &issuer.algorithms, config.jwks_timeout_ms, config.jwks_policy.max_age, use_shared, now).await;
+    match result {
+        Ok((keys, fetched_at)) => {
+            let changed =
+                SETS.with(|sets| sets.borrow_mut().entry(url.clone()).or_default().fetch_succeeded(keys, fetched_at));
+            if changed {
+                EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
             }
-            Err(why) => worker::console_error!("JWKS fetch from {task_url} failed (keeping the keys in use): {why}"),
         }
-        INFLIGHT.with(|f| f.borrow_mut().remove(&task_url));
+        Err(why) => worker::console_error!("JWKS fetch from {url} failed (keeping the keys in use): {why}"),
     }
-    .boxed_local()
-    .shared();
-    INFLIGHT.with(|f| f.borrow_mut().insert(url, task.clone()));
-    task
+    INFLIGHT.with(|f| f.borrow_mut().remove(&url));
 }
 
 /// Fetches and parses a set: from the shared cache when allowed and fresh, else from the issuer
-/// (no redirects, a size cap, a timeout), putting a good answer in the shared cache.
+/// (redirects are not followed: a 3xx is a failure; a size cap; a timeout), putting a good answer
+/// in the shared cache.
 async fn fetch_set(
     url: &str,
     algorithms: &[Algorithm],
@@ -147,7 +165,7 @@ async fn fetch_set(
         let headers = Headers::new();
         headers.set("accept", "application/jwk-set+json, application/json").map_err(|e| e.to_string())?;
         let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(headers).with_redirect(RequestRedirect::Error);
+        init.with_method(Method::Get).with_headers(headers).with_redirect(RequestRedirect::Manual);
         let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
         let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| e.to_string())?;
         if response.status_code() != 200 {

@@ -146,3 +146,48 @@ export function challenge(res) {
   for (const m of rest.matchAll(/(\w+)="([^"]*)"/g)) params[m[1]] = m[2];
   return { scheme, params, raw: h };
 }
+
+/**
+ * A third-party issuer on loopback: its JWK Set at `/jwks`, with a fetch counter and modes to make
+ * the endpoint fail (`error`), hang (`hang`) or serve normally (`ok`). `sign` makes its tokens.
+ */
+export async function startFakeIssuer({ algs = ['RS256', 'ES256'] } = {}) {
+  const { generateKeyPair, exportJWK, SignJWT } = await import('jose');
+  const issuer = {
+    keys: [], fetches: 0, mode: 'ok', hung: [],
+    async addKey(alg, kid = `${alg.toLowerCase()}-${Math.random().toString(36).slice(2, 8)}`) {
+      const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === 'RS256' ? { modulusLength: 2048 } : {}) });
+      const key = { alg, kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+      this.keys = this.keys.filter((k) => k.kid !== kid).concat(key);
+      return key;
+    },
+    /** Signs a token with one of its keys (a key object, or the first of an alg). */
+    async sign(claims, { key, alg = 'RS256', typ = 'at+jwt', header = {} } = {}) {
+      const k = key ?? this.keys.find((x) => x.alg === alg);
+      const now = Math.floor(Date.now() / 1000);
+      const prot = { alg: k.alg, kid: k.kid, ...header };
+      if (typ) prot.typ = typ;
+      return new SignJWT({ iss: this.url, sub: 'third-party-user', aud: 'third-aud', iat: now, exp: now + 300, ...claims })
+        .setProtectedHeader(prot).sign(k.privateKey);
+    },
+  };
+  const server = createServer((req, res) => {
+    if (req.url !== '/jwks') { res.writeHead(404); res.end(); return; }
+    issuer.fetches += 1;
+    if (issuer.mode === 'hang') { issuer.hung.push(res); return; }
+    if (issuer.mode === 'error') { res.writeHead(500, { 'content-length': 0 }); res.end(); return; }
+    const body = JSON.stringify({ keys: issuer.keys.map((k) => k.jwk) });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  issuer.url = `http://127.0.0.1:${server.address().port}`;
+  issuer.jwksUrl = `${issuer.url}/jwks`;
+  for (const alg of algs) await issuer.addKey(alg);
+  issuer.close = () => {
+    for (const res of issuer.hung) res.destroy();
+    server.closeAllConnections?.();
+    return new Promise((r) => server.close(r));
+  };
+  return issuer;
+}

@@ -233,7 +233,7 @@ describe('edge verifier: forwarding and route policies', () => {
     const token = await signToken(worker.keys, { claims: { sub: 'fwd-user', sid: 'fwd-sid', scope: 'read write', roles: ['user', 'beta'] } });
     const res = await worker.fetch('/api/items/7?q=a%20b&x=1', {
       method: 'POST',
-      headers: { ...bearer(token), 'content-type': 'text/plain', 'x-auth-sub': 'admin', 'X-Auth-Roles': 'admin', 'x-auth-other': 'evil', 'x-custom': 'kept' },
+      headers: { ...bearer(token), 'content-type': 'text/plain', 'x-auth-sub': 'admin', 'X-Auth-Roles': 'admin', 'x-auth-iss': 'https://evil.example', 'x-auth-other': 'evil', 'x-custom': 'kept' },
       body: 'hello origin',
     });
     assert.equal(res.status, 200);
@@ -242,6 +242,7 @@ describe('edge verifier: forwarding and route policies', () => {
     assert.equal(seen.method, 'POST');
     assert.equal(seen.url, '/api/items/7?q=a%20b&x=1');
     assert.equal(seen.body, 'hello origin');
+    assert.equal(seen.headers['x-auth-iss'], ISSUER);
     assert.equal(seen.headers['x-auth-sub'], 'fwd-user');
     assert.equal(seen.headers['x-auth-sid'], 'fwd-sid');
     assert.equal(seen.headers['x-auth-scope'], 'read write');
