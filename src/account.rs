@@ -28,8 +28,20 @@ pub enum AccountRequest {
     Register { email: String, password: String },
     /// Check the password and start a session.
     Login { email: String, password: String },
-    /// Rotate a refresh token of session `sid`.
-    Refresh { sid: String, secret: String },
+    /// Rotate a refresh token of session `sid`; with `scope`, the new access token carries only
+    /// those scopes, which must all have been granted (RFC 6749 §6).
+    Refresh {
+        sid: String,
+        secret: String,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    /// RFC 7009: revoke session `sid` if `secret` is a refresh token it issued.
+    RevokeRefresh { sid: String, secret: String },
+    /// RFC 7009: revoke one access token of this account until it would have expired anyway.
+    RevokeAccess { jti: String, exp: i64 },
+    /// RFC 7662: whether `secret` is the live refresh token of session `sid`, changing nothing.
+    IntrospectRefresh { sid: String, secret: String },
     /// End session `sid`, asked by the access token `token`.
     Logout { sid: String, token: TokenIds },
     /// End every session, asked by the access token `token`.
@@ -142,7 +154,23 @@ impl Account {
             AccountRequest::Login { email, password } => {
                 self.login(config, &mut doc, &email, &password, now, &mut events)
             }
-            AccountRequest::Refresh { sid, secret } => self.refresh(config, &mut doc, &sid, &secret, now, &mut events),
+            AccountRequest::Refresh { sid, secret, scope } => {
+                self.refresh(config, &mut doc, &sid, &secret, scope.as_deref(), now, &mut events)
+            }
+            AccountRequest::RevokeRefresh { sid, secret } => {
+                if let Some(presented) = secret_of(&secret) {
+                    if doc.revoke_by_refresh_token(&sid, &presented, now, config.cover_until(now)) {
+                        events.push((Event::TokenRevoked, Some(sid), Some("refresh_token")));
+                    }
+                }
+                Ok(Response::empty()?.with_status(204))
+            }
+            AccountRequest::RevokeAccess { jti, exp } => {
+                doc.revoke_access_token(&jti, exp.saturating_add(config.leeway));
+                events.push((Event::TokenRevoked, None, Some("access_token")));
+                Ok(Response::empty()?.with_status(204))
+            }
+            AccountRequest::IntrospectRefresh { sid, secret } => introspect_refresh(config, &doc, &sid, &secret, now),
             // Idempotent: a token this account already revoked ends nothing more.
             AccountRequest::Logout { token, .. } | AccountRequest::LogoutAll { token }
                 if doc.revocation.check_ids(token.iat, token.sid.as_deref(), token.jti.as_deref()).is_err() =>
@@ -318,29 +346,36 @@ impl Account {
         let first: Secret = random()?;
         let family = Family::new(sid.clone(), random()?, &first, now);
         let refresh_expires_in = family.expires_at(now, &config.lifetimes()) - now;
-        let (access_token, access_exp) = issue_access_token(config, account, &sid, now)?;
+        let (access_token, access_exp) = issue_access_token(config, account, &sid, None, now)?;
         let refresh_token = crate::input::RefreshToken { account: account.sub.clone(), sid, secret: first }.format();
         events.push((Event::LoginSucceeded, Some(family.sid.clone()), None));
         doc.start_session(family, now, &config.lifetimes(), config.cover_until(now));
         pair_response(access_token, access_exp - now, refresh_token, refresh_expires_in)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn refresh(
         &self,
         config: &Config,
         doc: &mut AccountDoc,
         sid: &str,
         secret: &str,
+        scope: Option<&str>,
         now: i64,
         events: &mut Vec<Pending>,
     ) -> Result<Response, ApiError> {
-        let presented: Secret =
-            b64::decode(secret).ok().and_then(|s| s.try_into().ok()).ok_or(ApiError::InvalidGrant)?;
+        let presented = secret_of(secret).ok_or(ApiError::InvalidGrant)?;
+        if let (Some(requested), Some(account)) = (scope, doc.account.as_ref()) {
+            // Checked before anything changes, so a refused scope does not spend the token.
+            if !is_subset(requested, &account.scope) {
+                return Err(ApiError::InvalidScope);
+            }
+        }
         let life = config.lifetimes();
         let (next, access_token, access_exp) = match doc.refresh(sid, &presented, now, &life, config.cover_until(now)) {
             RefreshResult::Rotate { next } => {
                 let account = doc.account.as_ref().ok_or(ApiError::InvalidGrant)?;
-                let (token, exp) = issue_access_token(config, account, sid, now)?;
+                let (token, exp) = issue_access_token(config, account, sid, scope, now)?;
                 doc.commit_rotation(sid, &presented, &next, (token.clone(), exp), now);
                 events.push((Event::RefreshRotated, Some(sid.to_owned()), None));
                 (next, token, exp)
@@ -388,8 +423,53 @@ fn dummy_hash(config: &Config) -> Result<String, ApiError> {
     Ok(hash)
 }
 
-/// Signs an access token with the claims of API.md "Tokens".
-fn issue_access_token(config: &Config, account: &AccountData, sid: &str, now: i64) -> Result<(String, i64), ApiError> {
+/// The refresh token secret of its text form, if it is one.
+fn secret_of(text: &str) -> Option<Secret> {
+    b64::decode(text).ok().and_then(|s| s.try_into().ok())
+}
+
+/// Whether every scope of `requested` is in `granted` (space-separated lists).
+fn is_subset(requested: &str, granted: &str) -> bool {
+    requested.split(' ').filter(|s| !s.is_empty()).all(|r| granted.split(' ').any(|g| g == r))
+}
+
+/// RFC 7662 for a refresh token: active only while it is the live token of a live session.
+fn introspect_refresh(
+    config: &Config,
+    doc: &AccountDoc,
+    sid: &str,
+    secret: &str,
+    now: i64,
+) -> Result<Response, ApiError> {
+    let life = config.lifetimes();
+    let account = doc.account.as_ref();
+    let family = account.and_then(|a| a.families.iter().find(|f| f.sid == sid));
+    let answer = match (account, family, secret_of(secret)) {
+        (Some(account), Some(family), Some(presented)) if family.is_live(&presented, now, &life) => serde_json::json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": CLIENT_ID,
+            "scope": account.scope,
+            "sub": account.sub,
+            "username": account.email,
+            "iss": config.issuer,
+            "iat": family.created_at,
+            "exp": family.expires_at(now, &life),
+            "sid": family.sid,
+        }),
+        _ => crate::oauth::inactive(),
+    };
+    Ok(Response::from_json(&answer)?)
+}
+
+/// Signs an access token with the claims of API.md "Tokens"; `scope` narrows the granted scopes.
+fn issue_access_token(
+    config: &Config,
+    account: &AccountData,
+    sid: &str,
+    scope: Option<&str>,
+    now: i64,
+) -> Result<(String, i64), ApiError> {
     let exp = now + config.access_ttl;
     let claims = serde_json::json!({
         "iss": config.issuer,
@@ -400,7 +480,7 @@ fn issue_access_token(config: &Config, account: &AccountData, sid: &str, now: i6
         "jti": b64::encode(random::<16>()?),
         "sid": sid,
         "client_id": CLIENT_ID,
-        "scope": account.scope,
+        "scope": scope.map(|s| s.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")).unwrap_or_else(|| account.scope.clone()),
         "roles": account.roles,
         "email": account.email,
     });

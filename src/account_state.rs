@@ -181,6 +181,25 @@ impl AccountDoc {
         }
     }
 
+    /// RFC 7009 revocation of a refresh token: if `presented` is a token session `sid` issued (the
+    /// live one or an earlier one), the session ends like a logout. Returns whether it did; a forged
+    /// or unknown token changes nothing.
+    pub fn revoke_by_refresh_token(&mut self, sid: &str, presented: &Secret, now: i64, cover_until: i64) -> bool {
+        let issued = self.family_mut(sid).is_some_and(|f| f.revoked.is_none() && f.issued(presented));
+        if issued {
+            if let Some(family) = self.family_mut(sid) {
+                family.revoke(now, RevokeReason::Revoked);
+            }
+            self.revocation.revoke_session(sid, cover_until);
+        }
+        issued
+    }
+
+    /// RFC 7009 revocation of one access token (by `jti`), until no copy of it can pass `exp`.
+    pub fn revoke_access_token(&mut self, jti: &str, until: i64) {
+        self.revocation.revoke_token(jti, until);
+    }
+
     /// Ends one session (idempotent): its refresh tokens stop, its access tokens are denylisted.
     pub fn logout(&mut self, sid: &str, now: i64, cover_until: i64) {
         if let Some(family) = self.family_mut(sid) {

@@ -36,6 +36,9 @@ pub enum Event {
     /// Every session of the account was logged out.
     #[serde(rename = "logout_all")]
     LogoutAll,
+    /// A token was revoked through RFC 7009 (the reason says which kind).
+    #[serde(rename = "token.revoked")]
+    TokenRevoked,
 }
 
 /// One audit line.

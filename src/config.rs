@@ -3,6 +3,7 @@
 use crate::issuers::{self, TrustedIssuer};
 use crate::jwt::remote::{self, FetchPolicy};
 use crate::jwt::{KeyError, KeySet, Validator};
+use crate::oauth::Clients;
 use crate::password::{self, PasswordParams};
 use crate::policy::{self, RoutePolicy};
 use crate::session::Lifetimes;
@@ -70,6 +71,8 @@ pub struct Config {
     pub jwks_policy: FetchPolicy,
     /// How long a key-set fetch may take, milliseconds.
     pub jwks_timeout_ms: u64,
+    /// Clients allowed to call the introspection endpoint (none: it answers `invalid_client`).
+    pub introspection_clients: Clients,
 }
 
 /// The `client_id` claim of tokens gatehouse issues to its own clients.
@@ -238,6 +241,12 @@ impl Config {
         }
         let jwks_timeout_ms = seconds(var, "JWKS_TIMEOUT_MS", remote::DEFAULT_TIMEOUT_MS as i64, 100, 30_000)? as u64;
 
+        let introspection_clients = match secret("INTROSPECTION_CLIENTS") {
+            None => Clients::default(),
+            Some(text) => Clients::parse(&text)
+                .map_err(|reason| ConfigError::Invalid { name: "INTROSPECTION_CLIENTS", reason })?,
+        };
+
         let keys_text = secret("SIGNING_KEYS").ok_or(ConfigError::Missing("SIGNING_KEYS"))?;
         let keys = KeySet::from_private_jwks(&keys_text).map_err(ConfigError::Keys)?;
 
@@ -260,6 +269,7 @@ impl Config {
             trusted_issuers,
             jwks_policy,
             jwks_timeout_ms,
+            introspection_clients,
         })
     }
 

@@ -11,6 +11,7 @@ pub mod config;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
+pub mod oauth;
 pub mod password;
 pub mod policy;
 pub mod revocation;

@@ -70,6 +70,8 @@ pub enum RevokeReason {
     Reuse,
     /// The account has too many sessions; this was the least recently used.
     Evicted,
+    /// One of its refresh tokens was revoked (RFC 7009).
+    Revoked,
 }
 
 /// One session.
@@ -181,6 +183,17 @@ impl Family {
             return Outcome::Reuse;
         }
         Outcome::Refused(Refusal::Unknown)
+    }
+
+    /// Whether `presented` is the live token, without changing anything (introspection).
+    pub fn is_live(&self, presented: &Secret, now: i64, life: &Lifetimes) -> bool {
+        self.refusal(now, life).is_none() && bool::from(hash(presented).ct_eq(&self.live))
+    }
+
+    /// Whether `presented` is a token this family ever issued: the live one, or an earlier one. A
+    /// forged secret is not, so knowing a `sid` is not enough to end a session.
+    pub fn issued(&self, presented: &Secret) -> bool {
+        bool::from(hash(presented).ct_eq(&self.live)) || self.is_ancestor(presented)
     }
 
     /// Whether `presented` is an earlier token of this family (walking the chain forward to the live one).

@@ -116,6 +116,12 @@ pub async fn authenticate(
     Ok(user)
 }
 
+/// Verifies a token handed over as a parameter (OAuth revocation and introspection): gatehouse's
+/// own tokens only, and without the denylist read (see [`check_revocation`]).
+pub async fn verify_own_token(token: &str, config: &Config) -> Result<Authenticated, ApiError> {
+    verify(token, &TokenSource::Authorization, config, false).await
+}
+
 fn invalid(e: ValidationError) -> ApiError {
     ApiError::InvalidToken(TokenError::Validation(e).to_string())
 }
@@ -203,7 +209,7 @@ async fn check(
 }
 
 /// The single KV read: fails closed (503) when KV cannot be read or the record is corrupt.
-async fn check_revocation(env: &Env, claims: &AccessClaims) -> Result<(), ApiError> {
+pub async fn check_revocation(env: &Env, claims: &AccessClaims) -> Result<(), ApiError> {
     let kv = env.kv(DENYLIST_BINDING).map_err(|e| ApiError::Server(format!("DENYLIST binding: {e}")))?;
     let stored = kv
         .get(&revocation::kv_key(&claims.sub))

@@ -29,6 +29,14 @@ pub enum ApiError {
     TooManyAttempts { retry_after: i64 },
     /// The refresh token is unknown, expired, revoked or reused (401 `invalid_grant`).
     InvalidGrant,
+    /// The same at the OAuth token endpoint, which answers it 400 (RFC 6749 §5.2).
+    GrantRefused,
+    /// The requested scope exceeds what was granted (400 `invalid_scope`, RFC 6749 §5.2).
+    InvalidScope,
+    /// `grant_type` is not `refresh_token` (400 `unsupported_grant_type`, RFC 6749 §5.2).
+    UnsupportedGrantType,
+    /// Client authentication failed (401 `invalid_client` with a `Basic` challenge, RFC 6749 §5.2).
+    InvalidClient,
     /// A cookie request without an allowed `Origin` (403 `invalid_request`).
     ForbiddenOrigin,
     /// The server's fault (500 `server_error`); the detail is logged, never sent.
@@ -66,6 +74,12 @@ impl ApiError {
                 (429, "too_many_attempts", "too many failed attempts; try again later".into())
             }
             ApiError::InvalidGrant => (401, "invalid_grant", "refresh token is invalid, expired or revoked".into()),
+            ApiError::GrantRefused => (400, "invalid_grant", "refresh token is invalid, expired or revoked".into()),
+            ApiError::InvalidScope => (400, "invalid_scope", "the requested scope exceeds the granted scope".into()),
+            ApiError::UnsupportedGrantType => {
+                (400, "unsupported_grant_type", "only the refresh_token grant is supported".into())
+            }
+            ApiError::InvalidClient => (401, "invalid_client", "client authentication failed".into()),
             ApiError::ForbiddenOrigin => (403, "invalid_request", "origin is not allowed".into()),
             ApiError::Server(_) => (500, "server_error", "the server could not complete the request".into()),
             ApiError::Unavailable(_) => {
@@ -99,6 +113,7 @@ impl ApiError {
                 quoted(&description),
                 scope.as_ref().map(|s| format!(", scope=\"{}\"", quoted(s))).unwrap_or_default()
             )),
+            ApiError::InvalidClient => Some(format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")),
             _ => None,
         };
         if let Some(challenge) = challenge {

@@ -29,11 +29,23 @@ impl From<InputError> for ApiError {
 /// Reads a JSON request body, refusing other content types and stopping at [`MAX_BODY_BYTES`]
 /// without reading the rest.
 async fn read_json_body(req: &mut Request, allow_empty: bool) -> Result<Vec<u8>, ApiError> {
+    let content_type = req.headers().get("content-type")?;
+    let body = read_body(req).await?;
+    if body.is_empty() && allow_empty {
+        return Ok(body);
+    }
+    if !input::is_json_content_type(content_type.as_deref()) {
+        return Err(ApiError::InvalidRequest(InputError::ContentType.describe()));
+    }
+    Ok(body)
+}
+
+/// Reads a request body, stopping at [`MAX_BODY_BYTES`] without reading the rest (413).
+pub(crate) async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     let declared = req.headers().get("content-length")?.and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let content_type = req.headers().get("content-type")?;
     let mut body = Vec::new();
     if req.inner().body().is_some() {
         let mut stream = req.stream()?;
@@ -45,12 +57,6 @@ async fn read_json_body(req: &mut Request, allow_empty: bool) -> Result<Vec<u8>,
             body.extend_from_slice(&chunk);
         }
     }
-    if body.is_empty() && allow_empty {
-        return Ok(body);
-    }
-    if !input::is_json_content_type(content_type.as_deref()) {
-        return Err(ApiError::InvalidRequest(InputError::ContentType.describe()));
-    }
     Ok(body)
 }
 
@@ -60,7 +66,7 @@ fn accounts(env: &Env) -> Result<worker::ObjectNamespace, ApiError> {
 
 /// Sends a request to an account object. Its error responses are final (made by the same
 /// [`ApiError::to_response`]); a failure to reach it is retryable.
-async fn call(stub: worker::Stub, request: &AccountRequest, request_id: &str) -> Result<Response, ApiError> {
+pub(crate) async fn call(stub: worker::Stub, request: &AccountRequest, request_id: &str) -> Result<Response, ApiError> {
     let body = serde_json::to_string(request).map_err(|e| ApiError::Server(e.to_string()))?;
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
@@ -76,7 +82,7 @@ fn by_email(env: &Env, email: &str) -> Result<worker::Stub, ApiError> {
 }
 
 /// The object a refresh token or a `sub` names; an id this namespace did not make is refused.
-fn by_id(env: &Env, hex_id: &str, on_bad_id: ApiError) -> Result<worker::Stub, ApiError> {
+pub(crate) fn by_id(env: &Env, hex_id: &str, on_bad_id: ApiError) -> Result<worker::Stub, ApiError> {
     let namespace = accounts(env)?;
     let id = namespace.id_from_string(hex_id).map_err(|_| on_bad_id)?;
     Ok(id.get_stub()?)
@@ -159,7 +165,8 @@ pub async fn refresh(mut req: Request, env: &Env, config: &Config, rid: &str) ->
     };
     let token = RefreshToken::parse(&text).ok_or(ApiError::InvalidGrant)?;
     let stub = by_id(env, &token.account, ApiError::InvalidGrant)?;
-    let request = AccountRequest::Refresh { sid: token.sid, secret: crate::jwt::b64::encode(token.secret) };
+    let request =
+        AccountRequest::Refresh { sid: token.sid, secret: crate::jwt::b64::encode(token.secret), scope: None };
     deliver(call(stub, &request, rid).await?, transport).await
 }
 

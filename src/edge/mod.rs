@@ -5,6 +5,7 @@ pub mod cors;
 pub mod error;
 pub mod forward;
 pub mod issuer;
+pub mod oauth;
 pub mod remote;
 pub mod webcrypto;
 
@@ -52,6 +53,14 @@ pub enum Route {
     LogoutAll,
     /// `GET /auth/me`
     Me,
+    /// `GET /.well-known/oauth-authorization-server` (RFC 8414)
+    OAuthMetadata,
+    /// `POST /oauth/token` (RFC 6749 §6, refresh grant)
+    OAuthToken,
+    /// `POST /oauth/revoke` (RFC 7009)
+    OAuthRevoke,
+    /// `POST /oauth/introspect` (RFC 7662)
+    OAuthIntrospect,
     /// A path under PROTECTED_PREFIXES.
     Protected,
     /// Nothing here.
@@ -75,6 +84,10 @@ pub fn route(config: &Config, method: &Method, path: &str) -> Result<Route, ApiE
         "/auth/logout" => only(&[Method::Post], "POST", Route::Logout),
         "/auth/logout-all" => only(&[Method::Post], "POST", Route::LogoutAll),
         "/auth/me" => only(&[Method::Get, Method::Head], "GET, HEAD", Route::Me),
+        crate::oauth::METADATA_PATH => only(&[Method::Get, Method::Head], "GET, HEAD", Route::OAuthMetadata),
+        crate::oauth::TOKEN_PATH => only(&[Method::Post], "POST", Route::OAuthToken),
+        crate::oauth::REVOKE_PATH => only(&[Method::Post], "POST", Route::OAuthRevoke),
+        crate::oauth::INTROSPECT_PATH => only(&[Method::Post], "POST", Route::OAuthIntrospect),
         _ if config.is_protected(path) => Ok(Route::Protected),
         _ => Ok(Route::NotFound),
     }
@@ -147,6 +160,10 @@ async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError>
         Route::Logout => issuer::logout(req, env, &config, rid).await,
         Route::LogoutAll => issuer::logout_all(req, env, &config, rid).await,
         Route::Me => issuer::me(&auth::authenticate(&req, env, &config, Accept::Own).await?),
+        Route::OAuthMetadata => return Ok(Reply { response: oauth::metadata(&config)?, own: true, public: true }),
+        Route::OAuthToken => oauth::token(req, env, rid).await,
+        Route::OAuthRevoke => oauth::revoke(req, env, &config, rid).await,
+        Route::OAuthIntrospect => oauth::introspect(req, env, &config, rid).await,
         Route::Protected => {
             let user = auth::authenticate(&req, env, &config, Accept::Any).await?;
             return protected(req, &path, &config, user).await;

@@ -161,11 +161,18 @@ impl<'a> UntrustedToken<'a> {
     /// keys may verify the token (the validator requires the same `iss` afterwards). `None` if the
     /// payload is not a strict JSON object with a string `iss`.
     pub fn unverified_issuer(&self) -> Option<String> {
-        let payload = b64::decode(self.payload_b64).ok()?;
-        match json::parse_object(&payload).ok()?.remove("iss") {
-            Some(Value::String(iss)) => Some(iss),
+        match self.unverified_claim("iss")? {
+            Value::String(iss) => Some(iss),
             _ => None,
         }
+    }
+
+    /// A claim as the presenter states it, unverified: only for tokens whose origin is known
+    /// otherwise (one gatehouse has just signed), or to choose keys. `None` if the payload is not a
+    /// strict JSON object or lacks the claim.
+    pub fn unverified_claim(&self, name: &str) -> Option<Value> {
+        let payload = b64::decode(self.payload_b64).ok()?;
+        json::parse_object(&payload).ok()?.remove(name)
     }
 }
 

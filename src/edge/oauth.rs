@@ -1,0 +1,171 @@
+//! The standard OAuth 2.0 endpoints in the worker: RFC 8414 metadata, the refresh-token grant of the
+//! token endpoint (RFC 6749 §6), RFC 7009 revocation and RFC 7662 introspection. Pure parts are in
+//! [`crate::oauth`]; the account objects stay the authority for refresh tokens.
+
+use super::auth::{self, Authenticated};
+use super::error::ApiError;
+use super::issuer::{by_id, call, read_body};
+use super::json_response;
+use crate::account::{AccountRequest, TokenPair};
+use crate::config::{Config, CLIENT_ID};
+use crate::input::RefreshToken;
+use crate::jwt::{b64, UntrustedToken};
+use crate::oauth::{self, ClientAuth, Form};
+use worker::{Env, Request, Response};
+
+/// Reads a form-encoded body (RFC 6749 §3.2), refusing other content types.
+async fn read_form(req: &mut Request) -> Result<Form, ApiError> {
+    let content_type = req.headers().get("content-type")?;
+    let body = read_body(req).await?;
+    if !oauth::is_form_content_type(content_type.as_deref()) {
+        return Err(ApiError::InvalidRequest(oauth::FormError::ContentType.to_string()));
+    }
+    Form::parse(&body).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+fn client_auth(req: &Request, form: &Form) -> Result<ClientAuth, ApiError> {
+    let authorization = req.headers().get("authorization")?;
+    oauth::client_auth(authorization.as_deref(), form).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+}
+
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+pub fn metadata(config: &Config) -> Result<Response, ApiError> {
+    let doc = oauth::metadata(&config.issuer, !config.introspection_clients.is_empty());
+    json_response(&doc, 200, "public, max-age=300")
+}
+
+/// A JSON answer that must never be cached (RFC 6749 §5.1).
+fn no_store(value: &serde_json::Value) -> Result<Response, ApiError> {
+    let response = json_response(value, 200, "no-store")?;
+    response.headers().set("pragma", "no-cache")?;
+    Ok(response)
+}
+
+/// `POST /oauth/token` with `grant_type=refresh_token` (RFC 6749 §6), for the public client
+/// `gatehouse`: the same rotation as `/auth/refresh`, in the standard shape.
+pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Response, ApiError> {
+    let form = read_form(&mut req).await?;
+    match form.get("grant_type") {
+        None => return Err(ApiError::InvalidRequest("parameter grant_type is missing".into())),
+        Some("refresh_token") => {}
+        Some(_) => return Err(ApiError::UnsupportedGrantType),
+    }
+    // gatehouse's client is public: no secret to check, and no other client exists here.
+    match client_auth(&req, &form)? {
+        ClientAuth::Secret { .. } => return Err(ApiError::InvalidClient),
+        ClientAuth::None if form.get("client_id").is_some_and(|id| id != CLIENT_ID) => {
+            return Err(ApiError::InvalidClient)
+        }
+        ClientAuth::None => {}
+    }
+    let text = form.require("refresh_token").map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let token = RefreshToken::parse(text).ok_or(ApiError::GrantRefused)?;
+    let stub = by_id(env, &token.account, ApiError::GrantRefused)?;
+    let request = AccountRequest::Refresh {
+        sid: token.sid,
+        secret: b64::encode(token.secret),
+        scope: form.get("scope").map(str::to_owned),
+    };
+    let mut response = call(stub, &request, rid).await?;
+    match response.status_code() {
+        200 => {}
+        401 => return Err(ApiError::GrantRefused),
+        _ => return Ok(response),
+    }
+    let pair: TokenPair = response.json().await?;
+    let scope = UntrustedToken::parse(&pair.access_token)
+        .ok()
+        .and_then(|t| t.unverified_claim("scope"))
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    no_store(&serde_json::json!({
+        "access_token": pair.access_token,
+        "token_type": pair.token_type,
+        "expires_in": pair.expires_in,
+        "refresh_token": pair.refresh_token,
+        "scope": scope,
+    }))
+}
+
+/// Checks the credentials a caller of revocation may send: none (a public client, whose possession
+/// of the token is the proof), or those of a configured introspection client.
+fn optional_client(req: &Request, form: &Form, config: &Config) -> Result<(), ApiError> {
+    match client_auth(req, form)? {
+        ClientAuth::None => Ok(()),
+        ClientAuth::Secret { id, secret } if config.introspection_clients.authenticate(&id, &secret) => Ok(()),
+        ClientAuth::Secret { .. } => Err(ApiError::InvalidClient),
+    }
+}
+
+/// `POST /oauth/revoke` (RFC 7009): 200 for every well-formed request, whether or not the token
+/// was valid (§2.2). A refresh token ends its whole session (and the session's access tokens at
+/// the edge); an access token is denylisted by its `jti` until it would have expired.
+pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
+    let form = read_form(&mut req).await?;
+    optional_client(&req, &form, config)?;
+    let token = form.require("token").map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    // token_type_hint only says where to look first (§2.1); both kinds are tried by their shape.
+    if let Some(refresh) = RefreshToken::parse(token) {
+        if let Ok(stub) = by_id(env, &refresh.account, ApiError::GrantRefused) {
+            let request = AccountRequest::RevokeRefresh { sid: refresh.sid, secret: b64::encode(refresh.secret) };
+            expect_done(call(stub, &request, rid).await?)?;
+        }
+    } else if let Some(user) = own_access_token(token, config).await? {
+        let claims = user.claims();
+        if let (Some(jti), Ok(stub)) = (&claims.jti, by_id(env, &claims.sub, ApiError::GrantRefused)) {
+            let request = AccountRequest::RevokeAccess { jti: jti.clone(), exp: claims.exp };
+            expect_done(call(stub, &request, rid).await?)?;
+        }
+    }
+    let response = Response::empty()?.with_status(200);
+    response.headers().set("cache-control", "no-store")?;
+    Ok(response)
+}
+
+/// An account object's 204, or its error passed on (a 5xx is retryable: nothing was answered).
+fn expect_done(response: Response) -> Result<(), ApiError> {
+    match response.status_code() {
+        204 => Ok(()),
+        503 => Err(ApiError::Unavailable("account object unavailable".into())),
+        status => Err(ApiError::Server(format!("account object answered {status}"))),
+    }
+}
+
+/// A gatehouse access token that verifies, or `None` for anything else (invalid, expired,
+/// another issuer's): RFC 7009 and 7662 treat those alike.
+async fn own_access_token(token: &str, config: &Config) -> Result<Option<Authenticated>, ApiError> {
+    match auth::verify_own_token(token, config).await {
+        Ok(user) => Ok(Some(user)),
+        Err(ApiError::InvalidToken(_)) => Ok(None),
+        Err(other) => Err(other),
+    }
+}
+
+/// `POST /oauth/introspect` (RFC 7662): for authenticated clients only; anything not active is
+/// exactly `{"active": false}`.
+pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
+    let form = read_form(&mut req).await?;
+    match client_auth(&req, &form)? {
+        ClientAuth::Secret { id, secret } if config.introspection_clients.authenticate(&id, &secret) => {}
+        _ => return Err(ApiError::InvalidClient),
+    }
+    let token = form.require("token").map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    if let Some(refresh) = RefreshToken::parse(token) {
+        let Ok(stub) = by_id(env, &refresh.account, ApiError::GrantRefused) else {
+            return no_store(&oauth::inactive());
+        };
+        let request = AccountRequest::IntrospectRefresh { sid: refresh.sid, secret: b64::encode(refresh.secret) };
+        let mut response = call(stub, &request, rid).await?;
+        if response.status_code() != 200 {
+            return Err(ApiError::Unavailable(format!("account object answered {}", response.status_code())));
+        }
+        let answer: serde_json::Value = response.json().await?;
+        return no_store(&answer);
+    }
+    let Some(user) = own_access_token(token, config).await? else { return no_store(&oauth::inactive()) };
+    match auth::check_revocation(env, user.claims()).await {
+        Ok(()) => no_store(&oauth::active_access_token(user.claims())),
+        Err(ApiError::InvalidToken(_)) => no_store(&oauth::inactive()),
+        Err(other) => Err(other),
+    }
+}
