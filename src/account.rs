@@ -7,7 +7,8 @@ use crate::account_state::{Account as AccountData, AccountDoc, RefreshResult};
 use crate::audit::{AuditLine, Event};
 use crate::config::{Config, CLIENT_ID};
 use crate::edge::{self, error::ApiError};
-use crate::jwt::b64;
+use crate::jwt::{b64, PrivateKey};
+use crate::keystore;
 use crate::password;
 use crate::revocation;
 use crate::session::{Family, Refusal, Secret};
@@ -142,6 +143,15 @@ impl Account {
     async fn handle(&self, config: &Config, request: AccountRequest, request_id: &str) -> Result<Response, ApiError> {
         let now = now_seconds();
         let mut events: Vec<Pending> = Vec::new();
+        // The signing key is fetched before the document is loaded: nothing is awaited between the
+        // load and the save, so concurrent requests never interleave inside a transition.
+        let signer = match &request {
+            AccountRequest::Login { .. } | AccountRequest::Refresh { .. } => {
+                Some(signing_key(config, &self.env, now).await?)
+            }
+            _ => None,
+        };
+        let signer = signer.as_ref();
         let before = self.load()?;
         let mut doc = before.clone();
         doc.prune(now, &config.lifetimes());
@@ -152,10 +162,10 @@ impl Account {
                 self.register(config, &mut doc, email, &password, now, &mut events)
             }
             AccountRequest::Login { email, password } => {
-                self.login(config, &mut doc, &email, &password, now, &mut events)
+                self.login(config, signer, &mut doc, &email, &password, now, &mut events)
             }
             AccountRequest::Refresh { sid, secret, scope } => {
-                self.refresh(config, &mut doc, &sid, &secret, scope.as_deref(), now, &mut events)
+                self.refresh(config, signer, &mut doc, &sid, &secret, scope.as_deref(), now, &mut events)
             }
             AccountRequest::RevokeRefresh { sid, secret } => {
                 if let Some(presented) = secret_of(&secret) {
@@ -312,9 +322,11 @@ impl Account {
         Ok(Response::from_json(&body)?.with_status(201))
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn login(
         &self,
         config: &Config,
+        signer: Option<&PrivateKey>,
         doc: &mut AccountDoc,
         email: &str,
         password: &str,
@@ -346,7 +358,7 @@ impl Account {
         let first: Secret = random()?;
         let family = Family::new(sid.clone(), random()?, &first, now);
         let refresh_expires_in = family.expires_at(now, &config.lifetimes()) - now;
-        let (access_token, access_exp) = issue_access_token(config, account, &sid, None, now)?;
+        let (access_token, access_exp) = issue_access_token(config, signer, account, &sid, None, now)?;
         let refresh_token = crate::input::RefreshToken { account: account.sub.clone(), sid, secret: first }.format();
         events.push((Event::LoginSucceeded, Some(family.sid.clone()), None));
         doc.start_session(family, now, &config.lifetimes(), config.cover_until(now));
@@ -357,6 +369,7 @@ impl Account {
     fn refresh(
         &self,
         config: &Config,
+        signer: Option<&PrivateKey>,
         doc: &mut AccountDoc,
         sid: &str,
         secret: &str,
@@ -375,7 +388,7 @@ impl Account {
         let (next, access_token, access_exp) = match doc.refresh(sid, &presented, now, &life, config.cover_until(now)) {
             RefreshResult::Rotate { next } => {
                 let account = doc.account.as_ref().ok_or(ApiError::InvalidGrant)?;
-                let (token, exp) = issue_access_token(config, account, sid, scope, now)?;
+                let (token, exp) = issue_access_token(config, signer, account, sid, scope, now)?;
                 doc.commit_rotation(sid, &presented, &next, (token.clone(), exp), now);
                 events.push((Event::RefreshRotated, Some(sid.to_owned()), None));
                 (next, token, exp)
@@ -409,6 +422,46 @@ impl Account {
         let refresh_token =
             crate::input::RefreshToken { account: account.sub.clone(), sid: sid.to_owned(), secret: next }.format();
         pair_response(access_token, access_exp - now, refresh_token, refresh_expires_in)
+    }
+}
+
+thread_local! {
+    /// The managed signing keys this isolate last got from the key store, and when.
+    static SIGNERS: RefCell<Option<(i64, Vec<keystore::Signer>)>> = const { RefCell::new(None) };
+}
+
+/// The key that signs at `now`: the first configured key, or with managed keys the one the key
+/// store schedules for now (asked at most once per `MANAGED_KEYS_CACHE_SECONDS` per isolate; if
+/// the store cannot be reached, a key already held that covers now still signs).
+async fn signing_key(config: &Config, env: &Env, now: i64) -> Result<PrivateKey, ApiError> {
+    let Some(managed) = &config.managed else {
+        return config
+            .keys
+            .as_ref()
+            .and_then(|k| k.signing_key())
+            .cloned()
+            .ok_or_else(|| ApiError::Server("no signing key is configured".into()));
+    };
+    let pick = |signers: &[keystore::Signer]| {
+        signers.iter().find(|s| s.signs_from <= now && now < s.signs_until).map(|s| s.key.clone())
+    };
+    let cached = SIGNERS.with(|c| {
+        c.borrow().as_ref().filter(|(at, _)| now - at < managed.cache_seconds).and_then(|(_, signers)| pick(signers))
+    });
+    if let Some(key) = cached {
+        return Ok(key);
+    }
+    match keystore::ask(env, "/signing").await.and_then(|text| keystore::parse_signing(&text).map_err(ApiError::Server))
+    {
+        Ok(signers) => {
+            let key = pick(&signers);
+            SIGNERS.with(|c| *c.borrow_mut() = Some((now, signers)));
+            key.ok_or_else(|| ApiError::Unavailable("the key store has no key for now".into()))
+        }
+        Err(e) => {
+            let held = SIGNERS.with(|c| c.borrow().as_ref().and_then(|(_, signers)| pick(signers)));
+            held.ok_or(e)
+        }
     }
 }
 
@@ -465,6 +518,7 @@ fn introspect_refresh(
 /// Signs an access token with the claims of API.md "Tokens"; `scope` narrows the granted scopes.
 fn issue_access_token(
     config: &Config,
+    signer: Option<&PrivateKey>,
     account: &AccountData,
     sid: &str,
     scope: Option<&str>,
@@ -484,7 +538,8 @@ fn issue_access_token(
         "roles": account.roles,
         "email": account.email,
     });
-    let token = config.keys.sign(&claims).map_err(|e| ApiError::Server(format!("signing: {e}")))?;
+    let signer = signer.ok_or_else(|| ApiError::Server("no signing key was fetched".into()))?;
+    let token = signer.sign(&claims).map_err(|e| ApiError::Server(format!("signing: {e}")))?;
     Ok((token, exp))
 }
 

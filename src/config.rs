@@ -2,12 +2,14 @@
 
 use crate::issuers::{self, TrustedIssuer};
 use crate::jwt::remote::{self, FetchPolicy};
-use crate::jwt::{KeyError, KeySet, Validator};
+use crate::jwt::{Algorithm, KeyError, KeySet, Validator};
 use crate::oauth::Clients;
 use crate::password::{self, PasswordParams};
 use crate::policy::{self, RoutePolicy};
+use crate::rotation::Schedule;
 use crate::session::Lifetimes;
 use std::fmt;
+use std::rc::Rc;
 
 /// Why the configuration was refused. Always the operator's fault; logged, never shown to clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +59,11 @@ pub struct Config {
     pub origin_url: Option<String>,
     /// Other browser origins allowed for CORS and cookie requests.
     pub allowed_origins: Vec<String>,
-    /// The signing and verification keys.
-    pub keys: KeySet,
+    /// The keys of `SIGNING_KEYS`: without managed keys the first signs; all are published and
+    /// accepted. Optional only in managed mode.
+    pub keys: Option<Rc<KeySet>>,
+    /// Managed keys (`KEY_MANAGEMENT=managed`): the key store generates, rotates and retires them.
+    pub managed: Option<ManagedKeys>,
     /// argon2id cost for new password hashes.
     pub password: PasswordParams,
     /// Scopes granted to newly registered users.
@@ -73,6 +78,17 @@ pub struct Config {
     pub jwks_timeout_ms: u64,
     /// Clients allowed to call the introspection endpoint (none: it answers `invalid_client`).
     pub introspection_clients: Clients,
+}
+
+/// The settings of managed keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ManagedKeys {
+    /// The algorithm of the keys the store generates.
+    pub alg: Algorithm,
+    /// When keys are published, sign and retire.
+    pub schedule: Schedule,
+    /// How long the edge and the account objects keep the store's keys before asking again, seconds.
+    pub cache_seconds: i64,
 }
 
 /// The `client_id` claim of tokens gatehouse issues to its own clients.
@@ -247,8 +263,50 @@ impl Config {
                 .map_err(|reason| ConfigError::Invalid { name: "INTROSPECTION_CLIENTS", reason })?,
         };
 
-        let keys_text = secret("SIGNING_KEYS").ok_or(ConfigError::Missing("SIGNING_KEYS"))?;
-        let keys = KeySet::from_private_jwks(&keys_text).map_err(ConfigError::Keys)?;
+        let managed = match var("KEY_MANAGEMENT").as_deref().map(str::trim) {
+            None | Some("") | Some("static") => None,
+            Some("managed") => {
+                let alg = match var("MANAGED_KEY_ALG").as_deref().map(str::trim) {
+                    None | Some("") | Some("EdDSA") => Algorithm::EdDsa,
+                    Some("ES256") => Algorithm::Es256,
+                    Some(other) => {
+                        return Err(ConfigError::Invalid {
+                            name: "MANAGED_KEY_ALG",
+                            reason: format!("{other:?} is not EdDSA or ES256"),
+                        })
+                    }
+                };
+                let rotate_every = seconds(var, "KEY_ROTATION_SECONDS", 30 * 86_400, 10, 400 * 86_400)?;
+                let publish_ahead = seconds(var, "KEY_PUBLISH_SECONDS", 3_600, 2, 30 * 86_400)?;
+                let cache_seconds = seconds(var, "MANAGED_KEYS_CACHE_SECONDS", 60, 1, 3_600)?;
+                // A key must be published before any signer or verifier could hold a key set
+                // without it, and must sign for longer than it is announced.
+                if publish_ahead <= cache_seconds || rotate_every <= publish_ahead {
+                    return Err(ConfigError::Invalid {
+                        name: "KEY_PUBLISH_SECONDS",
+                        reason: "must be more than MANAGED_KEYS_CACHE_SECONDS and less than KEY_ROTATION_SECONDS"
+                            .into(),
+                    });
+                }
+                let retire_after = access_ttl + leeway;
+                Some(ManagedKeys {
+                    alg,
+                    schedule: Schedule { rotate_every, publish_ahead, retire_after },
+                    cache_seconds,
+                })
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "KEY_MANAGEMENT",
+                    reason: format!("{other:?} is not \"static\" or \"managed\""),
+                })
+            }
+        };
+        let keys = match (secret("SIGNING_KEYS"), &managed) {
+            (Some(text), _) => Some(Rc::new(KeySet::from_private_jwks(&text).map_err(ConfigError::Keys)?)),
+            (None, Some(_)) => None,
+            (None, None) => return Err(ConfigError::Missing("SIGNING_KEYS")),
+        };
 
         Ok(Config {
             issuer,
@@ -263,6 +321,7 @@ impl Config {
             origin_url,
             allowed_origins,
             keys,
+            managed,
             password,
             default_scope,
             default_roles,

@@ -11,10 +11,12 @@ pub mod config;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
+pub mod keystore;
 pub mod oauth;
 pub mod password;
 pub mod policy;
 pub mod revocation;
+pub mod rotation;
 pub mod session;
 
 pub mod account;

@@ -238,3 +238,28 @@ fn the_claimed_issuer_is_read_strictly() {
     let num = raw_token(&ed, br#"{"alg":"EdDSA","kid":"ed"}"#, br#"{"iss":1}"#);
     assert_eq!(UntrustedToken::parse(&num).unwrap().unverified_issuer(), None);
 }
+
+#[test]
+fn thumbprints_follow_rfc_7638() {
+    // RFC 8037 Appendix A.3: the thumbprint of the A.1 key.
+    assert_eq!(ed_key().public().thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+}
+
+#[test]
+fn generated_keys_round_trip_through_their_private_jwk() {
+    for alg in [Algorithm::EdDsa, Algorithm::Es256] {
+        let key = PrivateKey::generate(alg, &[42u8; 32]).unwrap();
+        assert_eq!(key.public().kid(), key.public().thumbprint(), "kid is the thumbprint");
+        let jwk = key.to_private_jwk().unwrap();
+        let loaded = PrivateKey::from_jwk(&object(&jwk)).unwrap();
+        assert_eq!(loaded.public().to_jwk(), key.public().to_jwk());
+        let set = KeySet::from_private_jwks(&json!({ "keys": [jwk] }).to_string()).unwrap();
+        let token = loaded.sign(&claims()).unwrap();
+        assert!(verify_access_token(&set, &validator(), &token, NOW).is_ok(), "{alg:?}");
+        // Different randomness, different key.
+        assert_ne!(PrivateKey::generate(alg, &[43u8; 32]).unwrap().public().kid(), key.public().kid());
+    }
+    assert!(PrivateKey::generate(Algorithm::Rs256, &[1; 32]).is_err());
+    assert!(PrivateKey::generate(Algorithm::Es256, &[0; 32]).is_err(), "zero is not a scalar");
+    assert!(rs_key().to_private_jwk().is_none());
+}

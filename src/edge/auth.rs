@@ -2,7 +2,8 @@
 //! [`Authenticated`] value that only this module can make.
 
 use super::error::ApiError;
-use super::{remote, webcrypto};
+use super::remote::{self, Source};
+use super::webcrypto;
 use crate::config::Config;
 use crate::issuers::TokenSource;
 use crate::jwt::cache::{Verified, VerifiedCache};
@@ -10,6 +11,7 @@ use crate::jwt::remote::Need;
 use crate::jwt::{AccessClaims, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
 use crate::revocation::{self, RevocationRecord};
 use std::cell::RefCell;
+use std::rc::Rc;
 use worker::{Env, Request};
 
 /// The KV namespace holding revocation records.
@@ -109,7 +111,7 @@ pub async fn authenticate(
     accept: Accept,
 ) -> Result<Authenticated, ApiError> {
     let (token, source) = presented_token(req, config, accept)?;
-    let user = verify(&token, &source, config, accept == Accept::Any).await?;
+    let user = verify(&token, &source, env, config, accept == Accept::Any).await?;
     if user.is_own() && accept != Accept::OwnForLogout {
         check_revocation(env, user.claims()).await?;
     }
@@ -118,8 +120,8 @@ pub async fn authenticate(
 
 /// Verifies a token handed over as a parameter (OAuth revocation and introspection): gatehouse's
 /// own tokens only, and without the denylist read (see [`check_revocation`]).
-pub async fn verify_own_token(token: &str, config: &Config) -> Result<Authenticated, ApiError> {
-    verify(token, &TokenSource::Authorization, config, false).await
+pub async fn verify_own_token(token: &str, env: &Env, config: &Config) -> Result<Authenticated, ApiError> {
+    verify(token, &TokenSource::Authorization, env, config, false).await
 }
 
 fn invalid(e: ValidationError) -> ApiError {
@@ -148,6 +150,7 @@ fn issuer_for(
 async fn verify(
     token: &str,
     source: &TokenSource,
+    env: &Env,
     config: &Config,
     allow_trusted: bool,
 ) -> Result<Authenticated, ApiError> {
@@ -166,16 +169,19 @@ async fn verify(
     let iss = if config.trusted_issuers.is_empty() { None } else { untrusted.unverified_issuer() };
     let issuer = issuer_for(config, iss.as_deref(), source, allow_trusted)?;
     let claims = match issuer.and_then(|i| config.trusted_issuers.get(i)) {
-        None => check(&config.keys, &untrusted, &config.validator(), now).await.map_err(invalid)?,
+        None => {
+            let keys = own_keys(config, env, &untrusted, now).await?;
+            check(&keys, &untrusted, &config.validator(), now).await.map_err(invalid)?
+        }
         Some(trusted) => {
             let kid = untrusted.kid().ok_or_else(|| invalid(ValidationError::MissingKid))?;
-            let keys = remote::keys_for(config, trusted, Need::Kid(kid), now).await?;
+            let keys = remote::keys_for(config, env, Source::Issuer(trusted), Need::Kid(kid), now).await?;
             let validator = trusted.validator(config.leeway);
             match check(&keys, &untrusted, &validator, now).await {
                 // The issuer may have put new material under the same kid: look once more (the
                 // cooldown bounds how often), and verify again only if the key did change.
                 Err(ValidationError::BadSignature) => {
-                    let fresh = remote::keys_for(config, trusted, Need::Recheck(kid), now).await?;
+                    let fresh = remote::keys_for(config, env, Source::Issuer(trusted), Need::Recheck(kid), now).await?;
                     let changed = fresh.find(kid).map(|k| k.to_jwk()) != keys.find(kid).map(|k| k.to_jwk());
                     if !changed {
                         return Err(invalid(ValidationError::BadSignature));
@@ -191,6 +197,27 @@ async fn verify(
     // verified once more next time.
     VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
     Ok(Authenticated { verified })
+}
+
+/// The key set that may verify one of gatehouse's own tokens: the configured keys if one of them has
+/// its `kid` (or keys are not managed), else the managed keys of the key store.
+async fn own_keys(
+    config: &Config,
+    env: &Env,
+    untrusted: &UntrustedToken<'_>,
+    now: i64,
+) -> Result<Rc<KeySet>, ApiError> {
+    let configured = config.keys.as_ref();
+    let Some(managed) = &config.managed else {
+        return configured.cloned().ok_or_else(|| ApiError::Server("no keys are configured".into()));
+    };
+    match (configured, untrusted.kid()) {
+        (Some(keys), Some(kid)) if keys.find(kid).is_some() => Ok(keys.clone()),
+        (_, Some(kid)) => remote::keys_for(config, env, Source::Managed(managed), Need::Kid(kid), now).await,
+        // No kid: the configured keys run every pre-signature check (and refuse it); else say so.
+        (Some(keys), None) => Ok(keys.clone()),
+        (None, None) => Err(invalid(ValidationError::MissingKid)),
+    }
 }
 
 /// The key-pinned signature check (WebCrypto at the edge for RS256/ES256) and the claim checks.

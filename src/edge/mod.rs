@@ -10,6 +10,7 @@ pub mod remote;
 pub mod webcrypto;
 
 use crate::config::Config;
+use crate::jwt::remote::Need;
 use crate::policy;
 use auth::{Accept, Authenticated};
 use error::ApiError;
@@ -153,7 +154,7 @@ async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError>
     let path = policy::normalize_path(&req.path())
         .map_err(|_| ApiError::InvalidRequest("the path has an encoded separator or NUL".into()))?;
     let response = match route(&config, &req.method(), &path)? {
-        Route::Jwks => return Ok(Reply { response: jwks(&config)?, own: true, public: true }),
+        Route::Jwks => return Ok(Reply { response: jwks(&config, env).await?, own: true, public: true }),
         Route::Register => issuer::register(req, env, rid).await,
         Route::Login => issuer::login(req, env, rid).await,
         Route::Refresh => issuer::refresh(req, env, &config, rid).await,
@@ -180,9 +181,24 @@ pub(crate) fn json_response(value: &serde_json::Value, status: u16, cache: &str)
     Ok(Response::from_bytes(value.to_string().into_bytes())?.with_status(status).with_headers(headers))
 }
 
-/// `GET /.well-known/jwks.json`: the public halves of the configured keys.
-fn jwks(config: &Config) -> Result<Response, ApiError> {
-    json_response(&config.keys.public_jwks(), 200, "public, max-age=300")
+/// `GET /.well-known/jwks.json`: the public halves of the configured keys, and of the managed keys
+/// the key store publishes (the next key before it signs, a retired one until its tokens expired).
+async fn jwks(config: &Config, env: &Env) -> Result<Response, ApiError> {
+    let mut keys: Vec<serde_json::Value> = Vec::new();
+    if let Some(set) = &config.keys {
+        keys.extend(set.keys().iter().map(|k| k.to_jwk()));
+    }
+    if let Some(managed) = &config.managed {
+        let now = (worker::Date::now().as_millis() / 1000) as i64;
+        let set = remote::keys_for(config, env, remote::Source::Managed(managed), Need::Set, now).await?;
+        keys.extend(
+            set.keys()
+                .iter()
+                .filter(|k| config.keys.as_ref().is_none_or(|c| c.find(k.kid()).is_none()))
+                .map(|k| k.to_jwk()),
+        );
+    }
+    json_response(&serde_json::json!({ "keys": keys }), 200, "public, max-age=300")
 }
 
 /// A verified request under a protected prefix: policies, then the origin or the built-in whoami.

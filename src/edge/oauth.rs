@@ -110,7 +110,7 @@ pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
             let request = AccountRequest::RevokeRefresh { sid: refresh.sid, secret: b64::encode(refresh.secret) };
             expect_done(call(stub, &request, rid).await?)?;
         }
-    } else if let Some(user) = own_access_token(token, config).await? {
+    } else if let Some(user) = own_access_token(token, env, config).await? {
         let claims = user.claims();
         if let (Some(jti), Ok(stub)) = (&claims.jti, by_id(env, &claims.sub, ApiError::GrantRefused)) {
             let request = AccountRequest::RevokeAccess { jti: jti.clone(), exp: claims.exp };
@@ -133,8 +133,8 @@ fn expect_done(response: Response) -> Result<(), ApiError> {
 
 /// A gatehouse access token that verifies, or `None` for anything else (invalid, expired,
 /// another issuer's): RFC 7009 and 7662 treat those alike.
-async fn own_access_token(token: &str, config: &Config) -> Result<Option<Authenticated>, ApiError> {
-    match auth::verify_own_token(token, config).await {
+async fn own_access_token(token: &str, env: &Env, config: &Config) -> Result<Option<Authenticated>, ApiError> {
+    match auth::verify_own_token(token, env, config).await {
         Ok(user) => Ok(Some(user)),
         Err(ApiError::InvalidToken(_)) => Ok(None),
         Err(other) => Err(other),
@@ -162,7 +162,7 @@ pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str)
         let answer: serde_json::Value = response.json().await?;
         return no_store(&answer);
     }
-    let Some(user) = own_access_token(token, config).await? else { return no_store(&oauth::inactive()) };
+    let Some(user) = own_access_token(token, env, config).await? else { return no_store(&oauth::inactive()) };
     match auth::check_revocation(env, user.claims()).await {
         Ok(()) => no_store(&oauth::active_access_token(user.claims())),
         Err(ApiError::InvalidToken(_)) => no_store(&oauth::inactive()),

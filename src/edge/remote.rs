@@ -1,5 +1,7 @@
-//! Trusted issuers' JWK Sets at the edge: the per-isolate cache (policy in [`crate::jwt::remote`]),
-//! single-flight fetches, the runtime's shared cache (Cache API) with a bounded age, and a timeout.
+//! Key sets that live elsewhere, at the edge: trusted issuers' JWK Sets, and gatehouse's own
+//! managed keys in the key store. The per-isolate cache (policy in [`crate::jwt::remote`]),
+//! single-flight fetches, the runtime's shared cache (Cache API, for JWKS URLs) with a bounded
+//! age, and a timeout.
 //!
 //! Single flight in workerd: a request may not wait on another request's I/O (the runtime would
 //! cancel it as "never generating a response"; this is why panva/jose turns its shared pending
@@ -8,17 +10,20 @@
 //! (its request was cancelled) stops counting as in flight after its timeout.
 
 use super::error::ApiError;
-use crate::config::Config;
+use crate::config::{Config, ManagedKeys};
 use crate::issuers::TrustedIssuer;
 use crate::jwt::remote::{FetchPolicy, Need, Plan, RemoteKeys, Unusable, MAX_JWKS_BYTES};
 use crate::jwt::{Algorithm, KeySet};
+use crate::keystore;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{AbortController, Cache, Delay, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response};
+use worker::{
+    AbortController, Cache, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response,
+};
 
 /// The header the shared cache keeps the time of the network fetch in, so a set's age is counted
 /// from there and not from when an isolate found it in the cache.
@@ -36,6 +41,45 @@ thread_local! {
     /// Bumped whenever any remote set's material changes; verified-token cache entries made under
     /// an older value are verified again.
     static EPOCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Where a key set comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A trusted issuer's JWKS URL.
+    Issuer(&'a TrustedIssuer),
+    /// gatehouse's own managed keys, from the key store.
+    Managed(&'a ManagedKeys),
+}
+
+/// The cache entry name of the managed keys (never a URL, so never confused with one).
+const MANAGED_ID: &str = "gatehouse:managed-keys";
+
+impl Source<'_> {
+    fn id(&self) -> &str {
+        match self {
+            Source::Issuer(issuer) => &issuer.jwks_url,
+            Source::Managed(_) => MANAGED_ID,
+        }
+    }
+
+    fn policy(&self, config: &Config) -> FetchPolicy {
+        match self {
+            Source::Issuer(_) => config.jwks_policy,
+            Source::Managed(managed) => FetchPolicy {
+                max_age: managed.cache_seconds,
+                cooldown: config.jwks_policy.cooldown.min(managed.cache_seconds),
+                max_stale: config.jwks_policy.max_stale,
+            },
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Source::Issuer(issuer) => &issuer.issuer,
+            Source::Managed(_) => "the key store",
+        }
+    }
 }
 
 /// Changes whenever the material of a remote key set changes.
@@ -61,19 +105,20 @@ fn in_flight(url: &str, timeout_ms: u64) -> bool {
     })
 }
 
-/// The key set of `issuer` to verify a token whose `kid` is in `need`, fetching it when the policy
-/// says so. A request that finds a fetch in flight waits for it instead of starting another.
+/// The key set of `source` for `need`, fetching it when the policy says so. A request that finds a
+/// fetch in flight waits for it instead of starting another.
 pub async fn keys_for(
     config: &Config,
-    issuer: &TrustedIssuer,
+    env: &Env,
+    source: Source<'_>,
     need: Need<'_>,
     now: i64,
 ) -> Result<Rc<KeySet>, ApiError> {
-    let url = issuer.jwks_url.as_str();
-    let (policy, timeout_ms) = (&config.jwks_policy, config.jwks_timeout_ms);
+    let url = source.id();
+    let (policy, timeout_ms) = (&source.policy(config), config.jwks_timeout_ms);
     let first = plan(url, need, now, policy);
     if let Plan::Use(keys) = &first {
-        if matches!(need, Need::Kid(kid) if keys.find(kid).is_some()) {
+        if matches!(need, Need::Set) || matches!(need, Need::Kid(kid) if keys.find(kid).is_some()) {
             return Ok(keys.clone());
         }
     }
@@ -85,28 +130,28 @@ pub async fn keys_for(
     } else {
         match first {
             Plan::Use(keys) => return Ok(keys),
-            Plan::Refuse(why) => return Err(refusal(why, issuer)),
-            Plan::Fetch => fetch_and_record(config, issuer, need, now).await,
+            Plan::Refuse(why) => return Err(refusal(why, source)),
+            Plan::Fetch => fetch_and_record(config, env, source, need, now).await,
         }
     }
     match plan(url, need, now, policy) {
         Plan::Use(keys) => Ok(keys),
-        Plan::Refuse(why) => Err(refusal(why, issuer)),
+        Plan::Refuse(why) => Err(refusal(why, source)),
         // The attempt was recorded at `now`, so the cooldown forbids another; be safe regardless.
-        Plan::Fetch => Err(refusal(Unusable::NoKeys, issuer)),
+        Plan::Fetch => Err(refusal(Unusable::NoKeys, source)),
     }
 }
 
-fn refusal(why: Unusable, issuer: &TrustedIssuer) -> ApiError {
+fn refusal(why: Unusable, source: Source<'_>) -> ApiError {
     match why {
         Unusable::UnknownKid => ApiError::InvalidToken("unknown kid".into()),
-        Unusable::NoKeys => ApiError::Unavailable(format!("no usable keys for issuer {}", issuer.issuer)),
+        Unusable::NoKeys => ApiError::Unavailable(format!("no usable keys from {}", source.name())),
     }
 }
 
-/// The one fetch of `issuer`'s set: marked in flight for the others, recorded when it lands.
-async fn fetch_and_record(config: &Config, issuer: &TrustedIssuer, need: Need<'_>, now: i64) {
-    let url = issuer.jwks_url.clone();
+/// The one fetch of a set: marked in flight for the others, recorded when it lands.
+async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: Need<'_>, now: i64) {
+    let url = source.id().to_owned();
     INFLIGHT.with(|f| f.borrow_mut().insert(url.clone(), now_ms()));
     let use_shared = SETS.with(|sets| {
         let mut sets = sets.borrow_mut();
@@ -117,11 +162,17 @@ async fn fetch_and_record(config: &Config, issuer: &TrustedIssuer, need: Need<'_
         // load, or a refresh of a set that has the kid, may take a fresh shared copy.
         match need {
             Need::Recheck(_) => false,
+            Need::Set => true,
             Need::Kid(kid) => state.fetched_at().is_none() || state.knows(kid),
         }
     });
-    let result =
-        fetch_set(&url, &issuer.algorithms, config.jwks_timeout_ms, config.jwks_policy.max_age, use_shared, now).await;
+    let result = match source {
+        Source::Issuer(issuer) => {
+            fetch_set(&url, &issuer.algorithms, config.jwks_timeout_ms, config.jwks_policy.max_age, use_shared, now)
+                .await
+        }
+        Source::Managed(_) => fetch_managed(env, config.jwks_timeout_ms).await.map(|keys| (keys, now)),
+    };
     match result {
         Ok((keys, fetched_at)) => {
             let changed =
@@ -130,7 +181,7 @@ async fn fetch_and_record(config: &Config, issuer: &TrustedIssuer, need: Need<'_
                 EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
             }
         }
-        Err(why) => worker::console_error!("JWKS fetch from {url} failed (keeping the keys in use): {why}"),
+        Err(why) => worker::console_error!("key set fetch from {url} failed (keeping the keys in use): {why}"),
     }
     INFLIGHT.with(|f| f.borrow_mut().remove(&url));
 }
@@ -201,6 +252,16 @@ async fn fetch_set(
         }
     }
     Ok((keys, now))
+}
+
+/// The managed public keys from the key store, within the same timeout.
+async fn fetch_managed(env: &Env, timeout_ms: u64) -> Result<KeySet, String> {
+    let timer = Delay::from(Duration::from_millis(timeout_ms));
+    let text = match select(Box::pin(keystore::ask(env, "/public")), Box::pin(timer)).await {
+        Either::Left((result, _)) => result.map_err(|e| format!("{e:?}"))?,
+        Either::Right(((), _)) => return Err(format!("timed out after {timeout_ms} ms")),
+    };
+    keystore::parse_public(&text)
 }
 
 fn parse(body: &[u8], algorithms: &[Algorithm]) -> Result<KeySet, String> {

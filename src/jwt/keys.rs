@@ -221,6 +221,34 @@ impl PublicKey {
     }
 }
 
+impl PublicKey {
+    /// The RFC 7638 JWK thumbprint: base64url of SHA-256 over the required members in
+    /// lexicographic order without whitespace.
+    pub fn thumbprint(&self) -> String {
+        use sha2::Digest as _;
+        let canonical = match &self.material {
+            VerifyingMaterial::Ed25519(key) => {
+                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(key.to_bytes()))
+            }
+            VerifyingMaterial::Rsa(key) => format!(
+                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                b64::encode(key.e().to_bytes_be()),
+                b64::encode(key.n().to_bytes_be())
+            ),
+            VerifyingMaterial::P256(key) => {
+                let point = key.to_encoded_point(false);
+                let (x, y) = (point.x().map(b64::encode), point.y().map(b64::encode));
+                format!(
+                    r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                    x.unwrap_or_default(),
+                    y.unwrap_or_default()
+                )
+            }
+        };
+        b64::encode(sha2::Sha256::digest(canonical.as_bytes()))
+    }
+}
+
 /// The small primes of the ROCA fingerprint test (Nemec et al., CCS 2017, §2.3 and their `roca-detect`).
 const ROCA_PRIMES: [u32; 38] = [
     3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107, 109,
@@ -287,6 +315,43 @@ impl PrivateKey {
     /// The matching public key.
     pub fn public(&self) -> &PublicKey {
         &self.public
+    }
+
+    /// Makes a new EdDSA or ES256 key from 32 random bytes, its `kid` the RFC 7638 thumbprint.
+    /// (RSA keys are not generated here: that takes seconds in wasm.)
+    pub fn generate(alg: Algorithm, random: &[u8; 32]) -> Result<Self, KeyError> {
+        let temporary = "new";
+        let key = match alg {
+            Algorithm::EdDsa => PrivateKey::ed25519(temporary, random)?,
+            Algorithm::Es256 => {
+                let signing = P256SigningKey::from_slice(random)
+                    .map_err(|_| KeyError::Invalid { kid: temporary.into(), reason: "not a P-256 scalar".into() })?;
+                let point = signing.verifying_key().to_encoded_point(false);
+                let (x, y) = (point.x().map(|c| c.to_vec()), point.y().map(|c| c.to_vec()));
+                let public = PublicKey::p256(temporary, &x.unwrap_or_default(), &y.unwrap_or_default())?;
+                PrivateKey { public, material: SigningMaterial::P256(Box::new(signing)) }
+            }
+            Algorithm::Rs256 => {
+                return Err(KeyError::Unsupported {
+                    kid: temporary.into(),
+                    reason: "RSA keys are not generated".into(),
+                })
+            }
+        };
+        let kid = key.public.thumbprint();
+        Ok(PrivateKey { public: PublicKey { kid, ..key.public }, material: key.material })
+    }
+
+    /// The private JWK (with `d`) of an EdDSA or ES256 key, for the key store; `None` for RSA.
+    pub fn to_private_jwk(&self) -> Option<Value> {
+        let mut jwk = self.public.to_jwk();
+        let d = match &self.material {
+            SigningMaterial::Ed25519(key) => b64::encode(key.to_bytes()),
+            SigningMaterial::P256(key) => b64::encode(key.to_bytes()),
+            SigningMaterial::Rsa(_) => return None,
+        };
+        jwk.as_object_mut()?.insert("d".into(), Value::String(d));
+        Some(jwk)
     }
 
     /// Builds an Ed25519 signing key from its 32-byte seed.

@@ -61,9 +61,11 @@ pub enum Plan {
     Refuse(Unusable),
 }
 
-/// Why a token asks for keys.
+/// Why a token (or a request) asks for keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need<'a> {
+    /// The whole set, as it is (to publish it).
+    Set,
     /// The key named by this `kid`.
     Kid(&'a str),
     /// The signature failed under the cached key for this `kid`: look again in case it was rotated.
@@ -104,6 +106,7 @@ impl RemoteKeys {
         let refresh_due = now - self.fetched_at >= policy.max_age;
         match need {
             _ if refresh_due && may_fetch => Plan::Fetch,
+            Need::Set => Plan::Use(keys.clone()),
             Need::Kid(kid) if keys.find(kid).is_some() => Plan::Use(keys.clone()),
             Need::Kid(_) if may_fetch => Plan::Fetch,
             Need::Kid(_) => Plan::Refuse(Unusable::UnknownKid),
@@ -229,6 +232,17 @@ mod tests {
         assert_eq!(r.generation(), 1);
         assert!(r.fetch_succeeded(set(&["a", "b"]), 31));
         assert_eq!(r.generation(), 2);
+    }
+
+    #[test]
+    fn the_whole_set_is_fetched_once_and_refreshed_at_max_age() {
+        let mut r = RemoteKeys::new();
+        assert!(matches!(r.plan(Need::Set, 0, &P), Plan::Fetch));
+        r.fetch_started(0);
+        assert!(matches!(r.plan(Need::Set, 1, &P), Plan::Refuse(Unusable::NoKeys)));
+        r.fetch_succeeded(set(&["a"]), 1);
+        assert!(matches!(r.plan(Need::Set, 600, &P), Plan::Use(_)));
+        assert!(matches!(r.plan(Need::Set, 601, &P), Plan::Fetch));
     }
 
     #[test]

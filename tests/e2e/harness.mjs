@@ -33,17 +33,24 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Starts the worker. `vars` override wrangler.toml [vars]; `keys` defaults to fresh dev keys. */
 export async function startWorker({ vars = {}, keys, persistDir } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
-  const keySet = keys ?? (await devKeys());
+  const keySet = keys === undefined ? await devKeys() : keys;
   const persist = persistDir ?? join(dir, 'state');
   const env = { ISSUER, AUDIENCE, ...vars };
   const envFile = join(dir, 'test.env');
   const quote = (v) => `'${String(v).replace(/'/g, '')}'`;
-  writeFileSync(
+  const writeEnv = (keys, vars) => writeFileSync(
     envFile,
-    [`SIGNING_KEYS=${quote(JSON.stringify(keySet))}`, ...Object.entries(env).map(([k, v]) => `${k}=${quote(v)}`)].join('\n') + '\n',
+    [...(keys ? [`SIGNING_KEYS=${quote(JSON.stringify(keys))}`] : []), ...Object.entries(vars).map(([k, v]) => `${k}=${quote(v)}`)].join('\n') + '\n',
   );
+  writeEnv(keySet, env);
   const worker = {
     dir, persist, keys: keySet, env, envFile, proc: null, port: 0, url: '', logs: '',
+    /** New SIGNING_KEYS (null: none) and extra vars for the next (re)start. */
+    reconfigure({ keys = this.keys, vars = {} } = {}) {
+      this.keys = keys;
+      this.env = { ...this.env, ...vars };
+      writeEnv(keys, this.env);
+    },
     async start() {
       this.port = await freePort();
       const inspector = await freePort();

@@ -1,0 +1,218 @@
+//! The `KeyStore` Durable Object of managed mode (`KEY_MANAGEMENT=managed`): one per deployment, it
+//! generates signing keys, publishes each ahead of use, rotates and retires them on the schedule of
+//! [`crate::rotation`], driven by alarms. Thin: it loads the [`KeyRing`], advances it, and writes it
+//! back in one SQL statement before answering.
+//!
+//! It is asked only through its binding, never from a public route: `GET /public` (the published
+//! public keys, for the edge) and `GET /signing` (the private keys that sign now or next, for the
+//! account objects). Both keep what they get for `MANAGED_KEYS_CACHE_SECONDS`, so the store is asked
+//! at most about once a minute per isolate, not once per request.
+
+use crate::config::{Config, ManagedKeys};
+use crate::edge::{self, error::ApiError};
+use crate::jwt::{KeySet, PrivateKey};
+use crate::rotation::KeyRing;
+use serde::Deserialize;
+use serde_json::json;
+use worker::{durable_object, DurableObject, Env, Request, Response, State};
+
+/// The binding of the key store's namespace.
+pub const KEYS_BINDING: &str = "KEYS";
+/// The name of the one key store object.
+pub const STORE_NAME: &str = "signing-keys";
+
+/// The managed-keys Durable Object (SQLite storage).
+#[durable_object]
+pub struct KeyStore {
+    state: State,
+    env: Env,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    doc: String,
+}
+
+fn now_seconds() -> i64 {
+    (worker::Date::now().as_millis() / 1000) as i64
+}
+
+impl DurableObject for KeyStore {
+    fn new(state: State, env: Env) -> Self {
+        KeyStore { state, env }
+    }
+
+    /// Publishes and retires keys on time, whether or not anyone asks.
+    async fn alarm(&self) -> worker::Result<Response> {
+        match edge::config(&self.env) {
+            Ok(config) => {
+                if let Some(managed) = config.managed {
+                    if let Err(e) = self.advance(&managed, now_seconds()).await {
+                        worker::console_error!("key store: advancing on the alarm failed: {e:?}");
+                    }
+                }
+            }
+            Err(e) => worker::console_error!("key store: {e:?}"),
+        }
+        Response::empty()
+    }
+
+    async fn fetch(&self, req: Request) -> worker::Result<Response> {
+        let config = match edge::config(&self.env) {
+            Ok(config) => config,
+            Err(e) => return e.to_response(""),
+        };
+        match self.answer(&config, &req.path()).await {
+            Ok(response) => Ok(response),
+            Err(e) => e.to_response(&config.issuer),
+        }
+    }
+}
+
+impl KeyStore {
+    async fn answer(&self, config: &Config, path: &str) -> Result<Response, ApiError> {
+        let managed =
+            config.managed.ok_or_else(|| ApiError::Server("key store asked, but keys are not managed".into()))?;
+        let now = now_seconds();
+        let ring = self.advance(&managed, now).await?;
+        match path {
+            "/public" => {
+                let keys: Vec<_> = ring.published(now).map(|k| public_jwk(&k.jwk)).collect();
+                Ok(Response::from_json(&json!({ "keys": keys }))?)
+            }
+            "/signing" => {
+                let keys: Vec<_> = ring
+                    .keys
+                    .iter()
+                    .filter(|k| k.signs_until > now)
+                    .map(|k| json!({ "jwk": k.jwk, "signs_from": k.signs_from, "signs_until": k.signs_until }))
+                    .collect();
+                Ok(Response::from_json(&json!({ "keys": keys }))?)
+            }
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    fn sql(&self) -> Result<worker::SqlStorage, ApiError> {
+        let sql = self.state.storage().sql();
+        sql.exec("CREATE TABLE IF NOT EXISTS ring (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)", None)?;
+        Ok(sql)
+    }
+
+    fn load(&self) -> Result<KeyRing, ApiError> {
+        let rows: Vec<Row> = self.sql()?.exec("SELECT doc FROM ring WHERE id = 1", None)?.to_array()?;
+        match rows.first() {
+            None => Ok(KeyRing::default()),
+            Some(row) => {
+                serde_json::from_str(&row.doc).map_err(|e| ApiError::Server(format!("key ring: {:?}", e.classify())))
+            }
+        }
+    }
+
+    /// Advances the ring to `now`, saves it if it changed (one statement), and sets the alarm for
+    /// the next change.
+    async fn advance(&self, managed: &ManagedKeys, now: i64) -> Result<KeyRing, ApiError> {
+        let mut ring = self.load()?;
+        let before: Vec<String> = ring.keys.iter().map(|k| k.kid.clone()).collect();
+        let changed = ring.advance(now, &managed.schedule, || generate(managed))?;
+        if changed {
+            let text = serde_json::to_string(&ring).map_err(|e| ApiError::Server(e.to_string()))?;
+            self.sql()?.exec(
+                "INSERT INTO ring (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                vec![text.into()],
+            )?;
+            let after: Vec<String> = ring.keys.iter().map(|k| k.kid.clone()).collect();
+            for kid in after.iter().filter(|k| !before.contains(k)) {
+                worker::console_log!("{}", json!({ "kind": "keys", "event": "key.published", "kid": kid, "at": now }));
+            }
+            for kid in before.iter().filter(|k| !after.contains(k)) {
+                worker::console_log!("{}", json!({ "kind": "keys", "event": "key.retired", "kid": kid, "at": now }));
+            }
+        }
+        if let Some(at) = ring.next_change(&managed.schedule) {
+            let wait_ms = (at - now).max(1) * 1000;
+            self.state.storage().set_alarm(wait_ms).await?;
+        }
+        Ok(ring)
+    }
+}
+
+/// A new private JWK of the configured algorithm, from 32 bytes of the platform's randomness.
+fn generate(managed: &ManagedKeys) -> Result<(String, serde_json::Value), ApiError> {
+    let mut random = [0u8; 32];
+    getrandom::getrandom(&mut random).map_err(|e| ApiError::Server(format!("randomness: {e}")))?;
+    let key =
+        PrivateKey::generate(managed.alg, &random).map_err(|e| ApiError::Server(format!("key generation: {e}")))?;
+    let jwk = key.to_private_jwk().ok_or_else(|| ApiError::Server("key generation: no private JWK".into()))?;
+    Ok((key.public().kid().to_owned(), jwk))
+}
+
+/// The public half of a stored private JWK.
+fn public_jwk(private: &serde_json::Value) -> serde_json::Value {
+    let mut jwk = private.clone();
+    if let Some(o) = jwk.as_object_mut() {
+        o.remove("d");
+    }
+    jwk
+}
+
+/// The published public keys as a key set, parsed strictly (they are gatehouse's own).
+pub fn parse_public(text: &str) -> Result<KeySet, String> {
+    KeySet::from_public_jwks(text).map_err(|e| e.to_string())
+}
+
+/// One managed key as the account objects get it.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The private key.
+    pub key: PrivateKey,
+    /// When it starts signing.
+    pub signs_from: i64,
+    /// When it stops signing.
+    pub signs_until: i64,
+}
+
+#[derive(Deserialize)]
+struct SigningEntry {
+    jwk: serde_json::Value,
+    signs_from: i64,
+    signs_until: i64,
+}
+
+#[derive(Deserialize)]
+struct SigningAnswer {
+    keys: Vec<SigningEntry>,
+}
+
+/// Parses the store's `/signing` answer, each key checked like a configured one.
+pub fn parse_signing(text: &str) -> Result<Vec<Signer>, String> {
+    let answer: SigningAnswer = serde_json::from_str(text).map_err(|e| format!("signing keys: {:?}", e.classify()))?;
+    answer
+        .keys
+        .into_iter()
+        .map(|entry| {
+            let jwk = entry.jwk.as_object().ok_or_else(|| "signing key: not an object".to_owned())?;
+            let key = PrivateKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+            Ok(Signer { key, signs_from: entry.signs_from, signs_until: entry.signs_until })
+        })
+        .collect()
+}
+
+/// The key store's stub.
+pub fn stub(env: &Env) -> Result<worker::Stub, ApiError> {
+    let namespace =
+        env.durable_object(KEYS_BINDING).map_err(|e| ApiError::Server(format!("{KEYS_BINDING} binding: {e}")))?;
+    Ok(namespace.id_from_name(STORE_NAME)?.get_stub()?)
+}
+
+/// Asks the key store for `path` (`/public` or `/signing`), answering its body.
+pub async fn ask(env: &Env, path: &str) -> Result<String, ApiError> {
+    let mut response = stub(env)?
+        .fetch_with_str(&format!("https://keys.internal{path}"))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("key store: {e}")))?;
+    if response.status_code() != 200 {
+        return Err(ApiError::Unavailable(format!("key store answered {}", response.status_code())));
+    }
+    Ok(response.text().await?)
+}
