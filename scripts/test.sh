@@ -24,7 +24,7 @@ step "cargo test (native)"
 cargo test
 
 step "fuzzing (cargo fuzz, each target ${FUZZ_SECONDS:-20} s from its seeds)"
-if cargo +nightly --version >/dev/null 2>&1; then
+if [ "${FUZZ:-1}" != 0 ] && cargo +nightly --version >/dev/null 2>&1; then
   (cd fuzz && cargo +nightly fuzz build -O)
   for target in token jwks bodies family; do
     corpus=$(mktemp -d)
@@ -40,7 +40,11 @@ if cargo +nightly --version >/dev/null 2>&1; then
     rm -f "$log"
     rm -rf "$corpus"
   done
+elif [ "${FUZZ:-1}" = 0 ]; then
+  echo "fuzzing skipped: FUZZ=0" >&2
 else
+  # A machine image without nightly cannot fetch it (only package registries are reachable), so
+  # this is reported loudly rather than failed; the machines this project runs on carry nightly.
   echo "fuzzing SKIPPED: this machine has no nightly toolchain (cargo +nightly), which libFuzzer needs" >&2
 fi
 

@@ -10,7 +10,7 @@ use crate::edge::{self, error::ApiError};
 use crate::jwt::{b64, PrivateKey};
 use crate::keystore;
 use crate::password;
-use crate::revocation;
+use crate::revocation::{self, Revoked};
 use crate::session::{Family, Refusal, Secret};
 use serde::{Deserialize, Serialize};
 use std::cell::{Cell, RefCell};
@@ -22,7 +22,8 @@ thread_local! {
 }
 
 /// A request from the worker to an account object. Inputs are already validated by the worker.
-#[derive(Debug, Serialize, Deserialize)]
+/// `Debug` shows the operation only, never a password or a token secret.
+#[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum AccountRequest {
     /// Create the account.
@@ -49,6 +50,30 @@ pub enum AccountRequest {
     LogoutAll { token: TokenIds },
 }
 
+impl std::fmt::Debug for AccountRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let op = match self {
+            AccountRequest::Register { .. } => "register",
+            AccountRequest::Login { .. } => "login",
+            AccountRequest::Refresh { .. } => "refresh",
+            AccountRequest::RevokeRefresh { .. } => "revoke-refresh",
+            AccountRequest::RevokeAccess { .. } => "revoke-access",
+            AccountRequest::IntrospectRefresh { .. } => "introspect-refresh",
+            AccountRequest::Logout { .. } => "logout",
+            AccountRequest::LogoutAll { .. } => "logout-all",
+        };
+        f.debug_struct("AccountRequest").field("op", &op).finish_non_exhaustive()
+    }
+}
+
+/// The kind and place of a worker error, without its message (which could quote the input).
+fn redacted(e: &worker::Error) -> String {
+    match e {
+        worker::Error::SerdeJsonError(e) => format!("{:?} at line {} column {}", e.classify(), e.line(), e.column()),
+        _ => "unreadable request".into(),
+    }
+}
+
 /// The identifiers of the access token that asks for a logout: the object checks them against its
 /// own (authoritative) revocation record, so a revoked token cannot end sessions made after it.
 #[derive(Debug, Serialize, Deserialize)]
@@ -61,8 +86,16 @@ pub struct TokenIds {
     pub jti: Option<String>,
 }
 
+impl TokenIds {
+    /// Whether this account's own (authoritative) revocation record revokes the token, and why.
+    fn revoked_by(&self, doc: &AccountDoc) -> Result<(), Revoked> {
+        doc.revocation.check_ids(self.iat, self.sid.as_deref(), self.jti.as_deref())
+    }
+}
+
 /// A token pair as the object answers it; the worker decides the transport of `refresh_token`.
-#[derive(Debug, Serialize, Deserialize)]
+/// (No `Debug`: it holds live tokens.)
+#[derive(Serialize, Deserialize)]
 pub struct TokenPair {
     /// The access token.
     pub access_token: String,
@@ -109,7 +142,8 @@ impl DurableObject for Account {
         let request_id = req.headers().get(REQUEST_ID_HEADER).ok().flatten().unwrap_or_default();
         let result = match req.json::<AccountRequest>().await {
             Ok(request) => self.handle(&config, request, &request_id).await,
-            Err(e) => Err(ApiError::Server(format!("bad internal request: {e}"))),
+            // Only the kind of error: serde's text could quote a password from the request.
+            Err(e) => Err(ApiError::Server(format!("bad internal request: {}", redacted(&e)))),
         };
         match result {
             Ok(response) => Ok(response),
@@ -181,9 +215,17 @@ impl Account {
                 Ok(Response::empty()?.with_status(204))
             }
             AccountRequest::IntrospectRefresh { sid, secret } => introspect_refresh(config, &doc, &sid, &secret, now),
-            // Idempotent: a token this account already revoked ends nothing more.
+            // Idempotent: a token whose session, or all of whose sessions, this account already
+            // ended ends nothing more (and cannot end sessions made after it). A token revoked on
+            // its own (RFC 7009) is refused instead, so the client refreshes and asks again rather
+            // than believing a session ended that did not.
             AccountRequest::Logout { token, .. } | AccountRequest::LogoutAll { token }
-                if doc.revocation.check_ids(token.iat, token.sid.as_deref(), token.jti.as_deref()).is_err() =>
+                if token.revoked_by(&doc) == Err(Revoked::Token) =>
+            {
+                Err(ApiError::InvalidToken(Revoked::Token.to_string()))
+            }
+            AccountRequest::Logout { token, .. } | AccountRequest::LogoutAll { token }
+                if token.revoked_by(&doc).is_err() =>
             {
                 Ok(Response::empty()?.with_status(204))
             }
@@ -239,7 +281,14 @@ impl Account {
         let rows: Vec<Row> = self.sql()?.exec("SELECT doc FROM account WHERE id = 1", None)?.to_array()?;
         match rows.first() {
             None => Ok(AccountDoc::default()),
-            Some(row) => serde_json::from_str(&row.doc).map_err(|e| ApiError::Server(format!("account document: {e}"))),
+            Some(row) => serde_json::from_str(&row.doc).map_err(|e| {
+                ApiError::Server(format!(
+                    "account document: {:?} at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ))
+            }),
         }
     }
 

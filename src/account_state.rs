@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Sessions an account may have at once; a new login beyond it ends the least recently used.
 pub const MAX_SESSIONS: usize = 50;
-/// Failed logins allowed before the account is throttled.
+/// The failure in a row that starts the throttle: four are free, the fifth locks the email.
 pub const FREE_FAILURES: u32 = 5;
 /// The longest throttle, seconds.
 pub const MAX_LOCK_SECONDS: i64 = 900;
@@ -36,7 +36,7 @@ impl Throttle {
         }
     }
 
-    /// Counts a failure; from the sixth in a row each locks for twice as long (2 s, 4 s, … 15 min).
+    /// Counts a failure; from the fifth in a row each locks for twice as long (2 s, 4 s, … 15 min).
     pub fn fail(&mut self, now: i64) {
         if now - self.last_failure > FAILURE_MEMORY_SECONDS {
             self.failures = 0;

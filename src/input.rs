@@ -52,13 +52,19 @@ pub enum Transport {
     Cookie,
 }
 
-/// Email and password of a register or login request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Email and password of a register or login request. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// The normalised (lower-cased) email.
     pub email: String,
     /// The password as sent.
     pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("email", &self.email).field("password", &"<redacted>").finish()
+    }
 }
 
 /// Checks a `Content-Type` header for JSON.
@@ -150,8 +156,8 @@ pub fn refresh(body: &[u8]) -> Result<Option<String>, InputError> {
     string_field(&object(body)?, "refresh_token")
 }
 
-/// A refresh token's parts: `ghr1.<account id, 64 hex>.<sid>.<secret>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A refresh token's parts: `ghr1.<account id, 64 hex>.<sid>.<secret>`. `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RefreshToken {
     /// The account's Durable Object id (hex).
     pub account: String,
@@ -159,6 +165,16 @@ pub struct RefreshToken {
     pub sid: String,
     /// The secret.
     pub secret: Secret,
+}
+
+impl std::fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshToken")
+            .field("account", &self.account)
+            .field("sid", &self.sid)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 impl RefreshToken {

@@ -42,11 +42,10 @@ pub fn normalize_path(path: &str) -> Result<String, AmbiguousPath> {
     let bytes = path.as_bytes();
     let mut decoded = String::with_capacity(path.len());
     let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' && i + 2 < bytes.len() {
-            let hex = |c: u8| (c as char).to_digit(16);
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+    let hex = |c: &u8| (*c as char).to_digit(16);
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            if let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex)) {
                 let c = (h * 16 + l) as u8;
                 if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
                     decoded.push(c as char);
@@ -56,7 +55,7 @@ pub fn normalize_path(path: &str) -> Result<String, AmbiguousPath> {
             }
         }
         // Paths from a parsed URL are ASCII; anything else is kept as text.
-        decoded.push_str(std::str::from_utf8(&bytes[i..i + 1]).unwrap_or("\u{FFFD}"));
+        decoded.push_str(bytes.get(i..i + 1).and_then(|s| std::str::from_utf8(s).ok()).unwrap_or("\u{FFFD}"));
         i += 1;
     }
     let mut segments: Vec<&str> = Vec::new();

@@ -9,6 +9,7 @@
 //!   only the holder of `family_key` can do, so a forged token cannot revoke someone's session;
 //! - only SHA-256 hashes of tokens are stored.
 
+use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -29,8 +30,12 @@ pub fn hash(secret: &Secret) -> [u8; 32] {
 }
 
 fn next_secret(family_key: &Secret, presented: &Secret) -> Secret {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail for 32 bytes.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(family_key).unwrap_or_else(|_| unreachable!());
+    // HMAC pads a key shorter than the hash's 64-byte block with zeros (RFC 2104 §2), so the
+    // 32-byte key zero-padded is the same key, given in the fixed size that cannot fail.
+    let mut block = [0u8; 64];
+    let (head, _) = block.split_at_mut(SECRET_LEN);
+    head.copy_from_slice(family_key);
+    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
     mac.update(presented);
     mac.finalize().into_bytes().into()
 }
@@ -74,8 +79,8 @@ pub enum RevokeReason {
     Revoked,
 }
 
-/// One session.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One session. `Debug` never shows the chain key or token hashes.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Family {
     /// The session id, the `sid` of its access tokens.
     pub sid: String,
@@ -93,6 +98,19 @@ pub struct Family {
     pub last_used: i64,
     /// Set once the family is revoked; it never yields a token again.
     pub revoked: Option<(i64, RevokeReason)>,
+}
+
+impl std::fmt::Debug for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Family")
+            .field("sid", &self.sid)
+            .field("key", &"<redacted>")
+            .field("generation", &self.generation)
+            .field("created_at", &self.created_at)
+            .field("last_used", &self.last_used)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What presenting a refresh token to its family does.
@@ -235,6 +253,29 @@ impl Family {
 
 /// A model-checking driver for [`Family`], shared by the randomized test and the fuzz target:
 /// it applies operations chosen by the caller's bytes and panics when an invariant breaks.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_step_is_hmac_sha256_of_the_32_byte_key() {
+        let key = [7u8; SECRET_LEN];
+        let presented = [9u8; SECRET_LEN];
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+        mac.update(&presented);
+        let expected: Secret = mac.finalize().into_bytes().into();
+        assert_eq!(next_secret(&key, &presented), expected);
+    }
+
+    #[test]
+    fn debug_never_shows_the_chain_key() {
+        let family = Family::new("s".into(), [0xAB; SECRET_LEN], &[1; SECRET_LEN], 0);
+        let text = format!("{family:?}");
+        assert!(!text.contains("171") && !text.to_lowercase().contains("ab, "), "{text}");
+        assert!(text.contains("<redacted>"));
+    }
+}
+
 #[cfg(feature = "simulation")]
 pub mod simulation {
     use super::*;

@@ -220,3 +220,46 @@ fn cookbook_rfc8037_ed25519_signature_is_reproduced_and_verifies() {
         Err(JwsError::Validation(ValidationError::MissingKid))
     );
 }
+
+/// The file's `alg: none` cases (tcId 16, 341–344) sit under keys gatehouse refuses to load, so the
+/// test above only counts them as refused. Here they go through the verifier itself, against the
+/// test key set: as they are, with their kid renamed to a configured key, and with a signature
+/// segment added (so the `none` rule itself is reached, not just the empty-signature one).
+#[test]
+fn wycheproof_alg_none_cases_are_refused_by_the_verifier() {
+    let file = vector("wycheproof/json_web_signature_test.json");
+    let keys = common::keyset();
+    let mut seen = 0;
+    for group in file["testGroups"].as_array().unwrap() {
+        for case in tests_of(group) {
+            let Some(jws) = case["jws"].as_str() else { continue };
+            let Some(header) = jws.split('.').next().and_then(|h| b64::decode(h).ok()) else { continue };
+            let Ok(header) = serde_json::from_slice::<Value>(&header) else { continue };
+            if !header["alg"].as_str().is_some_and(|a| a.eq_ignore_ascii_case("none")) {
+                continue;
+            }
+            seen += 1;
+            let id = format!("tcId {}", case["tcId"]);
+            assert!(keys.verify_jws_payload(jws).is_err(), "{id} as it is");
+            let payload = jws.split('.').nth(1).unwrap();
+            for kid in ["ed", "rs"] {
+                let mut renamed = header.clone();
+                renamed["kid"] = json!(kid);
+                let head = b64::encode(renamed.to_string());
+                assert!(
+                    matches!(
+                        keys.verify_jws_payload(&format!("{head}.{payload}.")),
+                        Err(JwsError::Parse(ParseError::EmptySignature))
+                    ),
+                    "{id} with kid {kid}"
+                );
+                assert_eq!(
+                    keys.verify_jws_payload(&format!("{head}.{payload}.{}", b64::encode([0u8; 64]))),
+                    Err(JwsError::Validation(ValidationError::AlgNone)),
+                    "{id} with kid {kid} and a signature"
+                );
+            }
+        }
+    }
+    assert_eq!(seen, 5, "tcId 16 and 341–344");
+}

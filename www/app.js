@@ -114,14 +114,19 @@ async function refresh() {
     if (session && session.accessToken !== stale) return true;
     const { res, data, error } = await api('/auth/refresh', { method: 'POST' });
     if (!error) {
+      if (session) showError('');
       setSession(data.access_token, Date.now() + data.expires_in * 1000, true);
       return true;
     }
     if (error === 'network' || error === 'server_error' || error === 'temporarily_unavailable') {
-      // Keep what we have and try again shortly, while the token may still be valid.
+      // A passing failure is not the end of the session (the cookie may still be good): keep what
+      // we have, say so, and try again shortly. Only the server saying so signs anyone out.
       clearTimeout(refreshTimer);
       refreshTimer = setTimeout(() => refresh(), 3_000);
-      if (session && session.exp > Date.now()) return false;
+      if (session) {
+        showError(`${messageFor(error, res)} Reconnecting…`);
+        return false;
+      }
     }
     if (session || error !== 'invalid_request') {
       // The session is over for every tab (they share the cookie).
@@ -164,7 +169,25 @@ function renderSignedIn() {
   };
   tick();
   clockTimer = setInterval(tick, 1000);
-  if (wasHidden) $('whoami-button').focus();
+  if (wasHidden) {
+    $('whoami-button').focus();
+    askWhoami();
+  }
+}
+
+/** Asks the edge who we are (as the protected API sees it) and shows its answer. */
+async function askWhoami() {
+  const { res, data, error } = await authorized('/api/whoami');
+  if (error) {
+    if (session) showError(messageFor(error, res));
+    return;
+  }
+  $('who-email').textContent = data.email ?? '';
+  $('who-sub').textContent = data.sub;
+  $('who-sid').textContent = data.sid ?? '';
+  $('who-roles').textContent = (data.roles ?? []).join(', ') || '(none)';
+  $('who-scope').textContent = data.scope || '(none)';
+  showStatus(`The API says you are ${data.email ?? data.sub} (token expires at ${new Date(data.exp * 1000).toLocaleTimeString()}).`);
 }
 
 function renderSignedOut(reason) {
@@ -231,18 +254,18 @@ async function onRegister(event) {
 async function onWhoami(event) {
   await withButton(event.currentTarget, async () => {
     showError('');
-    const { res, data, error } = await authorized('/api/whoami');
-    if (error) {
-      if (session) showError(messageFor(error, res));
-      return;
-    }
-    showStatus(`The API says you are ${data.email ?? data.sub} (token expires at ${new Date(data.exp * 1000).toLocaleTimeString()}).`);
+    await askWhoami();
   });
 }
 
+/**
+ * Signs out with the server. An expired or revoked access token is first refreshed (so the session
+ * really ends server-side, not just in this page); only when the session is already over for the
+ * server (no token can be had) does the page simply show signed out.
+ */
 async function onLogout(path, announcement) {
-  const { res, error } = await api(path, { method: 'POST', auth: true });
-  if (error && error !== 'invalid_token') {
+  const { res, error } = await authorized(path, { method: 'POST' });
+  if (error && session) {
     showError(messageFor(error, res));
     return;
   }

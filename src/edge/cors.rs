@@ -61,12 +61,19 @@ pub fn finish(
             }
         }
     }
+    // What the worker answers depends on Origin (CORS headers), so caches must key on it, even
+    // for requests that carried none.
+    if own {
+        headers.append("vary", "Origin")?;
+    }
     match origin {
         Some(origin) => {
             headers.set("access-control-allow-origin", origin)?;
             headers.set("access-control-allow-credentials", "true")?;
             headers.set("access-control-expose-headers", "WWW-Authenticate, Retry-After, X-Request-Id")?;
-            headers.append("vary", "Origin")?;
+            if !own {
+                headers.append("vary", "Origin")?;
+            }
         }
         None if public => headers.set("access-control-allow-origin", "*")?,
         None => {}

@@ -582,7 +582,7 @@ impl KeySet {
             return Err(KeyError::Empty);
         }
         for (i, key) in self.verifying.iter().enumerate() {
-            if self.verifying[..i].iter().any(|other| other.kid == key.kid) {
+            if self.verifying.iter().take(i).any(|other| other.kid == key.kid) {
                 return Err(KeyError::DuplicateKid(key.kid.clone()));
             }
         }

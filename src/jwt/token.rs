@@ -143,7 +143,8 @@ impl<'a> UntrustedToken<'a> {
         if signature.is_empty() {
             return Err(ParseError::EmptySignature);
         }
-        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        // The two first segments and their dot: always a prefix of the token.
+        let signing_input = token.get(..header_b64.len() + 1 + payload_b64.len()).ok_or(ParseError::SegmentCount)?;
         Ok(UntrustedToken { signing_input, payload_b64, header, signature })
     }
 

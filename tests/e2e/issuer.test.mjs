@@ -2,7 +2,7 @@
 // endpoint's success and error codes, concurrency, reuse, logout(-all) reaching the edge, restarts.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startWorker, challenge } from './harness.mjs';
+import { startWorker, challenge, signToken, ISSUER } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const json = (body) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -253,11 +253,24 @@ describe('issuer', () => {
     assert.equal(await whoami(w, b.access_token), 200, 'the other session stays');
     const again = await w.fetch('/auth/logout', { method: 'POST', headers: bearer(a.access_token) });
     assert.equal(again.status, 204, 'idempotent');
+    // /auth/me answers only for tokens that are not revoked.
+    await expectError(w.fetch('/auth/me', { headers: bearer(a.access_token) }), 401, 'invalid_token');
+    assert.equal((await w.fetch('/auth/me', { headers: bearer(b.access_token) })).status, 200);
+    // A token of this account without a sid names no session to end.
+    const sub = JSON.parse(Buffer.from(b.access_token.split('.')[1], 'base64url')).sub;
+    const noSid = await signToken(w.keys, { claims: { iss: ISSUER, sub, sid: undefined } });
+    await expectError(w.fetch('/auth/logout', { method: 'POST', headers: bearer(noSid) }), 401, 'invalid_token');
+    // ...and one whose sub is no account of this namespace.
+    const stranger = await signToken(w.keys, { claims: { sub: 'not-an-object-id' } });
+    await expectError(w.fetch('/auth/logout', { method: 'POST', headers: bearer(stranger) }), 401, 'invalid_token');
+    assert.equal(await whoami(w, b.access_token), 200, 'none of it ended the other session');
   });
 
   test('logout-all: every earlier access token is rejected; a new login works', async () => {
     const address = email('all');
     await register(w, address);
+    await expectError(w.fetch('/auth/logout-all', { method: 'POST' }), 401, 'invalid_token');
+    await expectError(w.fetch('/auth/logout-all', { method: 'POST', headers: bearer('not.a.token') }), 401, 'invalid_token');
     const sessions = [];
     for (let i = 0; i < 3; i++) sessions.push((await login(w, address)).body);
     const out = await w.fetch('/auth/logout-all', { method: 'POST', headers: bearer(sessions[1].access_token) });

@@ -145,7 +145,12 @@ describe('OAuth endpoints', () => {
     assert.equal((await w.fetch('/oauth/revoke', form({ token: pair.access_token, token_type_hint: 'access_token' }))).status, 200);
     assert.equal(await whoami(w, pair.access_token), 401, 'that jti is denylisted');
     assert.equal(await whoami(w, other.access_token), 200, 'the session and its other tokens live on');
-    assert.equal((await w.fetch('/auth/refresh', json({ refresh_token: other.refresh_token }))).status, 200);
+    // A revoked token cannot log out (the client must refresh and ask again): the session lives on.
+    assert.equal((await w.fetch('/auth/logout', { method: 'POST', headers: bearer(pair.access_token) })).status, 401);
+    assert.equal(await whoami(w, other.access_token), 200);
+    const latest = await (await w.fetch('/auth/refresh', json({ refresh_token: other.refresh_token }))).json();
+    assert.equal((await w.fetch('/auth/logout', { method: 'POST', headers: bearer(latest.access_token) })).status, 204);
+    assert.equal(await whoami(w, latest.access_token), 401);
   });
 
   test('revocation: unknown tokens are 200; malformed requests and bad clients are not', async () => {
