@@ -66,6 +66,12 @@ impl std::fmt::Debug for AccountRequest {
     }
 }
 
+/// A failure of the object's storage (the object being reset, say): nothing was committed, so the
+/// client may retry (503 with Retry-After), and a retried refresh finds the family as it was.
+fn storage_failed(e: worker::Error) -> ApiError {
+    ApiError::Unavailable(format!("account storage: {e}"))
+}
+
 /// The kind and place of a worker error, without its message (which could quote the input).
 fn redacted(e: &worker::Error) -> String {
     match e {
@@ -270,15 +276,17 @@ impl Account {
 
     fn sql(&self) -> Result<worker::SqlStorage, ApiError> {
         let sql = self.state.storage().sql();
-        sql.exec(
-            "CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)",
-            None,
-        )?;
+        sql.exec("CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)", None)
+            .map_err(storage_failed)?;
         Ok(sql)
     }
 
     fn load(&self) -> Result<AccountDoc, ApiError> {
-        let rows: Vec<Row> = self.sql()?.exec("SELECT doc FROM account WHERE id = 1", None)?.to_array()?;
+        let rows: Vec<Row> = self
+            .sql()?
+            .exec("SELECT doc FROM account WHERE id = 1", None)
+            .and_then(|cursor| cursor.to_array())
+            .map_err(storage_failed)?;
         match rows.first() {
             None => Ok(AccountDoc::default()),
             Some(row) => serde_json::from_str(&row.doc).map_err(|e| {
@@ -295,10 +303,12 @@ impl Account {
     /// One statement, so the whole transition commits or none of it does.
     fn save(&self, doc: &AccountDoc) -> Result<(), ApiError> {
         let text = serde_json::to_string(doc).map_err(|e| ApiError::Server(e.to_string()))?;
-        self.sql()?.exec(
-            "INSERT INTO account (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-            vec![text.into()],
-        )?;
+        self.sql()?
+            .exec(
+                "INSERT INTO account (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                vec![text.into()],
+            )
+            .map_err(storage_failed)?;
         Ok(())
     }
 

@@ -192,3 +192,67 @@ fn config_parses_lists_and_urls() {
     assert_eq!(c.allowed_origins, vec!["https://app.example.com", "http://localhost:5173"]);
     assert!(c.is_protected("/admin") && c.is_protected("/admin/x") && !c.is_protected("/administrator"));
 }
+
+#[test]
+fn interop_configuration_is_checked_too() {
+    let keys = Some(private_set().to_string());
+    let issuer = r#"[{"issuer":"https://idp.example","jwks_url":"https://idp.example/jwks","audience":"api"}]"#;
+    let c = parse(&vars(&[("TRUSTED_ISSUERS", issuer)]), keys.clone()).unwrap();
+    assert_eq!(c.trusted_issuers.len(), 1);
+    assert!(c.trusted_issuer("https://idp.example").is_some());
+    assert_eq!((c.jwks_policy.max_age, c.jwks_policy.cooldown, c.jwks_timeout_ms), (600, 30, 5000));
+    assert!(c.managed.is_none() && c.introspection_clients.is_empty());
+    for (name, value) in [
+        ("TRUSTED_ISSUERS", "{}"),
+        (
+            "TRUSTED_ISSUERS",
+            r#"[{"issuer":"https://idp.example","jwks_url":"http://idp.example/jwks","audience":"api"}]"#,
+        ),
+        ("TRUSTED_ISSUERS", &format!(r#"[{{"issuer":"{ISSUER}","jwks_url":"https://x.example/j","audience":"api"}}]"#)),
+        ("JWKS_CACHE_SECONDS", "5"),
+        ("JWKS_COOLDOWN_SECONDS", "0"),
+        ("JWKS_TIMEOUT_MS", "50"),
+        ("JWKS_MAX_STALE_SECONDS", "100"),
+        ("KEY_MANAGEMENT", "automatic"),
+        ("KEY_MANAGEMENT", "managed"),
+    ] {
+        let extra: Vec<(&str, &str)> = if name == "KEY_MANAGEMENT" && value == "managed" {
+            // Published for less time than the caches keep keys: refused.
+            vec![(name, value), ("KEY_PUBLISH_SECONDS", "30"), ("MANAGED_KEYS_CACHE_SECONDS", "60")]
+        } else {
+            vec![(name, value)]
+        };
+        assert!(
+            matches!(parse(&vars(&extra), keys.clone()), Err(ConfigError::Invalid { .. })),
+            "{name}={value} must be refused"
+        );
+    }
+    // Managed keys: SIGNING_KEYS becomes optional; the schedule comes from the vars.
+    let m = parse(&vars(&[("KEY_MANAGEMENT", "managed"), ("MANAGED_KEY_ALG", "ES256")]), None).unwrap();
+    let managed = m.managed.unwrap();
+    assert_eq!(managed.alg, gatehouse::jwt::Algorithm::Es256);
+    assert_eq!(managed.schedule.rotate_every, 30 * 86_400);
+    assert_eq!(managed.schedule.retire_after, 900 + 30, "access TTL + leeway");
+    assert!(m.keys.is_none());
+    assert!(matches!(
+        parse(&vars(&[("KEY_MANAGEMENT", "managed"), ("MANAGED_KEY_ALG", "RS256")]), None),
+        Err(ConfigError::Invalid { name: "MANAGED_KEY_ALG", .. })
+    ));
+    // Introspection clients come from a secret, with long secrets only.
+    let with_clients = |text: &str| {
+        let text = text.to_owned();
+        let keys = keys.clone();
+        Config::from_lookup(&|n| vars(&[]).get(n).cloned(), &move |n| match n {
+            "SIGNING_KEYS" => keys.clone(),
+            "INTROSPECTION_CLIENTS" => Some(text.clone()),
+            _ => None,
+        })
+    };
+    assert!(!with_clients(&format!(r#"{{"rs":"{}"}}"#, "x".repeat(32))).unwrap().introspection_clients.is_empty());
+    assert!(matches!(
+        with_clients(r#"{"rs":"short"}"#),
+        Err(ConfigError::Invalid { name: "INTROSPECTION_CLIENTS", .. })
+    ));
+    let debug = format!("{:?}", with_clients(&format!(r#"{{"rs":"{}"}}"#, "y".repeat(40))).unwrap());
+    assert!(!debug.contains(&"y".repeat(40)), "client secrets never in Debug");
+}
