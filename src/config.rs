@@ -78,6 +78,8 @@ pub struct Config {
     pub jwks_timeout_ms: u64,
     /// Clients allowed to call the introspection endpoint (none: it answers `invalid_client`).
     pub introspection_clients: Clients,
+    /// How long an isolate reuses a denylist read, milliseconds (0: read on every request).
+    pub revocation_cache_ms: u64,
 }
 
 /// The settings of managed keys.
@@ -93,6 +95,9 @@ pub struct ManagedKeys {
 
 /// The `client_id` claim of tokens gatehouse issues to its own clients.
 pub const CLIENT_ID: &str = "gatehouse";
+
+/// How long an isolate reuses a denylist read by default, seconds (README "Revocation at the edge").
+pub const DEFAULT_REVOCATION_CACHE: i64 = 5;
 
 /// Upper bounds that catch unit mistakes (milliseconds for seconds) rather than policy.
 const MAX_ACCESS_TTL: i64 = 24 * 3600;
@@ -257,6 +262,8 @@ impl Config {
         }
         let jwks_timeout_ms = seconds(var, "JWKS_TIMEOUT_MS", remote::DEFAULT_TIMEOUT_MS as i64, 100, 30_000)? as u64;
 
+        let revocation_cache_ms =
+            seconds(var, "REVOCATION_CACHE_SECONDS", DEFAULT_REVOCATION_CACHE, 0, 60)? as u64 * 1000;
         let introspection_clients = match secret("INTROSPECTION_CLIENTS") {
             None => Clients::default(),
             Some(text) => Clients::parse(&text)
@@ -329,6 +336,7 @@ impl Config {
             jwks_policy,
             jwks_timeout_ms,
             introspection_clients,
+            revocation_cache_ms,
         })
     }
 

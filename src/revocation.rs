@@ -13,7 +13,8 @@
 
 use crate::jwt::AccessClaims;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 /// The prefix of every denylist key.
 pub const KEY_PREFIX: &str = "rev:";
@@ -156,6 +157,60 @@ impl RevocationRecord {
     }
 }
 
+/// The most records a [`RecordCache`] keeps; when full, stale entries go first, then everything.
+pub const MAX_CACHED_RECORDS: usize = 10_000;
+
+/// What one KV read said about a user: no record, or this one.
+pub type Lookup = Option<Rc<RevocationRecord>>;
+
+/// Denylist reads this isolate made recently, by `sub`. Each answer is reused for at most `max_age`
+/// milliseconds after the read that got it, the bounded staleness of revocation at the edge (on
+/// top of KV's own propagation delay), and an entry is dropped at once when this isolate itself
+/// revokes something of that user. Pure: the clock is an argument.
+#[derive(Debug, Default)]
+pub struct RecordCache {
+    entries: HashMap<String, (u64, Lookup)>,
+}
+
+impl RecordCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        RecordCache::default()
+    }
+
+    /// The answer of a read made less than `max_age` ms before `now`, if there is one.
+    pub fn get(&self, sub: &str, now: u64, max_age: u64) -> Option<Lookup> {
+        let (read_at, lookup) = self.entries.get(sub)?;
+        (now >= *read_at && now - read_at < max_age).then(|| lookup.clone())
+    }
+
+    /// Remembers what a read at `now` said.
+    pub fn insert(&mut self, sub: &str, lookup: Lookup, now: u64, max_age: u64) {
+        if self.entries.len() >= MAX_CACHED_RECORDS {
+            self.entries.retain(|_, (read_at, _)| now >= *read_at && now - *read_at < max_age);
+            if self.entries.len() >= MAX_CACHED_RECORDS {
+                self.entries.clear();
+            }
+        }
+        self.entries.insert(sub.to_owned(), (now, lookup));
+    }
+
+    /// Forgets a user's answer (this isolate just revoked something of theirs).
+    pub fn forget(&mut self, sub: &str) {
+        self.entries.remove(sub);
+    }
+
+    /// How many users are cached.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +277,30 @@ mod tests {
         let mut r = RevocationRecord::new();
         r.revoke_token("j", 1010);
         assert_eq!(r.expires_at(1000), Some(1000 + KV_MIN_TTL));
+    }
+
+    #[test]
+    fn cached_reads_are_reused_for_at_most_max_age_and_forgotten_on_local_revocation() {
+        let mut c = RecordCache::new();
+        let mut r = RevocationRecord::new();
+        r.revoke_session("s", 10);
+        c.insert("u", Some(Rc::new(r)), 1_000, 5_000);
+        c.insert("clean", None, 1_000, 5_000);
+        assert!(c.get("u", 1_000, 5_000).is_some_and(|l| l.is_some()));
+        assert_eq!(c.get("clean", 5_999, 5_000), Some(None), "no record, still fresh");
+        assert_eq!(c.get("clean", 6_000, 5_000), None, "read again after max_age");
+        assert_eq!(c.get("clean", 999, 5_000), None, "a clock that went back reads again");
+        assert_eq!(c.get("other", 1_000, 5_000), None);
+        c.forget("u");
+        assert_eq!(c.get("u", 1_001, 5_000), None, "forgotten: read again");
+        // max_age 0 turns it off.
+        c.insert("z", None, 7_000, 0);
+        assert_eq!(c.get("z", 7_000, 0), None);
+        // Bounded.
+        for i in 0..MAX_CACHED_RECORDS + 5 {
+            c.insert(&format!("n{i}"), None, 10_000, 5_000);
+            assert!(c.len() <= MAX_CACHED_RECORDS);
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::issuers::TokenSource;
 use crate::jwt::cache::{Verified, VerifiedCache};
 use crate::jwt::remote::Need;
 use crate::jwt::{AccessClaims, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
-use crate::revocation::{self, RevocationRecord};
+use crate::revocation::{self, Lookup, RecordCache, RevocationRecord};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{Env, Request};
@@ -18,8 +18,10 @@ use worker::{Env, Request};
 pub const DENYLIST_BINDING: &str = "DENYLIST";
 
 thread_local! {
-    /// Tokens this isolate has verified (signature and claims); revocation is still read every time.
+    /// Tokens this isolate has verified (signature and claims); revocation is checked separately.
     static VERIFIED: RefCell<VerifiedCache> = RefCell::new(VerifiedCache::new());
+    /// Denylist reads this isolate made in the last `REVOCATION_CACHE_SECONDS`.
+    static RECORDS: RefCell<RecordCache> = RefCell::new(RecordCache::new());
 }
 
 /// A caller whose access token verified (and, for gatehouse's own tokens, is not revoked).
@@ -113,7 +115,7 @@ pub async fn authenticate(
     let (token, source) = presented_token(req, config, accept)?;
     let user = verify(&token, &source, env, config, accept == Accept::Any).await?;
     if user.is_own() && accept != Accept::OwnForLogout {
-        check_revocation(env, user.claims()).await?;
+        check_revocation(env, config, user.claims()).await?;
     }
     Ok(user)
 }
@@ -235,18 +237,52 @@ async fn check(
     validator.validate(&verified, now)
 }
 
-/// The single KV read: fails closed (503) when KV cannot be read or the record is corrupt.
-pub async fn check_revocation(env: &Env, claims: &AccessClaims) -> Result<(), ApiError> {
+/// The denylist check: one KV read, or its answer from this isolate's last
+/// `REVOCATION_CACHE_SECONDS` (see [`RecordCache`]). Fails closed: 503 when KV cannot be read, 500
+/// when the record is unreadable.
+pub async fn check_revocation(env: &Env, config: &Config, claims: &AccessClaims) -> Result<(), ApiError> {
+    let now = worker::Date::now().as_millis();
+    let cached = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms));
+    let lookup = match cached {
+        Some(lookup) => lookup,
+        None => {
+            let lookup = read_record(env, &claims.sub).await?;
+            RECORDS.with(|c| c.borrow_mut().insert(&claims.sub, lookup.clone(), now, config.revocation_cache_ms));
+            lookup
+        }
+    };
+    match lookup {
+        Some(record) => record.check(claims).map_err(|why| ApiError::InvalidToken(why.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// The denylist check with a read of its own, never a cached answer (introspection: the
+/// authoritative answer, at its low rate).
+pub async fn check_revocation_now(env: &Env, claims: &AccessClaims) -> Result<(), ApiError> {
+    match read_record(env, &claims.sub).await? {
+        Some(record) => record.check(claims).map_err(|why| ApiError::InvalidToken(why.to_string())),
+        None => Ok(()),
+    }
+}
+
+async fn read_record(env: &Env, sub: &str) -> Result<Lookup, ApiError> {
     let kv = env.kv(DENYLIST_BINDING).map_err(|e| ApiError::Server(format!("DENYLIST binding: {e}")))?;
     let stored = kv
-        .get(&revocation::kv_key(&claims.sub))
+        .get(&revocation::kv_key(sub))
         .text()
         .await
         .map_err(|e| ApiError::Unavailable(format!("denylist read failed: {e}")))?;
-    let Some(text) = stored else { return Ok(()) };
+    let Some(text) = stored else { return Ok(None) };
     let record = RevocationRecord::parse(&text)
-        .map_err(|_| ApiError::Server(format!("denylist record for {} is unreadable", claims.sub)))?;
-    record.check(claims).map_err(|why| ApiError::InvalidToken(why.to_string()))
+        .map_err(|_| ApiError::Server(format!("denylist record for {sub} is unreadable")))?;
+    Ok(Some(Rc::new(record)))
+}
+
+/// Drops this isolate's cached denylist answer for a user, after it revoked something of theirs
+/// (logout, logout-all, RFC 7009, or a refresh refused, which may have been a reuse).
+pub fn forget_revocations(sub: &str) {
+    RECORDS.with(|c| c.borrow_mut().forget(sub));
 }
 
 #[cfg(test)]

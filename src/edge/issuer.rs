@@ -167,7 +167,12 @@ pub async fn refresh(mut req: Request, env: &Env, config: &Config, rid: &str) ->
     let stub = by_id(env, &token.account, ApiError::InvalidGrant)?;
     let request =
         AccountRequest::Refresh { sid: token.sid, secret: crate::jwt::b64::encode(token.secret), scope: None };
-    deliver(call(stub, &request, rid).await?, transport).await
+    let response = call(stub, &request, rid).await?;
+    if response.status_code() == 401 {
+        // Maybe a reuse that revoked the session: this isolate stops trusting its cached read.
+        auth::forget_revocations(&token.account);
+    }
+    deliver(response, transport).await
 }
 
 async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid: &str) -> Result<Response, ApiError> {
@@ -184,6 +189,7 @@ async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid:
     if response.status_code() != 204 {
         return Ok(response);
     }
+    auth::forget_revocations(&claims.sub);
     let response = Response::empty()?.with_status(204);
     response.headers().set("set-cookie", &refresh_cookie("", 0))?;
     response.headers().set("cache-control", "no-store")?;

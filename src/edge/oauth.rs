@@ -69,7 +69,11 @@ pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Response, A
     let mut response = call(stub, &request, rid).await?;
     match response.status_code() {
         200 => {}
-        401 => return Err(ApiError::GrantRefused),
+        401 => {
+            // Maybe a reuse that revoked the session: this isolate stops trusting its cached read.
+            auth::forget_revocations(&token.account);
+            return Err(ApiError::GrantRefused);
+        }
         _ => return Ok(response),
     }
     let pair: TokenPair = response.json().await?;
@@ -109,12 +113,14 @@ pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
         if let Ok(stub) = by_id(env, &refresh.account, ApiError::GrantRefused) {
             let request = AccountRequest::RevokeRefresh { sid: refresh.sid, secret: b64::encode(refresh.secret) };
             expect_done(call(stub, &request, rid).await?)?;
+            auth::forget_revocations(&refresh.account);
         }
     } else if let Some(user) = own_access_token(token, env, config).await? {
         let claims = user.claims();
         if let (Some(jti), Ok(stub)) = (&claims.jti, by_id(env, &claims.sub, ApiError::GrantRefused)) {
             let request = AccountRequest::RevokeAccess { jti: jti.clone(), exp: claims.exp };
             expect_done(call(stub, &request, rid).await?)?;
+            auth::forget_revocations(&claims.sub);
         }
     }
     let response = Response::empty()?.with_status(200);
@@ -163,7 +169,7 @@ pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str)
         return no_store(&answer);
     }
     let Some(user) = own_access_token(token, env, config).await? else { return no_store(&oauth::inactive()) };
-    match auth::check_revocation(env, user.claims()).await {
+    match auth::check_revocation_now(env, user.claims()).await {
         Ok(()) => no_store(&oauth::active_access_token(user.claims())),
         Err(ApiError::InvalidToken(_)) => no_store(&oauth::inactive()),
         Err(other) => Err(other),

@@ -42,7 +42,8 @@ function rawGet(url, headerLines) {
 
 describe('edge verifier: built-in whoami', () => {
   let worker;
-  before(async () => { worker = await startWorker(); });
+  // Denylist entries are written to KV behind the worker's back here: read on every request.
+  before(async () => { worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: '0' } }); });
   after(async () => { await worker?.cleanup(); });
 
   test('JWKS publishes the public halves with a cache header', async () => {
@@ -209,6 +210,43 @@ describe('edge verifier: built-in whoami', () => {
       assert.equal(res.status, 200);
       await res.arrayBuffer();
     }
+  });
+});
+
+describe('edge verifier: the revocation read cache', () => {
+  let worker;
+  before(async () => { worker = await startWorker({ vars: { REVOCATION_CACHE_SECONDS: '2' } }); });
+  after(async () => { await worker?.cleanup(); });
+
+  test('a revocation written by someone else takes effect within REVOCATION_CACHE_SECONDS', async () => {
+    const token = await signToken(worker.keys, { claims: { sub: 'stale-user', sid: 'stale-sid' } });
+    const status = async () => {
+      const res = await worker.fetch('/api/whoami', { headers: bearer(token) });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    assert.equal(await status(), 200, 'read once: no record, cached for 2 s');
+    await worker.kvPut('rev:stale-user', JSON.stringify({ v: 1, sids: { 'stale-sid': Math.floor(Date.now() / 1000) + 3600 } }));
+    const written = Date.now();
+    // Within the bound the cached read may still answer; past it, never.
+    let last = await status();
+    while (last === 200 && Date.now() - written < 5000) {
+      await new Promise((r) => setTimeout(r, 100));
+      last = await status();
+    }
+    assert.equal(last, 401, 'revoked once the cached read is older than 2 s');
+    assert.ok(Date.now() - written < 2000 + 500, `took ${Date.now() - written} ms after the write (bound 2 s)`);
+  });
+
+  test('revocations made through this isolate take effect at once, cache or not', async () => {
+    const email = `cache-${Date.now()}@example.com`;
+    const json = (body) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    assert.equal((await worker.fetch('/auth/register', json({ email, password: 'correct horse battery' }))).status, 201);
+    const pair = await (await worker.fetch('/auth/login', json({ email, password: 'correct horse battery' }))).json();
+    const whoami = async (t) => { const r = await worker.fetch('/api/whoami', { headers: bearer(t) }); await r.arrayBuffer(); return r.status; };
+    assert.equal(await whoami(pair.access_token), 200, 'the read is now cached');
+    assert.equal((await worker.fetch('/auth/logout', { method: 'POST', headers: bearer(pair.access_token) })).status, 204);
+    assert.equal(await whoami(pair.access_token), 401, 'no stale pass after a logout through this isolate');
   });
 });
 
