@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
 import { calculateJwkThumbprint } from 'jose';
-import { ROOT, freePort } from '../tests/e2e/harness.mjs';
+import { ROOT, freePort, workerModules } from '../tests/e2e/harness.mjs';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 4);
@@ -95,13 +95,9 @@ async function miniflare(options) {
   return { mf, url: `http://127.0.0.1:${port}` };
 }
 
-function gatehouseOptions(keys, build = join(ROOT, 'build')) {
+function gatehouseOptions(keys, build) {
   return {
-    modules: [
-      { type: 'ESModule', path: join(build, 'index.js') },
-      { type: 'CompiledWasm', path: join(build, 'index_bg.wasm') },
-    ],
-    modulesRoot: build,
+    ...workerModules(build),
     bindings: { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys.signing) },
     durableObjects: { ACCOUNTS: { className: 'Account', useSQLite: true } },
     kvNamespaces: ['DENYLIST'],

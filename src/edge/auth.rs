@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::issuers::TokenSource;
 use crate::jwt::cache::{Verified, VerifiedCache};
 use crate::jwt::remote::Need;
-use crate::jwt::{AccessClaims, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
+use crate::jwt::{AccessClaims, Algorithm, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
 use crate::revocation::{self, Lookup, RecordCache, RevocationRecord};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -199,6 +199,50 @@ async fn verify(
     // verified once more next time.
     VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
     Ok(Authenticated { verified })
+}
+
+/// What the thin entry's fast path (`edge::fast`) may decide without awaiting anything: a token in
+/// the verified-token cache, or one of gatehouse's own signed by a configured EdDSA key (checked in
+/// Rust). `None` wherever only [`authenticate`] can decide: RS256 and ES256 (WebCrypto), managed or
+/// remote keys, and every refusal, so that refusals always get the full path's answer. The token
+/// comes from `Authorization`.
+pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
+    let now = now_seconds();
+    let epoch = remote::epoch();
+    let source = TokenSource::Authorization;
+    if let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway, epoch)) {
+        let allowed = issuer_for(config, Some(hit.claims.iss.as_str()), &source, true).ok()? == hit.issuer;
+        return allowed.then_some(Authenticated { verified: hit });
+    }
+    let untrusted = UntrustedToken::parse(token).ok()?;
+    let iss = if config.trusted_issuers.is_empty() { None } else { untrusted.unverified_issuer() };
+    if issuer_for(config, iss.as_deref(), &source, true).ok()?.is_some() {
+        return None;
+    }
+    let check = config.keys.as_ref()?.begin_verify(&untrusted).ok()?;
+    if check.key().alg() != Algorithm::EdDsa {
+        return None;
+    }
+    let valid = check.verify_in_rust();
+    let verified = check.finish(valid).ok()?;
+    let claims = config.validator().validate(&verified, now).ok()?;
+    let verified = Verified { claims, issuer: None };
+    VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
+    Some(Authenticated { verified })
+}
+
+/// The denylist check from this isolate's cached read only: `Some(())` if it passes, `None` if
+/// there is no fresh read (or it refuses: the full path answers that).
+pub fn not_revoked_now(config: &Config, user: &Authenticated) -> Option<()> {
+    if !user.is_own() {
+        return Some(());
+    }
+    let claims = user.claims();
+    let now = worker::Date::now().as_millis();
+    match RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms))? {
+        None => Some(()),
+        Some(record) => record.check(claims).ok(),
+    }
 }
 
 /// The key set that may verify one of gatehouse's own tokens: the configured keys if one of them has

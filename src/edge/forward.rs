@@ -3,6 +3,7 @@
 use super::auth::Authenticated;
 use super::error::ApiError;
 use super::issuer::COOKIE_NAME;
+use crate::account::REQUEST_ID_HEADER;
 use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
 
 /// The prefix of identity headers; any a client sends is removed before forwarding.
@@ -47,9 +48,10 @@ pub fn cookie_without_refresh_token(header: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
-/// Sends the request to `origin` + the normalised `path` (the one the policies were checked on) +
-/// query, streaming the body, and returns the origin's response.
-pub async fn forward(req: Request, origin: &str, path: &str, user: &Authenticated) -> Result<Response, ApiError> {
+/// The request to send to `origin` + the normalised `path` (the one the policies were checked on) +
+/// query: the method, the headers (less `Host`, every `X-Auth-*` and gatehouse's refresh cookie)
+/// with the identity headers and the request id added, and the body streamed as it came.
+pub fn outgoing(req: &Request, origin: &str, path: &str, user: &Authenticated, request_id: &str) -> Result<Request, ApiError> {
     let url = req.url()?;
     let target = match url.query() {
         Some(q) => format!("{origin}{path}?{q}"),
@@ -71,10 +73,22 @@ pub async fn forward(req: Request, origin: &str, path: &str, user: &Authenticate
     for (name, value) in identity_headers(user) {
         headers.set(name, &value)?;
     }
+    headers.set(REQUEST_ID_HEADER, request_id)?;
     let mut init = RequestInit::new();
     init.with_method(req.method()).with_headers(headers).with_redirect(RequestRedirect::Manual);
     init.with_body(req.inner().body().map(Into::into));
-    let outgoing = Request::new_with_init(&target, &init)?;
+    Ok(Request::new_with_init(&target, &init)?)
+}
+
+/// Forwards a verified request (see [`outgoing`]) and returns the origin's response.
+pub async fn forward(
+    req: Request,
+    origin: &str,
+    path: &str,
+    user: &Authenticated,
+    request_id: &str,
+) -> Result<Response, ApiError> {
+    let outgoing = outgoing(&req, origin, path, user, request_id)?;
     Fetch::Request(outgoing).send().await.map_err(|e| ApiError::Unavailable(format!("origin fetch failed: {e}")))
 }
 

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cors;
 pub mod error;
+pub mod fast;
 pub mod forward;
 pub mod issuer;
 pub mod oauth;
@@ -35,6 +36,12 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
         Rc::new(Config::from_lookup(&var, &secret).map_err(|e| ApiError::Server(format!("bad configuration: {e}")))?);
     CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
     Ok(config)
+}
+
+/// The configuration if an earlier request of this isolate has loaded it (the fast path never
+/// loads it: the full path does, and logs what is wrong with it).
+pub(crate) fn config_loaded() -> Option<Rc<Config>> {
+    CONFIG.with(|c| c.borrow().clone())
 }
 
 /// The routes of the worker (everything else is a static asset or 404).
@@ -130,7 +137,7 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
 }
 
 /// The request id: Cloudflare's `cf-ray` when it is there and plain, else 128 random bits in hex.
-fn request_id(req: &Request) -> String {
+pub(crate) fn request_id(req: &Request) -> String {
     let ray = req.headers().get("cf-ray").ok().flatten();
     match ray {
         Some(ray)
@@ -167,7 +174,7 @@ async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError>
         Route::OAuthIntrospect => oauth::introspect(req, env, &config, rid).await,
         Route::Protected => {
             let user = auth::authenticate(&req, env, &config, Accept::Any).await?;
-            return protected(req, &path, &config, user).await;
+            return protected(req, &path, &config, user, rid).await;
         }
         Route::NotFound => Err(ApiError::NotFound),
     }?;
@@ -201,13 +208,19 @@ async fn jwks(config: &Config, env: &Env) -> Result<Response, ApiError> {
     json_response(&serde_json::json!({ "keys": keys }), 200, "public, max-age=300")
 }
 
+/// Whether the route policies let this caller through (the fast path's question; the full path's
+/// refusal says why).
+pub(crate) fn policy_allows(config: &Config, path: &str, user: &Authenticated) -> bool {
+    policy::check(&config.policies, path, user.claims()).is_ok()
+}
+
 /// A verified request under a protected prefix: policies, then the origin or the built-in whoami.
-async fn protected(req: Request, path: &str, config: &Config, user: Authenticated) -> Result<Reply, ApiError> {
+async fn protected(req: Request, path: &str, config: &Config, user: Authenticated, rid: &str) -> Result<Reply, ApiError> {
     policy::check(&config.policies, path, user.claims())
         .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
     match &config.origin_url {
         Some(origin) => {
-            Ok(Reply { response: forward::forward(req, origin, path, &user).await?, own: false, public: false })
+            Ok(Reply { response: forward::forward(req, origin, path, &user, rid).await?, own: false, public: false })
         }
         None if path == "/api/whoami" => match req.method() {
             Method::Get | Method::Head => whoami(&user).map(Reply::from),
@@ -218,7 +231,7 @@ async fn protected(req: Request, path: &str, config: &Config, user: Authenticate
 }
 
 /// `GET /api/whoami` without ORIGIN_URL: the verified claims.
-fn whoami(user: &Authenticated) -> Result<Response, ApiError> {
+pub(crate) fn whoami(user: &Authenticated) -> Result<Response, ApiError> {
     let claims = serde_json::to_value(user.claims()).map_err(|e| ApiError::Server(e.to_string()))?;
     json_response(&claims, 200, "no-store")
 }

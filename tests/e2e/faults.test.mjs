@@ -3,10 +3,9 @@
 // logins and refreshes (wrangler dev, SIGKILL, restart on the same persist directory).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { devKeys } from '../../scripts/dev-keys.mjs';
-import { startWorker, signToken, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
+import { startWorker, signToken, workerModules, ISSUER, AUDIENCE } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const json = (body) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -47,11 +46,7 @@ describe('faults: a failing KV (Miniflare)', () => {
       workers: [
         {
           name: 'gatehouse',
-          modules: [
-            { type: 'ESModule', path: join(ROOT, 'build', 'index.js') },
-            { type: 'CompiledWasm', path: join(ROOT, 'build', 'index_bg.wasm') },
-          ],
-          modulesRoot: join(ROOT, 'build'),
+          ...workerModules(),
           compatibilityDate: '2026-04-20',
           bindings: { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys) },
           durableObjects: { ACCOUNTS: { className: 'Account', useSQLite: true } },

@@ -114,6 +114,32 @@ export async function startWorker({ vars = {}, keys, persistDir } = {}) {
   return worker.start();
 }
 
+/**
+ * The worker's modules for Miniflare, as wrangler bundles them: the thin entry (js/entry.mjs) in
+ * front of the worker-build output in build/. `build` names another worker-build output to run
+ * alone, with its own shim (a baseline build from before the entry existed).
+ */
+export function workerModules(build) {
+  if (build) {
+    return {
+      modules: [
+        { type: 'ESModule', path: join(build, 'index.js') },
+        { type: 'CompiledWasm', path: join(build, 'index_bg.wasm') },
+      ],
+      modulesRoot: build,
+    };
+  }
+  // Module names are paths under ROOT, so the entry's '../build/index.js' resolves.
+  return {
+    modules: [
+      { type: 'ESModule', path: join(ROOT, 'js', 'entry.mjs') },
+      { type: 'ESModule', path: join(ROOT, 'build', 'index.js') },
+      { type: 'CompiledWasm', path: join(ROOT, 'build', 'index_bg.wasm') },
+    ],
+    modulesRoot: ROOT,
+  };
+}
+
 /** Signs an access token with one of the worker's keys (by alg) using panva/jose. */
 export async function signToken(keySet, { alg = 'EdDSA', claims = {}, header = {}, now = Math.floor(Date.now() / 1000), ttl = 300 } = {}) {
   const jwk = keySet.keys.find((k) => k.alg === alg);

@@ -1,0 +1,96 @@
+//! The fast path of the thin module entry (`js/entry.mjs`): a request to a protected route whose
+//! token this isolate can verify without awaiting anything (cached, or EdDSA checked in Rust) and
+//! whose denylist answer it read in the last `REVOCATION_CACHE_SECONDS` is decided here, in one
+//! synchronous call, without the workers-rs router and its per-request machinery.
+//!
+//! It decides only what the full path ([`super::handle`]) would decide the same way, with the same
+//! code: the route table, path normalisation, verification, policies, the whoami answer, the
+//! outgoing request to the origin, the response headers. Everything else (every refusal, CORS,
+//! issuer routes, assets, anything that needs a KV read or WebCrypto) returns `undefined`, and the
+//! entry hands the request to the full path.
+
+use super::auth::{self, bearer_token};
+use super::error::ApiError;
+use super::{config_loaded, cors, forward, policy_allows, request_id, route, whoami, Route};
+use crate::policy;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
+use worker::{Method, Request};
+
+/// Decides a request if it can: a `Response` (the whoami answer), a `Request` (the outgoing request
+/// to send to the origin; its `x-request-id` goes on the answer), or `undefined` (use the full path).
+#[wasm_bindgen(js_name = gatehouseFast)]
+pub fn fast(request: web_sys::Request) -> JsValue {
+    decide(Request::from(request)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// The answer when the origin cannot be reached for a request the fast path forwarded: the full
+/// path's 503, made by the same code (`ApiError::to_response` and `cors::finish`).
+#[wasm_bindgen(js_name = gatehouseOriginDown)]
+pub fn origin_down(request_id: String) -> JsValue {
+    let realm = config_loaded().map(|c| c.issuer.clone()).unwrap_or_default();
+    ApiError::Unavailable("origin fetch failed".into())
+        .to_response(&realm)
+        .ok()
+        .and_then(|response| cors::finish(response, None, true, false, &request_id).ok())
+        .map(|response| web_sys::Response::from(response).into())
+        .unwrap_or(JsValue::UNDEFINED)
+}
+
+fn decide(req: Request) -> Option<JsValue> {
+    let config = config_loaded()?;
+    let headers = req.headers();
+    // CORS answers and refusals are the full path's.
+    if headers.has("origin").ok()? {
+        return None;
+    }
+    let url = req.inner().url();
+    let path = policy::normalize_path(path_of(&url)?).ok()?;
+    let method = req.method();
+    if route(&config, &method, &path).ok()? != Route::Protected {
+        return None;
+    }
+    let header = headers.get("authorization").ok()?;
+    let token = bearer_token(header.as_deref()).ok()??;
+    let user = auth::verify_now(token, &config)?;
+    auth::not_revoked_now(&config, &user)?;
+    if !policy_allows(&config, &path, &user) {
+        return None;
+    }
+    let rid = request_id(&req);
+    match &config.origin_url {
+        Some(origin) => {
+            let outgoing = forward::outgoing(&req, origin, &path, &user, &rid).ok()?;
+            // The same JS object the wrapper holds (not `Request.clone()`, which would tee the body).
+            let outgoing: &JsValue = outgoing.inner().as_ref();
+            Some(outgoing.clone())
+        }
+        None if path == "/api/whoami" && matches!(method, Method::Get | Method::Head) => {
+            let response = whoami(&user).ok()?;
+            let response = cors::finish(response, None, true, false, &rid).ok()?;
+            Some(web_sys::Response::from(response).into())
+        }
+        None => None,
+    }
+}
+
+/// The path of an absolute URL (what `Request.url` always is), without query or fragment.
+fn path_of(url: &str) -> Option<&str> {
+    let after_scheme = url.split_once("://")?.1;
+    let path = after_scheme.get(after_scheme.find('/')?..)?;
+    path.split(['?', '#']).next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of;
+
+    #[test]
+    fn paths_of_absolute_urls() {
+        assert_eq!(path_of("https://a.example/api/whoami"), Some("/api/whoami"));
+        assert_eq!(path_of("http://127.0.0.1:8787/api/x?y=1#z"), Some("/api/x"));
+        assert_eq!(path_of("https://a.example/"), Some("/"));
+        assert_eq!(path_of("https://a.example"), None);
+        assert_eq!(path_of("/relative"), None);
+    }
+}
