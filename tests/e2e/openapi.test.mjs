@@ -1,0 +1,700 @@
+// The OpenAPI document (www/openapi.json, served at /openapi.json) kept true against the running
+// worker: its paths are the routes of src/edge/mod.rs, and every (path, method, status) it lists is
+// produced by a scenario below, every status a scenario gets is listed, every error code a response
+// lists is produced, every JSON body validates against the documented schema (Ajv, JSON Schema
+// 2020-12) and every required header is there (and every documented header that is there matches).
+//
+// Runtimes: A, B and C are wrangler dev (A: the main configuration, B: ORIGIN_URL set to a loopback
+// origin, C: a bad ROUTE_POLICIES, so every worker route answers 500). D is Miniflare running the
+// same build in workerd with faults that wrangler dev cannot inject (the approach of
+// faults.test.mjs): a DENYLIST whose reads fail for keys containing "fail", and ACCOUNTS and KEYS
+// Durable Objects that throw, for the 503 answers of the issuer, OAuth, JWKS and /auth/me routes.
+//
+// Not listed in the document, on purpose: answers of the platform before the worker runs (431 for
+// huge headers; 501 for methods workerd does not know), methods outside OpenAPI's eight (the WebDAV
+// ones workerd passes on, which the worker currently treats as GET), and /api/whoami with ORIGIN_URL
+// set (then it is forwarded like /api/{path}; its description says so). Every other status the code
+// can answer is listed and produced here; several causes share a status (a 500 from a bad config or
+// from an unreadable denylist record), and one cause per status is enough to keep the shape true.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Ajv2020 from 'ajv/dist/2020.js';
+import { Miniflare } from 'miniflare';
+import { devKeys } from '../../scripts/dev-keys.mjs';
+import { startWorker, startFakeIssuer, signToken, freePort, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
+
+const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete', 'options', 'trace'];
+const doc = JSON.parse(readFileSync(join(ROOT, 'www', 'openapi.json'), 'utf8'));
+const read = (path) => readFileSync(join(ROOT, path), 'utf8');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------------------------------------
+// The document, resolved.
+
+/** Follows a local `$ref` (OpenAPI 3.1 lets a reference override `description`). */
+function deref(node) {
+  if (!node?.$ref) return node;
+  const target = node.$ref.replace(/^#\//, '').split('/').reduce((o, k) => o?.[k], doc);
+  assert.ok(target, `unresolved ${node.$ref}`);
+  const { $ref, ...overrides } = node;
+  return { ...deref(target), ...overrides };
+}
+
+/** Every documented operation: `{ key: 'get /path', path, method, op }`. */
+function operations() {
+  const ops = [];
+  for (const [path, item] of Object.entries(doc.paths)) {
+    for (const method of METHODS) if (item[method]) ops.push({ key: `${method} ${path}`, path, method, op: item[method] });
+  }
+  return ops;
+}
+
+// Ajv over the component schemas: `#/components/schemas/X` becomes `https://gatehouse.invalid/openapi.json#/$defs/X`.
+const rewrite = (node) => {
+  if (Array.isArray(node)) return node.map(rewrite);
+  if (node && typeof node === 'object') {
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === '$ref' && typeof v === 'string' ? v.replace('#/components/schemas/', 'https://gatehouse.invalid/openapi.json#/$defs/') : rewrite(v)]));
+  }
+  return node;
+};
+const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+ajv.addSchema({ $id: 'https://gatehouse.invalid/openapi.json', $defs: rewrite(doc.components?.schemas ?? {}) });
+const headerAjv = new Ajv2020({ strict: false, allErrors: true, coerceTypes: true, validateFormats: false });
+const compiled = new Map();
+function validator(schema, forHeader = false) {
+  const key = `${forHeader}${JSON.stringify(schema)}`;
+  if (!compiled.has(key)) {
+    compiled.set(key, forHeader
+      ? headerAjv.compile({ type: 'object', properties: { v: rewrite(schema) } })
+      : ajv.compile(rewrite(schema)));
+  }
+  return compiled.get(key);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The routes of the code, read from the source so a route added there without documenting fails.
+
+function codeRoutes() {
+  const mod = read('src/edge/mod.rs');
+  const consts = Object.fromEntries([...read('src/oauth.rs').matchAll(/pub const ([A-Z_]+): &str = "([^"]+)";/g)].map((m) => [m[1], m[2]]));
+  const start = mod.indexOf('pub fn route(');
+  assert.ok(start >= 0, 'route() in src/edge/mod.rs');
+  const body = mod.slice(start, mod.indexOf('\n}\n', start));
+  const table = body.slice(body.indexOf('match path {'));
+  const routes = new Map();
+  let other = 0;
+  for (const line of table.split('\n').filter((l) => l.includes('=>'))) {
+    const m = line.match(/^\s*(?:"([^"]+)"|crate::oauth::([A-Z_]+))\s*=>\s*only\(&\[([^\]]*)\],\s*"([^"]*)"/);
+    if (m) {
+      const path = m[1] ?? consts[m[2]];
+      assert.ok(path, `constant ${m[2]} resolved from src/oauth.rs`);
+      const methods = [...m[3].matchAll(/Method::(\w+)/g)].map((x) => x[1].toLowerCase());
+      routes.set(path, { methods, allow: m[4] });
+    } else if (/^\s*_ if config\.is_protected\(path\) => Ok\(Route::Protected\)/.test(line) || /^\s*_ => Ok\(Route::NotFound\)/.test(line)) {
+      other++;
+    } else {
+      assert.fail(`a route arm this test does not understand (document it, then teach the test): ${line.trim()}`);
+    }
+  }
+  assert.equal(other, 2, 'the protected and not-found arms');
+  // The built-in protected route of protected() (ORIGIN_URL unset).
+  const prot = mod.slice(mod.indexOf('async fn protected('));
+  const builtin = prot.match(/None if path == "([^"]+)" => match req\.method\(\) \{\s*((?:Method::\w+\s*\|?\s*)+)=>[^\n]*\n\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\)/);
+  assert.ok(builtin, 'the built-in protected route in protected()');
+  routes.set(builtin[1], { methods: [...builtin[2].matchAll(/Method::(\w+)/g)].map((x) => x[1].toLowerCase()), allow: builtin[3], builtin: true });
+  // Every other path under PROTECTED_PREFIXES (wrangler.toml) is forwarded: one templated path each.
+  const prefixes = read('wrangler.toml').match(/^PROTECTED_PREFIXES = "([^"]*)"/m)[1].split(/[, ]/).filter(Boolean);
+  for (const p of prefixes) routes.set(`${p.replace(/\/$/, '')}/{path}`, { forwarded: true });
+  return routes;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Runtimes.
+
+const CLIENT = 'resource-server';
+const SECRET = 'an-introspection-secret-of-40-characters!';
+const APP = 'https://app.example.com';
+const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
+
+/**
+ * wrangler dev with a configuration the worker refuses. harness.mjs's startWorker waits for a 200
+ * from the JWKS, which such a worker never gives, so this waits for the static /openapi.json (served
+ * whatever the configuration) and then for the worker's 500.
+ */
+async function startMisconfigured(vars) {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-openapi-'));
+  const env = { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(await devKeys()), ...vars };
+  const envFile = join(dir, 'test.env');
+  writeFileSync(envFile, `${Object.entries(env).map(([k, v]) => `${k}='${String(v).replace(/'/g, '')}'`).join('\n')}\n`);
+  const port = await freePort();
+  const inspector = await freePort();
+  const proc = spawn(
+    WRANGLER,
+    ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspector), '--persist-to', join(dir, 'state'),
+      '--show-interactive-dev-session=false', '--env-file', envFile, '--log-level', 'log'],
+    {
+      cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, SKIP_WORKER_BUILD: '1', WRANGLER_SEND_METRICS: 'false', CLOUDFLARE_CF_FETCH_ENABLED: 'false', CI: 'true' },
+    },
+  );
+  const worker = {
+    url: `http://127.0.0.1:${port}`, logs: '',
+    fetch(path, init) { return fetch(`${this.url}${path}`, init); },
+    async cleanup() {
+      if (proc.exitCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* gone */ }
+        const timer = setTimeout(() => { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
+        await exited;
+        clearTimeout(timer);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  proc.stdout.on('data', (d) => { worker.logs += d; });
+  proc.stderr.on('data', (d) => { worker.logs += d; });
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) {
+      await worker.cleanup();
+      throw new Error(`wrangler exited early:\n${worker.logs}`);
+    }
+    try {
+      const asset = await worker.fetch('/openapi.json');
+      await asset.arrayBuffer();
+      if (asset.status === 200) {
+        const res = await worker.fetch('/.well-known/jwks.json');
+        await res.arrayBuffer();
+        if (res.status === 500) return worker;
+      }
+    } catch { /* not up yet */ }
+    await sleep(200);
+  }
+  await worker.cleanup();
+  throw new Error(`the misconfigured worker did not come up in 60 s:\n${worker.logs}`);
+}
+
+// Miniflare's faults: reads of keys containing "fail" throw; the Durable Objects throw.
+const KV_FAULT = `
+class FaultyKv {
+  constructor(env) { this.env = env; }
+  async get(key, options) {
+    if (key.includes('fail')) throw new Error('injected KV read failure');
+    return this.env.INNER.get(key, options);
+  }
+  async getWithMetadata(key, options) { return this.env.INNER.getWithMetadata(key, options); }
+  async put(key, value, options) { return this.env.INNER.put(key, value, options); }
+  async list(options) { return this.env.INNER.list(options); }
+  async delete(key) { return this.env.INNER.delete(key); }
+}
+export default function (env) { return new FaultyKv(env); }
+`;
+const BROKEN_OBJECTS = `
+export class Account { async fetch() { throw new Error('injected account object failure'); } }
+export class KeyStore { async fetch() { throw new Error('injected key store failure'); } }
+export default { fetch() { return new Response(null, { status: 404 }); } };
+`;
+
+async function startFaulty() {
+  const keys = await devKeys();
+  const mf = new Miniflare({
+    workers: [
+      {
+        name: 'gatehouse',
+        modules: [
+          { type: 'ESModule', path: join(ROOT, 'build', 'index.js') },
+          { type: 'CompiledWasm', path: join(ROOT, 'build', 'index_bg.wasm') },
+        ],
+        modulesRoot: join(ROOT, 'build'),
+        compatibilityDate: '2026-04-20',
+        bindings: {
+          ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys), KEY_MANAGEMENT: 'managed',
+          INTROSPECTION_CLIENTS: JSON.stringify({ [CLIENT]: SECRET }),
+        },
+        durableObjects: {
+          ACCOUNTS: { className: 'Account', scriptName: 'broken-objects', useSQLite: true },
+          KEYS: { className: 'KeyStore', scriptName: 'broken-objects', useSQLite: true },
+        },
+        wrappedBindings: { DENYLIST: { scriptName: 'kv-fault' } },
+      },
+      { name: 'kv-fault', modules: true, script: KV_FAULT, kvNamespaces: ['INNER'] },
+      {
+        name: 'broken-objects', modules: true, script: BROKEN_OBJECTS,
+        durableObjects: { A: { className: 'Account', useSQLite: true }, K: { className: 'KeyStore', useSQLite: true } },
+      },
+    ],
+    // The injected failures are logged with stacks by design; keep them out of the test output.
+    handleRuntimeStdio(stdout, stderr) { stdout.resume(); stderr.resume(); },
+  });
+  try {
+    await mf.ready;
+  } catch (e) {
+    await mf.dispose();
+    throw e;
+  }
+  // An id the ACCOUNTS namespace itself made, so the worker routes to the (broken) object.
+  const account = (await mf.getDurableObjectNamespace('ACCOUNTS', 'gatehouse')).idFromName('openapi').toString();
+  return {
+    keys, account,
+    fetch: (path, init) => mf.dispatchFetch(`http://gatehouse.test${path}`, init),
+    cleanup: () => mf.dispose(),
+  };
+}
+
+/**
+ * A loopback origin: answers every request with what it received, as JSON (like harness.mjs's
+ * startEchoOrigin), except that it drops the connection of requests to /api/reset.
+ */
+async function startOrigin() {
+  const server = createServer((req, res) => {
+    if (req.url.startsWith('/api/reset')) { req.socket.destroy(); return; }
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const body = JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => { server.closeAllConnections(); return new Promise((r) => server.close(r)); },
+  };
+}
+
+/** A request with node:http, as a fetch Response (fetch refuses to send TRACE). */
+function rawFetch(url, { method, headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const h = new Headers();
+        for (const [name, value] of Object.entries(res.headers)) for (const v of [value].flat()) h.append(name, v);
+        const bytes = Buffer.concat(chunks);
+        resolve(new Response(bytes.length ? bytes : null, { status: res.statusCode, headers: h }));
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** A wrangler dev worker whose fetch also sends TRACE (over node:http). */
+const withTrace = (w) => ({
+  worker: w, keys: w.keys, url: w.url,
+  fetch: (path, init = {}) => (init.method === 'TRACE' ? rawFetch(`${w.url}${path}`, init) : w.fetch(path, init)),
+  cleanup: () => w.cleanup(),
+});
+
+// ------------------------------------------------------------------------------------------------
+// Requests.
+
+const json = (body, headers = {}) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+const form = (params, headers = {}) => ({
+  method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+  body: typeof params === 'string' ? params : new URLSearchParams(params).toString(),
+});
+const bearer = (t) => ({ authorization: `Bearer ${t}` });
+const basic = (id, secret) => ({ authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` });
+const BIG = 'x'.repeat(17 * 1024);
+const PASSWORD = 'correct horse battery';
+let counter = 0;
+const email = (tag) => `openapi-${tag}-${Date.now()}-${counter++}@example.com`;
+const refreshTokenFor = (account) => `ghr1.${account}.${Buffer.alloc(16, 1).toString('base64url')}.${Buffer.alloc(32, 2).toString('base64url')}`;
+const UNKNOWN_RT = refreshTokenFor('ab'.repeat(32));
+
+async function session(w, extra = {}) {
+  const address = email('s');
+  const reg = await w.fetch('/auth/register', json({ email: address, password: PASSWORD }));
+  assert.equal(reg.status, 201, await reg.text());
+  const res = await w.fetch('/auth/login', json({ email: address, password: PASSWORD, ...extra }));
+  assert.equal(res.status, 200);
+  return { email: address, ...(await res.json()), cookie: res.headers.get('set-cookie') };
+}
+
+/** An example concrete path for a documented (possibly templated) one. */
+const concrete = (path, rest = 'openapi-probe') => path.replace('{path}', rest);
+const init = (method, extra = {}) => ({ method: method.toUpperCase(), ...extra, headers: { ...(extra.headers ?? {}) } });
+
+// ------------------------------------------------------------------------------------------------
+// The scenarios: each is a request, the operation it exercises and the status it must produce.
+
+function scenarios() {
+  const list = [];
+  const add = (on, method, path, status, what, send, extra = {}) => list.push({ on, key: `${method} ${path}`, method, path, status, what, send, ...extra });
+  const ops = operations();
+  const WHOAMI = '/api/whoami';
+  const FWD = '/api/{path}';
+  const isProtected = (p) => p === WHOAMI || p === FWD;
+
+  // Every operation of the worker: 500 while the configuration is bad (C).
+  for (const { method, path, op } of ops) {
+    if (!op.responses['500']) continue;
+    add('C', method, path, 500, 'bad configuration', (w) => w.fetch(concrete(path), init(method)));
+  }
+  // Every 405: the other methods of each route (on the built-in protected route, with a token).
+  for (const { method, path, op } of ops) {
+    if (!op.responses['405']) continue;
+    if (path === '/openapi.json') {
+      add('A', method, path, 405, 'static assets are GET and HEAD only', (w) => w.fetch(path, init(method)));
+    } else if (isProtected(path)) {
+      add('A', method, path, 405, 'a valid token, the wrong method', async (w, c) => w.fetch(path, init(method, { headers: bearer(c.apiToken) })));
+    } else {
+      add('A', method, path, 405, 'the wrong method', (w) => w.fetch(path, init(method)));
+    }
+  }
+  // Every preflight, allowed and refused.
+  for (const { method, path, op } of ops) {
+    if (method !== 'options' || !op.responses['204']) continue;
+    add('A', method, path, 204, 'preflight from an allowed origin', (w) => w.fetch(concrete(path), init('OPTIONS', { headers: { origin: APP, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } })));
+    add('A', method, path, 403, 'preflight from another origin', (w) => w.fetch(concrete(path), init('OPTIONS', { headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' } })));
+  }
+  // Protected paths, every method.
+  for (const method of METHODS) {
+    for (const path of [WHOAMI, FWD]) {
+      const url = concrete(path);
+      add('A', method, path, 401, 'no bearer token', (w) => w.fetch(url, init(method)));
+      add('A', method, path, 401, 'a token with a bad signature', (w, c) => w.fetch(url, init(method, { headers: bearer(c.apiToken.replace(/.{6}$/, 'AAAAAA')) })));
+      add('A', method, path, 403, 'the /api/ policy needs scope api', async (w) => w.fetch(url, init(method, { headers: bearer(await signToken(w.keys, { claims: { scope: 'read' } })) })));
+      add('A', method, path, 503, 'a trusted issuer whose JWKS is down', async (w, c) => w.fetch(url, init(method, { headers: bearer(await c.downIssuer.sign({})) })));
+    }
+    // Miniflare's dispatchFetch cannot send TRACE; A's trusted issuer gives that 503 for every method.
+    if (method !== 'trace') add('D', method, WHOAMI, 503, 'the denylist read fails', async (w) => w.fetch(WHOAMI, init(method, { headers: bearer(await signToken(w.keys, { claims: { sub: 'fail-user' } })) })));
+    add('A', method, FWD, 400, 'an encoded / in the path', (w) => w.fetch('/api/a%2Fb', init(method)));
+    add('A', method, FWD, 404, 'no ORIGIN_URL: only /api/whoami is built in', (w, c) => w.fetch(concrete(FWD), init(method, { headers: bearer(c.apiToken) })));
+    add('B', method, FWD, 200, 'forwarded to the origin', async (w) => w.fetch(concrete(FWD, 'deep/er?x=1'), init(method, { headers: bearer(await signToken(w.keys)), ...(['get', 'head', 'trace'].includes(method) ? {} : { body: 'payload' }) })), { expectKey: 'default' });
+    add('B', method, FWD, 503, 'the origin is unreachable', async (w) => w.fetch(concrete(FWD, 'reset'), init(method, { headers: bearer(await signToken(w.keys)) })));
+  }
+  for (const method of ['get', 'head']) {
+    add('A', method, WHOAMI, 200, 'the verified claims', (w, c) => w.fetch(WHOAMI, init(method, { headers: bearer(c.apiToken) })));
+  }
+
+  // The document itself.
+  for (const method of ['get', 'head']) {
+    add('A', method, '/openapi.json', 200, 'the document', (w) => w.fetch('/openapi.json', init(method)));
+    add('A', method, '/openapi.json', 200, 'a Range request is answered in full', (w) => w.fetch('/openapi.json', init(method, { headers: { range: 'bytes=0-10' } })));
+    add('A', method, '/openapi.json', 304, 'If-None-Match', async (w) => {
+      const first = await w.fetch('/openapi.json', init('HEAD'));
+      await first.arrayBuffer();
+      return w.fetch('/openapi.json', init(method, { headers: { 'if-none-match': first.headers.get('etag') } }));
+    });
+  }
+
+  // Keys and metadata.
+  for (const method of ['get', 'head']) {
+    add('A', method, '/.well-known/jwks.json', 200, 'the key set', (w) => w.fetch('/.well-known/jwks.json', init(method)));
+    add('A', method, '/.well-known/jwks.json', 200, 'the key set, cross-origin', (w) => w.fetch('/.well-known/jwks.json', init(method, { headers: { origin: APP } })));
+    add('D', method, '/.well-known/jwks.json', 503, 'managed keys, the key store down', (w) => w.fetch('/.well-known/jwks.json', init(method)));
+    add('A', method, '/.well-known/oauth-authorization-server', 200, 'the metadata', (w) => w.fetch('/.well-known/oauth-authorization-server', init(method)));
+    add('A', method, '/auth/me', 200, 'own token', (w, c) => w.fetch('/auth/me', init(method, { headers: bearer(c.apiToken) })));
+    add('A', method, '/auth/me', 401, 'no token', (w) => w.fetch('/auth/me', init(method)));
+    add('A', method, '/auth/me', 401, 'a trusted issuer\'s token is not accepted here', async (w, c) => w.fetch('/auth/me', init(method, { headers: bearer(await c.downIssuer.sign({})) })));
+    add('D', method, '/auth/me', 503, 'the denylist read fails', async (w) => w.fetch('/auth/me', init(method, { headers: bearer(await signToken(w.keys, { claims: { sub: 'fail-user' } })) })));
+  }
+
+  // Issuer routes.
+  const P = (path) => ['post', path];
+  add('A', ...P('/auth/register'), 201, 'registered', (w) => w.fetch('/auth/register', json({ email: email('reg'), password: PASSWORD })));
+  add('A', ...P('/auth/register'), 400, 'not an email address', (w) => w.fetch('/auth/register', json({ email: 'nope', password: PASSWORD })));
+  add('A', ...P('/auth/register'), 400, 'wrong content type', (w) => w.fetch('/auth/register', { ...json({ email: email('ct'), password: PASSWORD }), headers: { 'content-type': 'text/plain' } }));
+  add('A', ...P('/auth/register'), 400, 'a short password', (w) => w.fetch('/auth/register', json({ email: email('weak'), password: 'short' })));
+  add('A', ...P('/auth/register'), 409, 'taken (in another case)', (w, c) => w.fetch('/auth/register', json({ email: c.s1.email.toUpperCase(), password: PASSWORD })));
+  add('A', ...P('/auth/register'), 413, 'over 16 KiB', (w) => w.fetch('/auth/register', json({ email: email('big'), password: PASSWORD, pad: BIG })));
+  add('D', ...P('/auth/register'), 503, 'the account object throws', (w) => w.fetch('/auth/register', json({ email: email('down'), password: PASSWORD })));
+
+  add('A', ...P('/auth/login'), 200, 'body transport', (w, c) => w.fetch('/auth/login', json({ email: c.s1.email, password: PASSWORD })));
+  add('A', ...P('/auth/login'), 200, 'cookie transport', (w, c) => w.fetch('/auth/login', json({ email: c.s1.email, password: PASSWORD, transport: 'cookie' })), {
+    check: (res, body) => { assert.match(res.headers.get('set-cookie') ?? '', /^__Host-gatehouse_rt=ghr1\./); assert.equal(body.refresh_token, undefined); },
+  });
+  add('A', ...P('/auth/login'), 400, 'an unknown transport', (w, c) => w.fetch('/auth/login', json({ email: c.s1.email, password: PASSWORD, transport: 'pigeon' })));
+  add('A', ...P('/auth/login'), 401, 'wrong password', (w) => w.fetch('/auth/login', json({ email: email('nobody'), password: 'wrong password!' })));
+  add('A', ...P('/auth/login'), 413, 'over 16 KiB', (w) => w.fetch('/auth/login', json({ email: email('big'), password: PASSWORD, pad: BIG })));
+  add('A', ...P('/auth/login'), 429, 'after five failures', async (w) => {
+    const address = email('throttle');
+    for (let i = 0; i < 5; i++) {
+      const res = await w.fetch('/auth/login', json({ email: address, password: 'wrong password!' }));
+      assert.equal(res.status, 401);
+      await res.arrayBuffer();
+    }
+    return w.fetch('/auth/login', json({ email: address, password: 'wrong password!' }));
+  });
+  add('D', ...P('/auth/login'), 503, 'the account object throws', (w) => w.fetch('/auth/login', json({ email: email('down'), password: PASSWORD })));
+
+  add('A', ...P('/auth/refresh'), 200, 'body token', (w, c) => w.fetch('/auth/refresh', json({ refresh_token: c.s2.refresh_token })));
+  add('A', ...P('/auth/refresh'), 200, 'cookie token from the own origin', (w, c) => w.fetch('/auth/refresh', { method: 'POST', headers: { cookie: c.s3.cookie.split(';')[0], origin: w.url } }), {
+    check: (res, body) => { assert.match(res.headers.get('set-cookie') ?? '', /^__Host-gatehouse_rt=ghr1\./); assert.equal(body.refresh_token, undefined); },
+  });
+  add('A', ...P('/auth/refresh'), 400, 'no token at all', (w) => w.fetch('/auth/refresh', { method: 'POST' }));
+  add('A', ...P('/auth/refresh'), 401, 'an unknown token', (w) => w.fetch('/auth/refresh', json({ refresh_token: UNKNOWN_RT })));
+  add('A', ...P('/auth/refresh'), 401, 'junk', (w) => w.fetch('/auth/refresh', json({ refresh_token: 'junk' })));
+  add('A', ...P('/auth/refresh'), 403, 'cookie token without an Origin', (w, c) => w.fetch('/auth/refresh', { method: 'POST', headers: { cookie: c.s3.cookie.split(';')[0] } }));
+  add('A', ...P('/auth/refresh'), 413, 'over 16 KiB', (w) => w.fetch('/auth/refresh', json({ refresh_token: BIG })));
+  add('D', ...P('/auth/refresh'), 503, 'the account object throws', (w) => w.fetch('/auth/refresh', json({ refresh_token: refreshTokenFor(w.account) })));
+
+  for (const path of ['/auth/logout', '/auth/logout-all']) {
+    add('A', ...P(path), 401, 'no token', (w) => w.fetch(path, { method: 'POST' }));
+    add('A', ...P(path), 401, 'a token naming no account', async (w) => w.fetch(path, { method: 'POST', headers: bearer(await signToken(w.keys)) }));
+    add('D', ...P(path), 503, 'the account object throws', async (w) => w.fetch(path, { method: 'POST', headers: bearer(await signToken(w.keys, { claims: { sub: w.account } })) }));
+  }
+  add('A', ...P('/auth/logout'), 204, 'ends the session', (w, c) => w.fetch('/auth/logout', { method: 'POST', headers: bearer(c.s4.access_token) }));
+  add('A', ...P('/auth/logout'), 204, 'idempotent', (w, c) => w.fetch('/auth/logout', { method: 'POST', headers: bearer(c.s4.access_token) }));
+  add('A', ...P('/auth/logout-all'), 204, 'ends every session', (w, c) => w.fetch('/auth/logout-all', { method: 'POST', headers: bearer(c.s5.access_token) }));
+
+  // OAuth.
+  const T = '/oauth/token';
+  add('A', ...P(T), 400, 'invalid_scope (not spent)', (w, c) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: c.s6.refresh_token, scope: 'api admin' })));
+  add('A', ...P(T), 200, 'the refresh grant, narrowed', (w, c) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: c.s6.refresh_token, client_id: 'gatehouse', scope: 'read' })), {
+    check: (res, body) => assert.equal(body.scope, 'read'),
+  });
+  add('A', ...P(T), 400, 'grant_type missing', (w) => w.fetch(T, form({ refresh_token: UNKNOWN_RT })));
+  add('A', ...P(T), 400, 'a repeated parameter', (w) => w.fetch(T, form('grant_type=refresh_token&grant_type=refresh_token')));
+  add('A', ...P(T), 400, 'JSON is not a form', (w) => w.fetch(T, json({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT })));
+  add('A', ...P(T), 400, 'unsupported_grant_type', (w) => w.fetch(T, form({ grant_type: 'password', username: 'a', password: 'b' })));
+  add('A', ...P(T), 400, 'invalid_grant', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT })));
+  add('A', ...P(T), 401, 'another client_id', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT, client_id: 'someone' })));
+  add('A', ...P(T), 401, 'client credentials', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT }, basic('gatehouse', 'x'))));
+  add('A', ...P(T), 413, 'over 16 KiB', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: BIG })));
+  add('D', ...P(T), 503, 'the account object throws', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: refreshTokenFor(w.account) })));
+
+  const V = '/oauth/revoke';
+  add('A', ...P(V), 200, 'an unknown token', (w) => w.fetch(V, form({ token: 'nonsense' })));
+  add('A', ...P(V), 200, 'an access token, by an introspection client', (w, c) => w.fetch(V, form({ token: c.s7.access_token, token_type_hint: 'access_token' }, basic(CLIENT, SECRET))));
+  add('A', ...P(V), 400, 'token missing', (w) => w.fetch(V, form({})));
+  add('A', ...P(V), 401, 'a wrong client secret', (w) => w.fetch(V, form({ token: 'x' }, basic(CLIENT, 'wrong'))));
+  add('A', ...P(V), 413, 'over 16 KiB', (w) => w.fetch(V, form({ token: BIG })));
+  add('D', ...P(V), 503, 'the account object throws', (w) => w.fetch(V, form({ token: refreshTokenFor(w.account) })));
+
+  const I = '/oauth/introspect';
+  add('A', ...P(I), 200, 'an active access token', (w, c) => w.fetch(I, form({ token: c.s1.access_token }, basic(CLIENT, SECRET))), {
+    check: (res, body) => assert.equal(body.token_type, 'Bearer'),
+  });
+  add('A', ...P(I), 200, 'a live refresh token (client_secret_post)', (w, c) => w.fetch(I, form({ token: c.s1.refresh_token, client_id: CLIENT, client_secret: SECRET })), {
+    check: (res, body) => assert.equal(body.token_type, 'refresh_token'),
+  });
+  add('A', ...P(I), 200, 'inactive', (w) => w.fetch(I, form({ token: UNKNOWN_RT }, basic(CLIENT, SECRET))), {
+    check: (res, body) => assert.deepEqual(body, { active: false }),
+  });
+  add('A', ...P(I), 400, 'two client authentication methods', (w) => w.fetch(I, form({ token: 'x', client_id: CLIENT, client_secret: SECRET }, basic(CLIENT, SECRET))));
+  add('A', ...P(I), 401, 'no client credentials', (w) => w.fetch(I, form({ token: 'x' })));
+  add('A', ...P(I), 413, 'over 16 KiB', (w) => w.fetch(I, form({ token: BIG }, basic(CLIENT, SECRET))));
+  add('D', ...P(I), 503, 'a refresh token, the account object throws', (w) => w.fetch(I, form({ token: refreshTokenFor(w.account) }, basic(CLIENT, SECRET))));
+  add('D', ...P(I), 503, 'an access token, the denylist read fails', async (w) => w.fetch(I, form({ token: await signToken(w.keys, { claims: { sub: 'fail-user' } }) }, basic(CLIENT, SECRET))));
+
+  return list;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Checking one answer against the document.
+
+const byKey = new Map(operations().map((o) => [o.key, o]));
+
+/** The documented response for a status: its own entry, or `default`. */
+function documented(key, status) {
+  const { op } = byKey.get(key);
+  if (op.responses[String(status)]) return { code: String(status), response: deref(op.responses[String(status)]) };
+  if (op.responses.default) return { code: 'default', response: deref(op.responses.default) };
+  return null;
+}
+
+function checkAnswer(s, res, bytes) {
+  const where = `${s.key} → ${res.status} (${s.on}: ${s.what})`;
+  const found = documented(s.key, res.status);
+  assert.ok(found, `${where}: status ${res.status} is not documented for this operation: ${bytes.toString('utf8').slice(0, 200)}`);
+  assert.equal(res.status, s.status, `${where}: expected ${s.status}: ${bytes.toString('utf8').slice(0, 200)}`);
+  if (s.expectKey) assert.equal(found.code, s.expectKey, `${where}: answered by the ${found.code} response`);
+  const { response } = found;
+  // Headers: required ones present, any present one valid.
+  for (const [name, h] of Object.entries(response.headers ?? {})) {
+    const header = deref(h);
+    const value = res.headers.get(name);
+    if (header.required) assert.ok(value !== null, `${where}: header ${name} is required`);
+    if (value !== null && header.schema) {
+      const validate = validator(header.schema, true);
+      assert.ok(validate({ v: value }), `${where}: header ${name}: ${JSON.stringify(value)}: ${headerAjv.errorsText(validate.errors)}`);
+    }
+  }
+  // Body: none where none is documented (always for HEAD), else a documented media type and schema.
+  const content = response.content ?? {};
+  if (s.method === 'head') assert.equal(Object.keys(content).length, 0, `${where}: a HEAD response documents a body`);
+  if (Object.keys(content).length === 0) {
+    assert.equal(bytes.length, 0, `${where}: a body where none is documented: ${bytes.toString('utf8').slice(0, 120)}`);
+    return null;
+  }
+  assert.ok(bytes.length > 0, `${where}: no body`);
+  const type = (res.headers.get('content-type') ?? '').split(';')[0].trim().toLowerCase();
+  const media = content[type] ?? content['*/*'];
+  assert.ok(media, `${where}: content type ${type} is not documented (${Object.keys(content)})`);
+  if (type !== 'application/json') return null;
+  const body = JSON.parse(bytes.toString('utf8'));
+  if (media.schema) {
+    const validate = validator(media.schema);
+    assert.ok(validate(body), `${where}: body ${JSON.stringify(body).slice(0, 300)}: ${ajv.errorsText(validate.errors)}`);
+  }
+  return body;
+}
+
+/** The error codes a documented error response allows (its `error` enum), if it narrows them. */
+function errorCodes(response) {
+  const schema = response.content?.['application/json']?.schema;
+  const narrowed = schema?.allOf?.find((s) => s.properties?.error)?.properties.error;
+  if (!narrowed) return null;
+  return narrowed.enum ?? [narrowed.const];
+}
+
+// ------------------------------------------------------------------------------------------------
+
+describe('OpenAPI document', () => {
+  test('is OpenAPI 3.1 with consistent structure', () => {
+    assert.match(doc.openapi, /^3\.1\./);
+    assert.deepEqual(doc.servers, [{ url: '/' }]);
+    const ids = new Set();
+    for (const { key, op } of operations()) {
+      assert.ok(op.operationId && !ids.has(op.operationId), `${key}: a unique operationId`);
+      ids.add(op.operationId);
+      assert.ok(Object.keys(op.responses).length > 0, `${key}: responses`);
+      for (const [code, r] of Object.entries(op.responses)) {
+        assert.match(code, /^([1-5]\d\d|default)$/, `${key}: ${code}`);
+        const response = deref(r);
+        assert.ok(response.description, `${key} ${code}: a description`);
+        for (const h of Object.values(response.headers ?? {})) assert.ok(deref(h).schema, `${key} ${code}: header schemas`);
+        for (const media of Object.values(response.content ?? {})) if (media.schema) validator(media.schema); // compiles
+      }
+      for (const scheme of (op.security ?? []).flatMap((s) => Object.keys(s))) {
+        assert.ok(doc.components.securitySchemes[scheme], `${key}: security scheme ${scheme}`);
+      }
+    }
+    // Every path documents every method (the ones a route refuses, with the status it refuses them).
+    for (const [path, item] of Object.entries(doc.paths)) for (const m of METHODS) assert.ok(item[m], `${m} ${path} is documented`);
+  });
+
+  test('documents exactly the routes of src/edge/mod.rs (and the static /openapi.json)', () => {
+    const routes = codeRoutes();
+    const assets = new Set(readdirSync(join(ROOT, 'www')).map((f) => `/${f}`));
+    const expected = new Set([...routes.keys(), '/openapi.json']);
+    assert.ok(assets.has('/openapi.json'));
+    assert.deepEqual(Object.keys(doc.paths).sort(), [...expected].sort(), 'documented paths = the code\'s routes');
+    for (const [path, route] of routes) {
+      if (route.forwarded) continue;
+      const item = doc.paths[path];
+      const success = METHODS.filter((m) => Object.keys(item[m].responses).some((c) => /^2/.test(c) && !(m === 'options' && c === '204')));
+      assert.deepEqual(success.sort(), [...route.methods].sort(), `${path}: the methods that succeed are the code's`);
+      for (const m of METHODS.filter((x) => !route.methods.includes(x))) {
+        const r = item[m].responses['405'];
+        assert.ok(r, `${m} ${path}: 405`);
+        assert.equal(deref(deref(r).headers.Allow).schema.const, route.allow, `${m} ${path}: Allow is the code's`);
+      }
+    }
+  });
+});
+
+describe('OpenAPI document against the running worker', () => {
+  const rt = {};
+  const ctx = {};
+  const seen = new Map(); // operation key -> Set of response codes produced
+  const codesSeen = new Map(); // `${key} ${code}` -> Set of error codes produced
+
+  before(async () => {
+    ctx.downIssuer = await startFakeIssuer({ algs: ['RS256'] });
+    ctx.downIssuer.mode = 'error';
+    ctx.origin = await startOrigin();
+    // Started together; whatever did start is stopped in after(), even if another one failed.
+    const starting = {
+      A: startWorker({
+        vars: {
+          ALLOWED_ORIGINS: APP,
+          DEFAULT_SCOPE: 'api read',
+          INTROSPECTION_CLIENTS: JSON.stringify({ [CLIENT]: SECRET }),
+          ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/', scope: 'api' }]),
+          TRUSTED_ISSUERS: JSON.stringify([{ issuer: ctx.downIssuer.url, jwks_url: ctx.downIssuer.jwksUrl, audience: 'third-aud' }]),
+          JWKS_COOLDOWN_SECONDS: '1',
+        },
+      }),
+      B: startWorker({ vars: { ORIGIN_URL: ctx.origin.url, ALLOWED_ORIGINS: APP } }),
+      C: startMisconfigured({ ROUTE_POLICIES: 'not json' }),
+      D: startFaulty(),
+    };
+    const started = await Promise.allSettled(Object.values(starting));
+    Object.keys(starting).forEach((name, i) => {
+      if (started[i].status === 'fulfilled') rt[name] = name === 'D' ? started[i].value : withTrace(started[i].value);
+    });
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const { A } = rt;
+    ctx.apiToken = await signToken(A.keys, { claims: { scope: 'api read' } });
+    ctx.s1 = await session(A);
+    ctx.s2 = await session(A);
+    ctx.s3 = await session(A, { transport: 'cookie' });
+    ctx.s4 = await session(A);
+    ctx.s5 = await session(A);
+    ctx.s6 = await session(A);
+    ctx.s7 = await session(A);
+  });
+  after(async () => {
+    await Promise.allSettled(Object.values(rt).map((w) => w?.cleanup()));
+    await ctx.downIssuer?.close();
+    await ctx.origin?.close();
+  });
+
+  test('GET /openapi.json serves this document', async () => {
+    const res = await rt.A.fetch('/openapi.json');
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^application\/json/);
+    const served = await res.json();
+    assert.match(served.openapi, /^3\.1/);
+    assert.deepEqual(served, doc);
+    const meta = await (await rt.A.fetch('/.well-known/oauth-authorization-server')).json();
+    assert.equal(meta.service_documentation, `${ISSUER}/openapi.json`);
+  });
+
+  test('every scenario answers its documented status, headers and body', async () => {
+    const list = scenarios();
+    const failures = [];
+    for (const s of list) {
+      const w = rt[s.on];
+      try {
+        assert.ok(byKey.has(s.key), `scenario for an undocumented operation ${s.key}`);
+        const res = await s.send(w, ctx);
+        const bytes = Buffer.from(await res.arrayBuffer());
+        const body = checkAnswer(s, res, bytes);
+        if (s.check) s.check(res, body);
+        const code = documented(s.key, res.status).code;
+        if (!seen.has(s.key)) seen.set(s.key, new Set());
+        seen.get(s.key).add(code);
+        if (body && typeof body.error === 'string') {
+          const k = `${s.key} ${code}`;
+          if (!codesSeen.has(k)) codesSeen.set(k, new Set());
+          codesSeen.get(k).add(body.error);
+        }
+      } catch (e) {
+        failures.push(`${s.key} [${s.on}: ${s.what}]: ${e.message}`);
+      }
+    }
+    assert.deepEqual(failures, [], `${failures.length} of ${list.length} scenarios failed:\n${failures.join('\n')}`);
+  });
+
+  test('every documented status of every operation was produced', () => {
+    const missing = [];
+    for (const { key, op } of operations()) {
+      for (const code of Object.keys(op.responses)) if (!seen.get(key)?.has(code)) missing.push(`${key} ${code}`);
+    }
+    assert.deepEqual(missing, [], 'documented but never produced');
+  });
+
+  test('every documented error code was produced', () => {
+    const missing = [];
+    for (const { key, op } of operations()) {
+      for (const [code, r] of Object.entries(op.responses)) {
+        if (key.startsWith('head ')) continue; // no body to read the code from
+        for (const error of errorCodes(deref(r)) ?? []) if (!codesSeen.get(`${key} ${code}`)?.has(error)) missing.push(`${key} ${code} ${error}`);
+      }
+    }
+    assert.deepEqual(missing, [], 'error codes documented but never produced');
+  });
+});
