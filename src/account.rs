@@ -378,7 +378,7 @@ impl Account {
         });
         events.push((Event::Register, None, None));
         let body = serde_json::json!({ "sub": sub });
-        Ok(Response::from_json(&body)?.with_status(201))
+        edge::json_response(&body, 201, "no-store")
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -63,7 +63,7 @@ pub fn finish(
     }
     // What the worker answers depends on Origin (CORS headers), so caches must key on it, even
     // for requests that carried none.
-    if own {
+    if own && !headers.get("vary")?.is_some_and(|v| v.split(',').any(|f| f.trim().eq_ignore_ascii_case("origin"))) {
         headers.append("vary", "Origin")?;
     }
     match origin {

@@ -46,8 +46,8 @@ fn decide(req: Request) -> Option<JsValue> {
     }
     let url = req.inner().url();
     let path = policy::normalize_path(path_of(&url)?).ok()?;
-    let method = req.method();
-    if route(&config, &method, &path).ok()? != Route::Protected {
+    let method = super::method_of(&req);
+    if route(&config, method.as_ref(), &path).ok()? != Route::Protected {
         return None;
     }
     let header = headers.get("authorization").ok()?;
@@ -65,7 +65,7 @@ fn decide(req: Request) -> Option<JsValue> {
             let outgoing: &JsValue = outgoing.inner().as_ref();
             Some(outgoing.clone())
         }
-        None if path == "/api/whoami" && matches!(method, Method::Get | Method::Head) => {
+        None if path == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
             let response = whoami(&user).ok()?;
             let response = cors::finish(response, None, true, false, &rid).ok()?;
             Some(web_sys::Response::from(response).into())

@@ -51,7 +51,13 @@ pub fn cookie_without_refresh_token(header: &str) -> Option<String> {
 /// The request to send to `origin` + the normalised `path` (the one the policies were checked on) +
 /// query: the method, the headers (less `Host`, every `X-Auth-*` and gatehouse's refresh cookie)
 /// with the identity headers and the request id added, and the body streamed as it came.
-pub fn outgoing(req: &Request, origin: &str, path: &str, user: &Authenticated, request_id: &str) -> Result<Request, ApiError> {
+pub fn outgoing(
+    req: &Request,
+    origin: &str,
+    path: &str,
+    user: &Authenticated,
+    request_id: &str,
+) -> Result<Request, ApiError> {
     let url = req.url()?;
     let target = match url.query() {
         Some(q) => format!("{origin}{path}?{q}"),
@@ -75,9 +81,13 @@ pub fn outgoing(req: &Request, origin: &str, path: &str, user: &Authenticated, r
     }
     headers.set(REQUEST_ID_HEADER, request_id)?;
     let mut init = RequestInit::new();
-    init.with_method(req.method()).with_headers(headers).with_redirect(RequestRedirect::Manual);
+    init.with_headers(headers).with_redirect(RequestRedirect::Manual);
     init.with_body(req.inner().body().map(Into::into));
-    Ok(Request::new_with_init(&target, &init)?)
+    // The method as it came, by name: workers-rs's `Method` cannot name WebDAV's and reads them as GET.
+    let init = web_sys::RequestInit::from(&init);
+    init.set_method(&req.inner().method());
+    let outgoing = web_sys::Request::new_with_str_and_init(&target, &init).map_err(worker::Error::from)?;
+    Ok(Request::from(outgoing))
 }
 
 /// Forwards a verified request (see [`outgoing`]) and returns the origin's response.

@@ -75,10 +75,18 @@ pub enum Route {
     NotFound,
 }
 
-/// Picks the route for a method and a normalised path.
-pub fn route(config: &Config, method: &Method, path: &str) -> Result<Route, ApiError> {
+/// The request's method, if it is one of the standard ones (RFC 9110 §9 and PATCH). workers-rs
+/// reads any other method (WebDAV's `PROPFIND`, say) as GET, so the raw name is checked here first.
+pub fn method_of(req: &Request) -> Option<Method> {
+    let raw = req.inner().method();
+    let method = req.method();
+    (method.as_ref() == raw).then_some(method)
+}
+
+/// Picks the route for a method (`None`: not a standard one) and a normalised path.
+pub fn route(config: &Config, method: Option<&Method>, path: &str) -> Result<Route, ApiError> {
     let only = |allowed: &[Method], allow: &'static str, route: Route| {
-        if allowed.contains(method) {
+        if method.is_some_and(|m| allowed.contains(m)) {
             Ok(route)
         } else {
             Err(ApiError::MethodNotAllowed(allow))
@@ -160,7 +168,7 @@ async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError>
     let config = config(env)?;
     let path = policy::normalize_path(&req.path())
         .map_err(|_| ApiError::InvalidRequest("the path has an encoded separator or NUL".into()))?;
-    let response = match route(&config, &req.method(), &path)? {
+    let response = match route(&config, method_of(&req).as_ref(), &path)? {
         Route::Jwks => return Ok(Reply { response: jwks(&config, env).await?, own: true, public: true }),
         Route::Register => issuer::register(req, env, rid).await,
         Route::Login => issuer::login(req, env, rid).await,
@@ -215,15 +223,21 @@ pub(crate) fn policy_allows(config: &Config, path: &str, user: &Authenticated) -
 }
 
 /// A verified request under a protected prefix: policies, then the origin or the built-in whoami.
-async fn protected(req: Request, path: &str, config: &Config, user: Authenticated, rid: &str) -> Result<Reply, ApiError> {
+async fn protected(
+    req: Request,
+    path: &str,
+    config: &Config,
+    user: Authenticated,
+    rid: &str,
+) -> Result<Reply, ApiError> {
     policy::check(&config.policies, path, user.claims())
         .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
     match &config.origin_url {
         Some(origin) => {
             Ok(Reply { response: forward::forward(req, origin, path, &user, rid).await?, own: false, public: false })
         }
-        None if path == "/api/whoami" => match req.method() {
-            Method::Get | Method::Head => whoami(&user).map(Reply::from),
+        None if path == "/api/whoami" => match method_of(&req) {
+            Some(Method::Get | Method::Head) => whoami(&user).map(Reply::from),
             _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
         },
         None => Err(ApiError::NotFound),

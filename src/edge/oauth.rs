@@ -128,12 +128,19 @@ pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     Ok(response)
 }
 
-/// An account object's 204, or its error passed on (a 5xx is retryable: nothing was answered).
+/// An account object's 204, or why not.
 fn expect_done(response: Response) -> Result<(), ApiError> {
     match response.status_code() {
         204 => Ok(()),
-        503 => Err(ApiError::Unavailable("account object unavailable".into())),
-        status => Err(ApiError::Server(format!("account object answered {status}"))),
+        status => Err(object_failed(status)),
+    }
+}
+
+/// An account object's unexpected answer: its 503 stays retryable, anything else is the server's.
+fn object_failed(status: u16) -> ApiError {
+    match status {
+        503 => ApiError::Unavailable("account object unavailable".into()),
+        status => ApiError::Server(format!("account object answered {status}")),
     }
 }
 
@@ -163,7 +170,7 @@ pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str)
         let request = AccountRequest::IntrospectRefresh { sid: refresh.sid, secret: b64::encode(refresh.secret) };
         let mut response = call(stub, &request, rid).await?;
         if response.status_code() != 200 {
-            return Err(ApiError::Unavailable(format!("account object answered {}", response.status_code())));
+            return Err(object_failed(response.status_code()));
         }
         let answer: serde_json::Value = response.json().await?;
         return no_store(&answer);

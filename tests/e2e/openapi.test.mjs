@@ -104,7 +104,7 @@ function codeRoutes() {
   assert.equal(other, 2, 'the protected and not-found arms');
   // The built-in protected route of protected() (ORIGIN_URL unset).
   const prot = mod.slice(mod.indexOf('async fn protected('));
-  const builtin = prot.match(/None if path == "([^"]+)" => match req\.method\(\) \{\s*((?:Method::\w+\s*\|?\s*)+)=>[^\n]*\n\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\)/);
+  const builtin = prot.match(/None if path == "([^"]+)" => match method_of\(&req\) \{\s*Some\(((?:Method::\w+\s*\|?\s*)+)\)\s*=>[^\n]*\n\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\)/);
   assert.ok(builtin, 'the built-in protected route in protected()');
   routes.set(builtin[1], { methods: [...builtin[2].matchAll(/Method::(\w+)/g)].map((x) => x[1].toLowerCase()), allow: builtin[3], builtin: true });
   // Every other path under PROTECTED_PREFIXES (wrangler.toml) is forwarded: one templated path each.
