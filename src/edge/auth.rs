@@ -28,7 +28,7 @@ thread_local! {
 /// Handlers that need a user take one; only this module makes one.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
-    verified: Verified,
+    verified: Rc<Verified>,
 }
 
 impl Authenticated {
@@ -194,7 +194,7 @@ async fn verify(
             }
         }
     };
-    let verified = Verified { claims, issuer };
+    let verified = Rc::new(Verified { claims, issuer });
     // The epoch read before any fetch: if this verification fetched new keys, the entry is simply
     // verified once more next time.
     VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
@@ -226,7 +226,7 @@ pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
     let valid = check.verify_in_rust();
     let verified = check.finish(valid).ok()?;
     let claims = config.validator().validate(&verified, now).ok()?;
-    let verified = Verified { claims, issuer: None };
+    let verified = Rc::new(Verified { claims, issuer: None });
     VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
     Some(Authenticated { verified })
 }

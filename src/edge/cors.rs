@@ -39,9 +39,9 @@ pub fn preflight(config: &Config, req: &Request) -> Result<Response, ApiError> {
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
 
-/// Copies a response's headers into fresh (mutable) ones, adding `X-Request-Id`, CORS for `origin`
-/// and, for the worker's own responses, the security headers. `public` marks a resource anyone may
-/// read (JWKS).
+/// Adds `X-Request-Id`, CORS for `origin` and, for the worker's own responses, the security headers
+/// and `Vary: Origin`. `public` marks a resource anyone may read (JWKS). The worker's own responses
+/// are changed in place; an origin's (whose headers the runtime keeps immutable) get a copy.
 pub fn finish(
     response: Response,
     origin: Option<&str>,
@@ -49,10 +49,28 @@ pub fn finish(
     public: bool,
     request_id: &str,
 ) -> Result<Response, ApiError> {
+    if own {
+        // Most own responses hold headers the worker made; an account object's come from a fetch
+        // and are immutable, which the first `set` reports (then nothing was changed).
+        if decorate(response.headers(), origin, own, public, request_id).is_ok() {
+            return Ok(response);
+        }
+    }
     let headers = Headers::new();
     for (name, value) in response.headers().entries() {
         headers.append(&name, &value)?;
     }
+    decorate(&headers, origin, own, public, request_id)?;
+    Ok(response.with_headers(headers))
+}
+
+fn decorate(
+    headers: &Headers,
+    origin: Option<&str>,
+    own: bool,
+    public: bool,
+    request_id: &str,
+) -> Result<(), ApiError> {
     headers.set("x-request-id", request_id)?;
     if own {
         for (name, value) in OWN_SECURITY_HEADERS {
@@ -78,5 +96,5 @@ pub fn finish(
         None if public => headers.set("access-control-allow-origin", "*")?,
         None => {}
     }
-    Ok(response.with_headers(headers))
+    Ok(())
 }

@@ -7,6 +7,7 @@ use super::claims::AccessClaims;
 use super::token::ValidationError;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::rc::Rc;
 
 /// Entries kept at most; when full, expired entries go first, then everything.
 pub const MAX_ENTRIES: usize = 4096;
@@ -22,7 +23,7 @@ pub struct Verified {
 
 #[derive(Debug)]
 struct Entry {
-    verified: Verified,
+    verified: Rc<Verified>,
     epoch: u64,
 }
 
@@ -45,11 +46,11 @@ impl VerifiedCache {
     /// What a token verified before established, if its time claims still pass at `now` and the
     /// key sets are still those of `epoch`; an entry that fails either is dropped and the caller
     /// verifies the token afresh (and gets the error).
-    pub fn get(&mut self, token: &str, now: i64, leeway: i64, epoch: u64) -> Option<Verified> {
+    pub fn get(&mut self, token: &str, now: i64, leeway: i64, epoch: u64) -> Option<Rc<Verified>> {
         let k = key(token);
         let entry = self.entries.get(&k)?;
         if entry.epoch == epoch && time_ok(&entry.verified.claims, now, leeway).is_ok() {
-            Some(entry.verified.clone())
+            Some(Rc::clone(&entry.verified))
         } else {
             self.entries.remove(&k);
             None
@@ -57,14 +58,14 @@ impl VerifiedCache {
     }
 
     /// Remembers a token that has just been fully verified under the key sets of `epoch`.
-    pub fn insert(&mut self, token: &str, verified: &Verified, now: i64, leeway: i64, epoch: u64) {
+    pub fn insert(&mut self, token: &str, verified: &Rc<Verified>, now: i64, leeway: i64, epoch: u64) {
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.retain(|_, e| e.epoch == epoch && time_ok(&e.verified.claims, now, leeway).is_ok());
             if self.entries.len() >= MAX_ENTRIES {
                 self.entries.clear();
             }
         }
-        self.entries.insert(key(token), Entry { verified: verified.clone(), epoch });
+        self.entries.insert(key(token), Entry { verified: Rc::clone(verified), epoch });
     }
 
     /// How many tokens are cached.
@@ -93,8 +94,8 @@ fn time_ok(c: &AccessClaims, now: i64, leeway: i64) -> Result<(), ValidationErro
 mod tests {
     use super::*;
 
-    fn claims(exp: i64, nbf: Option<i64>) -> Verified {
-        Verified { claims: plain(exp, nbf), issuer: None }
+    fn claims(exp: i64, nbf: Option<i64>) -> Rc<Verified> {
+        Rc::new(Verified { claims: plain(exp, nbf), issuer: None })
     }
 
     fn plain(exp: i64, nbf: Option<i64>) -> AccessClaims {
