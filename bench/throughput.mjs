@@ -43,16 +43,17 @@ async function makeKeys() {
 
 const b64 = (x) => Buffer.from(x).toString('base64url');
 
-/** A pool of distinct tokens (unique jti), signed with node:crypto for speed. */
-function tokenPool(keys, alg, count) {
+/** A pool of distinct tokens (unique jti), signed with node:crypto for speed. `users` distinct
+ *  subjects share them (0: every token its own user, so no per-user cache can help either). */
+function tokenPool(keys, alg, count, users = 1000) {
   const kid = alg === 'EdDSA' ? keys.edJwk.kid : keys.rsJwk.kid;
   const header = b64(JSON.stringify({ alg, typ: 'at+jwt', kid }));
   const now = Math.floor(Date.now() / 1000);
   const tokens = [];
   for (let i = 0; i < count; i++) {
     const claims = {
-      iss: ISSUER, sub: `user-${i % 1000}`, aud: AUDIENCE, iat: now, exp: now + 3600, jti: b64(randomBytes(16)),
-      sid: `sid-${i % 1000}`, client_id: 'bench', scope: 'api', roles: ['user'], email: 'bench@example.com',
+      iss: ISSUER, sub: users ? `user-${i % users}` : `solo-${alg}-${i}`, aud: AUDIENCE, iat: now, exp: now + 3600, jti: b64(randomBytes(16)),
+      sid: users ? `sid-${i % users}` : `solo-sid-${i}`, client_id: 'bench', scope: 'api', roles: ['user'], email: 'bench@example.com',
     };
     const input = `${header}.${b64(JSON.stringify(claims))}`;
     const sig = alg === 'EdDSA'
@@ -112,11 +113,12 @@ async function main() {
   const keys = await makeKeys();
   const pools = {};
   for (const alg of ['EdDSA', 'RS256']) {
-    const file = join(OUT, `tokens-${alg}.txt`);
-    writeFileSync(file, `${tokenPool(keys, alg, POOL).join('\n')}\n`);
-    const one = join(OUT, `token-${alg}-repeated.txt`);
-    writeFileSync(one, `${tokenPool(keys, alg, 1)[0]}\n`);
-    pools[alg] = { fresh: file, repeated: one };
+    const write = (name, tokens) => { const f = join(OUT, `tokens-${alg}-${name}.txt`); writeFileSync(f, `${tokens.join('\n')}\n`); return f; };
+    pools[alg] = {
+      fresh: write('fresh', tokenPool(keys, alg, POOL)),
+      unique: write('unique', tokenPool(keys, alg, POOL, 0)),
+      repeated: write('repeated', tokenPool(keys, alg, 1)),
+    };
   }
   // The jose peer, bundled for workers.
   await run(join(ROOT, 'node_modules/.bin/esbuild'), [join(ROOT, 'bench/workers/jose.mjs'), '--bundle', '--format=esm',
@@ -134,7 +136,7 @@ async function main() {
 
   const targets = [];
   const noopJs = await miniflare({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') });
-  targets.push({ name: 'no-op JavaScript worker', url: noopJs.url, path: '/' });
+  targets.push({ name: 'no-op JavaScript worker', url: noopJs.url, path: '/', kind: 'noop-js' });
   const noopRs = await miniflare({
     modules: [
       { type: 'ESModule', path: join(ROOT, 'bench/noop-rs/build/index.js') },
@@ -142,22 +144,30 @@ async function main() {
     ],
     modulesRoot: join(ROOT, 'bench/noop-rs/build'),
   });
-  targets.push({ name: 'no-op workers-rs worker', url: noopRs.url, path: '/' });
-  const jose = await miniflare({
+  targets.push({ name: 'no-op workers-rs worker', url: noopRs.url, path: '/', kind: 'noop-rs' });
+  const sameAnswer = await miniflare({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/same-answer.mjs'), 'utf8') });
+  targets.push({ name: 'JavaScript worker answering what whoami answers, verifying nothing', url: sameAnswer.url, path: '/', kind: 'same-answer' });
+  const joseWith = (readDenylist) => miniflare({
     modules: true,
     scriptPath: join(OUT, 'jose-worker.mjs'),
-    bindings: { ISSUER, AUDIENCE, JWKS: JSON.stringify(keys.jwks) },
+    bindings: { ISSUER, AUDIENCE, JWKS: JSON.stringify(keys.jwks), READ_DENYLIST: readDenylist ? '1' : '' },
     kvNamespaces: ['DENYLIST'],
   });
+  const jose = await joseWith(true);
+  const joseNoKv = await joseWith(false);
   const gh = await miniflare(gatehouseOptions(keys));
   const baseline = process.env.BASELINE_BUILD ? await miniflare(gatehouseOptions(keys, process.env.BASELINE_BUILD)) : null;
   for (const alg of ['EdDSA', 'RS256']) {
-    targets.push({ name: `jose worker, ${alg}, fresh token`, url: jose.url, tokensFile: pools[alg].fresh, alg, kind: 'jose-fresh' });
-    targets.push({ name: `gatehouse, ${alg}, fresh token`, url: gh.url, tokensFile: pools[alg].fresh, alg, kind: 'gh-fresh' });
-    targets.push({ name: `gatehouse, ${alg}, repeated token`, url: gh.url, tokensFile: pools[alg].repeated, alg, kind: 'gh-repeated' });
+    const p = pools[alg];
+    targets.push({ name: `jose worker, ${alg}, fresh token, with the KV read`, url: jose.url, tokensFile: p.fresh, alg, kind: 'jose' });
+    targets.push({ name: `jose worker, ${alg}, fresh token, no KV read`, url: joseNoKv.url, tokensFile: p.fresh, alg, kind: 'jose-nokv' });
+    targets.push({ name: `gatehouse, ${alg}, fresh token (1000 users)`, url: gh.url, tokensFile: p.fresh, alg });
+    targets.push({ name: `gatehouse, ${alg}, fresh token and user (a KV read each)`, url: gh.url, tokensFile: p.unique, alg });
+    targets.push({ name: `gatehouse, ${alg}, repeated token`, url: gh.url, tokensFile: p.repeated, alg });
     if (baseline) {
-      targets.push({ name: `baseline build, ${alg}, fresh token`, url: baseline.url, tokensFile: pools[alg].fresh, alg, kind: 'base-fresh' });
-      targets.push({ name: `baseline build, ${alg}, repeated token`, url: baseline.url, tokensFile: pools[alg].repeated, alg, kind: 'base-repeated' });
+      targets.push({ name: `baseline build, ${alg}, fresh token (1000 users)`, url: baseline.url, tokensFile: p.fresh, alg });
+      targets.push({ name: `baseline build, ${alg}, fresh token and user`, url: baseline.url, tokensFile: p.unique, alg });
+      targets.push({ name: `baseline build, ${alg}, repeated token`, url: baseline.url, tokensFile: p.repeated, alg });
     }
   }
   // Warm every isolate, then interleave the rounds so drift in machine load hits all alike.
@@ -171,22 +181,65 @@ async function main() {
   for (let round = 0; round < ROUNDS; round++) {
     for (const t of targets) t.runs.push(await wrk(t.url, { tokensFile: t.tokensFile, path: t.path }));
   }
-  for (const m of [noopJs, noopRs, jose, gh, baseline].filter(Boolean)) await m.mf.dispose();
+  for (const m of [noopJs, noopRs, sameAnswer, jose, joseNoKv, gh, baseline].filter(Boolean)) await m.mf.dispose();
 
+  if (ROUNDS === 0) return countKvReads(keys, pools); // KV_ONLY: just the read count
   const med = (t) => median(t.runs.map((r) => r.rps));
-  const noopJsRps = med(targets[0]);
-  const noopRsRps = med(targets[1]);
-  const joseFor = (alg) => med(targets.find((t) => t.kind === 'jose-fresh' && t.alg === alg));
-  console.log('\n| worker | req/s median | min–max | p50 latency | × jose (same alg, fresh) | × no-op JS | × no-op workers-rs |');
-  console.log('|---|---:|---|---|---:|---:|---:|');
+  const of = (kind, alg) => med(targets.find((t) => t.kind === kind && (!alg || t.alg === alg)));
+  const ratio = (a, b) => (a / b).toFixed(2);
+  console.log('\n| worker | req/s median | min–max | p50 latency | × jose with KV read | × jose, no KV read | × no-op JS | × same answer, JS |');
+  console.log('|---|---:|---|---|---:|---:|---:|---:|');
   for (const t of targets) {
     const rps = t.runs.map((r) => r.rps);
-    const vsJose = t.alg ? (med(t) / joseFor(t.alg)).toFixed(2) : '';
-    console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${vsJose} | ${(med(t) / noopJsRps).toFixed(2)} | ${(med(t) / noopRsRps).toFixed(2)} |`);
+    const cells = t.alg ? [ratio(med(t), of('jose', t.alg)), ratio(med(t), of('jose-nokv', t.alg))] : ['', ''];
+    console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${cells.join(' | ')} | ${ratio(med(t), of('noop-js'))} | ${ratio(med(t), of('same-answer'))} |`);
   }
   const wasm = readFileSync(join(ROOT, 'build', 'index_bg.wasm'));
   console.log(`\nrelease wasm: ${(statSync(join(ROOT, 'build', 'index_bg.wasm')).size / 1024).toFixed(0)} KiB, ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped`);
   console.log(`cold start (new runtime → first verified 200): ${coldMs.toFixed(0)} ms`);
+  await countKvReads(keys, pools);
+}
+
+// The denylist as a counting wrapper around a real KV namespace: how many reads a request costs.
+// The count is kept in the namespace itself (requests are sent one at a time while counting).
+const KV_COUNTER = `
+class CountingKv {
+  constructor(env) { this.env = env; }
+  async count() { const n = Number(await this.env.INNER.get('__reads') ?? 0); await this.env.INNER.put('__reads', String(n + 1)); }
+  async get(key, options) { await this.count(); return this.env.INNER.get(key, options); }
+  async getWithMetadata(key, options) { await this.count(); return this.env.INNER.getWithMetadata(key, options); }
+  async put(key, value, options) { return this.env.INNER.put(key, value, options); }
+  async delete(key) { return this.env.INNER.delete(key); }
+  async list(options) { return this.env.INNER.list(options); }
+}
+export default function (env) { return new CountingKv(env); }
+`;
+
+async function countKvReads(keys, pools) {
+  const port = await freePort();
+  const mf = new Miniflare({
+    host: '127.0.0.1', port, compatibilityDate: '2026-04-20',
+    workers: [
+      { name: 'gatehouse', ...gatehouseOptions(keys), kvNamespaces: undefined, wrappedBindings: { DENYLIST: { scriptName: 'kv-counter' } } },
+      { name: 'kv-counter', modules: true, script: KV_COUNTER, kvNamespaces: ['INNER'] },
+    ],
+  });
+  await mf.ready;
+  const inner = await mf.getKVNamespace('INNER', 'kv-counter');
+  const reads = async () => Number((await inner.get('__reads')) ?? 0);
+  const worker = await mf.getWorker('gatehouse');
+  const ask = async (token) => { const r = await worker.fetch('http://x/api/whoami', { headers: { authorization: `Bearer ${token}` } }); await r.arrayBuffer(); if (r.status !== 200) throw new Error(`answered ${r.status}`); };
+  console.log('\nKV reads per verified request (counted by a wrapper around the DENYLIST namespace):');
+  // Sent one at a time, within REVOCATION_CACHE_SECONDS: a user's second request reuses the read.
+  for (const [what, file] of [['fresh token and user', pools.EdDSA.unique], ['fresh token, 1000 users (the first 300 tokens: 300 users)', pools.EdDSA.fresh], ['repeated token', pools.EdDSA.repeated]]) {
+    const tokens = readFileSync(file, 'utf8').trim().split('\n').slice(0, 300);
+    const before = await reads();
+    const n = what === 'repeated token' ? 300 : tokens.length;
+    for (let i = 0; i < n; i++) await ask(tokens[i % tokens.length]);
+    const counted = (await reads()) - before;
+    console.log(`- ${what}: ${(counted / n).toFixed(2)} per request (${counted} reads for ${n} requests)`);
+  }
+  await mf.dispose();
 }
 
 await main();

@@ -5,7 +5,8 @@
 // token is cached or EdDSA, and whose denylist answer was read in the last
 // REVOCATION_CACHE_SECONDS. Everything else goes to the full workers-rs path (src/edge/mod.rs),
 // through the same entry points as worker-build's own shim. The fast path decides only with the full
-// path's own code; this file adds no rule of its own. It sends what Rust built, and puts the request
+// path's own code; this file adds no rule of its own. It wraps the whoami answer Rust wrote in a
+// Response with the headers Rust gave it, sends the origin request Rust built, and puts the request
 // id on the origin's answer.
 //
 // It relies on worker-build 0.8.7's output (build/index.js): the default export is the entry class,
@@ -15,8 +16,10 @@ import Gatehouse from '../build/index.js';
 
 export { Account, KeyStore } from '../build/index.js';
 
-const { fetch: fullPath, gatehouseFast, gatehouseOriginDown } = Gatehouse.prototype;
+const { fetch: fullPath, gatehouseFast, gatehouseOriginDown, gatehouseWhoamiHeaders } = Gatehouse.prototype;
 const state = globalThis.__worker_init_state;
+// The whoami answer's headers, from the Rust code that makes them (less the request id).
+const WHOAMI_HEADERS = Object.entries(JSON.parse(gatehouseWhoamiHeaders()));
 
 /** Sends the outgoing request the fast path built and returns the origin's answer as it came, plus
  *  the request id (as the full path does for answers it does not make itself). */
@@ -45,7 +48,13 @@ export default {
       if (e instanceof WebAssembly.RuntimeError && state) state.criticalError = true;
       throw e;
     }
-    if (decided instanceof Response) return decided;
+    if (typeof decided === 'string') {
+      // The whoami answer: "<request id>\n<body>".
+      const cut = decided.indexOf('\n');
+      const headers = new Headers(WHOAMI_HEADERS);
+      headers.set('x-request-id', decided.slice(0, cut));
+      return new Response(decided.slice(cut + 1), { headers });
+    }
     if (decided instanceof Request) {
       // An origin that cannot be reached gets the full path's answer: 503, made by the same code.
       return (await forward(decided)) ?? gatehouseOriginDown(decided.headers.get('x-request-id'));

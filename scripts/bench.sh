@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs the benchmarks (not tests): installs the pinned tools and wrk, builds the release worker and
 # the no-op workers-rs baseline, then runs
-#   bench/throughput.mjs  requests/s of gatehouse vs a jose worker vs no-op workers (workerd, wrk)
+#   bench/throughput.mjs  requests/s of gatehouse vs jose workers vs no-op workers (workerd, wrk), the
+#                         wasm size, the cold start, and KV reads per request
+#   bench/verify.mjs      one verification in V8 (gatehouse's wasm, jose) and natively (criterion)
 #   bench/login.mjs       login timing and argon2id cost per hash (wrangler dev)
-# `bash scripts/bench.sh throughput` or `... login` runs one. Results go in docs/BENCHMARKS.md by hand.
+# `bash scripts/bench.sh throughput`, `... verify` or `... login` runs one. Results go in
+# docs/BENCHMARKS.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -17,6 +20,9 @@ if [ "$which" = all ] || [ "$which" = throughput ]; then
   (cd bench/noop-rs && WASM_BINDGEN_BIN="$(command -v wasm-bindgen)" WASM_OPT_BIN="$PWD/../../node_modules/.bin/wasm-opt" \
     ESBUILD_BIN="$PWD/../../node_modules/.bin/esbuild" worker-build --release)
   node bench/throughput.mjs
+fi
+if [ "$which" = all ] || [ "$which" = verify ]; then
+  node bench/verify.mjs
 fi
 if [ "$which" = all ] || [ "$which" = login ]; then
   node bench/login.mjs

@@ -1,6 +1,7 @@
 // Benchmark peer: what a user would write instead of gatehouse, with panva/jose. The same checks as
-// gatehouse's edge (issuer, audience, typ at+jwt, algorithms by key, exp with leeway) and the same
-// one KV read for revocation, so the comparison is like for like.
+// gatehouse's edge (issuer, audience, typ at+jwt, algorithms by key, exp with leeway), and, with
+// READ_DENYLIST set, the same one KV read for revocation on every request (like for like); without
+// it, no revocation at all (what a plain jose verifier does).
 import { createLocalJWKSet, jwtVerify } from 'jose';
 
 let jwks;
@@ -18,8 +19,10 @@ export default {
         algorithms: ['EdDSA', 'RS256'],
         clockTolerance: 30,
       });
-      const revoked = await env.DENYLIST.get(`rev:${payload.sub}`);
-      if (revoked !== null) return new Response('{"error":"invalid_token"}', { status: 401 });
+      if (env.READ_DENYLIST) {
+        const revoked = await env.DENYLIST.get(`rev:${payload.sub}`);
+        if (revoked !== null) return new Response('{"error":"invalid_token"}', { status: 401 });
+      }
       return Response.json(payload, { headers: { 'cache-control': 'no-store' } });
     } catch {
       return new Response('{"error":"invalid_token"}', { status: 401 });

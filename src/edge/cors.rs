@@ -12,6 +12,9 @@ pub const OWN_SECURITY_HEADERS: [(&str, &str); 3] = [
     ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
 ];
 
+/// The `Vary` of every response the worker itself makes.
+pub const OWN_VARY: (&str, &str) = ("vary", "Origin");
+
 /// The request's `Origin` if it is one of ALLOWED_ORIGINS (the worker's own origin needs no CORS).
 pub fn allowed_origin(config: &Config, req: &Request) -> Option<String> {
     let origin = req.headers().get("origin").ok().flatten()?;
@@ -82,7 +85,7 @@ fn decorate(
     // What the worker answers depends on Origin (CORS headers), so caches must key on it, even
     // for requests that carried none.
     if own && !headers.get("vary")?.is_some_and(|v| v.split(',').any(|f| f.trim().eq_ignore_ascii_case("origin"))) {
-        headers.append("vary", "Origin")?;
+        headers.append(OWN_VARY.0, OWN_VARY.1)?;
     }
     match origin {
         Some(origin) => {

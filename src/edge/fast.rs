@@ -8,20 +8,38 @@
 //! outgoing request to the origin, the response headers. Everything else (every refusal, CORS,
 //! issuer routes, assets, anything that needs a KV read or WebCrypto) returns `undefined`, and the
 //! entry hands the request to the full path.
+//!
+//! The whoami answer is handed over as text (`<request id>\n<body>`), and the entry puts it in a
+//! Response with the headers [`whoami_headers`] gives it once: the same headers `whoami` and
+//! `cors::finish` put on the full path's answer (an end-to-end test compares the two).
 
 use super::auth::{self, bearer_token};
 use super::error::ApiError;
-use super::{config_loaded, cors, forward, policy_allows, request_id, route, whoami, Route};
+use super::{
+    config_loaded, cors, forward, method_named, policy_allows, request_id, route, whoami_body, Route, WHOAMI_HEADERS,
+};
 use crate::policy;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
-use worker::{Method, Request};
+use worker::{Headers, Method};
 
-/// Decides a request if it can: a `Response` (the whoami answer), a `Request` (the outgoing request
-/// to send to the origin; its `x-request-id` goes on the answer), or `undefined` (use the full path).
+/// Decides a request if it can: a string (the whoami answer, `<request id>\n<body>`), a `Request`
+/// (the outgoing request to send to the origin; its `x-request-id` goes on the answer), or
+/// `undefined` (use the full path).
 #[wasm_bindgen(js_name = gatehouseFast)]
 pub fn fast(request: web_sys::Request) -> JsValue {
-    decide(Request::from(request)).unwrap_or(JsValue::UNDEFINED)
+    decide(request).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// The headers of a whoami answer without its request id, as a JSON object: the whoami headers and
+/// the ones `cors::finish` adds to every answer the worker makes (no CORS: the fast path serves no
+/// cross-origin request).
+#[wasm_bindgen(js_name = gatehouseWhoamiHeaders)]
+pub fn whoami_headers() -> String {
+    let all = WHOAMI_HEADERS.iter().chain(cors::OWN_SECURITY_HEADERS.iter()).chain(std::iter::once(&cors::OWN_VARY));
+    let object: serde_json::Map<String, serde_json::Value> =
+        all.map(|(name, value)| ((*name).to_owned(), serde_json::Value::from(*value))).collect();
+    serde_json::Value::Object(object).to_string()
 }
 
 /// The answer when the origin cannot be reached for a request the fast path forwarded: the full
@@ -37,16 +55,18 @@ pub fn origin_down(request_id: String) -> JsValue {
         .unwrap_or(JsValue::UNDEFINED)
 }
 
-fn decide(req: Request) -> Option<JsValue> {
+fn decide(req: web_sys::Request) -> Option<JsValue> {
     let config = config_loaded()?;
-    let headers = req.headers();
+    // Straight on the runtime's request: workers-rs's `Request::from` would also read `request.cf`,
+    // which the runtime builds on first access, and the fast path needs none of it.
+    let headers = Headers(req.headers());
     // CORS answers and refusals are the full path's.
     if headers.has("origin").ok()? {
         return None;
     }
-    let url = req.inner().url();
+    let url = req.url();
     let path = policy::normalize_path(path_of(&url)?).ok()?;
-    let method = super::method_of(&req);
+    let method = method_named(&req.method());
     if route(&config, method.as_ref(), &path).ok()? != Route::Protected {
         return None;
     }
@@ -57,7 +77,7 @@ fn decide(req: Request) -> Option<JsValue> {
     if !policy_allows(&config, &path, &user) {
         return None;
     }
-    let rid = request_id(&req);
+    let rid = request_id(&headers);
     match &config.origin_url {
         Some(origin) => {
             let outgoing = forward::outgoing(&req, origin, &path, &user, &rid).ok()?;
@@ -66,9 +86,8 @@ fn decide(req: Request) -> Option<JsValue> {
             Some(outgoing.clone())
         }
         None if path == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
-            let response = whoami(&user).ok()?;
-            let response = cors::finish(response, None, true, false, &rid).ok()?;
-            Some(web_sys::Response::from(response).into())
+            let body = whoami_body(&user).ok()?;
+            Some(JsValue::from_str(&format!("{rid}\n{body}")))
         }
         None => None,
     }

@@ -52,19 +52,21 @@ pub fn cookie_without_refresh_token(header: &str) -> Option<String> {
 /// query: the method, the headers (less `Host`, every `X-Auth-*` and gatehouse's refresh cookie)
 /// with the identity headers and the request id added, and the body streamed as it came.
 pub fn outgoing(
-    req: &Request,
+    req: &web_sys::Request,
     origin: &str,
     path: &str,
     user: &Authenticated,
     request_id: &str,
 ) -> Result<Request, ApiError> {
-    let url = req.url()?;
-    let target = match url.query() {
+    let url = req.url();
+    // The query as it came (already percent-encoded in the serialised URL), without the fragment.
+    let query = url.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or(q)).filter(|q| !q.is_empty());
+    let target = match query {
         Some(q) => format!("{origin}{path}?{q}"),
         None => format!("{origin}{path}"),
     };
     let headers = Headers::new();
-    for (name, value) in req.headers().entries() {
+    for (name, value) in Headers(req.headers()).entries() {
         if name.starts_with(IDENTITY_PREFIX) || name == "host" {
             continue;
         }
@@ -82,10 +84,10 @@ pub fn outgoing(
     headers.set(REQUEST_ID_HEADER, request_id)?;
     let mut init = RequestInit::new();
     init.with_headers(headers).with_redirect(RequestRedirect::Manual);
-    init.with_body(req.inner().body().map(Into::into));
+    init.with_body(req.body().map(Into::into));
     // The method as it came, by name: workers-rs's `Method` cannot name WebDAV's and reads them as GET.
     let init = web_sys::RequestInit::from(&init);
-    init.set_method(&req.inner().method());
+    init.set_method(&req.method());
     let outgoing = web_sys::Request::new_with_str_and_init(&target, &init).map_err(worker::Error::from)?;
     Ok(Request::from(outgoing))
 }
@@ -98,7 +100,7 @@ pub async fn forward(
     user: &Authenticated,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let outgoing = outgoing(&req, origin, path, user, request_id)?;
+    let outgoing = outgoing(req.inner(), origin, path, user, request_id)?;
     Fetch::Request(outgoing).send().await.map_err(|e| ApiError::Unavailable(format!("origin fetch failed: {e}")))
 }
 

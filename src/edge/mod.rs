@@ -80,8 +80,12 @@ pub enum Route {
 /// The request's method, if it is one of the standard ones (RFC 9110 §9 and PATCH). workers-rs
 /// reads any other method (WebDAV's `PROPFIND`, say) as GET, so the raw name is checked here first.
 pub fn method_of(req: &Request) -> Option<Method> {
-    let raw = req.inner().method();
-    let method = req.method();
+    method_named(&req.inner().method())
+}
+
+/// The standard method of this name, if it is one (see [`method_of`]).
+pub fn method_named(raw: &str) -> Option<Method> {
+    let method = Method::from(raw.to_owned());
     (method.as_ref() == raw).then_some(method)
 }
 
@@ -127,7 +131,7 @@ impl From<Response> for Reply {
 /// Handles one request: every error becomes its JSON response here, and every response gets its
 /// CORS and security headers here.
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    let rid = request_id(&req);
+    let rid = request_id(req.headers());
     let config = config(&env);
     let realm = config.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
     let origin = config.as_ref().ok().and_then(|c| cors::allowed_origin(c, &req));
@@ -147,8 +151,8 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
 }
 
 /// The request id: Cloudflare's `cf-ray` when it is there and plain, else 128 random bits in hex.
-pub(crate) fn request_id(req: &Request) -> String {
-    let ray = req.headers().get("cf-ray").ok().flatten();
+pub(crate) fn request_id(headers: &Headers) -> String {
+    let ray = headers.get("cf-ray").ok().flatten();
     match ray {
         Some(ray)
             if !ray.is_empty() && ray.len() <= 64 && ray.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
@@ -253,9 +257,18 @@ async fn protected(
 
 /// `GET /api/whoami` without ORIGIN_URL: the verified claims.
 pub(crate) fn whoami(user: &Authenticated) -> Result<Response, ApiError> {
-    let body = serde_json::to_vec(user.claims()).map_err(|e| ApiError::Server(e.to_string()))?;
     let headers = Headers::new();
-    headers.set("content-type", "application/json")?;
-    headers.set("cache-control", "no-store")?;
-    Ok(Response::from_bytes(body)?.with_headers(headers))
+    for (name, value) in WHOAMI_HEADERS {
+        headers.set(name, value)?;
+    }
+    Ok(Response::from_bytes(whoami_body(user)?.into_bytes())?.with_headers(headers))
+}
+
+/// The headers of the whoami answer, before `cors::finish` adds the worker's own.
+pub(crate) const WHOAMI_HEADERS: [(&str, &str); 2] =
+    [("content-type", "application/json"), ("cache-control", "no-store")];
+
+/// The body of the whoami answer: the verified claims.
+pub(crate) fn whoami_body(user: &Authenticated) -> Result<String, ApiError> {
+    serde_json::to_string(user.claims()).map_err(|e| ApiError::Server(e.to_string()))
 }

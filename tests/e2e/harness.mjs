@@ -1,7 +1,7 @@
 // End-to-end harness: runs the built worker under `wrangler dev` (real workerd, local KV and
 // Durable Objects) on free loopback ports, with fresh keys, and stops it by the PID it started.
 import { spawn, execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -116,10 +116,23 @@ export async function startWorker({ vars = {}, keys, persistDir } = {}) {
 
 /**
  * The worker's modules for Miniflare, as wrangler bundles them: the thin entry (js/entry.mjs) in
- * front of the worker-build output in build/. `build` names another worker-build output to run
- * alone, with its own shim (a baseline build from before the entry existed).
+ * front of the worker-build output in build/. `build` names another worker-build output: with its
+ * own thin entry if `<build>/../js/entry.mjs` exists, else alone with its own shim (a baseline
+ * build from before the entry existed).
  */
 export function workerModules(build) {
+  // Another checkout's or copy's build, with its thin entry beside it (<dir>/js, <dir>/build).
+  if (build && existsSync(join(dirname(build), 'js', 'entry.mjs'))) {
+    const root = dirname(build);
+    return {
+      modules: [
+        { type: 'ESModule', path: join(root, 'js', 'entry.mjs') },
+        { type: 'ESModule', path: join(build, 'index.js') },
+        { type: 'CompiledWasm', path: join(build, 'index_bg.wasm') },
+      ],
+      modulesRoot: root,
+    };
+  }
   if (build) {
     return {
       modules: [
