@@ -52,7 +52,21 @@ fn bench(c: &mut Criterion) {
     }
 }
 
+/// ed25519-dalek's own `verify` on the signing input of one token: the reference the performance
+/// issue names ("native ed25519-dalek").
 #[cfg(not(target_arch = "wasm32"))]
-criterion_group!(benches, bench);
+fn dalek(c: &mut Criterion) {
+    use ed25519_dalek::{Signer, SigningKey, Verifier};
+    let key = SigningKey::from_bytes(&[7; 32]);
+    let message = vec![b'x'; 400];
+    let signature = key.sign(&message);
+    let public = key.verifying_key();
+    c.bench_function("ed25519-dalek verify", |b| {
+        b.iter(|| assert!(public.verify(black_box(&message), &signature).is_ok()))
+    });
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+criterion_group!(benches, bench, dalek);
 #[cfg(not(target_arch = "wasm32"))]
 criterion_main!(benches);
