@@ -1,8 +1,10 @@
-//! The request-body parsers and refresh-token strings: nothing panics, emails normalise idempotently,
-//! and a refresh token that parses is in its one canonical form.
+//! The request-body parsers (JSON and OAuth forms, client credentials) and refresh-token strings:
+//! nothing panics, emails normalise idempotently, a refresh token that parses is in its one
+//! canonical form, and a parsed form never holds a repeated or empty parameter.
 #![no_main]
 
 use gatehouse::input::{self, RefreshToken};
+use gatehouse::oauth::{self, Form};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -17,4 +19,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(token) = RefreshToken::parse(&text) {
         assert_eq!(token.format(), text, "one encoding per refresh token");
     }
+    if let Ok(form) = Form::parse(data) {
+        for name in ["token", "grant_type", "client_id", "client_secret"] {
+            assert!(form.get(name).is_none_or(|v| !v.is_empty()), "empty values count as absent");
+        }
+        let _ = oauth::client_auth(Some(&text), &form);
+    }
+    let _ = oauth::Clients::parse(&text).map(|c| c.authenticate("a", &text));
 });
