@@ -45,6 +45,18 @@ pub struct ManagedKey {
 }
 
 impl ManagedKey {
+    /// A key published at `published_at` that signs from `from` on the schedule's dates.
+    fn scheduled(kid: String, jwk: serde_json::Value, published_at: i64, from: i64, schedule: &Schedule) -> Self {
+        ManagedKey {
+            kid,
+            jwk,
+            published_at,
+            signs_from: from,
+            signs_until: from + schedule.rotate_every,
+            retire_at: from + schedule.rotate_every + schedule.retire_after,
+        }
+    }
+
     /// Whether it signs at `now`.
     pub fn signs_at(&self, now: i64) -> bool {
         self.signs_from <= now && now < self.signs_until
@@ -93,29 +105,14 @@ impl KeyRing {
             // First start, or the store slept through whole rotations: sign at once with a new key
             // (every key before it has stopped signing; those still published stay until retired).
             let (kid, jwk) = generate()?;
-            self.keys.push(ManagedKey {
-                kid,
-                jwk,
-                published_at: now,
-                signs_from: now,
-                signs_until: now + schedule.rotate_every,
-                retire_at: now + schedule.rotate_every + schedule.retire_after,
-            });
+            self.keys.push(ManagedKey::scheduled(kid, jwk, now, now, schedule));
             changed = true;
         }
         // The successor of the last key, published ahead of its start.
         if let Some(last) = self.keys.iter().max_by_key(|k| k.signs_until).cloned() {
             if now >= last.signs_until - schedule.publish_ahead {
                 let (kid, jwk) = generate()?;
-                let from = last.signs_until;
-                self.keys.push(ManagedKey {
-                    kid,
-                    jwk,
-                    published_at: now,
-                    signs_from: from,
-                    signs_until: from + schedule.rotate_every,
-                    retire_at: from + schedule.rotate_every + schedule.retire_after,
-                });
+                self.keys.push(ManagedKey::scheduled(kid, jwk, now, last.signs_until, schedule));
                 changed = true;
             }
         }

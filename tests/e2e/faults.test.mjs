@@ -5,33 +5,13 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Miniflare } from 'miniflare';
 import { devKeys } from '../../scripts/dev-keys.mjs';
-import { startWorker, signToken, workerModules, ISSUER, AUDIENCE } from './harness.mjs';
+import { startWorker, signToken, workerModules, KV_FAULT, ISSUER, AUDIENCE } from './harness.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const json = (body) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 const PASSWORD = 'correct horse battery';
 
-// The wrapper: reads fail for keys containing "fail"; writes fail while INNER has "__fault:put".
-const KV_FAULT = `
-class FaultyKv {
-  constructor(env) { this.env = env; }
-  async get(key, options) {
-    if (key.includes('fail')) throw new Error('injected KV read failure');
-    return this.env.INNER.get(key, options);
-  }
-  async getWithMetadata(key, options) { return this.env.INNER.getWithMetadata(key, options); }
-  async put(key, value, options) {
-    if (await this.env.INNER.get('__fault:put')) throw new Error('injected KV write failure');
-    return this.env.INNER.put(key, value, options);
-  }
-  async list(options) { return this.env.INNER.list(options); }
-  async delete(key) {
-    if (await this.env.INNER.get('__fault:put')) throw new Error('injected KV write failure');
-    return this.env.INNER.delete(key);
-  }
-}
-export default function (env) { return new FaultyKv(env); }
-`;
+
 
 describe('faults: a failing KV (Miniflare)', () => {
   let mf;

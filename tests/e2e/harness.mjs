@@ -237,3 +237,29 @@ export async function startFakeIssuer({ algs = ['RS256', 'ES256'] } = {}) {
   };
   return issuer;
 }
+
+/**
+ * A KV namespace wrapper for Miniflare (`wrappedBindings`, around a real namespace bound as INNER)
+ * that fails on demand: reads of keys containing "fail" throw; writes throw while INNER has
+ * "__fault:put".
+ */
+export const KV_FAULT = `
+class FaultyKv {
+  constructor(env) { this.env = env; }
+  async get(key, options) {
+    if (key.includes('fail')) throw new Error('injected KV read failure');
+    return this.env.INNER.get(key, options);
+  }
+  async getWithMetadata(key, options) { return this.env.INNER.getWithMetadata(key, options); }
+  async put(key, value, options) {
+    if (await this.env.INNER.get('__fault:put')) throw new Error('injected KV write failure');
+    return this.env.INNER.put(key, value, options);
+  }
+  async list(options) { return this.env.INNER.list(options); }
+  async delete(key) {
+    if (await this.env.INNER.get('__fault:put')) throw new Error('injected KV write failure');
+    return this.env.INNER.delete(key);
+  }
+}
+export default function (env) { return new FaultyKv(env); }
+`;

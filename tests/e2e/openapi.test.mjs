@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { Miniflare } from 'miniflare';
 import { devKeys } from '../../scripts/dev-keys.mjs';
-import { startWorker, startFakeIssuer, signToken, freePort, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
+import { startWorker, startFakeIssuer, signToken, freePort, workerModules, KV_FAULT, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
 
 const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete', 'options', 'trace'];
 const doc = JSON.parse(readFileSync(join(ROOT, 'www', 'openapi.json'), 'utf8'));
@@ -179,21 +179,7 @@ async function startMisconfigured(vars) {
   throw new Error(`the misconfigured worker did not come up in 60 s:\n${worker.logs}`);
 }
 
-// Miniflare's faults: reads of keys containing "fail" throw; the Durable Objects throw.
-const KV_FAULT = `
-class FaultyKv {
-  constructor(env) { this.env = env; }
-  async get(key, options) {
-    if (key.includes('fail')) throw new Error('injected KV read failure');
-    return this.env.INNER.get(key, options);
-  }
-  async getWithMetadata(key, options) { return this.env.INNER.getWithMetadata(key, options); }
-  async put(key, value, options) { return this.env.INNER.put(key, value, options); }
-  async list(options) { return this.env.INNER.list(options); }
-  async delete(key) { return this.env.INNER.delete(key); }
-}
-export default function (env) { return new FaultyKv(env); }
-`;
+// Miniflare's faults: KV_FAULT (harness.mjs) for reads of keys containing "fail"; the Durable Objects throw.
 const BROKEN_OBJECTS = `
 export class Account { async fetch() { throw new Error('injected account object failure'); } }
 export class KeyStore { async fetch() { throw new Error('injected key store failure'); } }
@@ -206,11 +192,7 @@ async function startFaulty() {
     workers: [
       {
         name: 'gatehouse',
-        modules: [
-          { type: 'ESModule', path: join(ROOT, 'build', 'index.js') },
-          { type: 'CompiledWasm', path: join(ROOT, 'build', 'index_bg.wasm') },
-        ],
-        modulesRoot: join(ROOT, 'build'),
+        ...workerModules(),
         compatibilityDate: '2026-04-20',
         bindings: {
           ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys), KEY_MANAGEMENT: 'managed',
