@@ -104,7 +104,7 @@ describe('managed keys (KEY_MANAGEMENT=managed)', () => {
     // Every date of the schedule counts from when the first key was published (its first use).
     const t1 = published().find((p) => p.kid === k1).at * 1000;
     // No request for a while: only the store's alarm can publish the next key (due at 12 − 5 s).
-    await sleep(Math.max(0, t1 + 8500 - Date.now()));
+    await sleep(Math.max(0, t1 + 9500 - Date.now()));
     const asked = Date.now();
     const k2 = published().find((p) => p.kid !== k1);
     assert.ok(k2, `the alarm published the next key:\n${w.logs.slice(-2000)}`);
