@@ -96,6 +96,16 @@ describe('trusted issuers', () => {
     const forged = await new SignJWT({ iss: idp.url, sub: 'x', aud: 'third-aud', exp: Math.floor(Date.now() / 1000) + 60 })
       .setProtectedHeader({ alg: 'RS256', kid: rs.kid, typ: 'at+jwt' }).sign(privateKey);
     await refused(forged, 'forged signature');
+    // ES256 at the edge (WebCrypto): a flipped bit, and the DER form of a valid signature.
+    const esToken = await idp.sign({}, { alg: 'ES256' });
+    const [eh, ep, esig] = esToken.split('.');
+    const raw = Buffer.from(esig, 'base64url');
+    const flipped = Buffer.from(raw);
+    flipped[5] ^= 1;
+    await refused(`${eh}.${ep}.${flipped.toString('base64url')}`, 'ES256 bit flip');
+    const int = (x) => { let v = [...x]; while (v.length > 1 && v[0] === 0 && v[1] < 0x80) v.shift(); if (v[0] >= 0x80) v.unshift(0); return [0x02, v.length, ...v]; };
+    const body = [...int(raw.subarray(0, 32)), ...int(raw.subarray(32))];
+    await refused(`${eh}.${ep}.${Buffer.from([0x30, body.length, ...body]).toString('base64url')}`, 'ES256 DER signature');
     // An issuer nobody configured.
     const stranger = await new SignJWT({ iss: 'https://stranger.example', sub: 'x', aud: 'third-aud', exp: Math.floor(Date.now() / 1000) + 60 })
       .setProtectedHeader({ alg: 'RS256', kid: rs.kid, typ: 'at+jwt' }).sign(rs.privateKey);

@@ -122,12 +122,21 @@ describe('edge verifier: built-in whoami', () => {
     const rsBytes = base64url.decode(rsig);
     const otherRsa = (await import('node:crypto')).generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
     const foreignSig = base64url.encode((await import('node:crypto')).sign('sha256', Buffer.from(`${rh}.${rp}`), otherRsa));
+    // The right key, but the legacy DigestInfo without the NULL parameters (Wycheproof's one
+    // "acceptable" RSA case): refused by the Rust path, and WebCrypto must refuse it too.
+    const { privateEncrypt, createHash, createPrivateKey, constants } = await import('node:crypto');
+    const rsKey = createPrivateKey({ key: worker.keys.keys.find((k) => k.alg === 'RS256'), format: 'jwk' });
+    const digest = createHash('sha256').update(`${rh}.${rp}`).digest();
+    const pkcs1 = (prefix) => base64url.encode(privateEncrypt({ key: rsKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([Buffer.from(prefix, 'hex'), digest])));
+    assert.equal(pkcs1('3031300d060960864801650304020105000420'), rsig, 'the standard DigestInfo reproduces the signature');
+    const legacySig = pkcs1('302f300b06096086480165030402010420');
     Object.assign(cases, {
       'RS256 bad signature': `${rh}.${rp}.${base64url.encode(Uint8Array.from(rsBytes, (b, i) => (i === 100 ? b ^ 0x10 : b)))}`,
       'RS256 truncated signature': `${rh}.${rp}.${base64url.encode(rsBytes.slice(0, 255))}`,
       'RS256 signature by another key under the right kid': `${rh}.${rp}.${foreignSig}`,
       'RS256 signature with a leading zero byte': `${rh}.${rp}.${base64url.encode(Uint8Array.from([0, ...rsBytes]))}`,
       'RS256 claims swapped under a valid signature': `${rh}.${p}.${rsig}`,
+      'RS256 with the legacy DigestInfo (no NULL)': `${rh}.${rp}.${legacySig}`,
     });
     assert.equal(await (await worker.fetch('/api/whoami', { headers: bearer(rs) })).status, 200, 'the unmodified RS256 token passes');
     for (const [why, token] of Object.entries(cases)) {
