@@ -134,6 +134,11 @@ pub fn parse(text: &str, own_issuer: &str) -> Result<Vec<TrustedIssuer>, Issuers
             return Err(err(format!("issuer {issuer:?} needs an audience")));
         }
         let jwks_url = jwks_url_allowed(e.jwks_url.trim()).map_err(|why| err(format!("issuer {issuer:?}: {why}")))?;
+        // One set per URL: two issuers sharing one would share its parsed keys, and one's list of
+        // algorithms could let the other's through.
+        if issuers.iter().any(|i| i.jwks_url == jwks_url) {
+            return Err(err(format!("issuer {issuer:?}: jwks_url {jwks_url:?} is another issuer's already")));
+        }
         let names = e.algorithms.unwrap_or_else(|| vec!["RS256".into()]);
         let mut algorithms = Vec::new();
         for name in &names {
@@ -218,6 +223,8 @@ mod tests {
         .is_err());
         let twice = format!(r#"[{{{base},{url}}},{{{base},{url}}}]"#);
         assert!(parse(&twice, "https://own.example").is_err());
+        let shared_url = format!(r#"[{{{base},{url}}},{{"issuer":"https://b.example","audience":"api",{url}}}]"#);
+        assert!(parse(&shared_url, "https://own.example").is_err(), "two issuers, one JWKS URL");
         assert!(one(&format!(r#""issuer":"https://a.example","audience":" ",{url}"#)).is_err());
         assert!(one(&format!(r#"{base},{url},"jku":"https://evil""#)).is_err());
     }

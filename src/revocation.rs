@@ -170,6 +170,7 @@ pub type Lookup = Option<Rc<RevocationRecord>>;
 #[derive(Debug, Default)]
 pub struct RecordCache {
     entries: HashMap<String, (u64, Lookup)>,
+    forgotten: u64,
 }
 
 impl RecordCache {
@@ -182,6 +183,19 @@ impl RecordCache {
     pub fn get(&self, sub: &str, now: u64, max_age: u64) -> Option<Lookup> {
         let (read_at, lookup) = self.entries.get(sub)?;
         (now >= *read_at && now - read_at < max_age).then(|| lookup.clone())
+    }
+
+    /// A mark to take before a read: [`RecordCache::insert_unless_forgotten`] keeps the read's
+    /// answer only if nothing was forgotten since, as a revocation may have landed while it read.
+    pub fn mark(&self) -> u64 {
+        self.forgotten
+    }
+
+    /// [`RecordCache::insert`], unless something was forgotten since `mark`.
+    pub fn insert_unless_forgotten(&mut self, mark: u64, sub: &str, lookup: Lookup, now: u64, max_age: u64) {
+        if mark == self.forgotten {
+            self.insert(sub, lookup, now, max_age);
+        }
     }
 
     /// Remembers what a read at `now` said.
@@ -198,6 +212,7 @@ impl RecordCache {
     /// Forgets a user's answer (this isolate just revoked something of theirs).
     pub fn forget(&mut self, sub: &str) {
         self.entries.remove(sub);
+        self.forgotten = self.forgotten.wrapping_add(1);
     }
 
     /// How many users are cached.
@@ -293,6 +308,14 @@ mod tests {
         assert_eq!(c.get("other", 1_000, 5_000), None);
         c.forget("u");
         assert_eq!(c.get("u", 1_001, 5_000), None, "forgotten: read again");
+        // A read that was under way while something was forgotten is not kept.
+        let mark = c.mark();
+        c.forget("u");
+        c.insert_unless_forgotten(mark, "u", None, 1_002, 5_000);
+        assert_eq!(c.get("u", 1_002, 5_000), None, "the stale read was dropped");
+        let mark = c.mark();
+        c.insert_unless_forgotten(mark, "u", None, 1_003, 5_000);
+        assert_eq!(c.get("u", 1_003, 5_000), Some(None));
         // max_age 0 turns it off.
         c.insert("z", None, 7_000, 0);
         assert_eq!(c.get("z", 7_000, 0), None);

@@ -26,9 +26,9 @@ pub struct Schedule {
     pub retire_after: i64,
 }
 
-/// One managed key and its dates. `secret` is the private key material (a JWK with `d`), which
-/// never leaves the key store except to sign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One managed key and its dates. `jwk` is the private key (a JWK with `d`), which never leaves
+/// the key store except to sign; `Debug` shows the kid and the dates only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagedKey {
     /// The key id (its RFC 7638 thumbprint).
     pub kid: String,
@@ -42,6 +42,19 @@ pub struct ManagedKey {
     pub signs_until: i64,
     /// When it is no longer published or accepted.
     pub retire_at: i64,
+}
+
+impl std::fmt::Debug for ManagedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedKey")
+            .field("kid", &self.kid)
+            .field("jwk", &"<redacted>")
+            .field("published_at", &self.published_at)
+            .field("signs_from", &self.signs_from)
+            .field("signs_until", &self.signs_until)
+            .field("retire_at", &self.retire_at)
+            .finish()
+    }
 }
 
 impl ManagedKey {

@@ -263,3 +263,13 @@ fn generated_keys_round_trip_through_their_private_jwk() {
     assert!(PrivateKey::generate(Algorithm::Es256, &[0; 32]).is_err(), "zero is not a scalar");
     assert!(rs_key().to_private_jwk().is_none());
 }
+
+#[test]
+fn other_issuers_sets_are_capped() {
+    let x = b64::encode(ed_key().public().to_jwk()["x"].as_str().map(|x| b64::decode(x).unwrap()).unwrap());
+    let keys: Vec<Value> =
+        (0..70).map(|i| json!({ "kty": "OKP", "crv": "Ed25519", "kid": format!("k{i}"), "x": x })).collect();
+    let (set, skipped) = KeySet::from_remote_jwks(&json!({ "keys": keys }).to_string(), &[Algorithm::EdDsa]).unwrap();
+    assert_eq!(set.keys().len(), gatehouse::jwt::remote::MAX_REMOTE_KEYS);
+    assert_eq!(skipped.len(), 1, "one note for the rest");
+}

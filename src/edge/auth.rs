@@ -178,6 +178,10 @@ async fn verify(
         Some(trusted) => {
             let kid = untrusted.kid().ok_or_else(|| invalid(ValidationError::MissingKid))?;
             let keys = remote::keys_for(config, env, Source::Issuer(trusted), Need::Kid(kid), now).await?;
+            // The issuer's set holds only its algorithms; checked again here all the same.
+            if keys.find(kid).is_some_and(|key| !trusted.algorithms.contains(&key.alg())) {
+                return Err(invalid(ValidationError::AlgMismatch));
+            }
             let validator = trusted.validator(config.leeway);
             match check(&keys, &untrusted, &validator, now).await {
                 // The issuer may have put new material under the same kid: look once more (the
@@ -290,8 +294,17 @@ pub async fn check_revocation(env: &Env, config: &Config, claims: &AccessClaims)
     let lookup = match cached {
         Some(lookup) => lookup,
         None => {
+            let mark = RECORDS.with(|c| c.borrow().mark());
             let lookup = read_record(env, &claims.sub).await?;
-            RECORDS.with(|c| c.borrow_mut().insert(&claims.sub, lookup.clone(), now, config.revocation_cache_ms));
+            RECORDS.with(|c| {
+                c.borrow_mut().insert_unless_forgotten(
+                    mark,
+                    &claims.sub,
+                    lookup.clone(),
+                    now,
+                    config.revocation_cache_ms,
+                )
+            });
             lookup
         }
     };

@@ -60,8 +60,9 @@ fn decide(req: web_sys::Request) -> Option<JsValue> {
     // Straight on the runtime's request: workers-rs's `Request::from` would also read `request.cf`,
     // which the runtime builds on first access, and the fast path needs none of it.
     let headers = Headers(req.headers());
-    // CORS answers and refusals are the full path's.
-    if headers.has("origin").ok()? {
+    // CORS answers and refusals are the full path's; so are WebSocket upgrades, whose answer (a 101
+    // with its socket) the entry's plain forwarding would not carry.
+    if headers.has("origin").ok()? || headers.has("upgrade").ok()? {
         return None;
     }
     let url = req.url();

@@ -143,8 +143,15 @@ pub async fn register(mut req: Request, env: &Env, rid: &str) -> Result<Response
 /// `POST /auth/login`.
 pub async fn login(mut req: Request, env: &Env, rid: &str) -> Result<Response, ApiError> {
     let (creds, transport) = input::login(&read_json_body(&mut req, false).await?)?;
-    let stub = by_email(env, &creds.email)?;
-    let response = call(stub, &AccountRequest::Login { email: creds.email, password: creds.password }, rid).await?;
+    let namespace = accounts(env)?;
+    let id = namespace.id_from_name(&format!("email:{}", creds.email))?;
+    let sub = id.to_string();
+    let response =
+        call(id.get_stub()?, &AccountRequest::Login { email: creds.email, password: creds.password }, rid).await?;
+    if response.status_code() == 200 {
+        // A login beyond the session limit ends (and denylists) the least recently used session.
+        auth::forget_revocations(&sub);
+    }
     deliver(response, transport).await
 }
 

@@ -134,12 +134,17 @@ pub async fn keys_for(
             Plan::Fetch => fetch_and_record(config, env, source, need, now).await,
         }
     }
-    match plan(url, need, now, policy) {
+    // Planned again at the present time: the fetch just ended (or was given up on), so the cooldown
+    // forbids another, unless the fetch never reported back.
+    match plan(url, need, now_seconds(), policy) {
         Plan::Use(keys) => Ok(keys),
         Plan::Refuse(why) => Err(refusal(why, source)),
-        // The attempt was recorded at `now`, so the cooldown forbids another; be safe regardless.
         Plan::Fetch => Err(refusal(Unusable::NoKeys, source)),
     }
+}
+
+fn now_seconds() -> i64 {
+    (now_ms() / 1000) as i64
 }
 
 fn refusal(why: Unusable, source: Source<'_>) -> ApiError {
@@ -153,35 +158,40 @@ fn refusal(why: Unusable, source: Source<'_>) -> ApiError {
 async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: Need<'_>, now: i64) {
     let url = source.id().to_owned();
     INFLIGHT.with(|f| f.borrow_mut().insert(url.clone(), now_ms()));
-    let use_shared = SETS.with(|sets| {
-        let mut sets = sets.borrow_mut();
-        let state = sets.entry(url.clone()).or_default();
-        state.fetch_started(now);
+    let shared = SETS.with(|sets| {
+        let sets = sets.borrow();
+        let state = sets.get(&url);
+        let held = state.and_then(RemoteKeys::fetched_at);
         // A set looked for because of an unknown kid or a failed signature must come from the
         // issuer itself: the shared cache may hold the very set that lacks the new key. A first
-        // load, or a refresh of a set that has the kid, may take a fresh shared copy.
-        match need {
+        // load, or a refresh of a set that has the kid, may take a shared copy, if it is younger
+        // than the one held (an older copy could bring back a key its issuer has removed).
+        let allowed = match need {
             Need::Recheck(_) => false,
             Need::Set => true,
-            Need::Kid(kid) => state.fetched_at().is_none() || state.knows(kid),
-        }
+            Need::Kid(kid) => held.is_none() || state.is_some_and(|s| s.knows(kid)),
+        };
+        allowed.then_some(held)
     });
     let result = match source {
         Source::Issuer(issuer) => {
-            fetch_set(&url, &issuer.algorithms, config.jwks_timeout_ms, config.jwks_policy.max_age, use_shared, now)
-                .await
+            fetch_set(&url, &issuer.algorithms, config.jwks_timeout_ms, config.jwks_policy.max_age, shared, now).await
         }
         Source::Managed(_) => fetch_managed(env, config.jwks_timeout_ms).await.map(|keys| (keys, now)),
     };
+    let done = now_seconds();
     match result {
         Ok((keys, fetched_at)) => {
-            let changed =
-                SETS.with(|sets| sets.borrow_mut().entry(url.clone()).or_default().fetch_succeeded(keys, fetched_at));
+            let changed = SETS
+                .with(|sets| sets.borrow_mut().entry(url.clone()).or_default().fetch_succeeded(keys, fetched_at, done));
             if changed {
                 EPOCH.with(|e| e.set(e.get().wrapping_add(1)));
             }
         }
-        Err(why) => worker::console_error!("key set fetch from {url} failed (keeping the keys in use): {why}"),
+        Err(why) => {
+            SETS.with(|sets| sets.borrow_mut().entry(url.clone()).or_default().fetch_failed(done));
+            worker::console_error!("key set fetch from {url} failed (keeping the keys in use): {why}");
+        }
     }
     INFLIGHT.with(|f| f.borrow_mut().remove(&url));
 }
@@ -194,15 +204,16 @@ async fn fetch_set(
     algorithms: &[Algorithm],
     timeout_ms: u64,
     max_age: i64,
-    use_shared: bool,
+    shared: Option<Option<i64>>,
     now: i64,
 ) -> Result<(KeySet, i64), String> {
     let cache = Cache::default();
-    if use_shared {
+    // `shared`: whether a shared copy may serve, and when the set held now was fetched.
+    if let Some(held) = shared {
         if let Ok(Some(mut cached)) = cache.get(url, false).await {
             let fetched_at = cached.headers().get(FETCHED_AT_HEADER).ok().flatten().and_then(|v| v.parse::<i64>().ok());
             if let (Some(fetched_at), Ok(body)) = (fetched_at, cached.bytes().await) {
-                if now - fetched_at < max_age {
+                if now - fetched_at < max_age && held.is_none_or(|held| fetched_at > held) {
                     if let Ok(keys) = parse(&body, algorithms) {
                         return Ok((keys, fetched_at));
                     }

@@ -570,7 +570,8 @@ impl KeySet {
     /// - a key with `use` other than `sig`, `key_ops` without `verify`, no `kid`, an algorithm not in
     ///   `allowed`, or unusable material is skipped (with a reason);
     /// - an RSA key without `alg` is taken as RS256 when `allowed` has it (some providers omit `alg`);
-    /// - a `kid` that two usable keys share is ambiguous, so neither is kept (RFC 7517 §4.5).
+    /// - a `kid` that two usable keys share is ambiguous, so neither is kept (RFC 7517 §4.5);
+    /// - at most [`super::remote::MAX_REMOTE_KEYS`] usable keys are kept.
     ///
     /// It is an error only if the text is not a JWK Set or no key is left.
     pub fn from_remote_jwks(text: &str, allowed: &[Algorithm]) -> Result<(Self, Vec<KeyError>), KeyError> {
@@ -578,6 +579,11 @@ impl KeySet {
         let mut keys: Vec<PublicKey> = Vec::new();
         let rsa_default = allowed.contains(&Algorithm::Rs256).then_some(Algorithm::Rs256);
         for jwk in keys_array(text)? {
+            if keys.len() >= super::remote::MAX_REMOTE_KEYS {
+                skipped
+                    .push(KeyError::NotAKeySet(format!("keys beyond {} are ignored", super::remote::MAX_REMOTE_KEYS)));
+                break;
+            }
             let key = jwk_kid(&jwk).and_then(|kid| {
                 let alg = jwk_alg(&jwk, &kid, KeyOp::Verify, rsa_default)?;
                 if !allowed.contains(&alg) {

@@ -8,7 +8,8 @@
 //! - an unknown `kid`, or a signature that fails under the cached key of its `kid` (the issuer
 //!   reused a `kid` for new material), triggers a fetch, but at most one per `cooldown` seconds,
 //!   however many tokens ask, so tokens with made-up `kid`s cannot make the edge hammer the issuer;
-//! - the caller fetches single-flight: one fetch at a time per set, whoever is waiting.
+//! - the caller fetches single-flight: one fetch at a time per set, whoever is waiting; the cooldown
+//!   counts from when a fetch ends, so one whose request was cancelled holds nothing back.
 
 use super::keys::KeySet;
 use std::rc::Rc;
@@ -23,6 +24,8 @@ pub const DEFAULT_MAX_STALE: i64 = 24 * 3600;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// The largest JWK Set accepted, in bytes.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// The most keys kept from another issuer's set (each Ed25519 key costs a 30 KB table).
+pub const MAX_REMOTE_KEYS: usize = 64;
 
 /// The timing rules of [`RemoteKeys`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,20 +118,25 @@ impl RemoteKeys {
         }
     }
 
-    /// Records that a fetch is starting at `now` (the cooldown counts from here).
-    pub fn fetch_started(&mut self, now: i64) {
+    /// Records a fetch that failed (or timed out) at `now`: the old set stays, and the cooldown
+    /// counts from here. A fetch that never reports back (its request was cancelled) records
+    /// nothing, so it cannot hold the next fetch back; the caller's in-flight marker, which
+    /// expires, keeps fetches single-flight meanwhile.
+    pub fn fetch_failed(&mut self, now: i64) {
         self.last_attempt = Some(now);
     }
 
-    /// Records a good fetch. Returns whether the key material changed (callers drop what they
-    /// verified with the old set).
-    pub fn fetch_succeeded(&mut self, keys: KeySet, now: i64) -> bool {
+    /// Records a good fetch finished at `now` of a set fetched from its source at `fetched_at`
+    /// (earlier, for a copy from the shared cache). Returns whether the key material changed
+    /// (callers drop what they verified with the old set).
+    pub fn fetch_succeeded(&mut self, keys: KeySet, fetched_at: i64, now: i64) -> bool {
+        self.last_attempt = Some(now);
         let changed = self.keys.as_ref().is_none_or(|old| old.public_jwks() != keys.public_jwks());
         if changed {
             self.generation += 1;
         }
         self.keys = Some(Rc::new(keys));
-        self.fetched_at = now;
+        self.fetched_at = fetched_at;
         changed
     }
 
@@ -174,8 +182,7 @@ mod tests {
     fn first_use_fetches_and_a_known_kid_uses_the_cache() {
         let mut r = RemoteKeys::new();
         assert!(matches!(r.plan(Need::Kid("a"), 100, &P), Plan::Fetch));
-        r.fetch_started(100);
-        r.fetch_succeeded(set(&["a"]), 100);
+        r.fetch_succeeded(set(&["a"]), 100, 100);
         assert!(matches!(r.plan(Need::Kid("a"), 101, &P), Plan::Use(_)));
         assert!(matches!(r.plan(Need::Kid("a"), 699, &P), Plan::Use(_)));
         // Refreshed at max_age.
@@ -185,52 +192,50 @@ mod tests {
     #[test]
     fn unknown_kids_fetch_at_most_once_per_cooldown() {
         let mut r = RemoteKeys::new();
-        r.fetch_started(100);
-        r.fetch_succeeded(set(&["a"]), 100);
+        r.fetch_succeeded(set(&["a"]), 100, 100);
         // Within the cooldown of the first fetch: refused without a fetch.
         assert!(matches!(r.plan(Need::Kid("b"), 129, &P), Plan::Refuse(Unusable::UnknownKid)));
         assert!(matches!(r.plan(Need::Kid("b"), 130, &P), Plan::Fetch));
-        r.fetch_started(130);
-        // However many ask while it is in flight or after it, no second fetch before 160.
-        for t in 130..160 {
+        r.fetch_succeeded(set(&["a", "b"]), 131, 131);
+        assert!(matches!(r.plan(Need::Kid("b"), 131, &P), Plan::Use(_)));
+        // However many ask after it, no second fetch before 161.
+        for t in 131..161 {
             assert!(matches!(r.plan(Need::Kid("zzz"), t, &P), Plan::Refuse(Unusable::UnknownKid)), "{t}");
         }
-        r.fetch_succeeded(set(&["a", "b"]), 131);
-        assert!(matches!(r.plan(Need::Kid("b"), 131, &P), Plan::Use(_)));
+        assert!(matches!(r.plan(Need::Kid("zzz"), 161, &P), Plan::Fetch));
     }
 
     #[test]
     fn a_failed_fetch_keeps_the_old_keys_until_max_stale() {
         let mut r = RemoteKeys::new();
-        r.fetch_started(0);
-        r.fetch_succeeded(set(&["a"]), 0);
+        r.fetch_succeeded(set(&["a"]), 0, 0);
         // Refresh due, the fetch fails (nothing recorded but the attempt): the old set still works.
         assert!(matches!(r.plan(Need::Kid("a"), 600, &P), Plan::Fetch));
-        r.fetch_started(600);
+        r.fetch_failed(600);
         assert!(matches!(r.plan(Need::Kid("a"), 601, &P), Plan::Use(_)));
         // ... until max_stale after the last good fetch.
         assert!(matches!(r.plan(Need::Kid("a"), 3600, &P), Plan::Fetch));
-        r.fetch_started(3600);
+        r.fetch_failed(3600);
         assert!(matches!(r.plan(Need::Kid("a"), 3601, &P), Plan::Refuse(Unusable::NoKeys)));
         // A failed first fetch: nothing to use, and no second fetch within the cooldown.
         let mut r = RemoteKeys::new();
-        r.fetch_started(0);
+        r.fetch_failed(0);
         assert!(matches!(r.plan(Need::Kid("a"), 10, &P), Plan::Refuse(Unusable::NoKeys)));
         assert!(matches!(r.plan(Need::Kid("a"), 30, &P), Plan::Fetch));
+        // A fetch that never reported back recorded nothing: the next request may fetch at once.
+        assert!(matches!(RemoteKeys::new().plan(Need::Kid("a"), 0, &P), Plan::Fetch));
     }
 
     #[test]
     fn a_bad_signature_rechecks_once_per_cooldown_and_material_changes_count() {
         let mut r = RemoteKeys::new();
-        r.fetch_started(0);
-        assert!(r.fetch_succeeded(set(&["a"]), 0));
+        assert!(r.fetch_succeeded(set(&["a"]), 0, 0));
         assert_eq!(r.generation(), 1);
         assert!(matches!(r.plan(Need::Recheck("a"), 10, &P), Plan::Use(_)), "cooldown: no refetch");
         assert!(matches!(r.plan(Need::Recheck("a"), 30, &P), Plan::Fetch));
-        r.fetch_started(30);
-        assert!(!r.fetch_succeeded(set(&["a"]), 30), "same material: no change");
+        assert!(!r.fetch_succeeded(set(&["a"]), 30, 30), "same material: no change");
         assert_eq!(r.generation(), 1);
-        assert!(r.fetch_succeeded(set(&["a", "b"]), 31));
+        assert!(r.fetch_succeeded(set(&["a", "b"]), 31, 31));
         assert_eq!(r.generation(), 2);
     }
 
@@ -238,9 +243,9 @@ mod tests {
     fn the_whole_set_is_fetched_once_and_refreshed_at_max_age() {
         let mut r = RemoteKeys::new();
         assert!(matches!(r.plan(Need::Set, 0, &P), Plan::Fetch));
-        r.fetch_started(0);
+        r.fetch_failed(0);
         assert!(matches!(r.plan(Need::Set, 1, &P), Plan::Refuse(Unusable::NoKeys)));
-        r.fetch_succeeded(set(&["a"]), 1);
+        r.fetch_succeeded(set(&["a"]), 1, 1);
         assert!(matches!(r.plan(Need::Set, 600, &P), Plan::Use(_)));
         assert!(matches!(r.plan(Need::Set, 601, &P), Plan::Fetch));
     }
@@ -248,7 +253,7 @@ mod tests {
     #[test]
     fn a_clock_that_goes_back_does_not_block_fetching_forever() {
         let mut r = RemoteKeys::new();
-        r.fetch_started(1000);
+        r.fetch_failed(1000);
         assert!(r.may_fetch(10, &P));
     }
 }
