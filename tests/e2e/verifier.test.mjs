@@ -338,6 +338,28 @@ describe('edge verifier: forwarding and route policies', () => {
     assert.equal(seen.headers['x-custom'], 'kept');
   });
 
+  test('a WebSocket upgrade reaches the origin and its 101 comes back, also once the token is cached', async () => {
+    const token = await signToken(worker.keys, { claims: { sub: 'ws-user' } });
+    const upgrade = () => new Promise((resolve, reject) => {
+      const req = httpRequest(`${worker.url}/api/socket`, {
+        headers: {
+          authorization: `Bearer ${token}`, connection: 'Upgrade', upgrade: 'websocket',
+          'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13',
+        },
+      });
+      req.on('upgrade', (res, socket) => { socket.destroy(); resolve({ status: res.statusCode, accept: res.headers['sec-websocket-accept'], auth: res.headers['x-seen-sub'] }); });
+      req.on('response', (res) => { res.resume(); resolve({ status: res.statusCode }); });
+      req.on('error', reject);
+      req.end();
+    });
+    for (const round of ['first (full path)', 'again (token and denylist read cached)']) {
+      const r = await upgrade();
+      assert.equal(r.status, 101, round);
+      assert.equal(r.accept, 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=', round);
+      assert.equal(r.auth, 'ws-user', `${round}: the origin saw the identity`);
+    }
+  });
+
   test('paths with encoded separators are refused; the origin gets the normalised path', async () => {
     const token = await signToken(worker.keys, { claims: { roles: ['admin'], scope: 'read write' } });
     for (const path of ['/api%2Fadmin/x', '/api/a%2fb', '/api/%5Cadmin', '/api/a%00b']) {
