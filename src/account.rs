@@ -6,6 +6,7 @@
 use crate::account_state::{Account as AccountData, AccountDoc, RefreshResult};
 use crate::audit::{AuditLine, Event};
 use crate::config::{Config, CLIENT_ID};
+use crate::document::{json_error_detail, Document};
 use crate::edge::{self, error::ApiError};
 use crate::jwt::{b64, PrivateKey};
 use crate::keystore;
@@ -66,16 +67,10 @@ impl std::fmt::Debug for AccountRequest {
     }
 }
 
-/// A failure of the object's storage (the object being reset, say): nothing was committed, so the
-/// client may retry (503 with Retry-After), and a retried refresh finds the family as it was.
-fn storage_failed(e: worker::Error) -> ApiError {
-    ApiError::Unavailable(format!("account storage: {e}"))
-}
-
 /// The kind and place of a worker error, without its message (which could quote the input).
 fn redacted(e: &worker::Error) -> String {
     match e {
-        worker::Error::SerdeJsonError(e) => format!("{:?} at line {} column {}", e.classify(), e.line(), e.column()),
+        worker::Error::SerdeJsonError(e) => json_error_detail(e),
         _ => "unreadable request".into(),
     }
 }
@@ -174,11 +169,6 @@ fn random<const N: usize>() -> Result<[u8; N], ApiError> {
     Ok(bytes)
 }
 
-#[derive(Deserialize)]
-struct Row {
-    doc: String,
-}
-
 impl Account {
     async fn handle(&self, config: &Config, request: AccountRequest, request_id: &str) -> Result<Response, ApiError> {
         let now = now_seconds();
@@ -274,42 +264,19 @@ impl Account {
         answer
     }
 
-    fn sql(&self) -> Result<worker::SqlStorage, ApiError> {
-        let sql = self.state.storage().sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS account (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)", None)
-            .map_err(storage_failed)?;
-        Ok(sql)
+    /// The account's document (one statement to load, one to save: a transition commits whole).
+    /// A storage failure answers 503; nothing was committed, so a retried refresh finds the family
+    /// as it was.
+    fn document(&self) -> Document<'_> {
+        Document::new(&self.state, "account")
     }
 
     fn load(&self) -> Result<AccountDoc, ApiError> {
-        let rows: Vec<Row> = self
-            .sql()?
-            .exec("SELECT doc FROM account WHERE id = 1", None)
-            .and_then(|cursor| cursor.to_array())
-            .map_err(storage_failed)?;
-        match rows.first() {
-            None => Ok(AccountDoc::default()),
-            Some(row) => serde_json::from_str(&row.doc).map_err(|e| {
-                ApiError::Server(format!(
-                    "account document: {:?} at line {} column {}",
-                    e.classify(),
-                    e.line(),
-                    e.column()
-                ))
-            }),
-        }
+        self.document().load()
     }
 
-    /// One statement, so the whole transition commits or none of it does.
     fn save(&self, doc: &AccountDoc) -> Result<(), ApiError> {
-        let text = serde_json::to_string(doc).map_err(|e| ApiError::Server(e.to_string()))?;
-        self.sql()?
-            .exec(
-                "INSERT INTO account (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                vec![text.into()],
-            )
-            .map_err(storage_failed)?;
-        Ok(())
+        self.document().save(doc)
     }
 
     /// Brings KV up to the document's denylist record: one write in flight per object, repeated until

@@ -9,6 +9,7 @@
 //! at most about once a minute per isolate, not once per request.
 
 use crate::config::{Config, ManagedKeys};
+use crate::document::{json_error_detail, Document};
 use crate::edge::{self, error::ApiError};
 use crate::jwt::{KeySet, PrivateKey};
 use crate::rotation::KeyRing;
@@ -26,11 +27,6 @@ pub const STORE_NAME: &str = "signing-keys";
 pub struct KeyStore {
     state: State,
     env: Env,
-}
-
-#[derive(Deserialize)]
-struct Row {
-    doc: String,
 }
 
 fn now_seconds() -> i64 {
@@ -93,34 +89,19 @@ impl KeyStore {
         }
     }
 
-    fn sql(&self) -> Result<worker::SqlStorage, ApiError> {
-        let sql = self.state.storage().sql();
-        sql.exec("CREATE TABLE IF NOT EXISTS ring (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL)", None)?;
-        Ok(sql)
-    }
-
-    fn load(&self) -> Result<KeyRing, ApiError> {
-        let rows: Vec<Row> = self.sql()?.exec("SELECT doc FROM ring WHERE id = 1", None)?.to_array()?;
-        match rows.first() {
-            None => Ok(KeyRing::default()),
-            Some(row) => {
-                serde_json::from_str(&row.doc).map_err(|e| ApiError::Server(format!("key ring: {:?}", e.classify())))
-            }
-        }
+    /// The key ring (one statement to load, one to save).
+    fn document(&self) -> Document<'_> {
+        Document::new(&self.state, "ring")
     }
 
     /// Advances the ring to `now`, saves it if it changed (one statement), and sets the alarm for
     /// the next change.
     async fn advance(&self, managed: &ManagedKeys, now: i64) -> Result<KeyRing, ApiError> {
-        let mut ring = self.load()?;
+        let mut ring: KeyRing = self.document().load()?;
         let before: Vec<String> = ring.keys.iter().map(|k| k.kid.clone()).collect();
         let changed = ring.advance(now, &managed.schedule, || generate(managed))?;
         if changed {
-            let text = serde_json::to_string(&ring).map_err(|e| ApiError::Server(e.to_string()))?;
-            self.sql()?.exec(
-                "INSERT INTO ring (id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                vec![text.into()],
-            )?;
+            self.document().save(&ring)?;
             let after: Vec<String> = ring.keys.iter().map(|k| k.kid.clone()).collect();
             for kid in after.iter().filter(|k| !before.contains(k)) {
                 worker::console_log!("{}", json!({ "kind": "keys", "event": "key.published", "kid": kid, "at": now }));
@@ -186,7 +167,8 @@ struct SigningAnswer {
 
 /// Parses the store's `/signing` answer, each key checked like a configured one.
 pub fn parse_signing(text: &str) -> Result<Vec<Signer>, String> {
-    let answer: SigningAnswer = serde_json::from_str(text).map_err(|e| format!("signing keys: {:?}", e.classify()))?;
+    let answer: SigningAnswer =
+        serde_json::from_str(text).map_err(|e| format!("signing keys: {}", json_error_detail(&e)))?;
     answer
         .keys
         .into_iter()

@@ -1,8 +1,10 @@
 //! gatehouse: an edge JWT verifier and session issuer for Cloudflare Workers.
 //!
 //! Pure modules (no `worker`, time and randomness passed in): [`jwt`], [`revocation`], [`policy`],
-//! [`config`]. Worker glue: `edge` (router, verification pipeline, forwarding) and `account`
-//! (the per-account Durable Object).
+//! [`config`], [`issuers`], [`oauth`], [`rotation`], [`session`], [`account_state`], [`input`],
+//! [`password`], [`audit`]. Worker glue: `edge` (router, fast path, verification pipeline,
+//! forwarding, OAuth endpoints), `account` (the per-account Durable Object), `keystore` (the
+//! managed-keys Durable Object) and `document` (the one-document storage both objects use).
 #![forbid(unsafe_code)]
 
 pub mod account_state;
@@ -11,7 +13,6 @@ pub mod config;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
-pub mod keystore;
 pub mod oauth;
 pub mod password;
 pub mod policy;
@@ -20,7 +21,9 @@ pub mod rotation;
 pub mod session;
 
 pub mod account;
+pub mod document;
 pub mod edge;
+pub mod keystore;
 
 /// The worker's fetch entry: everything goes to the edge router.
 #[worker::event(fetch)]
