@@ -8,6 +8,7 @@ use crate::audit::{AuditLine, Event};
 use crate::config::{Config, CLIENT_ID};
 use crate::document::{json_error_detail, Document};
 use crate::edge::{self, error::ApiError};
+use crate::jwt::claims::scope_items;
 use crate::jwt::{b64, PrivateKey};
 use crate::keystore;
 use crate::password;
@@ -509,7 +510,7 @@ fn secret_of(text: &str) -> Option<Secret> {
 
 /// Whether every scope of `requested` is in `granted` (space-separated lists).
 fn is_subset(requested: &str, granted: &str) -> bool {
-    requested.split(' ').filter(|s| !s.is_empty()).all(|r| granted.split(' ').any(|g| g == r))
+    scope_items(requested).all(|r| scope_items(granted).any(|g| g == r))
 }
 
 /// RFC 7662 for a refresh token: active only while it is the live token of a live session.
@@ -560,7 +561,7 @@ fn issue_access_token(
         "jti": b64::encode(random::<16>()?),
         "sid": sid,
         "client_id": CLIENT_ID,
-        "scope": scope.map(|s| s.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")).unwrap_or_else(|| account.scope.clone()),
+        "scope": scope.map(|s| scope_items(s).collect::<Vec<_>>().join(" ")).unwrap_or_else(|| account.scope.clone()),
         "roles": account.roles,
         "email": account.email,
     });

@@ -1,5 +1,6 @@
 //! Protected prefixes and route policies: which paths need a token, and which scopes or roles they need.
 
+use crate::jwt::claims::scope_items;
 use crate::jwt::AccessClaims;
 use serde::Deserialize;
 
@@ -103,8 +104,7 @@ pub fn check(policies: &[RoutePolicy], path: &str, claims: &AccessClaims) -> Res
     let key = match_key(path);
     for policy in policies.iter().filter(|p| prefix_matches(&p.prefix, &key)) {
         if let Some(scope) = &policy.scope {
-            let missing: Vec<&str> =
-                scope.split(' ').filter(|s| !s.is_empty() && !claims.scopes().any(|g| g == *s)).collect();
+            let missing: Vec<&str> = scope_items(scope).filter(|s| !claims.scopes().any(|g| g == *s)).collect();
             if !missing.is_empty() {
                 return Err(PolicyDenied {
                     required_scope: Some(scope.clone()),

@@ -243,6 +243,10 @@ fn the_claimed_issuer_is_read_strictly() {
 fn thumbprints_follow_rfc_7638() {
     // RFC 8037 Appendix A.3: the thumbprint of the A.1 key.
     assert_eq!(ed_key().public().thumbprint(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    // RFC 7638 §3.1: the thumbprint of its example RSA key.
+    let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+    let rsa = gatehouse::jwt::PublicKey::rsa("2011-04-29", &b64::decode(n).unwrap(), &[1, 0, 1]).unwrap();
+    assert_eq!(rsa.thumbprint(), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
 }
 
 #[test]

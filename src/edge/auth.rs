@@ -148,6 +148,33 @@ fn issuer_for(
     }
 }
 
+/// A token this isolate verified before, if it is still valid and would be accepted from this
+/// source: the same rules as a fresh verification.
+fn cached(
+    token: &str,
+    source: &TokenSource,
+    config: &Config,
+    allow_trusted: bool,
+    now: i64,
+    epoch: u64,
+) -> Result<Option<Authenticated>, ApiError> {
+    let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway, epoch)) else { return Ok(None) };
+    let allowed = issuer_for(config, Some(hit.claims.iss.as_str()), source, allow_trusted)? == hit.issuer;
+    Ok(allowed.then_some(Authenticated { verified: hit }))
+}
+
+/// [`issuer_for`] a token not verified yet: its claimed `iss` is read only when there is a choice
+/// of keys to make.
+fn claimed_issuer(
+    config: &Config,
+    untrusted: &UntrustedToken<'_>,
+    source: &TokenSource,
+    allow_trusted: bool,
+) -> Result<Option<usize>, ApiError> {
+    let iss = if config.trusted_issuers.is_empty() { None } else { untrusted.unverified_issuer() };
+    issuer_for(config, iss.as_deref(), source, allow_trusted)
+}
+
 /// Verifies a token's signature and claims (no revocation), using the per-isolate cache.
 async fn verify(
     token: &str,
@@ -156,20 +183,13 @@ async fn verify(
     config: &Config,
     allow_trusted: bool,
 ) -> Result<Authenticated, ApiError> {
-    let now = now_seconds();
-    let epoch = remote::epoch();
-    if let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway, epoch)) {
-        // The same rules as a fresh verification: a cached token is only accepted where it would be.
-        let iss = hit.claims.iss.as_str();
-        if issuer_for(config, Some(iss), source, allow_trusted)? == hit.issuer {
-            return Ok(Authenticated { verified: hit });
-        }
+    let (now, epoch) = (now_seconds(), remote::epoch());
+    if let Some(user) = cached(token, source, config, allow_trusted, now, epoch)? {
+        return Ok(user);
     }
     let untrusted =
         UntrustedToken::parse(token).map_err(|e| ApiError::InvalidToken(TokenError::Parse(e).to_string()))?;
-    // The claimed issuer is read only when there is a choice of keys to make.
-    let iss = if config.trusted_issuers.is_empty() { None } else { untrusted.unverified_issuer() };
-    let issuer = issuer_for(config, iss.as_deref(), source, allow_trusted)?;
+    let issuer = claimed_issuer(config, &untrusted, source, allow_trusted)?;
     let claims = match issuer.and_then(|i| config.trusted_issuers.get(i)) {
         None => {
             let keys = own_keys(config, env, &untrusted, now).await?;
@@ -211,16 +231,13 @@ async fn verify(
 /// remote keys, and every refusal, so that refusals always get the full path's answer. The token
 /// comes from `Authorization`.
 pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
-    let now = now_seconds();
-    let epoch = remote::epoch();
+    let (now, epoch) = (now_seconds(), remote::epoch());
     let source = TokenSource::Authorization;
-    if let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway, epoch)) {
-        let allowed = issuer_for(config, Some(hit.claims.iss.as_str()), &source, true).ok()? == hit.issuer;
-        return allowed.then_some(Authenticated { verified: hit });
+    if let Some(user) = cached(token, &source, config, true, now, epoch).ok()? {
+        return Some(user);
     }
     let untrusted = UntrustedToken::parse(token).ok()?;
-    let iss = if config.trusted_issuers.is_empty() { None } else { untrusted.unverified_issuer() };
-    if issuer_for(config, iss.as_deref(), &source, true).ok()?.is_some() {
+    if claimed_issuer(config, &untrusted, &source, true).ok()?.is_some() {
         return None;
     }
     let check = config.keys.as_ref()?.begin_verify(&untrusted).ok()?;
@@ -243,10 +260,8 @@ pub fn not_revoked_now(config: &Config, user: &Authenticated) -> Option<()> {
     }
     let claims = user.claims();
     let now = worker::Date::now().as_millis();
-    match RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms))? {
-        None => Some(()),
-        Some(record) => record.check(claims).ok(),
-    }
+    let lookup = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms))?;
+    revoked(&lookup, claims).ok()
 }
 
 /// The key set that may verify one of gatehouse's own tokens: the configured keys if one of them has
@@ -308,16 +323,18 @@ pub async fn check_revocation(env: &Env, config: &Config, claims: &AccessClaims)
             lookup
         }
     };
-    match lookup {
-        Some(record) => record.check(claims).map_err(|why| ApiError::InvalidToken(why.to_string())),
-        None => Ok(()),
-    }
+    revoked(&lookup, claims)
 }
 
 /// The denylist check with a read of its own, never a cached answer (introspection: the
 /// authoritative answer, at its low rate).
 pub async fn check_revocation_now(env: &Env, claims: &AccessClaims) -> Result<(), ApiError> {
-    match read_record(env, &claims.sub).await? {
+    revoked(&read_record(env, &claims.sub).await?, claims)
+}
+
+/// What a read of the user's denylist record says of these claims.
+fn revoked(lookup: &Lookup, claims: &AccessClaims) -> Result<(), ApiError> {
+    match lookup {
         Some(record) => record.check(claims).map_err(|why| ApiError::InvalidToken(why.to_string())),
         None => Ok(()),
     }

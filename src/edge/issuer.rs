@@ -3,12 +3,11 @@
 
 use super::auth::{self, Authenticated};
 use super::error::ApiError;
-use super::json_response;
+use super::{json_response, read_capped, ReadError};
 use crate::account::{AccountRequest, TokenIds, TokenPair, REQUEST_ID_HEADER};
 use crate::config::{self, Config};
 use crate::input::{self, InputError, RefreshToken, Transport, MAX_BODY_BYTES};
 use cookie::{Cookie, SameSite};
-use futures_util::StreamExt;
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 /// The refresh-token cookie (API.md "login").
@@ -46,18 +45,13 @@ pub(crate) async fn read_body(req: &mut Request) -> Result<Vec<u8>, ApiError> {
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    let mut body = Vec::new();
-    if req.inner().body().is_some() {
-        let mut stream = req.stream()?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::InvalidRequest(format!("body could not be read: {e}")))?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(ApiError::PayloadTooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+    if req.inner().body().is_none() {
+        return Ok(Vec::new());
     }
-    Ok(body)
+    read_capped(req.stream()?, MAX_BODY_BYTES).await.map_err(|e| match e {
+        ReadError::TooLarge => ApiError::PayloadTooLarge,
+        ReadError::Stream(e) => ApiError::InvalidRequest(format!("body could not be read: {e}")),
+    })
 }
 
 fn accounts(env: &Env) -> Result<worker::ObjectNamespace, ApiError> {

@@ -200,6 +200,28 @@ async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError>
     Ok(Reply::from(response))
 }
 
+/// Why a capped read of a body stopped.
+pub(crate) enum ReadError {
+    /// The body is longer than the cap (the rest is not read).
+    TooLarge,
+    /// The stream failed.
+    Stream(worker::Error),
+}
+
+/// Reads a body stream whole, stopping as soon as it is longer than `max` bytes.
+pub(crate) async fn read_capped(mut stream: worker::ByteStream, max: usize) -> Result<Vec<u8>, ReadError> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(ReadError::Stream)?;
+        if body.len() + chunk.len() > max {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 pub(crate) fn json_response(value: &serde_json::Value, status: u16, cache: &str) -> Result<Response, ApiError> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;

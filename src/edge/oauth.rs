@@ -13,19 +13,25 @@ use crate::jwt::{b64, UntrustedToken};
 use crate::oauth::{self, ClientAuth, Form};
 use worker::{Env, Request, Response};
 
+impl From<oauth::FormError> for ApiError {
+    fn from(e: oauth::FormError) -> Self {
+        ApiError::InvalidRequest(e.to_string())
+    }
+}
+
 /// Reads a form-encoded body (RFC 6749 §3.2), refusing other content types.
 async fn read_form(req: &mut Request) -> Result<Form, ApiError> {
     let content_type = req.headers().get("content-type")?;
     let body = read_body(req).await?;
     if !oauth::is_form_content_type(content_type.as_deref()) {
-        return Err(ApiError::InvalidRequest(oauth::FormError::ContentType.to_string()));
+        return Err(oauth::FormError::ContentType.into());
     }
-    Form::parse(&body).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+    Ok(Form::parse(&body)?)
 }
 
 fn client_auth(req: &Request, form: &Form) -> Result<ClientAuth, ApiError> {
     let authorization = req.headers().get("authorization")?;
-    oauth::client_auth(authorization.as_deref(), form).map_err(|e| ApiError::InvalidRequest(e.to_string()))
+    Ok(oauth::client_auth(authorization.as_deref(), form)?)
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
@@ -58,7 +64,7 @@ pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Response, A
         }
         ClientAuth::None => {}
     }
-    let text = form.require("refresh_token").map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let text = form.require("refresh_token")?;
     let token = RefreshToken::parse(text).ok_or(ApiError::GrantRefused)?;
     let stub = by_id(env, &token.account, ApiError::GrantRefused)?;
     let request = AccountRequest::Refresh {
@@ -107,7 +113,7 @@ fn optional_client(req: &Request, form: &Form, config: &Config) -> Result<(), Ap
 pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
     let form = read_form(&mut req).await?;
     optional_client(&req, &form, config)?;
-    let token = form.require("token").map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let token = form.require("token")?;
     // token_type_hint only says where to look first (§2.1); both kinds are tried by their shape.
     if let Some(refresh) = RefreshToken::parse(token) {
         if let Ok(stub) = by_id(env, &refresh.account, ApiError::GrantRefused) {
@@ -162,7 +168,7 @@ pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str)
         ClientAuth::Secret { id, secret } if config.introspection_clients.authenticate(&id, &secret) => {}
         _ => return Err(ApiError::InvalidClient),
     }
-    let token = form.require("token").map_err(|e| ApiError::InvalidRequest(e.to_string()))?;
+    let token = form.require("token")?;
     if let Some(refresh) = RefreshToken::parse(token) {
         let Ok(stub) = by_id(env, &refresh.account, ApiError::GrantRefused) else {
             return no_store(&oauth::inactive());

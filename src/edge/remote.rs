@@ -10,13 +10,13 @@
 //! (its request was cancelled) stops counting as in flight after its timeout.
 
 use super::error::ApiError;
+use super::{read_capped, ReadError};
 use crate::config::{Config, ManagedKeys};
 use crate::issuers::TrustedIssuer;
 use crate::jwt::remote::{FetchPolicy, Need, Plan, RemoteKeys, Unusable, MAX_JWKS_BYTES};
 use crate::jwt::{Algorithm, KeySet};
 use crate::keystore;
 use futures_util::future::{select, Either};
-use futures_util::StreamExt;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -233,25 +233,17 @@ async fn fetch_set(
         if response.status_code() != 200 {
             return Err(format!("status {}", response.status_code()));
         }
-        let mut body = Vec::new();
-        let mut stream = response.stream().map_err(|e| e.to_string())?;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("over {MAX_JWKS_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        let stream = response.stream().map_err(|e| e.to_string())?;
+        read_capped(stream, MAX_JWKS_BYTES).await.map_err(|e| match e {
+            ReadError::TooLarge => format!("over {MAX_JWKS_BYTES} bytes"),
+            ReadError::Stream(e) => e.to_string(),
+        })
     };
-    let timer = Delay::from(Duration::from_millis(timeout_ms));
-    let body = match select(Box::pin(download), Box::pin(timer)).await {
-        Either::Left((result, _)) => result?,
-        Either::Right(((), _)) => {
-            controller.abort();
-            return Err(format!("timed out after {timeout_ms} ms"));
-        }
+    let Some(body) = within(timeout_ms, download).await else {
+        controller.abort();
+        return Err(format!("timed out after {timeout_ms} ms"));
     };
+    let body = body?;
     let keys = parse(&body, algorithms)?;
     let headers = Headers::new();
     let _ = headers.set("content-type", "application/json");
@@ -267,12 +259,19 @@ async fn fetch_set(
 
 /// The managed public keys from the key store, within the same timeout.
 async fn fetch_managed(env: &Env, timeout_ms: u64) -> Result<KeySet, String> {
-    let timer = Delay::from(Duration::from_millis(timeout_ms));
-    let text = match select(Box::pin(keystore::ask(env, "/public")), Box::pin(timer)).await {
-        Either::Left((result, _)) => result.map_err(|e| format!("{e:?}"))?,
-        Either::Right(((), _)) => return Err(format!("timed out after {timeout_ms} ms")),
+    let Some(answer) = within(timeout_ms, keystore::ask(env, "/public")).await else {
+        return Err(format!("timed out after {timeout_ms} ms"));
     };
-    keystore::parse_public(&text)
+    keystore::parse_public(&answer.map_err(|e| format!("{e:?}"))?)
+}
+
+/// A future's output if it comes within `timeout_ms`, else `None` (the future is dropped).
+async fn within<T>(timeout_ms: u64, future: impl std::future::Future<Output = T>) -> Option<T> {
+    let timer = Delay::from(Duration::from_millis(timeout_ms));
+    match select(Box::pin(future), Box::pin(timer)).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(((), _)) => None,
+    }
 }
 
 fn parse(body: &[u8], algorithms: &[Algorithm]) -> Result<KeySet, String> {

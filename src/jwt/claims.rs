@@ -76,8 +76,13 @@ pub struct AccessClaims {
 impl AccessClaims {
     /// The granted scopes, one by one.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope.split(' ').filter(|s| !s.is_empty())
+        scope_items(&self.scope)
     }
+}
+
+/// The scopes of a space-separated scope list (RFC 6749 §3.3), one by one.
+pub fn scope_items(list: &str) -> impl Iterator<Item = &str> {
+    list.split(' ').filter(|s| !s.is_empty())
 }
 
 /// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional; truncated to whole seconds.

@@ -233,29 +233,19 @@ impl PublicKey {
 
 impl PublicKey {
     /// The RFC 7638 JWK thumbprint: base64url of SHA-256 over the required members in
-    /// lexicographic order without whitespace.
+    /// lexicographic order without whitespace (the public JWK's members, serialised by serde_json,
+    /// whose maps keep their keys sorted).
     pub fn thumbprint(&self) -> String {
         use sha2::Digest as _;
-        let canonical = match &self.material {
-            VerifyingMaterial::Ed25519(key, _) => {
-                format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, b64::encode(key.to_bytes()))
-            }
-            VerifyingMaterial::Rsa(key) => format!(
-                r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
-                b64::encode(key.e().to_bytes_be()),
-                b64::encode(key.n().to_bytes_be())
-            ),
-            VerifyingMaterial::P256(key) => {
-                let point = key.to_encoded_point(false);
-                let (x, y) = (point.x().map(b64::encode), point.y().map(b64::encode));
-                format!(
-                    r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
-                    x.unwrap_or_default(),
-                    y.unwrap_or_default()
-                )
-            }
+        let required: &[&str] = match &self.material {
+            VerifyingMaterial::Ed25519(..) => &["crv", "kty", "x"],
+            VerifyingMaterial::Rsa(_) => &["e", "kty", "n"],
+            VerifyingMaterial::P256(_) => &["crv", "kty", "x", "y"],
         };
-        b64::encode(sha2::Sha256::digest(canonical.as_bytes()))
+        let jwk = self.to_jwk();
+        let canonical: Map<String, Value> =
+            required.iter().filter_map(|&name| jwk.get(name).map(|v| (name.to_owned(), v.clone()))).collect();
+        b64::encode(sha2::Sha256::digest(Value::Object(canonical).to_string().as_bytes()))
     }
 }
 
@@ -355,9 +345,8 @@ impl PrivateKey {
             Algorithm::Es256 => {
                 let signing = P256SigningKey::from_slice(random)
                     .map_err(|_| KeyError::Invalid { kid: temporary.into(), reason: "not a P-256 scalar".into() })?;
-                let point = signing.verifying_key().to_encoded_point(false);
-                let (x, y) = (point.x().map(|c| c.to_vec()), point.y().map(|c| c.to_vec()));
-                let public = PublicKey::p256(temporary, &x.unwrap_or_default(), &y.unwrap_or_default())?;
+                let material = VerifyingMaterial::P256(*signing.verifying_key());
+                let public = PublicKey { kid: temporary.into(), alg: Algorithm::Es256, material };
                 PrivateKey { public, material: SigningMaterial::P256(Box::new(signing)) }
             }
             Algorithm::Rs256 => {
