@@ -208,7 +208,7 @@ async fn verify(
                 // cooldown bounds how often), and verify again only if the key did change.
                 Err(ValidationError::BadSignature) => {
                     let fresh = remote::keys_for(config, env, Source::Issuer(trusted), Need::Recheck(kid), now).await?;
-                    let changed = fresh.find(kid).map(|k| k.to_jwk()) != keys.find(kid).map(|k| k.to_jwk());
+                    let changed = fresh.find(kid).map(|k| k.jwk_text()) != keys.find(kid).map(|k| k.jwk_text());
                     if !changed {
                         return Err(invalid(ValidationError::BadSignature));
                     }

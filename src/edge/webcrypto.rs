@@ -46,11 +46,11 @@ fn subtle() -> Result<SubtleCrypto, JsValue> {
 }
 
 async fn import(subtle: &SubtleCrypto, key: &PublicKey, import_alg: &Object) -> Result<CryptoKey, JsValue> {
-    let jwk_text = key.to_jwk().to_string();
-    if let Some(cached) = IMPORTED.with(|k| k.borrow().get(&jwk_text).cloned()) {
+    let jwk_text = key.jwk_text();
+    if let Some(cached) = IMPORTED.with(|k| k.borrow().get(jwk_text).cloned()) {
         return Ok(cached);
     }
-    let jwk: Object = js_sys::JSON::parse(&jwk_text)?.dyn_into()?;
+    let jwk: Object = js_sys::JSON::parse(jwk_text)?.dyn_into()?;
     let usages = Array::of1(&"verify".into());
     let promise = subtle.import_key_with_object("jwk", &jwk, import_alg, false, &usages)?;
     let imported: CryptoKey = JsFuture::from(promise).await?.dyn_into()?;
@@ -59,7 +59,7 @@ async fn import(subtle: &SubtleCrypto, key: &PublicKey, import_alg: &Object) -> 
         if map.len() >= MAX_IMPORTED {
             map.clear();
         }
-        map.insert(jwk_text, imported.clone());
+        map.insert(jwk_text.to_owned(), imported.clone());
     });
     Ok(imported)
 }

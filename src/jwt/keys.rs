@@ -12,7 +12,7 @@ use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Map, Value};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The smallest RSA modulus accepted, in bits (NIST SP 800-57: 2048 for use beyond 2030 is the floor).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -122,6 +122,8 @@ pub struct PublicKey {
     kid: String,
     alg: Algorithm,
     pub(crate) material: VerifyingMaterial,
+    /// Its public JWK as text, made on first use (it names the key in caches on the hot path).
+    jwk_text: OnceLock<String>,
 }
 
 impl fmt::Debug for PublicKey {
@@ -131,6 +133,15 @@ impl fmt::Debug for PublicKey {
 }
 
 impl PublicKey {
+    fn new(kid: String, alg: Algorithm, material: VerifyingMaterial) -> Self {
+        PublicKey { kid, alg, material, jwk_text: OnceLock::new() }
+    }
+
+    /// [`PublicKey::to_jwk`] as text, serialised once per key: equal texts, equal keys.
+    pub fn jwk_text(&self) -> &str {
+        self.jwk_text.get_or_init(|| self.to_jwk().to_string())
+    }
+
     /// The key's `kid`.
     pub fn kid(&self) -> &str {
         &self.kid
@@ -153,7 +164,7 @@ impl PublicKey {
             .decompress()
             .ok_or_else(|| KeyError::Invalid { kid: kid.into(), reason: "x is not a point on Ed25519".into() })?;
         let table = Arc::new(EdwardsBasepointTable::create(&minus_a));
-        Ok(PublicKey { kid: kid.into(), alg: Algorithm::EdDsa, material: VerifyingMaterial::Ed25519(key, table) })
+        Ok(PublicKey::new(kid.into(), Algorithm::EdDsa, VerifyingMaterial::Ed25519(key, table)))
     }
 
     /// Builds an RS256 key from its big-endian modulus and exponent, enforcing the size limits.
@@ -171,7 +182,7 @@ impl PublicKey {
         }
         let key = RsaPublicKey::new_with_max_size(n, BigUint::from_bytes_be(e), MAX_RSA_BITS)
             .map_err(|err| KeyError::Invalid { kid: kid.into(), reason: err.to_string() })?;
-        Ok(PublicKey { kid: kid.into(), alg: Algorithm::Rs256, material: VerifyingMaterial::Rsa(key) })
+        Ok(PublicKey::new(kid.into(), Algorithm::Rs256, VerifyingMaterial::Rsa(key)))
     }
 
     /// Builds an ES256 key from its affine coordinates (32 bytes each, RFC 7518 §6.2.1); refuses
@@ -189,7 +200,7 @@ impl PublicKey {
         sec1.extend_from_slice(y);
         let key = P256VerifyingKey::from_sec1_bytes(&sec1)
             .map_err(|_| KeyError::Invalid { kid: kid.into(), reason: "x, y is not a point on P-256".into() })?;
-        Ok(PublicKey { kid: kid.into(), alg: Algorithm::Es256, material: VerifyingMaterial::P256(key) })
+        Ok(PublicKey::new(kid.into(), Algorithm::Es256, VerifyingMaterial::P256(key)))
     }
 
     /// Parses a public JWK (private members, if any, are ignored).
@@ -346,7 +357,7 @@ impl PrivateKey {
                 let signing = P256SigningKey::from_slice(random)
                     .map_err(|_| KeyError::Invalid { kid: temporary.into(), reason: "not a P-256 scalar".into() })?;
                 let material = VerifyingMaterial::P256(*signing.verifying_key());
-                let public = PublicKey { kid: temporary.into(), alg: Algorithm::Es256, material };
+                let public = PublicKey::new(temporary.into(), Algorithm::Es256, material);
                 PrivateKey { public, material: SigningMaterial::P256(Box::new(signing)) }
             }
             Algorithm::Rs256 => {
@@ -357,7 +368,7 @@ impl PrivateKey {
             }
         };
         let kid = key.public.thumbprint();
-        Ok(PrivateKey { public: PublicKey { kid, ..key.public }, material: key.material })
+        Ok(PrivateKey { public: PublicKey::new(kid, key.public.alg, key.public.material), material: key.material })
     }
 
     /// The private JWK (with `d`) of an EdDSA or ES256 key, for the key store; `None` for RSA.
