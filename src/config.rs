@@ -1,5 +1,6 @@
 //! Typed configuration, parsed once from vars and secrets; bad or missing values are errors, never insecure defaults.
 
+use crate::account::family::Lifetimes;
 use crate::issuers::{self, TrustedIssuer};
 use crate::jwt::remote::{self, FetchPolicy};
 use crate::jwt::{Algorithm, KeyError, KeySet, Validator};
@@ -7,7 +8,6 @@ use crate::oauth::Clients;
 use crate::password::{self, PasswordParams};
 use crate::policy::{self, RoutePolicy};
 use crate::rotation::Schedule;
-use crate::session::Lifetimes;
 use std::fmt;
 use std::rc::Rc;
 
@@ -95,6 +95,9 @@ pub struct ManagedKeys {
 
 /// The `client_id` claim of tokens gatehouse issues to its own clients.
 pub const CLIENT_ID: &str = "gatehouse";
+
+/// The refresh-token cookie (API.md "login"); the edge never forwards it to the origin.
+pub const REFRESH_COOKIE: &str = "__Host-gatehouse_rt";
 
 /// How long an isolate reuses a denylist read by default, seconds (README "Revocation at the edge").
 pub const DEFAULT_REVOCATION_CACHE: i64 = 5;

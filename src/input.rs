@@ -1,8 +1,8 @@
 //! Request bodies and refresh-token strings: size, strict JSON, types, email normalisation.
 
+use crate::account::family::{Secret, SECRET_LEN};
 use crate::jwt::{b64, json};
 use crate::password;
-use crate::session::{Secret, SECRET_LEN};
 use serde_json::{Map, Value};
 
 /// Request bodies over this many bytes get 413 (API.md "Conventions").

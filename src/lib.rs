@@ -1,15 +1,23 @@
 //! gatehouse: an edge JWT verifier and session issuer for Cloudflare Workers.
 //!
-//! Pure modules (no `worker`, time and randomness passed in): [`jwt`], [`revocation`], [`policy`],
-//! [`config`], [`issuers`], [`oauth`], [`rotation`], [`session`], [`account_state`], [`input`],
-//! [`password`], [`audit`]. Worker glue: `edge` (router, fast path, verification pipeline,
-//! forwarding, OAuth endpoints), `account` (the per-account Durable Object), `keystore` (the
-//! managed-keys Durable Object) and `document` (the one-document storage both objects use).
+//! Layers point one way (`scripts/check-layers.mjs` keeps it so):
+//! - pure token code, [`jwt`], and the floor: [`config`], [`error`] (the one mapping of errors to
+//!   HTTP), [`routes`];
+//! - pure domain modules: [`policy`], [`revocation`], [`issuers`], [`account`] (the account core:
+//!   state, refresh families, protocol, state machine), [`password`], [`input`], [`oauth`],
+//!   [`rotation`], [`audit`];
+//! - worker glue shared by both routers: `web` (configuration per isolate, serving, CORS, token
+//!   verification, the denylist read, other key sets, WebCrypto);
+//! - the two routers: `edge` (verify, denylist, policies, forwarding) and `issuer` (accounts, keys,
+//!   `/auth`, `/oauth`, JWKS, and the Durable Objects);
+//! - the entries below, one per Worker: the all-in-one build (features `edge` and `issuer`, the
+//!   default), the edge Worker (`edge` only) and the issuer Worker (`issuer` only).
 #![forbid(unsafe_code)]
 
-pub mod account_state;
+pub mod account;
 pub mod audit;
 pub mod config;
+pub mod error;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
@@ -18,15 +26,25 @@ pub mod password;
 pub mod policy;
 pub mod revocation;
 pub mod rotation;
-pub mod session;
+pub mod routes;
 
-pub mod account;
-pub mod document;
 pub mod edge;
-pub mod keystore;
+pub mod issuer;
+pub mod web;
 
-/// The worker's fetch entry: everything goes to the edge router.
+/// The worker's fetch entry: the edge router fronts everything, the issuer built in behind it.
 #[worker::event(fetch)]
 pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
-    edge::handle(req, env).await
+    edge::handle(req, env, Some(issuer_routes)).await
+}
+
+/// The issuer's router, as the edge calls it in the all-in-one build.
+fn issuer_routes(
+    route: routes::IssuerRoute,
+    req: worker::Request,
+    env: worker::Env,
+    config: std::rc::Rc<config::Config>,
+    rid: String,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<web::Reply, error::ApiError>>>> {
+    Box::pin(async move { issuer::dispatch(route, req, &env, config, &rid).await })
 }

@@ -2,9 +2,9 @@
 //! transition, the grace boundary ± 1 s, grandparent reuse, idle and absolute expiry, revocation,
 //! throttling, and a randomized sequence test of the invariants.
 
-use gatehouse::account_state::{Account, AccountDoc, RefreshResult, Throttle, FREE_FAILURES, MAX_SESSIONS};
-use gatehouse::session::simulation::Simulator;
-use gatehouse::session::{hash, Family, Lifetimes, Outcome, Refusal, RevokeReason, Secret};
+use gatehouse::account::family::simulation::Simulator;
+use gatehouse::account::family::{hash, Family, Lifetimes, Outcome, Refusal, RevokeReason, Secret};
+use gatehouse::account::state::{Account, AccountDoc, RefreshResult, Throttle, FREE_FAILURES, MAX_SESSIONS};
 use rand::{Rng, SeedableRng};
 
 const T0: i64 = 1_767_225_600;

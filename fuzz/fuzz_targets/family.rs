@@ -2,8 +2,8 @@
 //! `session::simulation` (one live token, revoked never yields, grace replay returns the same pair).
 #![no_main]
 
-use gatehouse::session::simulation::Simulator;
-use gatehouse::session::Lifetimes;
+use gatehouse::account::family::simulation::Simulator;
+use gatehouse::account::family::Lifetimes;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -13,12 +13,12 @@
 //! Response with the headers [`whoami_headers`] gives it once: the same headers `whoami` and
 //! `cors::finish` put on the full path's answer (an end-to-end test compares the two).
 
-use super::auth::{self, bearer_token};
-use super::error::ApiError;
-use super::{
-    config_loaded, cors, forward, method_named, policy_allows, request_id, route, whoami_body, Route, WHOAMI_HEADERS,
-};
+use super::{forward, policy_allows, whoami_body, WHOAMI_HEADERS};
+use crate::error::ApiError;
 use crate::policy;
+use crate::routes::{self, Route};
+use crate::web::verify::{self, bearer_token};
+use crate::web::{config_loaded, cors, denylist, method_named, request_id, response};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::{Headers, Method};
@@ -43,12 +43,11 @@ pub fn whoami_headers() -> String {
 }
 
 /// The answer when the origin cannot be reached for a request the fast path forwarded: the full
-/// path's 503, made by the same code (`ApiError::to_response` and `cors::finish`).
+/// path's 503, made by the same code (`web::response::error` and `cors::finish`).
 #[wasm_bindgen(js_name = gatehouseOriginDown)]
 pub fn origin_down(request_id: String) -> JsValue {
     let realm = config_loaded().map(|c| c.issuer.clone()).unwrap_or_default();
-    ApiError::Unavailable("origin fetch failed".into())
-        .to_response(&realm)
+    response::error(&ApiError::Unavailable("origin fetch failed".into()), &realm)
         .ok()
         .and_then(|response| cors::finish(response, None, true, false, &request_id).ok())
         .map(|response| web_sys::Response::from(response).into())
@@ -68,13 +67,16 @@ fn decide(req: web_sys::Request) -> Option<JsValue> {
     let url = req.url();
     let path = policy::normalize_path(path_of(&url)?).ok()?;
     let method = method_named(&req.method());
-    if route(&config, method.as_ref(), &path).ok()? != Route::Protected {
+    // As if an issuer were there: its paths are never decided here, with or without one.
+    if routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, true).ok()? != Route::Protected {
         return None;
     }
     let header = headers.get("authorization").ok()?;
     let token = bearer_token(header.as_deref()).ok()??;
-    let user = auth::verify_now(token, &config)?;
-    auth::not_revoked_now(&config, &user)?;
+    let user = verify::verify_now(token, &config)?;
+    if user.is_own() {
+        denylist::passes_now(&config, user.claims())?;
+    }
     if !policy_allows(&config, &path, &user) {
         return None;
     }

@@ -1,9 +1,8 @@
 //! Forwarding a verified request to ORIGIN_URL with the caller's identity in `X-Auth-*` headers.
 
-use super::auth::Authenticated;
-use super::error::ApiError;
-use super::issuer::COOKIE_NAME;
-use crate::account::REQUEST_ID_HEADER;
+use crate::config::REFRESH_COOKIE as COOKIE_NAME;
+use crate::error::ApiError;
+use crate::web::verify::Authenticated;
 use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
 
 /// The prefix of identity headers; any a client sends is removed before forwarding.
@@ -81,7 +80,7 @@ pub fn outgoing(
     for (name, value) in identity_headers(user) {
         headers.set(name, &value)?;
     }
-    headers.set(REQUEST_ID_HEADER, request_id)?;
+    headers.set("x-request-id", request_id)?;
     let mut init = RequestInit::new();
     init.with_headers(headers).with_redirect(RequestRedirect::Manual);
     init.with_body(req.body().map(Into::into));

@@ -20,6 +20,8 @@ pub const MIN_RSA_BITS: usize = 2048;
 pub const MAX_RSA_BITS: usize = 4096;
 /// The longest `kid` accepted.
 pub const MAX_KID_LEN: usize = 128;
+/// The most keys kept from another issuer's set (each Ed25519 key costs a 30 KB table).
+pub const MAX_REMOTE_KEYS: usize = 64;
 
 /// A signature algorithm gatehouse signs and verifies with. The key decides it; a token header only names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -571,7 +573,7 @@ impl KeySet {
     ///   `allowed`, or unusable material is skipped (with a reason);
     /// - an RSA key without `alg` is taken as RS256 when `allowed` has it (some providers omit `alg`);
     /// - a `kid` that two usable keys share is ambiguous, so neither is kept (RFC 7517 §4.5);
-    /// - at most [`super::remote::MAX_REMOTE_KEYS`] usable keys are kept.
+    /// - at most [`MAX_REMOTE_KEYS`] usable keys are kept.
     ///
     /// It is an error only if the text is not a JWK Set or no key is left.
     pub fn from_remote_jwks(text: &str, allowed: &[Algorithm]) -> Result<(Self, Vec<KeyError>), KeyError> {
@@ -579,9 +581,8 @@ impl KeySet {
         let mut keys: Vec<PublicKey> = Vec::new();
         let rsa_default = allowed.contains(&Algorithm::Rs256).then_some(Algorithm::Rs256);
         for jwk in keys_array(text)? {
-            if keys.len() >= super::remote::MAX_REMOTE_KEYS {
-                skipped
-                    .push(KeyError::NotAKeySet(format!("keys beyond {} are ignored", super::remote::MAX_REMOTE_KEYS)));
+            if keys.len() >= MAX_REMOTE_KEYS {
+                skipped.push(KeyError::NotAKeySet(format!("keys beyond {} are ignored", MAX_REMOTE_KEYS)));
                 break;
             }
             let key = jwk_kid(&jwk).and_then(|kid| {

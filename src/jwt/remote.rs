@@ -24,8 +24,7 @@ pub const DEFAULT_MAX_STALE: i64 = 24 * 3600;
 pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// The largest JWK Set accepted, in bytes.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
-/// The most keys kept from another issuer's set (each Ed25519 key costs a 30 KB table).
-pub const MAX_REMOTE_KEYS: usize = 64;
+pub use super::keys::MAX_REMOTE_KEYS;
 
 /// The timing rules of [`RemoteKeys`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,12 @@
-//! The one place errors become HTTP: status, stable `error` code, `WWW-Authenticate` (RFC 6750 §3).
+//! The one place errors become HTTP: status, stable `error` code, description, `WWW-Authenticate`
+//! (RFC 6750 §3) and the other headers of an error answer. Pure: `web::response` turns [`ErrorAnswer`]
+//! into a runtime response.
 
-use worker::{Headers, Response};
+/// The kind and position of a JSON error, never its text: serde's message can quote the input
+/// (a password, a hash, a private key).
+pub fn json_error_detail(e: &serde_json::Error) -> String {
+    format!("{:?} at line {} column {}", e.classify(), e.line(), e.column())
+}
 
 /// Every way a request can fail, with whose fault it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +51,6 @@ pub enum ApiError {
     Unavailable(String),
 }
 
-impl From<worker::Error> for ApiError {
-    fn from(e: worker::Error) -> Self {
-        ApiError::Server(e.to_string())
-    }
-}
-
 /// Keeps only characters RFC 6750 §3 allows inside a quoted `WWW-Authenticate` attribute.
 fn quoted(text: &str) -> String {
     text.chars().filter(|c| matches!(*c, ' ' | '!' | '#'..='[' | ']'..='~')).collect()
@@ -88,19 +88,17 @@ impl ApiError {
         }
     }
 
-    /// The JSON error response, with `WWW-Authenticate` for bearer errors (`realm` is the issuer).
-    pub fn to_response(&self, realm: &str) -> worker::Result<Response> {
+    /// Everything an error answer is made of, with `WWW-Authenticate` for bearer errors (`realm` is
+    /// the issuer). Server faults keep their detail in [`ErrorAnswer::log`], never in the body.
+    pub fn answer(&self, realm: &str) -> ErrorAnswer {
         let (status, code, description) = self.parts();
-        match self {
-            ApiError::Server(detail) | ApiError::Unavailable(detail) => {
-                worker::console_error!("{code}: {detail}");
-            }
-            _ => {}
-        }
-        let body = serde_json::json!({ "error": code, "error_description": description });
-        let headers = Headers::new();
-        let _ = headers.set("content-type", "application/json");
-        let _ = headers.set("cache-control", "no-store");
+        let log = match self {
+            ApiError::Server(detail) | ApiError::Unavailable(detail) => Some(format!("{code}: {detail}")),
+            _ => None,
+        };
+        let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
+        let mut headers: Vec<(&'static str, String)> =
+            vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())];
         let realm = quoted(realm);
         let challenge = match self {
             ApiError::MissingToken => Some(format!("Bearer realm=\"{realm}\"")),
@@ -117,20 +115,29 @@ impl ApiError {
             _ => None,
         };
         if let Some(challenge) = challenge {
-            let _ = headers.set("www-authenticate", &challenge);
+            headers.push(("www-authenticate", challenge));
         }
         match self {
             ApiError::TooManyAttempts { retry_after } => {
-                let _ = headers.set("retry-after", &(*retry_after).max(1).to_string());
+                headers.push(("retry-after", (*retry_after).max(1).to_string()))
             }
-            ApiError::MethodNotAllowed(allow) => {
-                let _ = headers.set("allow", allow);
-            }
-            ApiError::Unavailable(_) => {
-                let _ = headers.set("retry-after", "1");
-            }
+            ApiError::MethodNotAllowed(allow) => headers.push(("allow", (*allow).to_owned())),
+            ApiError::Unavailable(_) => headers.push(("retry-after", "1".into())),
             _ => {}
         }
-        Ok(Response::from_bytes(body.to_string().into_bytes())?.with_status(status).with_headers(headers))
+        ErrorAnswer { status, headers, body, log }
     }
+}
+
+/// An error answer, ready to become a response: status, headers, JSON body, and the line to log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The headers, lower-case names.
+    pub headers: Vec<(&'static str, String)>,
+    /// `{"error", "error_description"}`.
+    pub body: String,
+    /// What to log for a server fault (never sent).
+    pub log: Option<String>,
 }

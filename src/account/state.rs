@@ -1,8 +1,8 @@
 //! The account document: everything one `Account` Durable Object stores, and every transition on it.
 //! Pure: the object loads it, calls one of these, and writes it back in one statement.
 
+use super::family::{Family, Lifetimes, Outcome, Refusal, RevokeReason, Secret};
 use crate::revocation::RevocationRecord;
-use crate::session::{Family, Lifetimes, Outcome, Refusal, RevokeReason, Secret};
 use serde::{Deserialize, Serialize};
 
 /// Sessions an account may have at once; a new login beyond it ends the least recently used.

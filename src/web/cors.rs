@@ -1,8 +1,8 @@
 //! CORS for the API (only ALLOWED_ORIGINS, with credentials; the JWKS to anyone) and the security
 //! headers of the worker's own responses. Static assets get theirs from `www/_headers`.
 
-use super::error::ApiError;
 use crate::config::{self, Config};
+use crate::error::ApiError;
 use worker::{Headers, Method, Request, Response};
 
 /// Security headers on every response the worker itself makes (JSON never renders, frames nothing).

@@ -8,19 +8,14 @@
 //! account objects). Both keep what they get for `MANAGED_KEYS_CACHE_SECONDS`, so the store is asked
 //! at most about once a minute per isolate, not once per request.
 
+use super::document::Document;
 use crate::config::{Config, ManagedKeys};
-use crate::document::{json_error_detail, Document};
-use crate::edge::{self, error::ApiError};
-use crate::jwt::{KeySet, PrivateKey};
+use crate::error::ApiError;
+use crate::jwt::PrivateKey;
 use crate::rotation::KeyRing;
-use serde::Deserialize;
+use crate::web::{self, response};
 use serde_json::json;
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
-
-/// The binding of the key store's namespace.
-pub const KEYS_BINDING: &str = "KEYS";
-/// The name of the one key store object.
-pub const STORE_NAME: &str = "signing-keys";
 
 /// The managed-keys Durable Object (SQLite storage).
 #[durable_object]
@@ -40,7 +35,7 @@ impl DurableObject for KeyStore {
 
     /// Publishes and retires keys on time, whether or not anyone asks.
     async fn alarm(&self) -> worker::Result<Response> {
-        match edge::config(&self.env) {
+        match web::config(&self.env) {
             Ok(config) => {
                 if let Some(managed) = config.managed {
                     if let Err(e) = self.advance(&managed, now_seconds()).await {
@@ -54,13 +49,13 @@ impl DurableObject for KeyStore {
     }
 
     async fn fetch(&self, req: Request) -> worker::Result<Response> {
-        let config = match edge::config(&self.env) {
+        let config = match web::config(&self.env) {
             Ok(config) => config,
-            Err(e) => return e.to_response(""),
+            Err(e) => return response::error(&e, ""),
         };
         match self.answer(&config, &req.path()).await {
             Ok(response) => Ok(response),
-            Err(e) => e.to_response(&config.issuer),
+            Err(e) => response::error(&e, &config.issuer),
         }
     }
 }
@@ -135,66 +130,4 @@ fn public_jwk(private: &serde_json::Value) -> serde_json::Value {
         o.remove("d");
     }
     jwk
-}
-
-/// The published public keys as a key set, parsed strictly (they are gatehouse's own).
-pub fn parse_public(text: &str) -> Result<KeySet, String> {
-    KeySet::from_public_jwks(text).map_err(|e| e.to_string())
-}
-
-/// One managed key as the account objects get it.
-#[derive(Debug, Clone)]
-pub struct Signer {
-    /// The private key.
-    pub key: PrivateKey,
-    /// When it starts signing.
-    pub signs_from: i64,
-    /// When it stops signing.
-    pub signs_until: i64,
-}
-
-#[derive(Deserialize)]
-struct SigningEntry {
-    jwk: serde_json::Value,
-    signs_from: i64,
-    signs_until: i64,
-}
-
-#[derive(Deserialize)]
-struct SigningAnswer {
-    keys: Vec<SigningEntry>,
-}
-
-/// Parses the store's `/signing` answer, each key checked like a configured one.
-pub fn parse_signing(text: &str) -> Result<Vec<Signer>, String> {
-    let answer: SigningAnswer =
-        serde_json::from_str(text).map_err(|e| format!("signing keys: {}", json_error_detail(&e)))?;
-    answer
-        .keys
-        .into_iter()
-        .map(|entry| {
-            let jwk = entry.jwk.as_object().ok_or_else(|| "signing key: not an object".to_owned())?;
-            let key = PrivateKey::from_jwk(jwk).map_err(|e| e.to_string())?;
-            Ok(Signer { key, signs_from: entry.signs_from, signs_until: entry.signs_until })
-        })
-        .collect()
-}
-
-/// The key store's stub.
-pub fn stub(env: &Env) -> Result<worker::Stub, ApiError> {
-    let namespace =
-        env.durable_object(KEYS_BINDING).map_err(|e| ApiError::Server(format!("{KEYS_BINDING} binding: {e}")))?;
-    Ok(namespace.id_from_name(STORE_NAME)?.get_stub()?)
-}
-
-/// Asks the key store for `path` (`/public` or `/signing`), answering its body.
-pub async fn ask(env: &Env, path: &str) -> Result<String, ApiError> {
-    let mut response = stub(env)?
-        .fetch_with_str(&format!("https://keys.internal{path}"))
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("key store: {e}")))?;
-    if response.status_code() != 200 {
-        return Err(ApiError::Unavailable(format!("key store answered {}", response.status_code())));
-    }
-    Ok(response.text().await?)
 }

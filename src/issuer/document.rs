@@ -2,7 +2,7 @@
 //! `Account` and `KeyStore` objects keep. A load and a save are one statement each, so a transition
 //! saved in one `save` commits whole or not at all.
 
-use crate::edge::error::ApiError;
+use crate::error::{json_error_detail, ApiError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use worker::{SqlStorage, State};
@@ -10,12 +10,6 @@ use worker::{SqlStorage, State};
 #[derive(Deserialize)]
 struct Row {
     doc: String,
-}
-
-/// The kind and position of a JSON error, never its text: serde's message can quote the input
-/// (a password, a hash, a private key).
-pub fn json_error_detail(e: &serde_json::Error) -> String {
-    format!("{:?} at line {} column {}", e.classify(), e.line(), e.column())
 }
 
 /// A failure of the object's storage (the object being reset, say): nothing was committed, so the

@@ -1,27 +1,23 @@
-//! The verification pipeline: bearer extraction, token checks, the one KV revocation read, and the
-//! [`Authenticated`] value that only this module can make.
+//! Token verification at the edge and on the issuer's routes: bearer extraction, the token checks,
+//! the one denylist read ([`super::denylist`]), and the [`Authenticated`] value that only this module
+//! can make.
 
-use super::error::ApiError;
-use super::remote::{self, Source};
+use super::denylist;
+use super::remote_keys::{self, Source};
 use super::webcrypto;
 use crate::config::Config;
+use crate::error::ApiError;
 use crate::issuers::TokenSource;
 use crate::jwt::cache::{Verified, VerifiedCache};
 use crate::jwt::remote::Need;
 use crate::jwt::{AccessClaims, Algorithm, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
-use crate::revocation::{self, Lookup, RecordCache, RevocationRecord};
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{Env, Request};
 
-/// The KV namespace holding revocation records.
-pub const DENYLIST_BINDING: &str = "DENYLIST";
-
 thread_local! {
     /// Tokens this isolate has verified (signature and claims); revocation is checked separately.
     static VERIFIED: RefCell<VerifiedCache> = RefCell::new(VerifiedCache::new());
-    /// Denylist reads this isolate made in the last `REVOCATION_CACHE_SECONDS`.
-    static RECORDS: RefCell<RecordCache> = RefCell::new(RecordCache::new());
 }
 
 /// A caller whose access token verified (and, for gatehouse's own tokens, is not revoked).
@@ -62,10 +58,6 @@ pub fn bearer_token(header: Option<&str>) -> Result<Option<&str>, ApiError> {
 /// The characters of RFC 6750 §2.1 `b64token`.
 fn b64token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=')
-}
-
-fn now_seconds() -> i64 {
-    (worker::Date::now().as_millis() / 1000) as i64
 }
 
 /// Which tokens a route takes.
@@ -115,13 +107,13 @@ pub async fn authenticate(
     let (token, source) = presented_token(req, config, accept)?;
     let user = verify(&token, &source, env, config, accept == Accept::Any).await?;
     if user.is_own() && accept != Accept::OwnForLogout {
-        check_revocation(env, config, user.claims()).await?;
+        denylist::check(env, config, user.claims()).await?;
     }
     Ok(user)
 }
 
 /// Verifies a token handed over as a parameter (OAuth revocation and introspection): gatehouse's
-/// own tokens only, and without the denylist read (see [`check_revocation`]).
+/// own tokens only, and without the denylist read (see [`denylist::check`]).
 pub async fn verify_own_token(token: &str, env: &Env, config: &Config) -> Result<Authenticated, ApiError> {
     verify(token, &TokenSource::Authorization, env, config, false).await
 }
@@ -183,7 +175,7 @@ async fn verify(
     config: &Config,
     allow_trusted: bool,
 ) -> Result<Authenticated, ApiError> {
-    let (now, epoch) = (now_seconds(), remote::epoch());
+    let (now, epoch) = (super::now_seconds(), remote_keys::epoch());
     if let Some(user) = cached(token, source, config, allow_trusted, now, epoch)? {
         return Ok(user);
     }
@@ -197,7 +189,7 @@ async fn verify(
         }
         Some(trusted) => {
             let kid = untrusted.kid().ok_or_else(|| invalid(ValidationError::MissingKid))?;
-            let keys = remote::keys_for(config, env, Source::Issuer(trusted), Need::Kid(kid), now).await?;
+            let keys = remote_keys::keys_for(config, env, Source::Issuer(trusted), Need::Kid(kid), now).await?;
             // The issuer's set holds only its algorithms; checked again here all the same.
             if keys.find(kid).is_some_and(|key| !trusted.algorithms.contains(&key.alg())) {
                 return Err(invalid(ValidationError::AlgMismatch));
@@ -207,7 +199,8 @@ async fn verify(
                 // The issuer may have put new material under the same kid: look once more (the
                 // cooldown bounds how often), and verify again only if the key did change.
                 Err(ValidationError::BadSignature) => {
-                    let fresh = remote::keys_for(config, env, Source::Issuer(trusted), Need::Recheck(kid), now).await?;
+                    let fresh =
+                        remote_keys::keys_for(config, env, Source::Issuer(trusted), Need::Recheck(kid), now).await?;
                     let changed = fresh.find(kid).map(|k| k.jwk_text()) != keys.find(kid).map(|k| k.jwk_text());
                     if !changed {
                         return Err(invalid(ValidationError::BadSignature));
@@ -231,7 +224,7 @@ async fn verify(
 /// remote keys, and every refusal, so that refusals always get the full path's answer. The token
 /// comes from `Authorization`.
 pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
-    let (now, epoch) = (now_seconds(), remote::epoch());
+    let (now, epoch) = (super::now_seconds(), remote_keys::epoch());
     let source = TokenSource::Authorization;
     if let Some(user) = cached(token, &source, config, true, now, epoch).ok()? {
         return Some(user);
@@ -252,18 +245,6 @@ pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
     Some(Authenticated { verified })
 }
 
-/// The denylist check from this isolate's cached read only: `Some(())` if it passes, `None` if
-/// there is no fresh read (or it refuses: the full path answers that).
-pub fn not_revoked_now(config: &Config, user: &Authenticated) -> Option<()> {
-    if !user.is_own() {
-        return Some(());
-    }
-    let claims = user.claims();
-    let now = worker::Date::now().as_millis();
-    let lookup = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms))?;
-    revoked(&lookup, claims).ok()
-}
-
 /// The key set that may verify one of gatehouse's own tokens: the configured keys if one of them has
 /// its `kid` (or keys are not managed), else the managed keys of the key store.
 async fn own_keys(
@@ -278,7 +259,7 @@ async fn own_keys(
     };
     match (configured, untrusted.kid()) {
         (Some(keys), Some(kid)) if keys.find(kid).is_some() => Ok(keys.clone()),
-        (_, Some(kid)) => remote::keys_for(config, env, Source::Managed(managed), Need::Kid(kid), now).await,
+        (_, Some(kid)) => remote_keys::keys_for(config, env, Source::Managed(managed), Need::Kid(kid), now).await,
         // No kid: the configured keys run every pre-signature check (and refuse it); else say so.
         (Some(keys), None) => Ok(keys.clone()),
         (None, None) => Err(invalid(ValidationError::MissingKid)),
@@ -298,65 +279,6 @@ async fn check(
             .await;
     let verified = check.finish(valid)?;
     validator.validate(&verified, now)
-}
-
-/// The denylist check: one KV read, or its answer from this isolate's last
-/// `REVOCATION_CACHE_SECONDS` (see [`RecordCache`]). Fails closed: 503 when KV cannot be read, 500
-/// when the record is unreadable.
-pub async fn check_revocation(env: &Env, config: &Config, claims: &AccessClaims) -> Result<(), ApiError> {
-    let now = worker::Date::now().as_millis();
-    let cached = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms));
-    let lookup = match cached {
-        Some(lookup) => lookup,
-        None => {
-            let mark = RECORDS.with(|c| c.borrow().mark());
-            let lookup = read_record(env, &claims.sub).await?;
-            RECORDS.with(|c| {
-                c.borrow_mut().insert_unless_forgotten(
-                    mark,
-                    &claims.sub,
-                    lookup.clone(),
-                    now,
-                    config.revocation_cache_ms,
-                )
-            });
-            lookup
-        }
-    };
-    revoked(&lookup, claims)
-}
-
-/// The denylist check with a read of its own, never a cached answer (introspection: the
-/// authoritative answer, at its low rate).
-pub async fn check_revocation_now(env: &Env, claims: &AccessClaims) -> Result<(), ApiError> {
-    revoked(&read_record(env, &claims.sub).await?, claims)
-}
-
-/// What a read of the user's denylist record says of these claims.
-fn revoked(lookup: &Lookup, claims: &AccessClaims) -> Result<(), ApiError> {
-    match lookup {
-        Some(record) => record.check(claims).map_err(|why| ApiError::InvalidToken(why.to_string())),
-        None => Ok(()),
-    }
-}
-
-async fn read_record(env: &Env, sub: &str) -> Result<Lookup, ApiError> {
-    let kv = env.kv(DENYLIST_BINDING).map_err(|e| ApiError::Server(format!("DENYLIST binding: {e}")))?;
-    let stored = kv
-        .get(&revocation::kv_key(sub))
-        .text()
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("denylist read failed: {e}")))?;
-    let Some(text) = stored else { return Ok(None) };
-    let record = RevocationRecord::parse(&text)
-        .map_err(|_| ApiError::Server(format!("denylist record for {sub} is unreadable")))?;
-    Ok(Some(Rc::new(record)))
-}
-
-/// Drops this isolate's cached denylist answer for a user, after it revoked something of theirs
-/// (logout, logout-all, RFC 7009, or a refresh refused, which may have been a reuse).
-pub fn forget_revocations(sub: &str) {
-    RECORDS.with(|c| c.borrow_mut().forget(sub));
 }
 
 #[cfg(test)]

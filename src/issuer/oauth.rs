@@ -2,15 +2,16 @@
 //! token endpoint (RFC 6749 §6), RFC 7009 revocation and RFC 7662 introspection. Pure parts are in
 //! [`crate::oauth`]; the account objects stay the authority for refresh tokens.
 
-use super::auth::{self, Authenticated};
-use super::error::ApiError;
-use super::issuer::{by_id, call, read_body};
-use super::json_response;
-use crate::account::{AccountRequest, TokenPair};
+use super::accounts::{by_id, call, done, outcome, tokens, unexpected};
+use crate::account::protocol::{AccountOutcome, AccountRequest, Refusal};
 use crate::config::{Config, CLIENT_ID};
+use crate::error::ApiError;
 use crate::input::RefreshToken;
 use crate::jwt::{b64, UntrustedToken};
 use crate::oauth::{self, ClientAuth, Form};
+use crate::web::response::{self, read_body};
+use crate::web::verify::{self, Authenticated};
+use crate::web::{denylist, Reply};
 use worker::{Env, Request, Response};
 
 impl From<oauth::FormError> for ApiError {
@@ -37,19 +38,19 @@ fn client_auth(req: &Request, form: &Form) -> Result<ClientAuth, ApiError> {
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
 pub fn metadata(config: &Config) -> Result<Response, ApiError> {
     let doc = oauth::metadata(&config.issuer, !config.introspection_clients.is_empty());
-    json_response(&doc, 200, "public, max-age=300")
+    response::json(&doc, 200, "public, max-age=300")
 }
 
 /// A JSON answer that must never be cached (RFC 6749 §5.1).
-fn no_store(value: &serde_json::Value) -> Result<Response, ApiError> {
-    let response = json_response(value, 200, "no-store")?;
+fn no_store(value: &serde_json::Value) -> Result<Reply, ApiError> {
+    let response = response::json(value, 200, "no-store")?;
     response.headers().set("pragma", "no-cache")?;
-    Ok(response)
+    Ok(response.into())
 }
 
 /// `POST /oauth/token` with `grant_type=refresh_token` (RFC 6749 §6), for the public client
 /// `gatehouse`: the same rotation as `/auth/refresh`, in the standard shape.
-pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Response, ApiError> {
+pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
     let form = read_form(&mut req).await?;
     match form.get("grant_type") {
         None => return Err(ApiError::InvalidRequest("parameter grant_type is missing".into())),
@@ -72,17 +73,14 @@ pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Response, A
         secret: b64::encode(token.secret),
         scope: form.get("scope").map(str::to_owned),
     };
-    let mut response = call(stub, &request, rid).await?;
-    match response.status_code() {
-        200 => {}
-        401 => {
-            // Maybe a reuse that revoked the session: this isolate stops trusting its cached read.
-            auth::forget_revocations(&token.account);
-            return Err(ApiError::GrantRefused);
-        }
-        _ => return Ok(response),
+    let answer = call(stub, &request, rid).await?;
+    if let AccountOutcome::Refused { refusal: Refusal::InvalidGrant } = answer {
+        // Maybe a reuse that revoked the session: this isolate stops trusting its cached read.
+        denylist::forget(&token.account);
+        // RFC 6749 §5.2: the token endpoint answers invalid_grant with 400.
+        return Err(ApiError::GrantRefused);
     }
-    let pair: TokenPair = response.json().await?;
+    let pair = tokens(answer)?;
     let scope = UntrustedToken::parse(&pair.access_token)
         .ok()
         .and_then(|t| t.unverified_claim("scope"))
@@ -110,7 +108,7 @@ fn optional_client(req: &Request, form: &Form, config: &Config) -> Result<(), Ap
 /// `POST /oauth/revoke` (RFC 7009): 200 for every well-formed request, whether or not the token
 /// was valid (§2.2). A refresh token ends its whole session (and the session's access tokens at
 /// the edge); an access token is denylisted by its `jti` until it would have expired.
-pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
+pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let form = read_form(&mut req).await?;
     optional_client(&req, &form, config)?;
     let token = form.require("token")?;
@@ -118,42 +116,26 @@ pub async fn revoke(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     if let Some(refresh) = RefreshToken::parse(token) {
         if let Ok(stub) = by_id(env, &refresh.account, ApiError::GrantRefused) {
             let request = AccountRequest::RevokeRefresh { sid: refresh.sid, secret: b64::encode(refresh.secret) };
-            expect_done(call(stub, &request, rid).await?)?;
-            auth::forget_revocations(&refresh.account);
+            done(call(stub, &request, rid).await?)?;
+            denylist::forget(&refresh.account);
         }
     } else if let Some(user) = own_access_token(token, env, config).await? {
         let claims = user.claims();
         if let (Some(jti), Ok(stub)) = (&claims.jti, by_id(env, &claims.sub, ApiError::GrantRefused)) {
             let request = AccountRequest::RevokeAccess { jti: jti.clone(), exp: claims.exp };
-            expect_done(call(stub, &request, rid).await?)?;
-            auth::forget_revocations(&claims.sub);
+            done(call(stub, &request, rid).await?)?;
+            denylist::forget(&claims.sub);
         }
     }
     let response = Response::empty()?.with_status(200);
     response.headers().set("cache-control", "no-store")?;
-    Ok(response)
-}
-
-/// An account object's 204, or why not.
-fn expect_done(response: Response) -> Result<(), ApiError> {
-    match response.status_code() {
-        204 => Ok(()),
-        status => Err(object_failed(status)),
-    }
-}
-
-/// An account object's unexpected answer: its 503 stays retryable, anything else is the server's.
-fn object_failed(status: u16) -> ApiError {
-    match status {
-        503 => ApiError::Unavailable("account object unavailable".into()),
-        status => ApiError::Server(format!("account object answered {status}")),
-    }
+    Ok(response.into())
 }
 
 /// A gatehouse access token that verifies, or `None` for anything else (invalid, expired,
 /// another issuer's): RFC 7009 and 7662 treat those alike.
 async fn own_access_token(token: &str, env: &Env, config: &Config) -> Result<Option<Authenticated>, ApiError> {
-    match auth::verify_own_token(token, env, config).await {
+    match verify::verify_own_token(token, env, config).await {
         Ok(user) => Ok(Some(user)),
         Err(ApiError::InvalidToken(_)) => Ok(None),
         Err(other) => Err(other),
@@ -162,7 +144,7 @@ async fn own_access_token(token: &str, env: &Env, config: &Config) -> Result<Opt
 
 /// `POST /oauth/introspect` (RFC 7662): for authenticated clients only; anything not active is
 /// exactly `{"active": false}`.
-pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Response, ApiError> {
+pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let form = read_form(&mut req).await?;
     match client_auth(&req, &form)? {
         ClientAuth::Secret { id, secret } if config.introspection_clients.authenticate(&id, &secret) => {}
@@ -174,15 +156,13 @@ pub async fn introspect(mut req: Request, env: &Env, config: &Config, rid: &str)
             return no_store(&oauth::inactive());
         };
         let request = AccountRequest::IntrospectRefresh { sid: refresh.sid, secret: b64::encode(refresh.secret) };
-        let mut response = call(stub, &request, rid).await?;
-        if response.status_code() != 200 {
-            return Err(object_failed(response.status_code()));
-        }
-        let answer: serde_json::Value = response.json().await?;
-        return no_store(&answer);
+        return match outcome(call(stub, &request, rid).await?)? {
+            AccountOutcome::Introspection { answer } => no_store(&answer),
+            other => Err(unexpected(&other)),
+        };
     }
     let Some(user) = own_access_token(token, env, config).await? else { return no_store(&oauth::inactive()) };
-    match auth::check_revocation_now(env, user.claims()).await {
+    match denylist::check_now(env, user.claims()).await {
         Ok(()) => no_store(&oauth::active_access_token(user.claims())),
         Err(ApiError::InvalidToken(_)) => no_store(&oauth::inactive()),
         Err(other) => Err(other),

@@ -9,13 +9,12 @@
 //! checking every few milliseconds whether the fetch has landed. A fetch that never reports back
 //! (its request was cancelled) stops counting as in flight after its timeout.
 
-use super::error::ApiError;
-use super::{read_capped, ReadError};
+use super::response::{read_capped, ReadError};
 use crate::config::{Config, ManagedKeys};
+use crate::error::ApiError;
 use crate::issuers::TrustedIssuer;
 use crate::jwt::remote::{FetchPolicy, Need, Plan, RemoteKeys, Unusable, MAX_JWKS_BYTES};
 use crate::jwt::{Algorithm, KeySet};
-use crate::keystore;
 use futures_util::future::{select, Either};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -259,10 +258,10 @@ async fn fetch_set(
 
 /// The managed public keys from the key store, within the same timeout.
 async fn fetch_managed(env: &Env, timeout_ms: u64) -> Result<KeySet, String> {
-    let Some(answer) = within(timeout_ms, keystore::ask(env, "/public")).await else {
+    let Some(answer) = within(timeout_ms, ask_key_store(env, "/public")).await else {
         return Err(format!("timed out after {timeout_ms} ms"));
     };
-    keystore::parse_public(&answer.map_err(|e| format!("{e:?}"))?)
+    KeySet::from_public_jwks(&answer.map_err(|e| format!("{e:?}"))?).map_err(|e| e.to_string())
 }
 
 /// A future's output if it comes within `timeout_ms`, else `None` (the future is dropped).
@@ -281,4 +280,28 @@ fn parse(body: &[u8], algorithms: &[Algorithm]) -> Result<KeySet, String> {
         worker::console_log!("JWKS: skipped a key: {why}");
     }
     Ok(keys)
+}
+
+/// The binding of the managed-keys store's namespace (`KEY_MANAGEMENT=managed`).
+pub const KEYS_BINDING: &str = "KEYS";
+/// The name of the one key store object.
+pub const STORE_NAME: &str = "signing-keys";
+
+/// The key store's stub.
+pub fn key_store(env: &Env) -> Result<worker::Stub, ApiError> {
+    let namespace =
+        env.durable_object(KEYS_BINDING).map_err(|e| ApiError::Server(format!("{KEYS_BINDING} binding: {e}")))?;
+    Ok(namespace.id_from_name(STORE_NAME)?.get_stub()?)
+}
+
+/// Asks the key store for `path` (`/public` or `/signing`), answering its body.
+pub async fn ask_key_store(env: &Env, path: &str) -> Result<String, ApiError> {
+    let mut response = key_store(env)?
+        .fetch_with_str(&format!("https://keys.internal{path}"))
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("key store: {e}")))?;
+    if response.status_code() != 200 {
+        return Err(ApiError::Unavailable(format!("key store answered {}", response.status_code())));
+    }
+    Ok(response.text().await?)
 }

@@ -1,0 +1,451 @@
+//! The account state machine: every request an account object serves is one call of [`apply`] on the
+//! account's document, from (document, request, now, randomness) to (changed document, typed
+//! outcome, audit events). Pure: no `worker`, no I/O; the object loads, calls, saves.
+//!
+//! Issuing an access token is the one step that may need the runtime (RS256 is signed by WebCrypto,
+//! which is asynchronous), so a transition that issues one stops at [`Reply::Sign`] with the claims
+//! to sign, and [`finish`] completes it with the signed token. The object holds its lock from the
+//! load to the save, so no other request sees the document between the two.
+
+use super::family::{Family, Lifetimes, Refusal as FamilyRefusal, Secret};
+use super::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
+use super::state::{Account, AccountDoc, RefreshResult};
+use crate::audit::Event;
+use crate::config::{Config, CLIENT_ID};
+use crate::input::RefreshToken;
+use crate::jwt::b64;
+use crate::jwt::claims::scope_items;
+use crate::password::{self, PasswordParams};
+use crate::revocation::Revoked;
+use serde_json::{json, Value};
+
+/// What the state machine needs of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// `iss` of issued tokens.
+    pub issuer: String,
+    /// `aud` of issued tokens.
+    pub audience: String,
+    /// Access-token lifetime, seconds.
+    pub access_ttl: i64,
+    /// Clock skew tolerated by verifiers, seconds (revocations cover it).
+    pub leeway: i64,
+    /// Session lifetimes.
+    pub lifetimes: Lifetimes,
+    /// argon2id cost of new hashes.
+    pub password: PasswordParams,
+    /// Scopes of new accounts.
+    pub default_scope: String,
+    /// Roles of new accounts.
+    pub default_roles: Vec<String>,
+}
+
+impl Settings {
+    /// The settings of a configuration.
+    pub fn from_config(config: &Config) -> Self {
+        Settings {
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_ttl: config.access_ttl,
+            leeway: config.leeway,
+            lifetimes: config.lifetimes(),
+            password: config.password,
+            default_scope: config.default_scope.clone(),
+            default_roles: config.default_roles.clone(),
+        }
+    }
+
+    /// Until when a revocation made at `now` must stand: the last access token it covers expires by then.
+    pub fn cover_until(&self, now: i64) -> i64 {
+        now + self.access_ttl + self.leeway
+    }
+}
+
+/// A source of secret randomness (the platform's, or a seeded one in tests).
+pub trait Random {
+    /// Fills `out` with random bytes.
+    fn fill(&mut self, out: &mut [u8]) -> Result<(), Fault>;
+}
+
+/// Why a transition could not be completed. Always the server's fault; nothing is saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The platform gave no randomness.
+    Randomness,
+    /// Hashing a password failed (the parameters).
+    PasswordHash(String),
+    /// A login was asked without the dummy hash unknown accounts are checked against.
+    NoDummyHash,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Randomness => f.write_str("no randomness"),
+            Fault::PasswordHash(why) => write!(f, "password hashing failed: {why}"),
+            Fault::NoDummyHash => f.write_str("no dummy hash for the login"),
+        }
+    }
+}
+
+/// The request's circumstances.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Seconds since the epoch.
+    pub now: i64,
+    /// This account's id (its object id): the `sub` of its tokens.
+    pub account_id: &'a str,
+    /// An argon2id hash of the configured cost that no password matches, checked for unknown
+    /// accounts so that they take as long as known ones (needed by logins only).
+    pub dummy_hash: Option<&'a str>,
+}
+
+/// One audit event of a transition, logged once the transition is saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// What happened.
+    pub event: Event,
+    /// The session, when there is one.
+    pub sid: Option<String>,
+    /// A short reason code.
+    pub reason: Option<&'static str>,
+}
+
+impl AuditEvent {
+    fn new(event: Event, sid: Option<&str>, reason: Option<&'static str>) -> Self {
+        AuditEvent { event, sid: sid.map(str::to_owned), reason }
+    }
+}
+
+/// How a transition ends.
+#[derive(Debug)]
+pub enum Reply {
+    /// The outcome.
+    Answer(AccountOutcome),
+    /// Sign these claims as an access token, then call [`finish`].
+    Sign(Unsigned),
+}
+
+/// A transition waiting for its access token. `Debug` hides the refresh secrets it carries.
+pub struct Unsigned {
+    /// The access-token claims to sign (API.md "Tokens").
+    pub claims: Value,
+    now: i64,
+    access_exp: i64,
+    refresh_token: String,
+    refresh_expires_in: i64,
+    rotation: Option<Rotation>,
+}
+
+impl std::fmt::Debug for Unsigned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unsigned").field("rotation", &self.rotation.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// A refresh-token rotation to commit with its access token.
+struct Rotation {
+    sid: String,
+    presented: Secret,
+    next: Secret,
+}
+
+/// A transition's result: how it ends, and the audit events to log once it is saved.
+#[derive(Debug)]
+pub struct Transition {
+    /// The outcome, or the token to sign first.
+    pub reply: Reply,
+    /// The events, in order.
+    pub events: Vec<AuditEvent>,
+}
+
+fn random<const N: usize>(rng: &mut dyn Random) -> Result<[u8; N], Fault> {
+    let mut bytes = [0u8; N];
+    rng.fill(&mut bytes)?;
+    Ok(bytes)
+}
+
+fn refused(refusal: Refusal) -> Reply {
+    Reply::Answer(AccountOutcome::Refused { refusal })
+}
+
+/// Applies one request to the document. Refusals can change it too (a failed login counts against
+/// the throttle, a reuse revokes the family), so the caller saves whatever this leaves, once
+/// [`finish`] (if asked for) has run. The revocation version is bumped whenever the denylist record
+/// changes, so the caller knows KV needs the new record.
+pub fn apply(
+    doc: &mut AccountDoc,
+    request: AccountRequest,
+    settings: &Settings,
+    ctx: Context<'_>,
+    rng: &mut dyn Random,
+) -> Result<Transition, Fault> {
+    let now = ctx.now;
+    let revocation_before = doc.revocation.clone();
+    doc.prune(now, &settings.lifetimes);
+    let mut events = Vec::new();
+    let reply = match request {
+        AccountRequest::Register { email, password } => {
+            register(doc, settings, ctx, email, &password, rng, &mut events)?
+        }
+        AccountRequest::Login { email, password } => login(doc, settings, ctx, &email, &password, rng, &mut events)?,
+        AccountRequest::Refresh { sid, secret, scope } => {
+            refresh(doc, settings, ctx, &sid, &secret, scope.as_deref(), rng, &mut events)?
+        }
+        AccountRequest::RevokeRefresh { sid, secret } => {
+            if let Some(presented) = secret_of(&secret) {
+                if doc.revoke_by_refresh_token(&sid, &presented, now, settings.cover_until(now)) {
+                    events.push(AuditEvent::new(Event::TokenRevoked, Some(&sid), Some("refresh_token")));
+                }
+            }
+            Reply::Answer(AccountOutcome::Done)
+        }
+        AccountRequest::RevokeAccess { jti, exp } => {
+            doc.revoke_access_token(&jti, exp.saturating_add(settings.leeway));
+            events.push(AuditEvent::new(Event::TokenRevoked, None, Some("access_token")));
+            Reply::Answer(AccountOutcome::Done)
+        }
+        AccountRequest::IntrospectRefresh { sid, secret } => Reply::Answer(AccountOutcome::Introspection {
+            answer: introspect_refresh(doc, settings, &sid, &secret, now),
+        }),
+        AccountRequest::Logout { sid, token } => match revoked_by(&token, doc) {
+            Err(refusal) => refused(refusal),
+            Ok(true) => Reply::Answer(AccountOutcome::Done),
+            Ok(false) => {
+                doc.logout(&sid, now, settings.cover_until(now));
+                events.push(AuditEvent::new(Event::Logout, Some(&sid), None));
+                Reply::Answer(AccountOutcome::Done)
+            }
+        },
+        AccountRequest::LogoutAll { token } => match revoked_by(&token, doc) {
+            Err(refusal) => refused(refusal),
+            Ok(true) => Reply::Answer(AccountOutcome::Done),
+            Ok(false) => {
+                doc.logout_all(now, settings.cover_until(now));
+                events.push(AuditEvent::new(Event::LogoutAll, None, None));
+                Reply::Answer(AccountOutcome::Done)
+            }
+        },
+    };
+    if doc.revocation != revocation_before {
+        doc.revocation_version += 1;
+    }
+    Ok(Transition { reply, events })
+}
+
+/// Completes a transition that stopped at [`Reply::Sign`] with the signed access token.
+pub fn finish(doc: &mut AccountDoc, unsigned: Unsigned, access_token: String) -> AccountOutcome {
+    let Unsigned { now, access_exp, refresh_token, refresh_expires_in, rotation, .. } = unsigned;
+    if let Some(Rotation { sid, presented, next }) = rotation {
+        doc.commit_rotation(&sid, &presented, &next, (access_token.clone(), access_exp), now);
+    }
+    AccountOutcome::Tokens { pair: pair(access_token, access_exp - now, refresh_token, refresh_expires_in) }
+}
+
+/// Whether a logout's asking token is already revoked by this account's own record: `Ok(true)`
+/// (revoked with its session or by a logout-all: nothing more to end, and never sessions made after
+/// it), `Ok(false)` (live), or a refusal when it was revoked on its own (RFC 7009): the client then
+/// refreshes and asks again rather than believing a session ended that did not.
+fn revoked_by(token: &TokenIds, doc: &AccountDoc) -> Result<bool, Refusal> {
+    match doc.revocation.check_ids(token.iat, token.sid.as_deref(), token.jti.as_deref()) {
+        Ok(()) => Ok(false),
+        Err(Revoked::Token) => Err(Refusal::TokenRevoked),
+        Err(_) => Ok(true),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn register(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    ctx: Context<'_>,
+    email: String,
+    password: &str,
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    if doc.account.is_some() {
+        return Ok(refused(Refusal::EmailTaken));
+    }
+    let phc =
+        password::hash(password, &random(rng)?, &settings.password).map_err(|e| Fault::PasswordHash(e.to_string()))?;
+    doc.account = Some(Account {
+        sub: ctx.account_id.to_owned(),
+        email,
+        password: phc,
+        created_at: ctx.now,
+        scope: settings.default_scope.clone(),
+        roles: settings.default_roles.clone(),
+        families: Vec::new(),
+    });
+    events.push(AuditEvent::new(Event::Register, None, None));
+    Ok(Reply::Answer(AccountOutcome::Registered { sub: ctx.account_id.to_owned() }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn login(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    ctx: Context<'_>,
+    email: &str,
+    password: &str,
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    let now = ctx.now;
+    if let Err(retry_after) = doc.throttle.check(now) {
+        events.push(AuditEvent::new(Event::LoginThrottled, None, None));
+        return Ok(refused(Refusal::Throttled { retry_after }));
+    }
+    let stored = doc.account.as_ref().filter(|a| a.email == email).map(|a| a.password.clone());
+    // Unknown accounts are checked against a dummy hash of the same cost.
+    let dummy = ctx.dummy_hash.ok_or(Fault::NoDummyHash)?;
+    let phc = stored.as_deref().unwrap_or(dummy);
+    let password_ok = password::acceptable(password) && password::verify(password, phc);
+    let Some(account) = doc.account.as_mut().filter(|_| stored.is_some() && password_ok) else {
+        doc.throttle.fail(now);
+        let reason = if stored.is_some() { "wrong_password" } else { "unknown_account" };
+        events.push(AuditEvent::new(Event::LoginFailed, None, Some(reason)));
+        return Ok(refused(Refusal::InvalidCredentials));
+    };
+    doc.throttle.succeed();
+    if password::needs_rehash(&account.password, &settings.password) {
+        account.password = password::hash(password, &random(rng)?, &settings.password)
+            .map_err(|e| Fault::PasswordHash(e.to_string()))?;
+    }
+    let sid = b64::encode(random::<16>(rng)?);
+    let first: Secret = random(rng)?;
+    let family = Family::new(sid.clone(), random(rng)?, &first, now);
+    let refresh_expires_in = family.expires_at(now, &settings.lifetimes) - now;
+    let (claims, access_exp) = access_claims(settings, account, &sid, None, now, rng)?;
+    let refresh_token = RefreshToken { account: account.sub.clone(), sid: sid.clone(), secret: first }.format();
+    events.push(AuditEvent::new(Event::LoginSucceeded, Some(&sid), None));
+    doc.start_session(family, now, &settings.lifetimes, settings.cover_until(now));
+    Ok(Reply::Sign(Unsigned { claims, now, access_exp, refresh_token, refresh_expires_in, rotation: None }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn refresh(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    ctx: Context<'_>,
+    sid: &str,
+    secret: &str,
+    scope: Option<&str>,
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    let now = ctx.now;
+    let Some(presented) = secret_of(secret) else { return Ok(refused(Refusal::InvalidGrant)) };
+    if let (Some(requested), Some(account)) = (scope, doc.account.as_ref()) {
+        // Checked before anything changes, so a refused scope does not spend the token.
+        if !is_subset(requested, &account.scope) {
+            return Ok(refused(Refusal::InvalidScope));
+        }
+    }
+    let life = settings.lifetimes;
+    let result = doc.refresh(sid, &presented, now, &life, settings.cover_until(now));
+    // A rotation or replay means the family exists, so the account does.
+    let live = |doc: &AccountDoc| {
+        let account = doc.account.as_ref()?;
+        let family = account.families.iter().find(|f| f.sid == sid)?;
+        Some((account.clone(), family.expires_at(now, &life) - now))
+    };
+    match result {
+        RefreshResult::Rotate { next } => {
+            let Some((account, refresh_expires_in)) = live(doc) else { return Ok(refused(Refusal::InvalidGrant)) };
+            let account = &account;
+            let (claims, access_exp) = access_claims(settings, account, sid, scope, now, rng)?;
+            let refresh_token =
+                RefreshToken { account: account.sub.clone(), sid: sid.to_owned(), secret: next }.format();
+            events.push(AuditEvent::new(Event::RefreshRotated, Some(sid), None));
+            let rotation = Some(Rotation { sid: sid.to_owned(), presented, next });
+            Ok(Reply::Sign(Unsigned { claims, now, access_exp, refresh_token, refresh_expires_in, rotation }))
+        }
+        RefreshResult::Replay { next, access_token, access_exp } => {
+            let Some((account, refresh_expires_in)) = live(doc) else { return Ok(refused(Refusal::InvalidGrant)) };
+            events.push(AuditEvent::new(Event::RefreshReplayed, Some(sid), None));
+            let refresh_token =
+                RefreshToken { account: account.sub.clone(), sid: sid.to_owned(), secret: next }.format();
+            Ok(Reply::Answer(AccountOutcome::Tokens {
+                pair: pair(access_token, access_exp - now, refresh_token, refresh_expires_in),
+            }))
+        }
+        RefreshResult::Reused => {
+            events.push(AuditEvent::new(Event::ReuseDetected, Some(sid), Some("family_revoked")));
+            Ok(refused(Refusal::InvalidGrant))
+        }
+        RefreshResult::Refused(why) => {
+            let reason = match why {
+                FamilyRefusal::Revoked => "revoked",
+                FamilyRefusal::Expired => "expired",
+                FamilyRefusal::Idle => "idle",
+                FamilyRefusal::Unknown => "unknown",
+            };
+            events.push(AuditEvent::new(Event::RefreshRefused, Some(sid), Some(reason)));
+            Ok(refused(Refusal::InvalidGrant))
+        }
+    }
+}
+
+fn pair(access_token: String, expires_in: i64, refresh_token: String, refresh_expires_in: i64) -> TokenPair {
+    TokenPair { access_token, token_type: "Bearer".into(), expires_in, refresh_token, refresh_expires_in }
+}
+
+/// The claims of API.md "Tokens" for a session of `account`; `scope` narrows the granted scopes.
+fn access_claims(
+    settings: &Settings,
+    account: &Account,
+    sid: &str,
+    scope: Option<&str>,
+    now: i64,
+    rng: &mut dyn Random,
+) -> Result<(Value, i64), Fault> {
+    let exp = now + settings.access_ttl;
+    let claims = json!({
+        "iss": settings.issuer,
+        "sub": account.sub,
+        "aud": settings.audience,
+        "iat": now,
+        "exp": exp,
+        "jti": b64::encode(random::<16>(rng)?),
+        "sid": sid,
+        "client_id": CLIENT_ID,
+        "scope": scope.map(|s| scope_items(s).collect::<Vec<_>>().join(" ")).unwrap_or_else(|| account.scope.clone()),
+        "roles": account.roles,
+        "email": account.email,
+    });
+    Ok((claims, exp))
+}
+
+/// The refresh token secret of its text form, if it is one.
+fn secret_of(text: &str) -> Option<Secret> {
+    b64::decode(text).ok().and_then(|s| s.try_into().ok())
+}
+
+/// Whether every scope of `requested` is in `granted` (space-separated lists).
+fn is_subset(requested: &str, granted: &str) -> bool {
+    scope_items(requested).all(|r| scope_items(granted).any(|g| g == r))
+}
+
+/// RFC 7662 for a refresh token: active only while it is the live token of a live session.
+fn introspect_refresh(doc: &AccountDoc, settings: &Settings, sid: &str, secret: &str, now: i64) -> Value {
+    let life = settings.lifetimes;
+    let account = doc.account.as_ref();
+    let family = account.and_then(|a| a.families.iter().find(|f| f.sid == sid));
+    match (account, family, secret_of(secret)) {
+        (Some(account), Some(family), Some(presented)) if family.is_live(&presented, now, &life) => json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "client_id": CLIENT_ID,
+            "scope": account.scope,
+            "sub": account.sub,
+            "username": account.email,
+            "iss": settings.issuer,
+            "iat": family.created_at,
+            "exp": family.expires_at(now, &life),
+            "sid": family.sid,
+        }),
+        _ => crate::oauth::inactive(),
+    }
+}

@@ -1,0 +1,176 @@
+//! The typed protocol between the issuer's router and an account's Durable Object: one request
+//! enum and one outcome enum, carried as JSON. No HTTP status crosses it: the object answers what
+//! happened, and the router alone decides what that means on the wire (`issuer::accounts`).
+
+use serde::{Deserialize, Serialize};
+
+/// A request from the router to an account object. Inputs are already validated by the router.
+/// `Debug` shows the operation only, never a password or a token secret.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum AccountRequest {
+    /// Create the account.
+    Register { email: String, password: String },
+    /// Check the password and start a session.
+    Login { email: String, password: String },
+    /// Rotate a refresh token of session `sid`; with `scope`, the new access token carries only
+    /// those scopes, which must all have been granted (RFC 6749 §6).
+    Refresh {
+        sid: String,
+        secret: String,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    /// RFC 7009: revoke session `sid` if `secret` is a refresh token it issued.
+    RevokeRefresh { sid: String, secret: String },
+    /// RFC 7009: revoke one access token of this account until it would have expired anyway.
+    RevokeAccess { jti: String, exp: i64 },
+    /// RFC 7662: whether `secret` is the live refresh token of session `sid`, changing nothing.
+    IntrospectRefresh { sid: String, secret: String },
+    /// End session `sid`, asked by the access token `token`.
+    Logout { sid: String, token: TokenIds },
+    /// End every session, asked by the access token `token`.
+    LogoutAll { token: TokenIds },
+}
+
+impl AccountRequest {
+    /// The operation's name, as in the JSON (`op`).
+    pub fn op(&self) -> &'static str {
+        match self {
+            AccountRequest::Register { .. } => "register",
+            AccountRequest::Login { .. } => "login",
+            AccountRequest::Refresh { .. } => "refresh",
+            AccountRequest::RevokeRefresh { .. } => "revoke-refresh",
+            AccountRequest::RevokeAccess { .. } => "revoke-access",
+            AccountRequest::IntrospectRefresh { .. } => "introspect-refresh",
+            AccountRequest::Logout { .. } => "logout",
+            AccountRequest::LogoutAll { .. } => "logout-all",
+        }
+    }
+}
+
+impl std::fmt::Debug for AccountRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRequest").field("op", &self.op()).finish_non_exhaustive()
+    }
+}
+
+/// The identifiers of the access token that asks for a logout: the object checks them against its
+/// own (authoritative) revocation record, so a revoked token cannot end sessions made after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenIds {
+    /// `iat`.
+    pub iat: Option<i64>,
+    /// `sid`.
+    pub sid: Option<String>,
+    /// `jti`.
+    pub jti: Option<String>,
+}
+
+/// A token pair as the object answers it; the router decides the transport of `refresh_token`.
+/// (`Debug` hides the tokens.)
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The refresh token.
+    pub refresh_token: String,
+    /// Seconds until the session expires if unused.
+    pub refresh_expires_in: i64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .field("refresh_expires_in", &self.refresh_expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an account object did with a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AccountOutcome {
+    /// The account was created; `sub` is its stable id.
+    Registered { sub: String },
+    /// A session started or a refresh token rotated (or a grace replay returned the same pair).
+    Tokens { pair: TokenPair },
+    /// The request was carried out (or was already true: logout is idempotent).
+    Done,
+    /// An RFC 7662 introspection answer.
+    Introspection { answer: serde_json::Value },
+    /// The request was refused, for this reason.
+    Refused { refusal: Refusal },
+    /// The object could not complete the request (storage, randomness, signing); the detail is in
+    /// the object's log. `retryable`: nothing was committed and the same request may be sent again.
+    Failed { retryable: bool },
+}
+
+/// Why an account object refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Refusal {
+    /// Register: the email is registered already.
+    EmailTaken,
+    /// Login: wrong password or unknown account, indistinguishably.
+    InvalidCredentials,
+    /// Login: too many failures; no password was checked.
+    Throttled { retry_after: i64 },
+    /// Refresh: the token is unknown, expired, idle, revoked or reused.
+    InvalidGrant,
+    /// Refresh: the requested scope exceeds the granted one.
+    InvalidScope,
+    /// Logout: the asking access token was revoked on its own (RFC 7009).
+    TokenRevoked,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_round_trip_as_tagged_json() {
+        let outcomes = [
+            AccountOutcome::Registered { sub: "s".into() },
+            AccountOutcome::Done,
+            AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after: 4 } },
+            AccountOutcome::Refused { refusal: Refusal::InvalidGrant },
+            AccountOutcome::Failed { retryable: true },
+            AccountOutcome::Tokens {
+                pair: TokenPair {
+                    access_token: "a".into(),
+                    token_type: "Bearer".into(),
+                    expires_in: 1,
+                    refresh_token: "r".into(),
+                    refresh_expires_in: 2,
+                },
+            },
+        ];
+        for outcome in outcomes {
+            let text = serde_json::to_string(&outcome).expect("serialises");
+            assert_eq!(serde_json::from_str::<AccountOutcome>(&text).expect("parses"), outcome, "{text}");
+        }
+        let text = serde_json::to_string(&AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after: 4 } })
+            .expect("serialises");
+        assert_eq!(text, r#"{"outcome":"refused","refusal":{"reason":"throttled","retry_after":4}}"#);
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let request = AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into() };
+        assert!(!format!("{request:?}").contains("hunter22"));
+        let pair = TokenPair {
+            access_token: "secret-access".into(),
+            token_type: "Bearer".into(),
+            expires_in: 1,
+            refresh_token: "secret-refresh".into(),
+            refresh_expires_in: 2,
+        };
+        assert!(!format!("{pair:?}").contains("secret"));
+    }
+}

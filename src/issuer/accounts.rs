@@ -1,0 +1,220 @@
+//! The account routes (`/auth/*`): validate input, pick the account object, call it with the typed
+//! protocol, and turn its outcome into HTTP (the one mapping is [`outcome`]), putting the refresh
+//! token on the requested transport (body or `__Host-` cookie, RFC 6265bis §4.1.3.2).
+
+use super::cookies::{cookie_token, origin_allowed, own_origin, refresh_cookie};
+use crate::account::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::input::{self, InputError, RefreshToken, Transport};
+use crate::jwt::b64;
+use crate::web::response::{self, read_body};
+use crate::web::verify::{self, Accept, Authenticated};
+use crate::web::{denylist, Reply};
+use worker::{Env, Headers, Method, Request, RequestInit, Response};
+
+/// The Durable Object namespace of accounts.
+pub const ACCOUNTS_BINDING: &str = "ACCOUNTS";
+/// The header that carries the request id to the account object.
+pub use super::account_object::REQUEST_ID_HEADER;
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        match e {
+            InputError::TooLarge => ApiError::PayloadTooLarge,
+            InputError::WeakPassword => ApiError::WeakPassword,
+            other => ApiError::InvalidRequest(other.describe()),
+        }
+    }
+}
+
+/// Reads a JSON request body, refusing other content types and stopping at the size cap without
+/// reading the rest.
+async fn read_json_body(req: &mut Request, allow_empty: bool) -> Result<Vec<u8>, ApiError> {
+    let content_type = req.headers().get("content-type")?;
+    let body = read_body(req).await?;
+    if body.is_empty() && allow_empty {
+        return Ok(body);
+    }
+    if !input::is_json_content_type(content_type.as_deref()) {
+        return Err(ApiError::InvalidRequest(InputError::ContentType.describe()));
+    }
+    Ok(body)
+}
+
+fn accounts(env: &Env) -> Result<worker::ObjectNamespace, ApiError> {
+    env.durable_object(ACCOUNTS_BINDING).map_err(|e| ApiError::Server(format!("ACCOUNTS binding: {e}")))
+}
+
+/// Sends a request to an account object and reads its outcome. A failure to reach it is retryable.
+pub(crate) async fn call(
+    stub: worker::Stub,
+    request: &AccountRequest,
+    request_id: &str,
+) -> Result<AccountOutcome, ApiError> {
+    let body = serde_json::to_string(request).map_err(|e| ApiError::Server(e.to_string()))?;
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    headers.set(REQUEST_ID_HEADER, request_id)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_headers(headers).with_body(Some(body.into()));
+    let req = Request::new_with_init("https://account.internal/", &init)?;
+    let mut answer =
+        stub.fetch_with_request(req).await.map_err(|e| ApiError::Unavailable(format!("account object: {e}")))?;
+    answer.json::<AccountOutcome>().await.map_err(|e| ApiError::Unavailable(format!("account object answer: {e}")))
+}
+
+/// The one mapping of an account object's refusals and failures to errors (API.md). Successes are
+/// shaped by each route; an outcome a route does not expect is the server's fault.
+pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiError> {
+    match outcome {
+        AccountOutcome::Refused { refusal } => Err(match refusal {
+            Refusal::EmailTaken => ApiError::EmailTaken,
+            Refusal::InvalidCredentials => ApiError::InvalidCredentials,
+            Refusal::Throttled { retry_after } => ApiError::TooManyAttempts { retry_after },
+            Refusal::InvalidGrant => ApiError::InvalidGrant,
+            Refusal::InvalidScope => ApiError::InvalidScope,
+            Refusal::TokenRevoked => ApiError::InvalidToken(crate::revocation::Revoked::Token.to_string()),
+        }),
+        AccountOutcome::Failed { retryable: true } => Err(ApiError::Unavailable("account object failed".into())),
+        AccountOutcome::Failed { retryable: false } => Err(ApiError::Server("account object failed".into())),
+        other => Ok(other),
+    }
+}
+
+/// An outcome a route did not expect.
+pub(crate) fn unexpected(outcome: &AccountOutcome) -> ApiError {
+    ApiError::Server(format!("account object answered {outcome:?}"))
+}
+
+/// The token pair of a login or refresh outcome.
+pub(crate) fn tokens(answer: AccountOutcome) -> Result<TokenPair, ApiError> {
+    match outcome(answer)? {
+        AccountOutcome::Tokens { pair } => Ok(pair),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// That the account object did what was asked.
+pub(crate) fn done(answer: AccountOutcome) -> Result<(), ApiError> {
+    match outcome(answer)? {
+        AccountOutcome::Done => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn by_email(env: &Env, email: &str) -> Result<worker::Stub, ApiError> {
+    Ok(accounts(env)?.id_from_name(&format!("email:{email}"))?.get_stub()?)
+}
+
+/// The object a refresh token or a `sub` names; an id this namespace did not make is refused.
+pub(crate) fn by_id(env: &Env, hex_id: &str, on_bad_id: ApiError) -> Result<worker::Stub, ApiError> {
+    let namespace = accounts(env)?;
+    let id = namespace.id_from_string(hex_id).map_err(|_| on_bad_id)?;
+    Ok(id.get_stub()?)
+}
+
+/// A token pair on the requested transport.
+fn deliver(pair: TokenPair, transport: Transport) -> Result<Response, ApiError> {
+    let mut body = serde_json::to_value(&pair).map_err(|e| ApiError::Server(e.to_string()))?;
+    if transport == Transport::Body {
+        return response::json(&body, 200, "no-store");
+    }
+    if let Some(fields) = body.as_object_mut() {
+        fields.remove("refresh_token");
+    }
+    let response = response::json(&body, 200, "no-store")?;
+    response.headers().set("set-cookie", &refresh_cookie(&pair.refresh_token, pair.refresh_expires_in))?;
+    Ok(response)
+}
+
+/// `POST /auth/register`.
+pub async fn register(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
+    let creds = input::register(&read_json_body(&mut req, false).await?)?;
+    let stub = by_email(env, &creds.email)?;
+    let request = AccountRequest::Register { email: creds.email, password: creds.password };
+    match outcome(call(stub, &request, rid).await?)? {
+        AccountOutcome::Registered { sub } => {
+            Ok(response::json(&serde_json::json!({ "sub": sub }), 201, "no-store")?.into())
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `POST /auth/login`.
+pub async fn login(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
+    let (creds, transport) = input::login(&read_json_body(&mut req, false).await?)?;
+    let namespace = accounts(env)?;
+    let id = namespace.id_from_name(&format!("email:{}", creds.email))?;
+    let sub = id.to_string();
+    let answer =
+        call(id.get_stub()?, &AccountRequest::Login { email: creds.email, password: creds.password }, rid).await?;
+    let pair = tokens(answer)?;
+    // A login beyond the session limit ends (and denylists) the least recently used session.
+    denylist::forget(&sub);
+    Ok(deliver(pair, transport)?.into())
+}
+
+/// `POST /auth/refresh`: the token from the body, or else from the cookie (with an allowed `Origin`).
+pub async fn refresh(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let from_body = input::refresh(&read_json_body(&mut req, true).await?)?;
+    let (text, transport) = match from_body {
+        Some(token) => (token, Transport::Body),
+        None => {
+            let token = cookie_token(req.headers().get("cookie")?.as_deref())
+                .ok_or_else(|| ApiError::InvalidRequest("refresh_token is missing".into()))?;
+            let origin = req.headers().get("origin")?;
+            if !origin_allowed(config, &own_origin(&req)?, origin.as_deref()) {
+                return Err(ApiError::ForbiddenOrigin);
+            }
+            (token, Transport::Cookie)
+        }
+    };
+    let token = RefreshToken::parse(&text).ok_or(ApiError::InvalidGrant)?;
+    let stub = by_id(env, &token.account, ApiError::InvalidGrant)?;
+    let request = AccountRequest::Refresh { sid: token.sid, secret: b64::encode(token.secret), scope: None };
+    let answer = call(stub, &request, rid).await?;
+    if matches!(answer, AccountOutcome::Refused { .. }) {
+        // Maybe a reuse that revoked the session: this isolate stops trusting its cached read.
+        denylist::forget(&token.account);
+    }
+    Ok(deliver(tokens(answer)?, transport)?.into())
+}
+
+async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid: &str) -> Result<Reply, ApiError> {
+    let user = verify::authenticate(req, env, config, Accept::OwnForLogout).await?;
+    let claims = user.claims();
+    let stub = by_id(env, &claims.sub, ApiError::InvalidToken("token names no account".into()))?;
+    let token = TokenIds { iat: claims.iat, sid: claims.sid.clone(), jti: claims.jti.clone() };
+    let request = match (&claims.sid, all) {
+        (_, true) => AccountRequest::LogoutAll { token },
+        (Some(sid), false) => AccountRequest::Logout { sid: sid.clone(), token },
+        (None, false) => return Err(ApiError::InvalidToken("token has no session".into())),
+    };
+    done(call(stub, &request, rid).await?)?;
+    denylist::forget(&claims.sub);
+    let response = Response::empty()?.with_status(204);
+    response.headers().set("set-cookie", &refresh_cookie("", 0))?;
+    response.headers().set("cache-control", "no-store")?;
+    Ok(response.into())
+}
+
+/// `POST /auth/logout`: idempotent, so a token whose session is already revoked may still call it
+/// (the account object, the authority, then changes nothing).
+pub async fn logout(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    end_sessions(&req, env, config, false, rid).await
+}
+
+/// `POST /auth/logout-all`.
+pub async fn logout_all(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    end_sessions(&req, env, config, true, rid).await
+}
+
+/// `GET /auth/me`: who the (non-revoked) access token belongs to.
+pub fn me(user: &Authenticated) -> Result<Reply, ApiError> {
+    let c = user.claims();
+    let body = serde_json::json!({
+        "sub": c.sub, "email": c.email, "roles": c.roles, "scope": c.scope, "sid": c.sid, "exp": c.exp,
+    });
+    Ok(response::json(&body, 200, "no-store")?.into())
+}

@@ -1,0 +1,92 @@
+//! The route table of gatehouse's Workers: which method and (normalised) path go to which handler.
+//! Pure, shared by the edge router, its fast path and the issuer router, so all three agree on
+//! what a request is. The issuer's fixed paths come first whenever an issuer is there (in this
+//! Worker, or behind the edge's service binding); then the edge's protected prefixes.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::oauth;
+
+/// A route of the issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuerRoute {
+    /// `GET /.well-known/jwks.json`
+    Jwks,
+    /// `POST /auth/register`
+    Register,
+    /// `POST /auth/login`
+    Login,
+    /// `POST /auth/refresh`
+    Refresh,
+    /// `POST /auth/logout`
+    Logout,
+    /// `POST /auth/logout-all`
+    LogoutAll,
+    /// `GET /auth/me`
+    Me,
+    /// `GET /.well-known/oauth-authorization-server` (RFC 8414)
+    OAuthMetadata,
+    /// `POST /oauth/token` (RFC 6749 §6, refresh grant)
+    OAuthToken,
+    /// `POST /oauth/revoke` (RFC 7009)
+    OAuthRevoke,
+    /// `POST /oauth/introspect` (RFC 7662)
+    OAuthIntrospect,
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// One of the issuer's routes.
+    Issuer(IssuerRoute),
+    /// A path under PROTECTED_PREFIXES: verified at the edge.
+    Protected,
+    /// Nothing of gatehouse's: the issuer's static assets, or 404.
+    Other,
+}
+
+const GET: &[&str] = &["GET", "HEAD"];
+const POST: &[&str] = &["POST"];
+
+/// The issuer route of a path, and the methods it takes.
+fn issuer_route(path: &str) -> Option<(IssuerRoute, &'static [&'static str], &'static str)> {
+    let route = match path {
+        "/.well-known/jwks.json" => (IssuerRoute::Jwks, GET, "GET, HEAD"),
+        "/auth/register" => (IssuerRoute::Register, POST, "POST"),
+        "/auth/login" => (IssuerRoute::Login, POST, "POST"),
+        "/auth/refresh" => (IssuerRoute::Refresh, POST, "POST"),
+        "/auth/logout" => (IssuerRoute::Logout, POST, "POST"),
+        "/auth/logout-all" => (IssuerRoute::LogoutAll, POST, "POST"),
+        "/auth/me" => (IssuerRoute::Me, GET, "GET, HEAD"),
+        oauth::METADATA_PATH => (IssuerRoute::OAuthMetadata, GET, "GET, HEAD"),
+        oauth::TOKEN_PATH => (IssuerRoute::OAuthToken, POST, "POST"),
+        oauth::REVOKE_PATH => (IssuerRoute::OAuthRevoke, POST, "POST"),
+        oauth::INTROSPECT_PATH => (IssuerRoute::OAuthIntrospect, POST, "POST"),
+        _ => return None,
+    };
+    Some(route)
+}
+
+/// Picks the route for a method (`None`: not a standard one) and a normalised path. `issuer`: whether
+/// an issuer serves this deployment (without one, its paths are free for the protected prefixes).
+/// A fixed route asked with another method is 405 with `Allow`.
+pub fn route(config: &Config, method: Option<&str>, path: &str, issuer: bool) -> Result<Route, ApiError> {
+    if issuer {
+        if let Some((route, methods, allow)) = issuer_route(path) {
+            return match method {
+                Some(m) if methods.contains(&m) => Ok(Route::Issuer(route)),
+                _ => Err(ApiError::MethodNotAllowed(allow)),
+            };
+        }
+    }
+    if config.is_protected(path) {
+        return Ok(Route::Protected);
+    }
+    Ok(Route::Other)
+}
+
+/// Whether a path is one of the issuer's: the edge of a split deployment passes these on to the
+/// issuer Worker as they came.
+pub fn is_issuer_path(path: &str) -> bool {
+    issuer_route(path).is_some()
+}

@@ -1,0 +1,156 @@
+//! Worker glue shared by the edge and the issuer routers: the per-isolate configuration, request ids,
+//! the one wrapper every request goes through ([`serve`]: error answers, CORS and security headers),
+//! bodies and JSON answers, token verification, the denylist read, other key sets, WebCrypto.
+
+pub mod cors;
+pub mod denylist;
+pub mod remote_keys;
+pub mod response;
+pub mod verify;
+pub mod webcrypto;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+use worker::{Env, Headers, Method, Request, Response};
+
+thread_local! {
+    /// The configuration, parsed on the first request of the isolate.
+    static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+    /// This isolate's request-id prefix (random, made on first use) and counter.
+    static REQUEST_IDS: Cell<(Option<u64>, u64)> = const { Cell::new((None, 0)) };
+}
+
+impl From<worker::Error> for ApiError {
+    fn from(e: worker::Error) -> Self {
+        ApiError::Server(e.to_string())
+    }
+}
+
+/// The configuration of this isolate, parsing it on first use. Failures are not cached: they are
+/// logged and answered 500 on every request until the deployment is fixed.
+pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
+    if let Some(config) = CONFIG.with(|c| c.borrow().clone()) {
+        return Ok(config);
+    }
+    let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
+    let secret = |name: &str| env.secret(name).ok().map(|v| v.to_string());
+    let config =
+        Rc::new(Config::from_lookup(&var, &secret).map_err(|e| ApiError::Server(format!("bad configuration: {e}")))?);
+    CONFIG.with(|c| *c.borrow_mut() = Some(config.clone()));
+    Ok(config)
+}
+
+/// The configuration if an earlier request of this isolate has loaded it (the fast path never
+/// loads it: the full path does, and logs what is wrong with it).
+pub fn config_loaded() -> Option<Rc<Config>> {
+    CONFIG.with(|c| c.borrow().clone())
+}
+
+/// The request's method, if it is one of the standard ones (RFC 9110 §9 and PATCH). workers-rs
+/// reads any other method (WebDAV's `PROPFIND`, say) as GET, so the raw name is checked here first.
+pub fn method_of(req: &Request) -> Option<Method> {
+    method_named(&req.inner().method())
+}
+
+/// The standard method of this name, if it is one (see [`method_of`]).
+pub fn method_named(raw: &str) -> Option<Method> {
+    let method = Method::from(raw.to_owned());
+    (method.as_ref() == raw).then_some(method)
+}
+
+/// `Ok(route)` if the method is one of `allowed`, else 405 with `Allow`.
+pub fn only<R>(method: Option<&Method>, allowed: &[Method], allow: &'static str, route: R) -> Result<R, ApiError> {
+    if method.is_some_and(|m| allowed.contains(m)) {
+        Ok(route)
+    } else {
+        Err(ApiError::MethodNotAllowed(allow))
+    }
+}
+
+/// A response and whether the worker made it or the origin (or another Worker) did.
+pub struct Reply {
+    /// The response.
+    pub response: Response,
+    /// Made by this worker: it gets the security headers and `Vary: Origin`.
+    pub own: bool,
+    /// Readable by any origin (the JWKS, the OAuth metadata).
+    pub public: bool,
+}
+
+impl From<Response> for Reply {
+    fn from(response: Response) -> Self {
+        Reply { response, own: true, public: false }
+    }
+}
+
+impl Reply {
+    /// A response another party made, passed on as it came (plus the request id and CORS).
+    pub fn passed_on(response: Response) -> Self {
+        Reply { response, own: false, public: false }
+    }
+
+    /// A response of the worker's that any origin may read.
+    pub fn public(response: Response) -> Self {
+        Reply { response, own: true, public: true }
+    }
+}
+
+/// Serves one request: every error becomes its JSON response here, and every response gets its
+/// CORS and security headers here. `dispatch` gets the request, the configuration and the request id.
+pub async fn serve<F, Fut>(req: Request, env: Env, dispatch: F) -> worker::Result<Response>
+where
+    F: FnOnce(Request, Env, Rc<Config>, String) -> Fut,
+    Fut: Future<Output = Result<Reply, ApiError>>,
+{
+    let rid = request_id(req.headers());
+    let config = config(&env);
+    let realm = config.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
+    let origin = config.as_ref().ok().and_then(|c| cors::allowed_origin(c, &req));
+    let reply = match config {
+        Ok(config) if cors::is_preflight(&req) => cors::preflight(&config, &req).map(Reply::from),
+        Ok(config) => dispatch(req, env, config, rid.clone()).await,
+        Err(e) => Err(e),
+    };
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(error) => Reply::from(response::error(&error, &realm)?),
+    };
+    match cors::finish(reply.response, origin.as_deref(), reply.own, reply.public, &rid) {
+        Ok(response) => Ok(response),
+        Err(error) => response::error(&error, &realm),
+    }
+}
+
+/// The request id: Cloudflare's `cf-ray` when it is there and plain, else 128 random bits in hex.
+pub fn request_id(headers: &Headers) -> String {
+    let ray = headers.get("cf-ray").ok().flatten();
+    match ray {
+        Some(ray)
+            if !ray.is_empty() && ray.len() <= 64 && ray.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') =>
+        {
+            ray
+        }
+        // 64 random bits per isolate and a counter: unique, and no randomness to fetch per request.
+        _ => REQUEST_IDS.with(|ids| {
+            let (prefix, count) = ids.get();
+            let prefix = prefix.unwrap_or_else(|| {
+                let mut bytes = [0u8; 8];
+                // Without randomness the ids are still unique enough for logs: fall back to the clock.
+                if getrandom::getrandom(&mut bytes).is_err() {
+                    bytes = worker::Date::now().as_millis().to_be_bytes();
+                }
+                u64::from_be_bytes(bytes)
+            });
+            ids.set((Some(prefix), count.wrapping_add(1)));
+            format!("{prefix:016x}{count:016x}")
+        }),
+    }
+}
+
+/// Seconds since the epoch, from the runtime's clock.
+pub fn now_seconds() -> i64 {
+    (worker::Date::now().as_millis() / 1000) as i64
+}
