@@ -1,64 +1,7 @@
-// gatehouse's thin module entry: the worker's `main`.
-//
-// A request that the fast path in Rust (src/edge/fast.rs) can decide without awaiting anything is
-// answered from one synchronous call. That covers a verified request to a protected route whose
-// token is cached or EdDSA, and whose denylist answer was read in the last
-// REVOCATION_CACHE_SECONDS. Everything else goes to the full workers-rs path (src/edge/mod.rs),
-// through the same entry points as worker-build's own shim. The fast path decides only with the full
-// path's own code; this file adds no rule of its own. It wraps the whoami answer Rust wrote in a
-// Response with the headers Rust gave it, sends the origin request Rust built, and puts the request
-// id on the origin's answer.
-//
-// It relies on worker-build 0.8.7's output (build/index.js): the default export is the entry class,
-// whose prototype holds `fetch` and the wasm-bindgen exports (`gatehouseFast`), and
-// `globalThis.__worker_init_state` marks a wasm instance that must be reset.
+// The all-in-one Worker's `main` (wrangler.toml): the thin entry (js/front.mjs) in front of the
+// all-in-one build (build/, features edge + issuer), and its Durable Objects.
 import Gatehouse from '../build/index.js';
+import { front } from './front.mjs';
 
 export { Account, KeyStore } from '../build/index.js';
-
-const { fetch: fullPath, gatehouseFast, gatehouseOriginDown, gatehouseWhoamiHeaders } = Gatehouse.prototype;
-const state = globalThis.__worker_init_state;
-// The whoami answer's headers, from the Rust code that makes them (less the request id).
-const WHOAMI_HEADERS = Object.entries(JSON.parse(gatehouseWhoamiHeaders()));
-
-/** Sends the outgoing request the fast path built and returns the origin's answer as it came, plus
- *  the request id (as the full path does for answers it does not make itself). */
-async function forward(outgoing) {
-  let answer;
-  try {
-    answer = await fetch(outgoing);
-  } catch {
-    return null;
-  }
-  const headers = new Headers(answer.headers);
-  headers.set('x-request-id', outgoing.headers.get('x-request-id'));
-  return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });
-}
-
-export default {
-  async fetch(request, env, ctx) {
-    if (state && state.criticalError) {
-      // The shim's own path resets the wasm instance first.
-      return new Gatehouse(ctx, env).fetch(request);
-    }
-    let decided;
-    try {
-      decided = gatehouseFast(request);
-    } catch (e) {
-      if (e instanceof WebAssembly.RuntimeError && state) state.criticalError = true;
-      throw e;
-    }
-    if (typeof decided === 'string') {
-      // The whoami answer: "<request id>\n<body>".
-      const cut = decided.indexOf('\n');
-      const headers = new Headers(WHOAMI_HEADERS);
-      headers.set('x-request-id', decided.slice(0, cut));
-      return new Response(decided.slice(cut + 1), { headers });
-    }
-    if (decided instanceof Request) {
-      // An origin that cannot be reached gets the full path's answer: 503, made by the same code.
-      return (await forward(decided)) ?? gatehouseOriginDown(decided.headers.get('x-request-id'));
-    }
-    return fullPath.call({ env, ctx }, request);
-  },
-};
+export default front(Gatehouse);

@@ -1,9 +1,32 @@
 #!/usr/bin/env bash
-# Builds the release wasm worker into build/ with the pinned, locally installed tools (no downloads).
+# Builds release wasm workers with the pinned, locally installed tools (no downloads):
+#   bash scripts/build.sh            the all-in-one Worker (features edge + issuer) into build/
+#   bash scripts/build.sh edge       the edge Worker (feature edge) into build-edge/
+#   bash scripts/build.sh issuer     the issuer Worker (feature issuer) into build-issuer/
+#   bash scripts/build.sh all        all three
+# Extra arguments after the flavour go to worker-build (e.g. --no-opt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
-worker-build --release "$@"
+flavour="${1:-full}"
+[ $# -gt 0 ] && shift
+build() {
+  case "$1" in
+    full) worker-build --release --out-dir build "${@:2}" ;;
+    edge) worker-build --release --out-dir build-edge "${@:2}" --no-default-features --features edge ;;
+    issuer) worker-build --release --out-dir build-issuer "${@:2}" --no-default-features --features issuer ;;
+    *) echo "unknown flavour $1 (full, edge, issuer, all)" >&2; exit 2 ;;
+  esac
+}
+if [ "$flavour" = all ]; then
+  for f in full edge issuer; do build "$f" "$@"; done
+elif [ "$flavour" = full ] || [ "${flavour#-}" != "$flavour" ]; then
+  # No flavour given, only worker-build options: the all-in-one build.
+  if [ "${flavour#-}" != "$flavour" ]; then set -- "$flavour" "$@"; fi
+  build full "$@"
+else
+  build "$flavour" "$@"
+fi

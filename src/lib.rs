@@ -28,17 +28,21 @@ pub mod revocation;
 pub mod rotation;
 pub mod routes;
 
+#[cfg(feature = "edge")]
 pub mod edge;
+#[cfg(feature = "issuer")]
 pub mod issuer;
 pub mod web;
 
-/// The worker's fetch entry: the edge router fronts everything, the issuer built in behind it.
+/// The all-in-one Worker's fetch entry: the edge router fronts everything, the issuer built in behind it.
+#[cfg(all(feature = "edge", feature = "issuer"))]
 #[worker::event(fetch)]
 pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
     edge::handle(req, env, Some(issuer_routes)).await
 }
 
 /// The issuer's router, as the edge calls it in the all-in-one build.
+#[cfg(all(feature = "edge", feature = "issuer"))]
 fn issuer_routes(
     route: routes::IssuerRoute,
     req: worker::Request,
@@ -47,4 +51,18 @@ fn issuer_routes(
     rid: String,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<web::Reply, error::ApiError>>>> {
     Box::pin(async move { issuer::dispatch(route, req, &env, config, &rid).await })
+}
+
+/// The edge Worker's fetch entry: its issuer, if any, is another Worker behind `ISSUER_SERVICE`.
+#[cfg(all(feature = "edge", not(feature = "issuer")))]
+#[worker::event(fetch)]
+pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
+    edge::handle(req, env, None).await
+}
+
+/// The issuer Worker's fetch entry.
+#[cfg(all(feature = "issuer", not(feature = "edge")))]
+#[worker::event(fetch)]
+pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
+    issuer::handle(req, env).await
 }

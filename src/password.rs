@@ -1,7 +1,9 @@
 //! Password hashing with argon2id (RFC 9106), parameters as named constants, and the dummy hash
 //! checked for unknown accounts so a login takes the same time whether or not the email exists.
 
+#[cfg(feature = "issuer")]
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+#[cfg(feature = "issuer")]
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::fmt;
 
@@ -84,6 +86,7 @@ impl PasswordParams {
         self.p
     }
 
+    #[cfg(feature = "issuer")]
     fn hasher(&self) -> Result<Argon2<'static>, PasswordError> {
         let params = Params::new(self.m_kib, self.t, self.p, None).map_err(|e| PasswordError::Hash(e.to_string()))?;
         Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
@@ -95,6 +98,7 @@ pub fn acceptable(password: &str) -> bool {
     (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password.chars().count())
 }
 
+#[cfg(feature = "issuer")]
 /// Hashes a password with a 16-byte random salt into a PHC string (`$argon2id$v=19$m=…`).
 pub fn hash(password: &str, salt: &[u8; 16], params: &PasswordParams) -> Result<String, PasswordError> {
     let salt = SaltString::encode_b64(salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
@@ -103,12 +107,14 @@ pub fn hash(password: &str, salt: &[u8; 16], params: &PasswordParams) -> Result<
     Ok(hash.to_string())
 }
 
+#[cfg(feature = "issuer")]
 /// Checks a password against a PHC string, with the parameters the string records.
 pub fn verify(password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else { return false };
     Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
 }
 
+#[cfg(feature = "issuer")]
 /// Whether a stored hash was made with other parameters than `params` (so it is rehashed on login).
 pub fn needs_rehash(phc: &str, params: &PasswordParams) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else { return true };
@@ -117,6 +123,7 @@ pub fn needs_rehash(phc: &str, params: &PasswordParams) -> bool {
         || (stored.m_cost(), stored.t_cost(), stored.p_cost()) != (params.m_kib, params.t, params.p)
 }
 
+#[cfg(feature = "issuer")]
 /// The hash that unknown accounts are checked against: same parameters, so the same cost.
 pub fn dummy_hash(params: &PasswordParams) -> Result<String, PasswordError> {
     hash("gatehouse: no such account", &[0x5a; 16], params)
@@ -126,6 +133,7 @@ pub fn dummy_hash(params: &PasswordParams) -> Result<String, PasswordError> {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "issuer")]
     /// RFC 9106 §5.3 (Argon2id test vector): password 32 × 0x01, salt 16 × 0x02, secret 8 × 0x03,
     /// associated data 12 × 0x04, m = 32 KiB, t = 3, p = 4, 32-byte tag.
     #[test]
@@ -157,6 +165,7 @@ mod tests {
         assert!(PasswordParams::new(19_456, 2, 0).is_err());
     }
 
+    #[cfg(feature = "issuer")]
     #[test]
     fn hash_verify_and_rehash() {
         let params = PasswordParams::new(MIN_M_KIB, 5, 1).unwrap();

@@ -3,6 +3,7 @@
 //! machine that applies each request. Pure: no `worker`, time and randomness are arguments; the
 //! Durable Object (`issuer::account_object`) only loads, calls [`core::apply`], saves and mirrors.
 
+#[cfg(feature = "issuer")]
 pub mod core;
 pub mod family;
 pub mod protocol;
