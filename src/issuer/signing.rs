@@ -4,8 +4,10 @@
 
 use crate::config::Config;
 use crate::error::{json_error_detail, ApiError};
+use crate::jwt::token::assemble;
 use crate::jwt::PrivateKey;
 use crate::web::remote_keys::ask_key_store;
+use crate::web::webcrypto;
 use serde::Deserialize;
 use std::cell::RefCell;
 
@@ -49,7 +51,11 @@ pub async fn signing_key(config: &Config, env: &worker::Env, now: i64) -> Result
 
 /// Signs access-token claims with `key` (header `{"alg", "typ": "at+jwt", "kid"}` from the key).
 pub async fn sign(key: &PrivateKey, claims: &serde_json::Value) -> Result<String, ApiError> {
-    key.sign(claims).map_err(|e| ApiError::Server(format!("signing: {e}")))
+    let input =
+        key.signing_input(&key.access_token_header(), claims).map_err(|e| ApiError::Server(format!("signing: {e}")))?;
+    let signature =
+        webcrypto::sign(key, input.as_bytes()).await.map_err(|e| ApiError::Server(format!("signing: {e}")))?;
+    Ok(assemble(input, &signature))
 }
 
 /// One managed key as the account objects get it.

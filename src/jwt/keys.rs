@@ -7,9 +7,8 @@ use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable as _;
 use ed25519_dalek::{SigningKey as EdSigningKey, VerifyingKey as EdVerifyingKey};
+#[cfg(gatehouse_p256)]
 use p256::ecdsa::{SigningKey as P256SigningKey, VerifyingKey as P256VerifyingKey};
-use rsa::traits::PublicKeyParts;
-use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -101,22 +100,48 @@ impl fmt::Display for KeyError {
 
 impl std::error::Error for KeyError {}
 
-/// Public key material for one algorithm.
+/// Public key material for one algorithm. RSA and P-256 keys are kept as their JWK coordinates:
+/// the Workers check their signatures with WebCrypto, native builds with the pure-Rust crates.
 #[derive(Clone)]
 pub(crate) enum VerifyingMaterial {
     /// The key, and a fixed-base table of −A for verifying with it (built once, at load).
     Ed25519(EdVerifyingKey, Arc<EdwardsBasepointTable>),
-    Rsa(RsaPublicKey),
-    P256(P256VerifyingKey),
+    /// The modulus and exponent, big-endian without leading zeros.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// The affine coordinates.
+    P256 { x: [u8; 32], y: [u8; 32] },
 }
 
 /// Private key material for one algorithm. Its `Debug` never shows the key.
 #[derive(Clone)]
 pub(crate) enum SigningMaterial {
     Ed25519(Box<EdSigningKey>),
-    Rsa(Box<RsaPrivateKey>),
-    P256(Box<P256SigningKey>),
+    /// The private JWK members (`d`, `p`, `q`, `dp`, `dq`, `qi`), big-endian, for WebCrypto; natively
+    /// also the `rsa` crate's key, checked for consistency at load.
+    Rsa(Box<RsaPrivate>),
+    /// The private scalar; with `p256` linked, also its signing key, checked against `x`, `y` at load.
+    P256(Box<P256Private>),
 }
+
+/// An RSA private key's members.
+#[derive(Clone)]
+pub(crate) struct RsaPrivate {
+    /// `d`, `p`, `q`, `dp`, `dq`, `qi`, in that order.
+    pub(crate) members: [Vec<u8>; 6],
+    #[cfg(gatehouse_rsa)]
+    pub(crate) key: rsa::RsaPrivateKey,
+}
+
+/// A P-256 private key.
+#[derive(Clone)]
+pub(crate) struct P256Private {
+    pub(crate) d: [u8; 32],
+    #[cfg(gatehouse_p256)]
+    pub(crate) key: P256SigningKey,
+}
+
+/// The names of an RSA private key's members, as in [`RsaPrivate::members`].
+pub(crate) const RSA_PRIVATE_MEMBERS: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
 
 /// A public key pinned to one `kid` and one algorithm.
 #[derive(Clone)]
@@ -169,40 +194,45 @@ impl PublicKey {
         Ok(PublicKey::new(kid.into(), Algorithm::EdDsa, VerifyingMaterial::Ed25519(key, table)))
     }
 
-    /// Builds an RS256 key from its big-endian modulus and exponent, enforcing the size limits.
+    /// Builds an RS256 key from its big-endian modulus and exponent: 2048 to 4096 bits, an odd
+    /// exponent from 3 to 2^33 − 1 (the `rsa` crate's bound), and no ROCA fingerprint.
     pub fn rsa(kid: &str, n: &[u8], e: &[u8]) -> Result<Self, KeyError> {
-        let n = BigUint::from_bytes_be(n);
-        let bits = n.bits();
+        let n = trim_zeros(n);
+        let e = trim_zeros(e);
+        let bits = bit_length(n);
         if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
             return Err(KeyError::RsaSize { kid: kid.into(), bits });
         }
-        if has_roca_fingerprint(&n) {
+        let exponent = (e.len() <= 5).then(|| e.iter().fold(0u64, |v, &b| (v << 8) | u64::from(b)));
+        if !exponent.is_some_and(|e| (3..=(1 << 33) - 1).contains(&e) && e % 2 == 1) {
+            return Err(KeyError::Invalid {
+                kid: kid.into(),
+                reason: "the exponent must be odd, 3 ..= 2^33 - 1".into(),
+            });
+        }
+        if n.last().is_none_or(|low| low % 2 == 0) {
+            return Err(KeyError::Invalid { kid: kid.into(), reason: "an RSA modulus is odd".into() });
+        }
+        if has_roca_fingerprint(n) {
             return Err(KeyError::Invalid {
                 kid: kid.into(),
                 reason: "modulus has the ROCA (CVE-2017-15361) fingerprint".into(),
             });
         }
-        let key = RsaPublicKey::new_with_max_size(n, BigUint::from_bytes_be(e), MAX_RSA_BITS)
-            .map_err(|err| KeyError::Invalid { kid: kid.into(), reason: err.to_string() })?;
-        Ok(PublicKey::new(kid.into(), Algorithm::Rs256, VerifyingMaterial::Rsa(key)))
+        Ok(PublicKey::new(kid.into(), Algorithm::Rs256, VerifyingMaterial::Rsa { n: n.to_vec(), e: e.to_vec() }))
     }
 
-    /// Builds an ES256 key from its affine coordinates (32 bytes each, RFC 7518 §6.2.1); refuses
-    /// points that are not on P-256 (invalid-curve attacks) and the identity.
+    /// Builds an ES256 key from its affine coordinates (32 bytes each, RFC 7518 §6.2.1). Where `p256`
+    /// is linked, points that are not on P-256 (invalid-curve attacks) and the identity are refused
+    /// here; in the edge Worker, WebCrypto refuses them when it imports the key, and no signature
+    /// verifies under it.
     pub fn p256(kid: &str, x: &[u8], y: &[u8]) -> Result<Self, KeyError> {
-        if x.len() != 32 {
-            return Err(KeyError::Malformed { kid: kid.into(), member: "x" });
-        }
-        if y.len() != 32 {
-            return Err(KeyError::Malformed { kid: kid.into(), member: "y" });
-        }
-        let mut sec1 = Vec::with_capacity(65);
-        sec1.push(0x04);
-        sec1.extend_from_slice(x);
-        sec1.extend_from_slice(y);
-        let key = P256VerifyingKey::from_sec1_bytes(&sec1)
-            .map_err(|_| KeyError::Invalid { kid: kid.into(), reason: "x, y is not a point on P-256".into() })?;
-        Ok(PublicKey::new(kid.into(), Algorithm::Es256, VerifyingMaterial::P256(key)))
+        let x: [u8; 32] = x.try_into().map_err(|_| KeyError::Malformed { kid: kid.into(), member: "x" })?;
+        let y: [u8; 32] = y.try_into().map_err(|_| KeyError::Malformed { kid: kid.into(), member: "y" })?;
+        #[cfg(gatehouse_p256)]
+        p256_point(&x, &y)
+            .ok_or_else(|| KeyError::Invalid { kid: kid.into(), reason: "x, y is not a point on P-256".into() })?;
+        Ok(PublicKey::new(kid.into(), Algorithm::Es256, VerifyingMaterial::P256 { x, y }))
     }
 
     /// Parses a public JWK (private members, if any, are ignored).
@@ -228,20 +258,40 @@ impl PublicKey {
                 "kty": "OKP", "crv": "Ed25519", "x": b64::encode(key.to_bytes()),
                 "kid": self.kid, "alg": self.alg.name(), "use": "sig",
             }),
-            VerifyingMaterial::Rsa(key) => json!({
-                "kty": "RSA", "n": b64::encode(key.n().to_bytes_be()), "e": b64::encode(key.e().to_bytes_be()),
+            VerifyingMaterial::Rsa { n, e } => json!({
+                "kty": "RSA", "n": b64::encode(n), "e": b64::encode(e),
                 "kid": self.kid, "alg": self.alg.name(), "use": "sig",
             }),
-            VerifyingMaterial::P256(key) => {
-                let point = key.to_encoded_point(false);
-                let (x, y) = (point.x().map(b64::encode), point.y().map(b64::encode));
-                json!({
-                    "kty": "EC", "crv": "P-256", "x": x.unwrap_or_default(), "y": y.unwrap_or_default(),
-                    "kid": self.kid, "alg": self.alg.name(), "use": "sig",
-                })
-            }
+            VerifyingMaterial::P256 { x, y } => json!({
+                "kty": "EC", "crv": "P-256", "x": b64::encode(x), "y": b64::encode(y),
+                "kid": self.kid, "alg": self.alg.name(), "use": "sig",
+            }),
         }
     }
+}
+
+/// A byte string without its leading zero bytes.
+fn trim_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    bytes.get(start..).unwrap_or_default()
+}
+
+/// The bit length of a big-endian unsigned integer without leading zero bytes.
+fn bit_length(bytes: &[u8]) -> usize {
+    match bytes.first() {
+        Some(&top) => bytes.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    }
+}
+
+/// The P-256 verifying key of affine coordinates, if they are a point on the curve.
+#[cfg(gatehouse_p256)]
+fn p256_point(x: &[u8; 32], y: &[u8; 32]) -> Option<P256VerifyingKey> {
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 0x04;
+    sec1[1..33].copy_from_slice(x);
+    sec1[33..].copy_from_slice(y);
+    P256VerifyingKey::from_sec1_bytes(&sec1).ok()
 }
 
 impl PublicKey {
@@ -252,8 +302,8 @@ impl PublicKey {
         use sha2::Digest as _;
         let required: &[&str] = match &self.material {
             VerifyingMaterial::Ed25519(..) => &["crv", "kty", "x"],
-            VerifyingMaterial::Rsa(_) => &["e", "kty", "n"],
-            VerifyingMaterial::P256(_) => &["crv", "kty", "x", "y"],
+            VerifyingMaterial::Rsa { .. } => &["e", "kty", "n"],
+            VerifyingMaterial::P256 { .. } => &["crv", "kty", "x", "y"],
         };
         let jwk = self.to_jwk();
         let canonical: Map<String, Value> =
@@ -270,8 +320,8 @@ const ROCA_PRIMES: [u32; 38] = [
 
 /// Whether a modulus looks generated by the flawed Infineon library: for every small prime p,
 /// n mod p lies in the subgroup generated by 65537. A random modulus fails this for some p.
-pub fn has_roca_fingerprint(n: &BigUint) -> bool {
-    let bytes = n.to_bytes_be();
+pub fn has_roca_fingerprint(n: &[u8]) -> bool {
+    let bytes = trim_zeros(n);
     ROCA_PRIMES.iter().all(|&p| {
         let residue = bytes.iter().fold(0u32, |r, &b| (r * 256 + u32::from(b)) % p);
         let generator = 65537 % p;
@@ -288,21 +338,52 @@ pub fn has_roca_fingerprint(n: &BigUint) -> bool {
 }
 
 /// Checks a signature over raw bytes with a key, the algorithm named by `alg` having to be the key's.
-/// This is the one signature primitive of the verifier; [`KeySet::verify`] calls it.
+/// This is the one pure-Rust signature primitive of the verifier; [`KeySet::verify`] calls it. RS256
+/// needs the `rsa` crate (native builds) and ES256 the `p256` crate (native and issuer builds):
+/// without them it answers `false`, and the Workers ask WebCrypto instead (`web::webcrypto`).
 pub fn verify_signature_bytes(key: &PublicKey, alg: &str, message: &[u8], signature: &[u8]) -> bool {
-    use jwt_compact::alg::{Es256, Rsa, RsaSignature};
-    use jwt_compact::{Algorithm as _, AlgorithmSignature as _};
     if key.alg.name() != alg {
         return false;
     }
     match &key.material {
         VerifyingMaterial::Ed25519(public, minus_a) => verify_ed25519(public, minus_a, message, signature),
-        VerifyingMaterial::Rsa(public) => RsaSignature::try_from_slice(signature)
-            .is_ok_and(|sig| Rsa::rs256().verify_signature(&sig, public, message)),
+        VerifyingMaterial::Rsa { n, e } => verify_rs256(n, e, message, signature),
         // Exactly 64 bytes (r || s), each scalar in 1..n; the DER form of other libraries is refused.
-        VerifyingMaterial::P256(public) => <Es256 as jwt_compact::Algorithm>::Signature::try_from_slice(signature)
-            .is_ok_and(|sig| Es256.verify_signature(&sig, public, message)),
+        VerifyingMaterial::P256 { x, y } => verify_es256(x, y, message, signature),
     }
+}
+
+/// RSASSA-PKCS1-v1_5 with SHA-256 and the one DER DigestInfo encoding (RFC 8017 §8.2.2).
+#[cfg(gatehouse_rsa)]
+fn verify_rs256(n: &[u8], e: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    use rsa::{BigUint, Pkcs1v15Sign, RsaPublicKey};
+    use sha2::Digest as _;
+    let Ok(key) = RsaPublicKey::new_with_max_size(BigUint::from_bytes_be(n), BigUint::from_bytes_be(e), MAX_RSA_BITS)
+    else {
+        return false;
+    };
+    let digest = sha2::Sha256::digest(message);
+    key.verify(Pkcs1v15Sign::new::<sha2::Sha256>(), &digest, signature).is_ok()
+}
+
+#[cfg(not(gatehouse_rsa))]
+fn verify_rs256(_n: &[u8], _e: &[u8], _message: &[u8], _signature: &[u8]) -> bool {
+    false
+}
+
+/// ECDSA P-256 with SHA-256, the signature as `r || s` (RFC 7518 §3.4).
+#[cfg(gatehouse_p256)]
+fn verify_es256(x: &[u8; 32], y: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    use p256::ecdsa::signature::Verifier as _;
+    let (Some(key), Ok(signature)) = (p256_point(x, y), p256::ecdsa::Signature::from_slice(signature)) else {
+        return false;
+    };
+    key.verify(message, &signature).is_ok()
+}
+
+#[cfg(not(gatehouse_p256))]
+fn verify_es256(_x: &[u8; 32], _y: &[u8; 32], _message: &[u8], _signature: &[u8]) -> bool {
+    false
 }
 
 /// Ed25519 verification (RFC 8032 §5.1.7, cofactorless, as ed25519-dalek's `verify`): `s` must be
@@ -355,17 +436,24 @@ impl PrivateKey {
         let temporary = "new";
         let key = match alg {
             Algorithm::EdDsa => PrivateKey::ed25519(temporary, random)?,
+            #[cfg(gatehouse_p256)]
             Algorithm::Es256 => {
                 let signing = P256SigningKey::from_slice(random)
                     .map_err(|_| KeyError::Invalid { kid: temporary.into(), reason: "not a P-256 scalar".into() })?;
-                let material = VerifyingMaterial::P256(*signing.verifying_key());
-                let public = PublicKey::new(temporary.into(), Algorithm::Es256, material);
-                PrivateKey { public, material: SigningMaterial::P256(Box::new(signing)) }
+                let point = signing.verifying_key().to_encoded_point(false);
+                let (Some(x), Some(y)) = (point.x(), point.y()) else {
+                    return Err(KeyError::Invalid { kid: temporary.into(), reason: "the identity".into() });
+                };
+                let public = PublicKey::p256(temporary, x, y)?;
+                PrivateKey {
+                    public,
+                    material: SigningMaterial::P256(Box::new(P256Private { d: *random, key: signing })),
+                }
             }
-            Algorithm::Rs256 => {
+            _ => {
                 return Err(KeyError::Unsupported {
                     kid: temporary.into(),
-                    reason: "RSA keys are not generated".into(),
+                    reason: format!("{} keys are not generated here", alg.name()),
                 })
             }
         };
@@ -378,7 +466,7 @@ impl PrivateKey {
         let mut jwk = self.public.to_jwk();
         let d = match &self.material {
             SigningMaterial::Ed25519(key) => b64::encode(key.to_bytes()),
-            SigningMaterial::P256(key) => b64::encode(key.to_bytes()),
+            SigningMaterial::P256(key) => b64::encode(key.d),
             SigningMaterial::Rsa(_) => return None,
         };
         jwk.as_object_mut()?.insert("d".into(), Value::String(d));
@@ -393,7 +481,10 @@ impl PrivateKey {
         Ok(PrivateKey { public, material: SigningMaterial::Ed25519(Box::new(key)) })
     }
 
-    /// Parses a private JWK, checking that its public and private halves agree.
+    /// Parses a private JWK, checking that its public and private halves agree: here where the
+    /// pure-Rust crate of the algorithm is linked, else (RS256 in every Worker, ES256 in the edge
+    /// Worker) when WebCrypto first imports the key, by signing and verifying a test message
+    /// (`web::webcrypto`).
     pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, KeyError> {
         let kid = jwk_kid(jwk)?;
         let alg = jwk_alg(jwk, &kid, KeyOp::Sign, None)?;
@@ -414,36 +505,71 @@ impl PrivateKey {
                     return Err(KeyError::Unsupported { kid, reason: "multi-prime RSA keys are not supported".into() });
                 }
                 let public = PublicKey::rsa(&kid, &member(jwk, &kid, "n")?, &member(jwk, &kid, "e")?)?;
-                let VerifyingMaterial::Rsa(rsa_public) = &public.material else {
-                    return Err(KeyError::Invalid { kid, reason: "not an RSA key".into() });
+                let mut members: [Vec<u8>; 6] = Default::default();
+                for (slot, name) in members.iter_mut().zip(RSA_PRIVATE_MEMBERS) {
+                    *slot = trim_zeros(&member(jwk, &kid, name)?).to_vec();
+                    if slot.is_empty() {
+                        return Err(KeyError::Malformed { kid, member: name });
+                    }
+                }
+                let private = RsaPrivate {
+                    #[cfg(gatehouse_rsa)]
+                    key: rsa_private(&public, &members)
+                        .map_err(|reason| KeyError::Invalid { kid: kid.clone(), reason })?,
+                    members,
                 };
-                let big = |name| member(jwk, &kid, name).map(|bytes| BigUint::from_bytes_be(&bytes));
-                let private = RsaPrivateKey::from_components(
-                    rsa_public.n().clone(),
-                    rsa_public.e().clone(),
-                    big("d")?,
-                    vec![big("p")?, big("q")?],
-                )
-                .and_then(|key| key.validate().map(|()| key))
-                .map_err(|err| KeyError::Invalid { kid: kid.clone(), reason: err.to_string() })?;
                 Ok(PrivateKey { public, material: SigningMaterial::Rsa(Box::new(private)) })
             }
             Algorithm::Es256 => {
                 let public = PublicKey::p256(&kid, &member(jwk, &kid, "x")?, &member(jwk, &kid, "y")?)?;
-                let d = member(jwk, &kid, "d")?;
-                let key = P256SigningKey::from_slice(&d)
-                    .ok()
-                    .filter(|_| d.len() == 32)
-                    .ok_or_else(|| KeyError::Invalid { kid: kid.clone(), reason: "d is not a P-256 scalar".into() })?;
-                match &public.material {
-                    VerifyingMaterial::P256(given) if given == key.verifying_key() => {
-                        Ok(PrivateKey { public, material: SigningMaterial::P256(Box::new(key)) })
+                let d: [u8; 32] = member(jwk, &kid, "d")?
+                    .try_into()
+                    .map_err(|_| KeyError::Invalid { kid: kid.clone(), reason: "d is not a P-256 scalar".into() })?;
+                #[cfg(gatehouse_p256)]
+                let key = {
+                    let key = P256SigningKey::from_slice(&d).map_err(|_| KeyError::Invalid {
+                        kid: kid.clone(),
+                        reason: "d is not a P-256 scalar".into(),
+                    })?;
+                    let matches = matches!(&public.material,
+                        VerifyingMaterial::P256 { x, y } if p256_point(x, y).as_ref() == Some(key.verifying_key()));
+                    if !matches {
+                        return Err(KeyError::Invalid { kid, reason: "x, y do not match d".into() });
                     }
-                    _ => Err(KeyError::Invalid { kid, reason: "x, y do not match d".into() }),
-                }
+                    key
+                };
+                let private = P256Private {
+                    d,
+                    #[cfg(gatehouse_p256)]
+                    key,
+                };
+                Ok(PrivateKey { public, material: SigningMaterial::P256(Box::new(private)) })
             }
         }
     }
+
+    /// The private JWK members WebCrypto imports (`d`, and for RSA the CRT members), base64url.
+    pub fn private_members(&self) -> Vec<(&'static str, String)> {
+        match &self.material {
+            SigningMaterial::Ed25519(key) => vec![("d", b64::encode(key.to_bytes()))],
+            SigningMaterial::Rsa(key) => {
+                RSA_PRIVATE_MEMBERS.iter().zip(key.members.iter()).map(|(name, v)| (*name, b64::encode(v))).collect()
+            }
+            SigningMaterial::P256(key) => vec![("d", b64::encode(key.d))],
+        }
+    }
+}
+
+/// The `rsa` crate's private key of the members, checked for consistency (p·q = n, d·e ≡ 1).
+#[cfg(gatehouse_rsa)]
+fn rsa_private(public: &PublicKey, members: &[Vec<u8>; 6]) -> Result<rsa::RsaPrivateKey, String> {
+    use rsa::BigUint;
+    let VerifyingMaterial::Rsa { n, e } = &public.material else { return Err("not an RSA key".into()) };
+    let big = |bytes: &[u8]| BigUint::from_bytes_be(bytes);
+    let [d, p, q, ..] = members;
+    rsa::RsaPrivateKey::from_components(big(n), big(e), big(d), vec![big(p), big(q)])
+        .and_then(|key| key.validate().map(|()| key))
+        .map_err(|err| err.to_string())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -5,8 +5,6 @@
 
 use super::keys::{verify_signature_bytes, Algorithm, KeySet, PrivateKey, PublicKey, SigningMaterial};
 use super::{b64, json};
-use jwt_compact::alg::{Ed25519, Es256};
-use jwt_compact::Algorithm as _;
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -312,6 +310,9 @@ pub enum SignError {
     Claims,
     /// The RSA primitive failed.
     Rsa,
+    /// This build has no pure-Rust primitive for the key's algorithm: the runtime's WebCrypto signs
+    /// (`web::webcrypto::sign`).
+    NeedsRuntime,
 }
 
 impl fmt::Display for SignError {
@@ -320,6 +321,7 @@ impl fmt::Display for SignError {
             SignError::NoSigningKey => "no signing key is configured",
             SignError::Claims => "claims could not be serialised",
             SignError::Rsa => "RSA signing failed",
+            SignError::NeedsRuntime => "this key is signed with by the runtime's WebCrypto",
         })
     }
 }
@@ -327,40 +329,68 @@ impl fmt::Display for SignError {
 impl PrivateKey {
     /// Signs claims as an access token with header `{"alg", "typ": "at+jwt", "kid"}` taken from this key.
     pub fn sign(&self, claims: &Value) -> Result<String, SignError> {
+        let input = self.signing_input(&self.access_token_header(), claims)?;
+        let signature = self.sign_bytes(input.as_bytes())?;
+        Ok(assemble(input, &signature))
+    }
+
+    /// The header of access tokens this key signs: `{"alg", "typ": "at+jwt", "kid"}`.
+    pub fn access_token_header(&self) -> Value {
         let public = self.public();
-        let header = serde_json::json!({ "alg": public.alg().name(), "typ": ACCESS_TOKEN_TYP, "kid": public.kid() });
-        self.sign_with_header(&header, claims)
+        serde_json::json!({ "alg": public.alg().name(), "typ": ACCESS_TOKEN_TYP, "kid": public.kid() })
     }
 
     /// Signs with an explicit header. The header's `alg` is not consulted: the key decides.
     pub fn sign_with_header(&self, header: &Value, claims: &Value) -> Result<String, SignError> {
-        let header = serde_json::to_vec(header).map_err(|_| SignError::Claims)?;
-        let claims = serde_json::to_vec(claims).map_err(|_| SignError::Claims)?;
-        let mut token = b64::encode(header);
-        token.push('.');
-        token.push_str(&b64::encode(claims));
-        let signature = self.sign_bytes(token.as_bytes())?;
-        token.push('.');
-        token.push_str(&b64::encode(signature));
-        Ok(token)
+        let input = self.signing_input(header, claims)?;
+        let signature = self.sign_bytes(input.as_bytes())?;
+        Ok(assemble(input, &signature))
     }
 
-    /// Signs raw bytes with this key's algorithm.
+    /// The signing input of a JWS (RFC 7515 §5.1): base64url(header) "." base64url(claims).
+    pub fn signing_input(&self, header: &Value, claims: &Value) -> Result<String, SignError> {
+        let header = serde_json::to_vec(header).map_err(|_| SignError::Claims)?;
+        let claims = serde_json::to_vec(claims).map_err(|_| SignError::Claims)?;
+        let mut input = b64::encode(header);
+        input.push('.');
+        input.push_str(&b64::encode(claims));
+        Ok(input)
+    }
+
+    /// Signs raw bytes with this key's algorithm, in pure Rust where this build links the primitive.
     pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         match &self.material {
-            SigningMaterial::Ed25519(key) => Ok(Ed25519.sign(key, message).to_bytes().to_vec()),
-            // jwt-compact's RSA `sign` panics on failure; call the primitive so a failure is an error.
+            SigningMaterial::Ed25519(key) => {
+                use ed25519_dalek::Signer as _;
+                Ok(key.sign(message).to_bytes().to_vec())
+            }
+            #[cfg(gatehouse_rsa)]
             SigningMaterial::Rsa(key) => {
                 use sha2::Digest as _;
                 let digest = sha2::Sha256::digest(message);
                 // Blinded with OS randomness, so the private-key operation's timing does not leak the key.
-                key.sign_with_rng(&mut rand_core::OsRng, rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
+                key.key
+                    .sign_with_rng(&mut rand_core::OsRng, rsa::Pkcs1v15Sign::new::<sha2::Sha256>(), &digest)
                     .map_err(|_| SignError::Rsa)
             }
             // Deterministic nonces (RFC 6979), so signing needs no randomness.
-            SigningMaterial::P256(key) => Ok(Es256.sign(key, message).to_bytes().to_vec()),
+            #[cfg(gatehouse_p256)]
+            SigningMaterial::P256(key) => {
+                use p256::ecdsa::signature::Signer as _;
+                let signature: p256::ecdsa::Signature = key.key.sign(message);
+                Ok(signature.to_bytes().to_vec())
+            }
+            #[allow(unreachable_patterns)]
+            _ => Err(SignError::NeedsRuntime),
         }
     }
+}
+
+/// A compact JWS from its signing input and signature.
+pub fn assemble(mut input: String, signature: &[u8]) -> String {
+    input.push('.');
+    input.push_str(&b64::encode(signature));
+    input
 }
 
 impl KeySet {

@@ -1,9 +1,10 @@
-//! RS256 and ES256 signature checks through the runtime's WebCrypto (`crypto.subtle`, BoringSSL in
+//! RS256 and ES256 signature checks (and RS256 signing, and ES256 signing where `p256` is not linked)
+//! through the runtime's WebCrypto (`crypto.subtle`, BoringSSL in
 //! workerd), about 10× faster than the pure-Rust `rsa` and `p256` crates compiled to wasm. Only the
 //! signature primitive moves: every structural, key-pinning and claim check stays in Rust
 //! (`jwt::token`), and the pure path remains the reference used by the native tests and vectors.
 
-use crate::jwt::{Algorithm, PublicKey};
+use crate::jwt::{Algorithm, PrivateKey, PublicKey, SignError};
 use js_sys::{Array, Object, Promise, Reflect};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -108,4 +109,97 @@ pub async fn verify_signature(
             in_rust()
         }
     }
+}
+
+thread_local! {
+    /// Private keys imported for signing, by the public JWK text of their key, once per isolate
+    /// (each checked once by signing and verifying a test message).
+    static SIGNING: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+/// The message a newly imported private key signs once, to prove it matches its public key.
+const KEY_CHECK_MESSAGE: &[u8] = b"gatehouse: does this private key match its public key?";
+
+/// Signs `message` with `key`: in Rust where this build links the key's primitive (Ed25519 always,
+/// ES256 in the issuer), else with WebCrypto (RS256 in every Worker, ES256 in the edge Worker). A key
+/// WebCrypto imports is checked first: it must sign a test message that its public key verifies,
+/// so a private key whose members do not fit its public key is refused at its first use.
+pub async fn sign(key: &PrivateKey, message: &[u8]) -> Result<Vec<u8>, String> {
+    match key.sign_bytes(message) {
+        Ok(signature) => return Ok(signature),
+        Err(SignError::NeedsRuntime) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let public = key.public();
+    let (import_alg, sign_alg) = match algorithm(public.alg()) {
+        Ok(Some(algorithms)) => algorithms,
+        Ok(None) => return Err(format!("no WebCrypto signing for {}", public.alg().name())),
+        Err(e) => return Err(format!("webcrypto algorithm object: {e:?}")),
+    };
+    let subtle = subtle().map_err(|e| format!("webcrypto: {e:?}"))?;
+    let imported = import_private(&subtle, key, &import_alg, &sign_alg).await?;
+    sign_with(&subtle, &sign_alg, &imported, message).await
+}
+
+async fn sign_with(
+    subtle: &SubtleCrypto,
+    sign_alg: &Object,
+    key: &CryptoKey,
+    message: &[u8],
+) -> Result<Vec<u8>, String> {
+    let promise =
+        subtle.sign_with_object_and_u8_array(sign_alg, key, message).map_err(|e| format!("webcrypto sign: {e:?}"))?;
+    let signature = JsFuture::from(promise).await.map_err(|e| format!("webcrypto sign: {e:?}"))?;
+    Ok(js_sys::Uint8Array::new(&signature).to_vec())
+}
+
+async fn import_private(
+    subtle: &SubtleCrypto,
+    key: &PrivateKey,
+    import_alg: &Object,
+    sign_alg: &Object,
+) -> Result<CryptoKey, String> {
+    let public = key.public();
+    let id = public.jwk_text();
+    if let Some(cached) = SIGNING.with(|k| k.borrow().get(id).cloned()) {
+        return Ok(cached);
+    }
+    let mut jwk = public.to_jwk();
+    if let Some(members) = jwk.as_object_mut() {
+        members.remove("use");
+        for (name, value) in key.private_members() {
+            members.insert(name.into(), serde_json::Value::String(value));
+        }
+    }
+    let jwk: Object = js_sys::JSON::parse(&jwk.to_string())
+        .and_then(JsCast::dyn_into)
+        .map_err(|_| "webcrypto: the private JWK".to_owned())?;
+    let usages = Array::of1(&"sign".into());
+    let imported: CryptoKey = async {
+        let promise = subtle.import_key_with_object("jwk", &jwk, import_alg, false, &usages)?;
+        JsFuture::from(promise).await?.dyn_into()
+    }
+    .await
+    .map_err(|_| format!("key {:?}: WebCrypto refused the private key", public.kid()))?;
+    // The check: a signature that the public key (verified by WebCrypto too) accepts.
+    let signature = sign_with(subtle, sign_alg, &imported, KEY_CHECK_MESSAGE).await?;
+    let verify_alg = sign_alg.clone();
+    let public_import = algorithm(public.alg()).ok().flatten().map(|(import, _)| import);
+    let matches = match public_import {
+        Some(public_import) => {
+            verify_webcrypto(public, (public_import, verify_alg), KEY_CHECK_MESSAGE, &signature).await.unwrap_or(false)
+        }
+        None => false,
+    };
+    if !matches {
+        return Err(format!("key {:?}: its private members do not match its public key", public.kid()));
+    }
+    SIGNING.with(|k| {
+        let mut map = k.borrow_mut();
+        if map.len() >= MAX_IMPORTED {
+            map.clear();
+        }
+        map.insert(id.to_owned(), imported.clone());
+    });
+    Ok(imported)
 }
