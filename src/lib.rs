@@ -2,7 +2,7 @@
 //!
 //! Pure modules (no `worker`, time and randomness passed in): [`jwt`], [`revocation`], [`policy`],
 //! [`config`], [`issuers`], [`oauth`], [`rotation`], [`session`], [`account_state`], [`input`],
-//! [`password`], [`audit`]. Worker glue: `edge` (router, fast path, verification pipeline,
+//! [`password`], [`audit`], [`gateway`]. Worker glue: `edge` (router, fast path, verification pipeline,
 //! forwarding, OAuth endpoints), `account` (the per-account Durable Object), `keystore` (the
 //! managed-keys Durable Object) and `document` (the one-document storage both objects use).
 #![forbid(unsafe_code)]
@@ -10,6 +10,7 @@
 pub mod account_state;
 pub mod audit;
 pub mod config;
+pub mod gateway;
 pub mod input;
 pub mod issuers;
 pub mod jwt;

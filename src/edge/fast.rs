@@ -16,9 +16,9 @@
 use super::auth::{self, bearer_token};
 use super::error::ApiError;
 use super::{
-    config_loaded, cors, forward, method_named, policy_allows, request_id, route, whoami_body, Route, WHOAMI_HEADERS,
+    canonical_path, config_loaded, cors, forward, method_named, request_id, route, whoami_body, Route, WHOAMI_HEADERS,
 };
-use crate::policy;
+use crate::policy::Access;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::{Headers, Method};
@@ -65,52 +65,33 @@ fn decide(req: web_sys::Request) -> Option<JsValue> {
     if headers.has("origin").ok()? || headers.has("upgrade").ok()? {
         return None;
     }
-    let url = req.url();
-    let path = policy::normalize_path(path_of(&url)?).ok()?;
+    let path = canonical_path(&req.url()).ok()?;
     let method = method_named(&req.method());
-    if route(&config, method.as_ref(), &path).ok()? != Route::Protected {
+    if route(&config, method.as_ref(), &path).ok()? != Route::Gateway {
+        return None;
+    }
+    // Public and optional-auth routes, and every refusal, are the full path's.
+    let decision = config.routes.decide(&path)?;
+    if decision.access != Access::Protected {
         return None;
     }
     let header = headers.get("authorization").ok()?;
     let token = bearer_token(header.as_deref()).ok()??;
     let user = auth::verify_now(token, &config)?;
     auth::not_revoked_now(&config, &user)?;
-    if !policy_allows(&config, &path, &user) {
-        return None;
-    }
+    decision.check(user.claims()).ok()?;
     let rid = request_id(&headers);
     match &config.origin_url {
         Some(origin) => {
-            let outgoing = forward::outgoing(&req, origin, &path, &user, &rid).ok()?;
+            let outgoing = forward::outgoing(&req, &config, origin, &path, Some(&user), &rid).ok()?;
             // The same JS object the wrapper holds (not `Request.clone()`, which would tee the body).
             let outgoing: &JsValue = outgoing.inner().as_ref();
             Some(outgoing.clone())
         }
-        None if path == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
+        None if path.as_str() == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
             let body = whoami_body(&user).ok()?;
             Some(JsValue::from_str(&format!("{rid}\n{body}")))
         }
         None => None,
-    }
-}
-
-/// The path of an absolute URL (what `Request.url` always is), without query or fragment.
-fn path_of(url: &str) -> Option<&str> {
-    let after_scheme = url.split_once("://")?.1;
-    let path = after_scheme.get(after_scheme.find('/')?..)?;
-    path.split(['?', '#']).next()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::path_of;
-
-    #[test]
-    fn paths_of_absolute_urls() {
-        assert_eq!(path_of("https://a.example/api/whoami"), Some("/api/whoami"));
-        assert_eq!(path_of("http://127.0.0.1:8787/api/x?y=1#z"), Some("/api/x"));
-        assert_eq!(path_of("https://a.example/"), Some("/"));
-        assert_eq!(path_of("https://a.example"), None);
-        assert_eq!(path_of("/relative"), None);
     }
 }

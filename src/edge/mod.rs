@@ -11,8 +11,9 @@ pub mod remote;
 pub mod webcrypto;
 
 use crate::config::Config;
+use crate::gateway::path::{self, CanonicalPath};
 use crate::jwt::remote::Need;
-use crate::policy;
+use crate::policy::Access;
 use auth::{Accept, Authenticated};
 use error::ApiError;
 use std::cell::{Cell, RefCell};
@@ -71,8 +72,8 @@ pub enum Route {
     OAuthRevoke,
     /// `POST /oauth/introspect` (RFC 7662)
     OAuthIntrospect,
-    /// A path under PROTECTED_PREFIXES.
-    Protected,
+    /// A path the gateway forwards: under PROTECTED_PREFIXES, PUBLIC_PREFIXES or OPTIONAL_AUTH_PREFIXES.
+    Gateway,
     /// Nothing here.
     NotFound,
 }
@@ -89,8 +90,8 @@ pub fn method_named(raw: &str) -> Option<Method> {
     (method.as_ref() == raw).then_some(method)
 }
 
-/// Picks the route for a method (`None`: not a standard one) and a normalised path.
-pub fn route(config: &Config, method: Option<&Method>, path: &str) -> Result<Route, ApiError> {
+/// Picks the route for a method (`None`: not a standard one) and a canonical path.
+pub fn route(config: &Config, method: Option<&Method>, canonical: &CanonicalPath) -> Result<Route, ApiError> {
     let only = |allowed: &[Method], allow: &'static str, route: Route| {
         if method.is_some_and(|m| allowed.contains(m)) {
             Ok(route)
@@ -98,7 +99,7 @@ pub fn route(config: &Config, method: Option<&Method>, path: &str) -> Result<Rou
             Err(ApiError::MethodNotAllowed(allow))
         }
     };
-    match path {
+    match canonical.as_str() {
         "/.well-known/jwks.json" => only(&[Method::Get, Method::Head], "GET, HEAD", Route::Jwks),
         "/auth/register" => only(&[Method::Post], "POST", Route::Register),
         "/auth/login" => only(&[Method::Post], "POST", Route::Login),
@@ -110,7 +111,7 @@ pub fn route(config: &Config, method: Option<&Method>, path: &str) -> Result<Rou
         crate::oauth::TOKEN_PATH => only(&[Method::Post], "POST", Route::OAuthToken),
         crate::oauth::REVOKE_PATH => only(&[Method::Post], "POST", Route::OAuthRevoke),
         crate::oauth::INTROSPECT_PATH => only(&[Method::Post], "POST", Route::OAuthIntrospect),
-        _ if config.is_protected(path) => Ok(Route::Protected),
+        _ if config.routes.serves(canonical) => Ok(Route::Gateway),
         _ => Ok(Route::NotFound),
     }
 }
@@ -177,8 +178,7 @@ pub(crate) fn request_id(headers: &Headers) -> String {
 }
 async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
     let config = config(env)?;
-    let path = policy::normalize_path(&req.path())
-        .map_err(|_| ApiError::InvalidRequest("the path has an encoded separator or NUL".into()))?;
+    let path = canonical_path(&req.inner().url())?;
     let response = match route(&config, method_of(&req).as_ref(), &path)? {
         Route::Jwks => return Ok(Reply { response: jwks(&config, env).await?, own: true, public: true }),
         Route::Register => issuer::register(req, env, rid).await,
@@ -191,10 +191,7 @@ async fn dispatch(req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError>
         Route::OAuthToken => oauth::token(req, env, rid).await,
         Route::OAuthRevoke => oauth::revoke(req, env, &config, rid).await,
         Route::OAuthIntrospect => oauth::introspect(req, env, &config, rid).await,
-        Route::Protected => {
-            let user = auth::authenticate(&req, env, &config, Accept::Any).await?;
-            return protected(req, &path, &config, user, rid).await;
-        }
+        Route::Gateway => return gateway(req, &path, &config, env, rid).await,
         Route::NotFound => Err(ApiError::NotFound),
     }?;
     Ok(Reply::from(response))
@@ -249,31 +246,43 @@ async fn jwks(config: &Config, env: &Env) -> Result<Response, ApiError> {
     json_response(&serde_json::json!({ "keys": keys }), 200, "public, max-age=300")
 }
 
-/// Whether the route policies let this caller through (the fast path's question; the full path's
-/// refusal says why).
-pub(crate) fn policy_allows(config: &Config, path: &str, user: &Authenticated) -> bool {
-    policy::check(&config.policies, path, user.claims()).is_ok()
+/// The canonical path of a request URL (`Request.url` as the runtime gives it, without a second
+/// parse): what is routed, matched and forwarded. A path some origin would read otherwise is 400.
+pub(crate) fn canonical_path(url: &str) -> Result<CanonicalPath, ApiError> {
+    let raw = path::url_path(url).unwrap_or("/");
+    path::canonicalize(raw).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
-/// A verified request under a protected prefix: policies, then the origin or the built-in whoami.
-async fn protected(
-    req: Request,
-    path: &str,
-    config: &Config,
-    user: Authenticated,
-    rid: &str,
-) -> Result<Reply, ApiError> {
-    policy::check(&config.policies, path, user.claims())
-        .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
-    match &config.origin_url {
-        Some(origin) => {
-            Ok(Reply { response: forward::forward(req, origin, path, &user, rid).await?, own: false, public: false })
+/// A path the gateway forwards: the token its route needs (none for a public one, optional for an
+/// optional-auth one), its policies, then the origin or the built-in whoami.
+async fn gateway(req: Request, path: &CanonicalPath, config: &Config, env: &Env, rid: &str) -> Result<Reply, ApiError> {
+    let decision = config.routes.decide(path).ok_or(ApiError::NotFound)?;
+    let user = match decision.access {
+        Access::Public => None,
+        // No credentials at all: anonymous. Credentials that fail are refused (401), as Envoy's
+        // `allow_missing` does: a client that sent a token means to be someone.
+        Access::Optional => match auth::authenticate(&req, env, config, Accept::Any).await {
+            Err(ApiError::MissingToken) => None,
+            other => Some(other?),
+        },
+        Access::Protected => Some(auth::authenticate(&req, env, config, Accept::Any).await?),
+    };
+    if let Some(user) = &user {
+        decision
+            .check(user.claims())
+            .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
+    }
+    match (&config.origin_url, &user) {
+        (Some(origin), _) => {
+            let response = forward::forward(req, origin, path, user.as_ref(), config, rid).await?;
+            Ok(Reply { response, own: false, public: false })
         }
-        None if path == "/api/whoami" => match method_of(&req) {
-            Some(Method::Get | Method::Head) => whoami(&user).map(Reply::from),
+        (None, Some(user)) if path.as_str() == "/api/whoami" => match method_of(&req) {
+            Some(Method::Get | Method::Head) => whoami(user).map(Reply::from),
             _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
         },
-        None => Err(ApiError::NotFound),
+        (None, None) if path.as_str() == "/api/whoami" => Err(ApiError::MissingToken),
+        (None, _) => Err(ApiError::NotFound),
     }
 }
 
