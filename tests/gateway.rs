@@ -19,7 +19,9 @@ fn private_set() -> String {
 fn parse(extra: &[(&str, &str)], keys: Option<String>) -> Result<Config, ConfigError> {
     let mut vars: HashMap<&str, &str> = [("ISSUER", ISSUER), ("AUDIENCE", AUDIENCE)].into_iter().collect();
     vars.extend(extra.iter().copied());
-    Config::from_lookup(&|n| vars.get(n).map(|v| v.to_string()), &|n| (n == "SIGNING_KEYS").then(|| keys.clone()).flatten())
+    Config::from_lookup(&|n| vars.get(n).map(|v| v.to_string()), &|n| {
+        (n == "SIGNING_KEYS").then(|| keys.clone()).flatten()
+    })
 }
 
 #[test]
@@ -66,11 +68,7 @@ fn gateway_configuration_defaults_and_refusals() {
         assert!(matches!(parse(extra, keys.clone()), Err(ConfigError::Invalid { .. })), "{extra:?} must be refused");
     }
     // The assertion is signed by SIGNING_KEYS' active key: without one (managed keys only) it is refused.
-    let managed = [
-        ("KEY_MANAGEMENT", "managed"),
-        ("ORIGIN_URL", "https://o.example"),
-        ("ORIGIN_ASSERTION", "on"),
-    ];
+    let managed = [("KEY_MANAGEMENT", "managed"), ("ORIGIN_URL", "https://o.example"), ("ORIGIN_ASSERTION", "on")];
     assert!(matches!(parse(&managed, None), Err(ConfigError::Invalid { name: "ORIGIN_ASSERTION", .. })));
     assert!(parse(&managed[..2], None).is_ok());
 }
@@ -98,7 +96,10 @@ fn trusted_issuers_claims_are_mapped() {
     let roles = |mapping: &str, claims: Value| mapped(mapping, claims).map(|c| c.roles);
     let scope = |mapping: &str, claims: Value| mapped(mapping, claims).map(|c| c.scope);
     // Auth0: RBAC permissions, or roles in a namespaced claim set by an Action.
-    assert_eq!(roles(r#","roles_claim":"permissions""#, json!({"permissions": ["read:x", "admin"]})).unwrap(), ["read:x", "admin"]);
+    assert_eq!(
+        roles(r#","roles_claim":"permissions""#, json!({"permissions": ["read:x", "admin"]})).unwrap(),
+        ["read:x", "admin"]
+    );
     let ns = json!({"https://example.com/roles": ["admin"], "https://example": {"com/roles": ["no"]}});
     assert_eq!(roles(r#","roles_claim":"https://example.com/roles""#, ns).unwrap(), ["admin"]);
     // Supabase: `role` is a string; custom roles under app_metadata.
@@ -115,7 +116,10 @@ fn trusted_issuers_claims_are_mapped() {
     assert_eq!(roles(r#","roles_claim":"a.b.c""#, json!({"a": {"b": "x"}})).unwrap(), Vec::<String>::new());
     // Wrong types are refused, not guessed at.
     for bad in [json!({"permissions": [1]}), json!({"permissions": {"admin": true}}), json!({"permissions": null})] {
-        assert_eq!(roles(r#","roles_claim":"permissions""#, bad).unwrap_err(), TokenError::Validation(ValidationError::Claim("roles")));
+        assert_eq!(
+            roles(r#","roles_claim":"permissions""#, bad).unwrap_err(),
+            TokenError::Validation(ValidationError::Claim("roles"))
+        );
     }
     // `scp` arrays (Azure AD, Okta) become the space-separated scope; a string stays as it is.
     assert_eq!(scope(r#","scope_claim":"scp""#, json!({"scp": ["read", "write"]})).unwrap(), "read write");
@@ -129,7 +133,9 @@ fn trusted_issuers_claims_are_mapped() {
     assert_eq!((plain.roles, plain.scope), (vec!["r".to_owned()], "s".to_owned()));
     // Bad mappings are refused at configuration time.
     for bad in [r#","roles_claim":"""#, r#","roles_claim":"a..b""#, r#","scope_claim":".x""#, r#","roles_claim":1"#] {
-        let text = format!(r#"[{{"issuer":"https://idp.example/","jwks_url":"https://idp.example/jwks","audience":"api"{bad}}}]"#);
+        let text = format!(
+            r#"[{{"issuer":"https://idp.example/","jwks_url":"https://idp.example/jwks","audience":"api"{bad}}}]"#
+        );
         assert!(issuers::parse(&text, ISSUER).is_err(), "{bad}");
     }
 }
@@ -156,7 +162,8 @@ fn user(iss: &str, sid: Option<&str>) -> AccessClaims {
 fn signed(request: &AssertionFor<'_>, who: Option<&AccessClaims>, jti: &[u8; 16]) -> (Value, Value) {
     let keys = keyset();
     let key = keys.signing_key().unwrap();
-    let token = key.sign_with_header(&assertion::header(key.public()), &assertion::claims(request, who, NOW, jti)).unwrap();
+    let token =
+        key.sign_with_header(&assertion::header(key.public()), &assertion::claims(request, who, NOW, jti)).unwrap();
     let payload = keys.verify_jws_payload(&token).expect("the assertion verifies with the published keys");
     let header = b64::decode(token.split('.').next().unwrap()).unwrap();
     (serde_json::from_slice(&header).unwrap(), serde_json::from_slice(&payload).unwrap())
@@ -197,8 +204,14 @@ fn origin_assertions_are_short_lived_typed_and_bound_to_the_request() {
     let keys = keyset();
     let key = keys.signing_key().unwrap();
     let token = key
-        .sign_with_header(&assertion::header(key.public()), &assertion::claims(&request, Some(&user(ISSUER, None)), NOW, &[5; 16]))
+        .sign_with_header(
+            &assertion::header(key.public()),
+            &assertion::claims(&request, Some(&user(ISSUER, None)), NOW, &[5; 16]),
+        )
         .unwrap();
     let as_access = gatehouse::jwt::Validator::new(ISSUER, "https://origin.example", LEEWAY);
-    assert_eq!(verify_access_token(&keys, &as_access, &token, NOW).unwrap_err(), TokenError::Validation(ValidationError::Typ));
+    assert_eq!(
+        verify_access_token(&keys, &as_access, &token, NOW).unwrap_err(),
+        TokenError::Validation(ValidationError::Typ)
+    );
 }

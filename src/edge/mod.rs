@@ -99,7 +99,8 @@ pub fn route(config: &Config, method: Option<&Method>, canonical: &CanonicalPath
             Err(ApiError::MethodNotAllowed(allow))
         }
     };
-    match canonical.as_str() {
+    let path = canonical.as_str();
+    match path {
         "/.well-known/jwks.json" => only(&[Method::Get, Method::Head], "GET, HEAD", Route::Jwks),
         "/auth/register" => only(&[Method::Post], "POST", Route::Register),
         "/auth/login" => only(&[Method::Post], "POST", Route::Login),

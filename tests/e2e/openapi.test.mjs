@@ -95,17 +95,17 @@ function codeRoutes() {
       assert.ok(path, `constant ${m[2]} resolved from src/oauth.rs`);
       const methods = [...m[3].matchAll(/Method::(\w+)/g)].map((x) => x[1].toLowerCase());
       routes.set(path, { methods, allow: m[4] });
-    } else if (/^\s*_ if config\.is_protected\(path\) => Ok\(Route::Protected\)/.test(line) || /^\s*_ => Ok\(Route::NotFound\)/.test(line)) {
+    } else if (/^\s*_ if config\.routes\.serves\(canonical\) => Ok\(Route::Gateway\)/.test(line) || /^\s*_ => Ok\(Route::NotFound\)/.test(line)) {
       other++;
     } else {
       assert.fail(`a route arm this test does not understand (document it, then teach the test): ${line.trim()}`);
     }
   }
-  assert.equal(other, 2, 'the protected and not-found arms');
-  // The built-in protected route of protected() (ORIGIN_URL unset).
-  const prot = mod.slice(mod.indexOf('async fn protected('));
-  const builtin = prot.match(/None if path == "([^"]+)" => match method_of\(&req\) \{\s*Some\(((?:Method::\w+\s*\|?\s*)+)\)\s*=>[^\n]*\n\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\)/);
-  assert.ok(builtin, 'the built-in protected route in protected()');
+  assert.equal(other, 2, 'the gateway and not-found arms');
+  // The built-in protected route of gateway() (ORIGIN_URL unset).
+  const prot = mod.slice(mod.indexOf('async fn gateway('));
+  const builtin = prot.match(/if path\.as_str\(\) == "([^"]+)" => match method_of\(&req\) \{\s*Some\(((?:Method::\w+\s*\|?\s*)+)\)\s*=>[^\n]*\n\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\)/);
+  assert.ok(builtin, 'the built-in protected route in gateway()');
   routes.set(builtin[1], { methods: [...builtin[2].matchAll(/Method::(\w+)/g)].map((x) => x[1].toLowerCase()), allow: builtin[3], builtin: true });
   // Every other path under PROTECTED_PREFIXES (wrangler.toml) is forwarded: one templated path each.
   const prefixes = read('wrangler.toml').match(/^PROTECTED_PREFIXES = "([^"]*)"/m)[1].split(/[, ]/).filter(Boolean);
