@@ -4,10 +4,11 @@
 //! synchronous call, without the workers-rs router and its per-request machinery.
 //!
 //! It decides only what the full path ([`super::handle`]) would decide the same way, with the same
-//! code: the route table, path normalisation, verification, policies, the whoami answer, the
-//! outgoing request to the origin, the response headers. Everything else (every refusal, CORS,
-//! issuer routes, assets, anything that needs a KV read or WebCrypto) returns `undefined`, and the
-//! entry hands the request to the full path.
+//! code: the route table, the canonical path and its route decision, verification, policies, the
+//! whoami answer, the outgoing request to the origin (`forward::outgoing`), the response headers.
+//! Everything else (every refusal, CORS, public and optional-auth routes, issuer routes, assets,
+//! anything that needs a KV read or WebCrypto) returns `undefined`, and the entry hands the request
+//! to the full path.
 //!
 //! The whoami answer is handed over as text (`<request id>\n<body>`), and the entry puts it in a
 //! Response with the headers [`whoami_headers`] gives it once: the same headers `whoami` and
