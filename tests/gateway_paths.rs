@@ -163,8 +163,11 @@ fn whatwg(path: &str) -> Option<String> {
     url::Url::parse(&format!("http://origin.test{path}")).ok().map(|u| u.path().to_owned())
 }
 
+/// An origin model: the path it routes, from the path bytes it receives (`None`: it answers 400).
+type Model = fn(&str) -> Option<String>;
+
 /// The models whose reading must get exactly the edge's decision.
-const EXACT: [(&str, fn(&str) -> Option<String>); 6] =
+const EXACT: [(&str, Model); 6] =
     [("tomcat", tomcat), ("jetty", jetty), ("express", express), ("nginx", nginx), ("go", go), ("whatwg", whatwg)];
 
 /// Checks one path: refused, or forwarded as a fixed point that every origin model reads into a
