@@ -23,6 +23,7 @@ async function forward(outgoing) {
   } catch {
     return null;
   }
+  // Copied entry by entry: each Set-Cookie stays a header of its own. The body stays a stream.
   const headers = new Headers(answer.headers);
   headers.set('x-request-id', outgoing.headers.get('x-request-id'));
   return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });

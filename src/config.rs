@@ -6,7 +6,7 @@ use crate::jwt::remote::{self, FetchPolicy};
 use crate::jwt::{Algorithm, KeyError, KeySet, Validator};
 use crate::oauth::Clients;
 use crate::password::{self, PasswordParams};
-use crate::policy::{self, RoutePolicy};
+use crate::policy::Routes;
 use crate::rotation::Schedule;
 use std::fmt;
 use std::rc::Rc;
@@ -51,10 +51,8 @@ pub struct Config {
     pub reuse_grace: i64,
     /// Clock skew tolerated, seconds.
     pub leeway: i64,
-    /// Path prefixes that need a bearer token.
-    pub protected_prefixes: Vec<String>,
-    /// Scope and role requirements per prefix.
-    pub policies: Vec<RoutePolicy>,
+    /// Which paths are forwarded, with or without a token, and their scope and role requirements.
+    pub routes: Routes,
     /// Where verified requests are forwarded (no trailing slash); `None` serves `/api/whoami` itself.
     pub origin_url: Option<String>,
     /// Other browser origins allowed for CORS and cookie requests.
@@ -80,6 +78,8 @@ pub struct Config {
     pub introspection_clients: Clients,
     /// How long an isolate reuses a denylist read, milliseconds (0: read on every request).
     pub revocation_cache_ms: u64,
+    /// The gateway's CORS answers and origin assertion (see [`Gateway`]).
+    pub gateway: Gateway,
 }
 
 /// The settings of managed keys.
@@ -158,47 +158,13 @@ impl Config {
         let reuse_grace = seconds(var, "REFRESH_REUSE_GRACE_SECONDS", 10, 0, MAX_GRACE)?;
         let leeway = seconds(var, "CLOCK_LEEWAY_SECONDS", 30, 0, MAX_LEEWAY)?;
 
-        let protected_prefixes: Vec<String> = match var("PROTECTED_PREFIXES") {
-            None => vec!["/api/".to_owned()],
-            Some(text) => text.split([',', ' ']).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
-        };
-        if protected_prefixes.is_empty() || protected_prefixes.iter().any(|p| !p.starts_with('/')) {
-            return Err(ConfigError::Invalid {
-                name: "PROTECTED_PREFIXES",
-                reason: "a comma-separated list of paths starting with /".into(),
-            });
-        }
-        let normalize = |name: &'static str, p: &str| {
-            policy::normalize_path(p)
-                .map(|n| policy::match_key(&n))
-                .map_err(|_| ConfigError::Invalid { name, reason: format!("{p:?} is not a plain path") })
-        };
-        let protected_prefixes = protected_prefixes
-            .iter()
-            .map(|p| {
-                normalize("PROTECTED_PREFIXES", p)
-                    .map(|n| if p.ends_with('/') && !n.ends_with('/') { n + "/" } else { n })
-            })
-            .collect::<Result<_, _>>()?;
-
-        let policies: Vec<RoutePolicy> = match var("ROUTE_POLICIES") {
-            None => Vec::new(),
-            Some(text) if text.trim().is_empty() => Vec::new(),
-            Some(text) => serde_json::from_str(&text)
-                .map_err(|e| ConfigError::Invalid { name: "ROUTE_POLICIES", reason: e.to_string() })?,
-        };
-        for p in &policies {
-            if !p.prefix.starts_with('/') || (p.scope.is_none() && p.roles.is_none()) {
-                return Err(ConfigError::Invalid {
-                    name: "ROUTE_POLICIES",
-                    reason: format!("policy for {:?} needs a prefix starting with / and a scope or roles", p.prefix),
-                });
-            }
-        }
-        let policies = policies
-            .into_iter()
-            .map(|p| normalize("ROUTE_POLICIES", &p.prefix).map(|prefix| RoutePolicy { prefix, ..p }))
-            .collect::<Result<_, _>>()?;
+        let routes = Routes::parse(
+            var("PROTECTED_PREFIXES").as_deref(),
+            var("PUBLIC_PREFIXES").as_deref(),
+            var("OPTIONAL_AUTH_PREFIXES").as_deref(),
+            var("ROUTE_POLICIES").as_deref(),
+        )
+        .map_err(|e| ConfigError::Invalid { name: e.name, reason: e.reason })?;
 
         let origin_url = match var("ORIGIN_URL") {
             None => None,
@@ -318,6 +284,9 @@ impl Config {
             (None, None) => return Err(ConfigError::Missing("SIGNING_KEYS")),
         };
 
+        let gateway =
+            Gateway::from_lookup(var, origin_url.as_deref(), keys.as_ref().is_some_and(|k| k.signing_key().is_some()))?;
+
         Ok(Config {
             issuer,
             audience,
@@ -326,8 +295,7 @@ impl Config {
             refresh_idle,
             reuse_grace,
             leeway,
-            protected_prefixes,
-            policies,
+            routes,
             origin_url,
             allowed_origins,
             keys,
@@ -340,6 +308,7 @@ impl Config {
             jwks_timeout_ms,
             introspection_clients,
             revocation_cache_ms,
+            gateway,
         })
     }
 
@@ -362,10 +331,71 @@ impl Config {
     pub fn trusted_issuer(&self, iss: &str) -> Option<&TrustedIssuer> {
         self.trusted_issuers.iter().find(|t| t.issuer == iss)
     }
+}
 
-    /// Whether a normalised path needs a bearer token.
-    pub fn is_protected(&self, path: &str) -> bool {
-        let key = policy::match_key(path);
-        self.protected_prefixes.iter().any(|p| policy::prefix_matches(p, &key))
+// The gateway's variables (docs/GATEWAY.md): CORS preflight answers and the origin assertion.
+
+/// The gateway's settings besides its routes (`Config::routes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    /// `CORS_ALLOW_METHODS`: `Access-Control-Allow-Methods` of preflight answers.
+    pub cors_allow_methods: String,
+    /// `CORS_ALLOW_HEADERS`: `Access-Control-Allow-Headers` of preflight answers.
+    pub cors_allow_headers: String,
+    /// `CORS_MAX_AGE`: how long browsers may keep a preflight answer, seconds.
+    pub cors_max_age: i64,
+    /// With `ORIGIN_ASSERTION=on`, the `aud` of the signed origin assertion: `ORIGIN_AUDIENCE`, by
+    /// default `ORIGIN_URL`. `None`: no assertion is sent.
+    pub assertion_audience: Option<String>,
+}
+
+/// The `CORS_ALLOW_METHODS` default.
+pub const DEFAULT_CORS_METHODS: &str = "GET, HEAD, POST";
+/// The `CORS_ALLOW_HEADERS` default.
+pub const DEFAULT_CORS_HEADERS: &str = "authorization, content-type";
+/// The `CORS_MAX_AGE` default, seconds.
+pub const DEFAULT_CORS_MAX_AGE: i64 = 600;
+
+/// A comma-separated list of RFC 9110 §5.6.2 tokens, written back as `a, b, c`.
+fn token_list(var: &dyn Fn(&str) -> Option<String>, name: &'static str, default: &str) -> Result<String, ConfigError> {
+    let text = var(name).unwrap_or_else(|| default.to_owned());
+    let token_char = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    let items: Vec<&str> = text.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    if let Some(bad) = items.iter().find(|t| !t.chars().all(token_char)) {
+        return Err(ConfigError::Invalid { name, reason: format!("{bad:?} is not a method or header name") });
+    }
+    Ok(items.join(", "))
+}
+
+impl Gateway {
+    fn from_lookup(
+        var: &dyn Fn(&str) -> Option<String>,
+        origin_url: Option<&str>,
+        can_sign: bool,
+    ) -> Result<Gateway, ConfigError> {
+        let assertion_audience = match var("ORIGIN_ASSERTION").as_deref().map(str::trim) {
+            None | Some("") | Some("off") => None,
+            Some("on") => {
+                let invalid = |reason: &str| ConfigError::Invalid { name: "ORIGIN_ASSERTION", reason: reason.into() };
+                let origin = origin_url.ok_or_else(|| invalid("needs ORIGIN_URL"))?;
+                if !can_sign {
+                    return Err(invalid("needs SIGNING_KEYS: the first key signs the assertion"));
+                }
+                let audience = var("ORIGIN_AUDIENCE").map(|a| a.trim().to_owned()).filter(|a| !a.is_empty());
+                Some(audience.unwrap_or_else(|| origin.to_owned()))
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "ORIGIN_ASSERTION",
+                    reason: format!("{other:?} is not \"on\" or \"off\""),
+                })
+            }
+        };
+        Ok(Gateway {
+            cors_allow_methods: token_list(var, "CORS_ALLOW_METHODS", DEFAULT_CORS_METHODS)?,
+            cors_allow_headers: token_list(var, "CORS_ALLOW_HEADERS", DEFAULT_CORS_HEADERS)?,
+            cors_max_age: seconds(var, "CORS_MAX_AGE", DEFAULT_CORS_MAX_AGE, 0, 86_400)?,
+            assertion_audience,
+        })
     }
 }

@@ -5,6 +5,7 @@
 //! issuer whose keys may verify it, and the validator then requires it again, so a token can only
 //! ever pass under the keys of the issuer it names.
 
+use crate::jwt::claims::ClaimPath;
 use crate::jwt::{Algorithm, TypRule, Validator};
 use serde::Deserialize;
 use std::fmt;
@@ -53,6 +54,10 @@ pub struct TrustedIssuer {
     pub source: TokenSource,
     /// Whether its tokens must carry `typ: at+jwt`; if not, an absent `typ` or `JWT` also passes.
     pub require_typ: bool,
+    /// Where its tokens carry roles, if not in `roles` (`permissions`, `https://ns/roles`, `app_metadata.roles`).
+    pub roles_claim: Option<ClaimPath>,
+    /// Where its tokens carry scopes, if not in `scope` (`scp`, a string or an array).
+    pub scope_claim: Option<ClaimPath>,
 }
 
 impl TrustedIssuer {
@@ -62,6 +67,8 @@ impl TrustedIssuer {
         if !self.require_typ {
             validator.typ = TypRule::AccessTokenOrPlainJwt;
         }
+        validator.roles_claim = self.roles_claim.clone();
+        validator.scope_claim = self.scope_claim.clone();
         validator
     }
 }
@@ -88,6 +95,10 @@ struct Entry {
     token_from: Option<String>,
     #[serde(default)]
     require_typ: Option<bool>,
+    #[serde(default)]
+    roles_claim: Option<String>,
+    #[serde(default)]
+    scope_claim: Option<String>,
 }
 
 /// Whether a JWKS URL may be fetched: `https://` anywhere, `http://` only on a loopback host.
@@ -111,7 +122,8 @@ pub fn jwks_url_allowed(text: &str) -> Result<String, String> {
 }
 
 /// Parses `TRUSTED_ISSUERS`: a JSON list of
-/// `{"issuer", "jwks_url", "audience", "algorithms"?, "token_from"?, "require_typ"?}`.
+/// `{"issuer", "jwks_url", "audience", "algorithms"?, "token_from"?, "require_typ"?, "roles_claim"?,
+/// "scope_claim"?}`.
 /// `own_issuer` (gatehouse's ISSUER) may not appear: its keys are the configured ones.
 pub fn parse(text: &str, own_issuer: &str) -> Result<Vec<TrustedIssuer>, IssuersError> {
     let err = |why: String| IssuersError(why);
@@ -160,6 +172,15 @@ pub fn parse(text: &str, own_issuer: &str) -> Result<Vec<TrustedIssuer>, Issuers
                 ))
             })?,
         };
+        let claim = |name: Option<String>, member: &str| -> Result<Option<ClaimPath>, IssuersError> {
+            name.map(|n| {
+                ClaimPath::new(&n)
+                    .ok_or_else(|| err(format!("issuer {issuer:?}: {member} {n:?} is not a claim name or path")))
+            })
+            .transpose()
+        };
+        let roles_claim = claim(e.roles_claim, "roles_claim")?;
+        let scope_claim = claim(e.scope_claim, "scope_claim")?;
         issuers.push(TrustedIssuer {
             issuer,
             jwks_url,
@@ -167,6 +188,8 @@ pub fn parse(text: &str, own_issuer: &str) -> Result<Vec<TrustedIssuer>, Issuers
             algorithms,
             source,
             require_typ: e.require_typ.unwrap_or(true),
+            roles_claim,
+            scope_claim,
         });
     }
     Ok(issuers)

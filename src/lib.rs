@@ -3,7 +3,8 @@
 //! Layers point one way (`scripts/check-layers.mjs` keeps it so):
 //! - pure token code, [`jwt`], and the floor: [`config`], [`error`] (the one mapping of errors to
 //!   HTTP), [`routes`];
-//! - pure domain modules: [`policy`], [`revocation`], [`issuers`], [`account`] (the account core:
+//! - pure domain modules: [`policy`], [`gateway`] (the canonical path, header hygiene, the origin
+//!   assertion), [`revocation`], [`issuers`], [`account`] (the account core:
 //!   state, refresh families, protocol, state machine), [`password`], [`input`], [`oauth`],
 //!   [`rotation`], [`audit`];
 //! - worker glue shared by both routers: `web` (configuration per isolate, serving, CORS, token
@@ -18,6 +19,7 @@ pub mod account;
 pub mod audit;
 pub mod config;
 pub mod error;
+pub mod gateway;
 pub mod input;
 pub mod issuers;
 pub mod jwt;

@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::gateway::path::CanonicalPath;
 use crate::oauth;
 
 /// A route of the issuer.
@@ -39,8 +40,8 @@ pub enum IssuerRoute {
 pub enum Route {
     /// One of the issuer's routes.
     Issuer(IssuerRoute),
-    /// A path under PROTECTED_PREFIXES: verified at the edge.
-    Protected,
+    /// A path the gateway serves (protected, public or optional-auth prefixes, docs/GATEWAY.md).
+    Gateway,
     /// Nothing of gatehouse's: the issuer's static assets, or 404.
     Other,
 }
@@ -67,20 +68,20 @@ fn issuer_route(path: &str) -> Option<(IssuerRoute, &'static [&'static str], &'s
     Some(route)
 }
 
-/// Picks the route for a method (`None`: not a standard one) and a normalised path. `issuer`: whether
-/// an issuer serves this deployment (without one, its paths are free for the protected prefixes).
+/// Picks the route for a method (`None`: not a standard one) and a canonical path. `issuer`: whether
+/// an issuer serves this deployment (without one, its paths are free for the gateway's prefixes).
 /// A fixed route asked with another method is 405 with `Allow`.
-pub fn route(config: &Config, method: Option<&str>, path: &str, issuer: bool) -> Result<Route, ApiError> {
+pub fn route(config: &Config, method: Option<&str>, path: &CanonicalPath, issuer: bool) -> Result<Route, ApiError> {
     if issuer {
-        if let Some((route, methods, allow)) = issuer_route(path) {
+        if let Some((route, methods, allow)) = issuer_route(path.as_str()) {
             return match method {
                 Some(m) if methods.contains(&m) => Ok(Route::Issuer(route)),
                 _ => Err(ApiError::MethodNotAllowed(allow)),
             };
         }
     }
-    if config.is_protected(path) {
-        return Ok(Route::Protected);
+    if config.routes.serves(path) {
+        return Ok(Route::Gateway);
     }
     Ok(Route::Other)
 }

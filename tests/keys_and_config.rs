@@ -133,8 +133,8 @@ fn config_defaults_are_the_documented_ones() {
         (c.access_ttl, c.refresh_ttl, c.refresh_idle, c.reuse_grace, c.leeway),
         (900, 2_592_000, 1_209_600, 10, 30)
     );
-    assert_eq!(c.protected_prefixes, vec!["/api/"]);
-    assert!(c.policies.is_empty() && c.origin_url.is_none() && c.allowed_origins.is_empty());
+    assert_eq!(c.routes.protected_prefixes(), ["/api/"]);
+    assert!(c.routes.policies().is_empty() && c.origin_url.is_none() && c.allowed_origins.is_empty());
 }
 
 #[test]
@@ -186,11 +186,12 @@ fn config_parses_lists_and_urls() {
         Some(private_set().to_string()),
     )
     .unwrap();
-    assert_eq!(c.protected_prefixes, vec!["/api/", "/admin"]);
-    assert_eq!(c.policies.len(), 2);
+    assert_eq!(c.routes.protected_prefixes(), ["/api/", "/admin"]);
+    assert_eq!(c.routes.policies().len(), 2);
     assert_eq!(c.origin_url.as_deref(), Some("http://127.0.0.1:9000/base"));
     assert_eq!(c.allowed_origins, vec!["https://app.example.com", "http://localhost:5173"]);
-    assert!(c.is_protected("/admin") && c.is_protected("/admin/x") && !c.is_protected("/administrator"));
+    let serves = |p: &str| c.routes.serves(&gatehouse::gateway::path::canonicalize(p).unwrap());
+    assert!(serves("/admin") && serves("/admin/x") && !serves("/administrator"));
 }
 
 #[test]

@@ -4,21 +4,22 @@
 //! synchronous call, without the workers-rs router and its per-request machinery.
 //!
 //! It decides only what the full path ([`super::handle`]) would decide the same way, with the same
-//! code: the route table, path normalisation, verification, policies, the whoami answer, the
-//! outgoing request to the origin, the response headers. Everything else (every refusal, CORS,
-//! issuer routes, assets, anything that needs a KV read or WebCrypto) returns `undefined`, and the
-//! entry hands the request to the full path.
+//! code: the route table, the canonical path and its route decision, verification, policies, the
+//! whoami answer, the outgoing request to the origin (`forward::outgoing`), the response headers.
+//! Everything else (every refusal, CORS, public and optional-auth routes, issuer routes, assets,
+//! anything that needs a KV read or WebCrypto) returns `undefined`, and the entry hands the request
+//! to the full path.
 //!
 //! The whoami answer is handed over as text (`<request id>\n<body>`), and the entry puts it in a
 //! Response with the headers [`whoami_headers`] gives it once: the same headers `whoami` and
 //! `cors::finish` put on the full path's answer (an end-to-end test compares the two).
 
-use super::{forward, policy_allows, whoami_body, WHOAMI_HEADERS};
+use super::{forward, whoami_body, WHOAMI_HEADERS};
 use crate::error::ApiError;
-use crate::policy;
+use crate::policy::Access;
 use crate::routes::{self, Route};
 use crate::web::verify::{self, bearer_token};
-use crate::web::{config_loaded, cors, denylist, method_named, request_id, response};
+use crate::web::{canonical_path, config_loaded, cors, denylist, method_named, request_id, response};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::{Headers, Method};
@@ -64,11 +65,15 @@ fn decide(req: web_sys::Request) -> Option<JsValue> {
     if headers.has("origin").ok()? || headers.has("upgrade").ok()? {
         return None;
     }
-    let url = req.url();
-    let path = policy::normalize_path(path_of(&url)?).ok()?;
+    let path = canonical_path(&req.url()).ok()?;
     let method = method_named(&req.method());
     // As if an issuer were there: its paths are never decided here, with or without one.
-    if routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, true).ok()? != Route::Protected {
+    if routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, true).ok()? != Route::Gateway {
+        return None;
+    }
+    // Public and optional-auth routes, and every refusal, are the full path's.
+    let decision = config.routes.decide(&path)?;
+    if decision.access != Access::Protected {
         return None;
     }
     let header = headers.get("authorization").ok()?;
@@ -77,42 +82,19 @@ fn decide(req: web_sys::Request) -> Option<JsValue> {
     if user.is_own() {
         denylist::passes_now(&config, user.claims())?;
     }
-    if !policy_allows(&config, &path, &user) {
-        return None;
-    }
+    decision.check(user.claims()).ok()?;
     let rid = request_id(&headers);
     match &config.origin_url {
         Some(origin) => {
-            let outgoing = forward::outgoing(&req, origin, &path, &user, &rid).ok()?;
+            let outgoing = forward::outgoing(&req, &config, origin, &path, Some(&user), &rid).ok()?;
             // The same JS object the wrapper holds (not `Request.clone()`, which would tee the body).
             let outgoing: &JsValue = outgoing.inner().as_ref();
             Some(outgoing.clone())
         }
-        None if path == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
+        None if path.as_str() == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
             let body = whoami_body(&user).ok()?;
             Some(JsValue::from_str(&format!("{rid}\n{body}")))
         }
         None => None,
-    }
-}
-
-/// The path of an absolute URL (what `Request.url` always is), without query or fragment.
-fn path_of(url: &str) -> Option<&str> {
-    let after_scheme = url.split_once("://")?.1;
-    let path = after_scheme.get(after_scheme.find('/')?..)?;
-    path.split(['?', '#']).next()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::path_of;
-
-    #[test]
-    fn paths_of_absolute_urls() {
-        assert_eq!(path_of("https://a.example/api/whoami"), Some("/api/whoami"));
-        assert_eq!(path_of("http://127.0.0.1:8787/api/x?y=1#z"), Some("/api/x"));
-        assert_eq!(path_of("https://a.example/"), Some("/"));
-        assert_eq!(path_of("https://a.example"), None);
-        assert_eq!(path_of("/relative"), None);
     }
 }

@@ -1,12 +1,15 @@
-//! Forwarding a verified request to ORIGIN_URL with the caller's identity in `X-Auth-*` headers.
+//! Forwarding a request to ORIGIN_URL (docs/GATEWAY.md): the canonical path, the client's headers
+//! less every identity, override and proxy header in any spelling, the caller's identity in
+//! `X-Auth-*` headers, `X-Forwarded-*` from what the edge knows, and with `ORIGIN_ASSERTION=on` the
+//! signed assertion. The full path and the fast path both send what [`outgoing`] builds.
 
-use crate::config::REFRESH_COOKIE as COOKIE_NAME;
+use crate::config::{Config, REFRESH_COOKIE as COOKIE_NAME};
 use crate::error::ApiError;
+use crate::gateway::assertion::{self, AssertionFor};
+use crate::gateway::headers::{self, ASSERTION_HEADER};
+use crate::gateway::path::CanonicalPath;
 use crate::web::verify::Authenticated;
 use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
-
-/// The prefix of identity headers; any a client sends is removed before forwarding.
-pub const IDENTITY_PREFIX: &str = "x-auth-";
 
 /// Percent-encodes everything but visible ASCII and space (and `%` and, inside lists, `,`), so an
 /// identity value can never inject a header or split a list.
@@ -47,26 +50,55 @@ pub fn cookie_without_refresh_token(header: &str) -> Option<String> {
     (!kept.is_empty()).then(|| kept.join("; "))
 }
 
-/// The request to send to `origin` + the normalised `path` (the one the policies were checked on) +
-/// query: the method, the headers (less `Host`, every `X-Auth-*` and gatehouse's refresh cookie)
-/// with the identity headers and the request id added, and the body streamed as it came.
+/// Signs an origin assertion's claims. The one place that picks the key: today the active key of
+/// SIGNING_KEYS (the configuration refuses `ORIGIN_ASSERTION=on` without one).
+fn sign_assertion(config: &Config, claims: &serde_json::Value) -> Result<String, ApiError> {
+    let key = config
+        .keys
+        .as_ref()
+        .and_then(|keys| keys.signing_key())
+        .ok_or_else(|| ApiError::Server("no key signs origin assertions".into()))?;
+    key.sign_with_header(&assertion::header(key.public()), claims)
+        .map_err(|e| ApiError::Server(format!("origin assertion: {e}")))
+}
+
+/// The origin assertion for a request to `url` (ORIGIN_URL + canonical path), if it is on.
+fn origin_assertion(
+    config: &Config,
+    method: &str,
+    url: &str,
+    user: Option<&Authenticated>,
+) -> Result<Option<String>, ApiError> {
+    let Some(audience) = &config.gateway.assertion_audience else { return Ok(None) };
+    let mut jti = [0u8; 16];
+    getrandom::getrandom(&mut jti).map_err(|e| ApiError::Server(format!("no randomness for an assertion: {e}")))?;
+    let now = (worker::Date::now().as_millis() / 1000) as i64;
+    let request = AssertionFor { issuer: &config.issuer, audience, method, url };
+    let claims = assertion::claims(&request, user.map(Authenticated::claims), now, &jti);
+    sign_assertion(config, &claims).map(Some)
+}
+
+/// The request to send to `origin` + the canonical `path` (the one the routes were decided on) +
+/// query: the method; the client's headers less `Host`, gatehouse's refresh cookie and every
+/// header [`headers::dropped`] names; the caller's identity headers (none for an anonymous
+/// caller); `X-Forwarded-For/-Proto/-Host`; the request id; the origin assertion if it is on; and
+/// the body streamed as it came. Redirects are handed back, not followed.
 pub fn outgoing(
     req: &web_sys::Request,
+    config: &Config,
     origin: &str,
-    path: &str,
-    user: &Authenticated,
+    path: &CanonicalPath,
+    user: Option<&Authenticated>,
     request_id: &str,
 ) -> Result<Request, ApiError> {
     let url = req.url();
     // The query as it came (already percent-encoded in the serialised URL), without the fragment.
     let query = url.split_once('?').map(|(_, q)| q.split('#').next().unwrap_or(q)).filter(|q| !q.is_empty());
-    let target = match query {
-        Some(q) => format!("{origin}{path}?{q}"),
-        None => format!("{origin}{path}"),
-    };
+    let target = format!("{origin}{path}");
+    let client = Headers(req.headers());
     let headers = Headers::new();
-    for (name, value) in Headers(req.headers()).entries() {
-        if name.starts_with(IDENTITY_PREFIX) || name == "host" {
+    for (name, value) in client.entries() {
+        if name == "host" || headers::dropped(&name) {
             continue;
         }
         if name == "cookie" {
@@ -77,29 +109,44 @@ pub fn outgoing(
         }
         headers.append(&name, &value)?;
     }
-    for (name, value) in identity_headers(user) {
+    if let Some(user) = user {
+        for (name, value) in identity_headers(user) {
+            headers.set(name, &value)?;
+        }
+    }
+    let client_ip = client.get("cf-connecting-ip")?;
+    for (name, value) in headers::forwarded(&url, client_ip.as_deref()) {
         headers.set(name, &value)?;
     }
     headers.set("x-request-id", request_id)?;
+    let method = req.method();
+    if let Some(assertion) = origin_assertion(config, &method, &target, user)? {
+        headers.set(ASSERTION_HEADER, &assertion)?;
+    }
     let mut init = RequestInit::new();
     init.with_headers(headers).with_redirect(RequestRedirect::Manual);
     init.with_body(req.body().map(Into::into));
     // The method as it came, by name: workers-rs's `Method` cannot name WebDAV's and reads them as GET.
     let init = web_sys::RequestInit::from(&init);
-    init.set_method(&req.method());
+    init.set_method(&method);
+    let target = match query {
+        Some(q) => format!("{target}?{q}"),
+        None => target,
+    };
     let outgoing = web_sys::Request::new_with_str_and_init(&target, &init).map_err(worker::Error::from)?;
     Ok(Request::from(outgoing))
 }
 
-/// Forwards a verified request (see [`outgoing`]) and returns the origin's response.
+/// Forwards a request (see [`outgoing`]) and returns the origin's response.
 pub async fn forward(
     req: Request,
     origin: &str,
-    path: &str,
-    user: &Authenticated,
+    path: &CanonicalPath,
+    user: Option<&Authenticated>,
+    config: &Config,
     request_id: &str,
 ) -> Result<Response, ApiError> {
-    let outgoing = outgoing(req.inner(), origin, path, user, request_id)?;
+    let outgoing = outgoing(req.inner(), config, origin, path, user, request_id)?;
     Fetch::Request(outgoing).send().await.map_err(|e| ApiError::Unavailable(format!("origin fetch failed: {e}")))
 }
 

@@ -1,5 +1,6 @@
-//! The edge router: requests under the protected prefixes are verified (token, denylist, route
-//! policies) and forwarded to the origin, or answered by the built-in whoami. Everything else is the
+//! The edge router: requests on the gateway's routes (protected, public and optional-auth prefixes,
+//! docs/GATEWAY.md) are verified as their route asks (token, denylist, route policies) and forwarded
+//! to the origin, or answered by the built-in whoami. Everything else is the
 //! issuer's: served in this Worker (all-in-one build), passed on through the `ISSUER_SERVICE` binding
 //! (split deployment), or 404 (verifier-only).
 
@@ -8,7 +9,8 @@ pub mod forward;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::policy;
+use crate::gateway::path::CanonicalPath;
+use crate::policy::Access;
 use crate::routes::{self, IssuerRoute, Route};
 use crate::web::verify::{self, Accept, Authenticated};
 use crate::web::{self, Reply};
@@ -38,16 +40,12 @@ async fn dispatch(
     rid: String,
     built_in: Option<BuiltInIssuer>,
 ) -> Result<Reply, ApiError> {
-    let path = policy::normalize_path(&req.path())
-        .map_err(|_| ApiError::InvalidRequest("the path has an encoded separator or NUL".into()))?;
+    let path = web::canonical_path(&req.inner().url())?;
     let method = web::method_of(&req);
     let service = env.service(ISSUER_SERVICE_BINDING).ok();
     let has_issuer = built_in.is_some() || service.is_some();
     match routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, has_issuer)? {
-        Route::Protected => {
-            let user = verify::authenticate(&req, &env, &config, Accept::Any).await?;
-            protected(req, &path, &config, user, &rid).await
-        }
+        Route::Gateway => gateway(req, &path, &config, &env, &rid).await,
         Route::Issuer(route) => match (built_in, service) {
             (Some(issuer), _) => issuer(route, req, env, config, rid).await,
             (None, Some(service)) => pass_on(&service, req).await,
@@ -67,29 +65,35 @@ async fn pass_on(service: &worker::Fetcher, req: Request) -> Result<Reply, ApiEr
     Ok(Reply::passed_on(answer))
 }
 
-/// Whether the route policies let this caller through (the fast path's question; the full path's
-/// refusal says why).
-pub(crate) fn policy_allows(config: &Config, path: &str, user: &Authenticated) -> bool {
-    policy::check(&config.policies, path, user.claims()).is_ok()
-}
-
-/// A verified request under a protected prefix: policies, then the origin or the built-in whoami.
-async fn protected(
-    req: Request,
-    path: &str,
-    config: &Config,
-    user: Authenticated,
-    rid: &str,
-) -> Result<Reply, ApiError> {
-    policy::check(&config.policies, path, user.claims())
-        .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
-    match &config.origin_url {
-        Some(origin) => Ok(Reply::passed_on(forward::forward(req, origin, path, &user, rid).await?)),
-        None if path == "/api/whoami" => match web::method_of(&req) {
-            Some(Method::Get | Method::Head) => whoami(&user).map(Reply::from),
+/// A path the gateway forwards: the token its route needs (none for a public one, optional for an
+/// optional-auth one), its policies, then the origin or the built-in whoami.
+async fn gateway(req: Request, path: &CanonicalPath, config: &Config, env: &Env, rid: &str) -> Result<Reply, ApiError> {
+    let decision = config.routes.decide(path).ok_or(ApiError::NotFound)?;
+    let user = match decision.access {
+        Access::Public => None,
+        // No credentials at all: anonymous. Credentials that fail are refused (401), as Envoy's
+        // `allow_missing` does: a client that sent a token means to be someone.
+        Access::Optional => match verify::authenticate(&req, env, config, Accept::Any).await {
+            Err(ApiError::MissingToken) => None,
+            other => Some(other?),
+        },
+        Access::Protected => Some(verify::authenticate(&req, env, config, Accept::Any).await?),
+    };
+    if let Some(user) = &user {
+        decision
+            .check(user.claims())
+            .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
+    }
+    match (&config.origin_url, &user) {
+        (Some(origin), _) => {
+            Ok(Reply::passed_on(forward::forward(req, origin, path, user.as_ref(), config, rid).await?))
+        }
+        (None, Some(user)) if path.as_str() == "/api/whoami" => match web::method_of(&req) {
+            Some(Method::Get | Method::Head) => whoami(user).map(Reply::from),
             _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
         },
-        None => Err(ApiError::NotFound),
+        (None, None) if path.as_str() == "/api/whoami" => Err(ApiError::MissingToken),
+        (None, _) => Err(ApiError::NotFound),
     }
 }
 

@@ -24,12 +24,11 @@ use worker::{Env, Request, Response};
 /// The issuer Worker's fetch handler (a split deployment): the issuer's routes, 404 for the rest.
 pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
     web::serve(req, env, |req, env, config, rid| async move {
-        let path = crate::policy::normalize_path(&req.path())
-            .map_err(|_| ApiError::InvalidRequest("the path has an encoded separator or NUL".into()))?;
+        let path = web::canonical_path(&req.inner().url())?;
         let method = web::method_of(&req);
         match routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, true)? {
             Route::Issuer(route) => dispatch(route, req, &env, config, &rid).await,
-            Route::Protected | Route::Other => Err(ApiError::NotFound),
+            Route::Gateway | Route::Other => Err(ApiError::NotFound),
         }
     })
     .await

@@ -18,6 +18,47 @@ pub struct Validator {
     pub leeway: i64,
     /// What the header `typ` must be.
     pub typ: TypRule,
+    /// Where the roles are read from, when not `roles` (see [`ClaimPath`]): a trusted issuer's mapping.
+    pub roles_claim: Option<ClaimPath>,
+    /// Where the scopes are read from, when not `scope` (see [`ClaimPath`]): a trusted issuer's mapping.
+    pub scope_claim: Option<ClaimPath>,
+}
+
+/// Where a mapped claim is found: a member of that exact name if the claims have one (namespaced
+/// claims such as `https://example.com/roles` are names, dots and all), otherwise, for a name
+/// without `://`, a path of members through nested objects (`app_metadata.roles`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPath(String);
+
+impl ClaimPath {
+    /// The longest claim name or path accepted.
+    pub const MAX_LEN: usize = 256;
+
+    /// A claim path, if it is one: non-empty, at most [`ClaimPath::MAX_LEN`] bytes, no control
+    /// characters, and (a path) no empty member name.
+    pub fn new(name: &str) -> Option<ClaimPath> {
+        let path_ok = name.contains("://") || name.split('.').all(|part| !part.is_empty());
+        (!name.is_empty() && name.len() <= Self::MAX_LEN && !name.chars().any(char::is_control) && path_ok)
+            .then(|| ClaimPath(name.to_owned()))
+    }
+
+    /// The name or path as configured.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The value it names in a claims object, if any.
+    pub fn find<'c>(&self, claims: &'c Map<String, Value>) -> Option<&'c Value> {
+        if let Some(value) = claims.get(&self.0) {
+            return Some(value);
+        }
+        if self.0.contains("://") {
+            return None;
+        }
+        let mut parts = self.0.split('.');
+        let first = claims.get(parts.next()?)?;
+        parts.try_fold(first, |value, part| value.as_object()?.get(part))
+    }
 }
 
 /// The header `typ` a token must carry (RFC 8725 §3.11: explicit typing keeps other kinds of JWT,
@@ -34,7 +75,14 @@ pub enum TypRule {
 impl Validator {
     /// A validator requiring `typ: at+jwt`.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>, leeway: i64) -> Self {
-        Validator { issuer: issuer.into(), audience: audience.into(), leeway, typ: TypRule::AccessToken }
+        Validator {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway,
+            typ: TypRule::AccessToken,
+            roles_claim: None,
+            scope_claim: None,
+        }
     }
 }
 
@@ -118,6 +166,31 @@ fn identifier(claims: &Map<String, Value>, name: &'static str) -> Result<Option<
     }
 }
 
+/// An array of strings (absent: empty).
+fn string_array(value: Option<&Value>, name: &'static str) -> Result<Vec<String>, ValidationError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => {
+            items.iter().map(|r| r.as_str().map(str::to_owned).ok_or(ValidationError::Claim(name))).collect()
+        }
+        Some(_) => Err(ValidationError::Claim(name)),
+    }
+}
+
+/// Scopes from a mapped claim: a space-separated string, or an array of single scopes (`scp`).
+fn mapped_scope(value: Option<&Value>) -> Result<String, ValidationError> {
+    match value {
+        Some(Value::String(scope)) => Ok(scope.clone()),
+        other => {
+            let items = string_array(other, "scope")?;
+            if items.iter().any(|s| s.is_empty() || s.contains(' ')) {
+                return Err(ValidationError::Claim("scope"));
+            }
+            Ok(items.join(" "))
+        }
+    }
+}
+
 fn typ_is_access_token(typ: &str) -> bool {
     // RFC 9068 §4: "at+jwt" or "application/at+jwt"; media types compare case-insensitively.
     let typ = typ.to_ascii_lowercase();
@@ -176,14 +249,17 @@ impl Validator {
             return Err(ValidationError::IssuedInFuture);
         }
         let sub = identifier(c, "sub")?.ok_or(ValidationError::Claim("sub"))?;
-        let scope = string(c, "scope")?.unwrap_or_default();
-        let roles = match c.get("roles") {
-            None => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|r| r.as_str().map(str::to_owned).ok_or(ValidationError::Claim("roles")))
-                .collect::<Result<Vec<_>, _>>()?,
-            Some(_) => return Err(ValidationError::Claim("roles")),
+        let scope = match &self.scope_claim {
+            None => string(c, "scope")?.unwrap_or_default(),
+            Some(path) => mapped_scope(path.find(c))?,
+        };
+        let roles = match &self.roles_claim {
+            None => string_array(c.get("roles"), "roles")?,
+            // A mapped claim may be one role as a string (Supabase's `role`, Clerk's `o.rol`).
+            Some(path) => match path.find(c) {
+                Some(Value::String(role)) => vec![role.clone()],
+                other => string_array(other, "roles")?,
+            },
         };
         Ok(AccessClaims {
             iss,

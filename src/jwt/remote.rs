@@ -1,6 +1,6 @@
 //! The fetch policy for a key set that lives elsewhere (a trusted issuer's JWKS URL, or the managed
 //! key store): when to use the cached set, when to fetch, and what a failed fetch leaves behind.
-//! Pure: the clock is an argument and the fetching is the caller's (`edge::remote`).
+//! Pure: the clock is an argument and the fetching is the caller's (`web::remote_keys`).
 //!
 //! What it guarantees, whatever the network does:
 //! - a set is used for `max_age` seconds, then refreshed; a refresh that fails keeps the old set

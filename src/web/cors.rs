@@ -29,15 +29,16 @@ pub fn is_preflight(req: &Request) -> bool {
         && req.headers().has("access-control-request-method").unwrap_or(false)
 }
 
-/// Answers a preflight: 204 with the allowances for an allowed origin, 403 for any other.
+/// Answers a preflight: 204 with the allowances for an allowed origin (`CORS_ALLOW_METHODS`,
+/// `CORS_ALLOW_HEADERS`, `CORS_MAX_AGE`), 403 for any other.
 pub fn preflight(config: &Config, req: &Request) -> Result<Response, ApiError> {
     let Some(origin) = allowed_origin(config, req) else { return Err(ApiError::ForbiddenOrigin) };
     let headers = Headers::new();
     headers.set("access-control-allow-origin", &origin)?;
     headers.set("access-control-allow-credentials", "true")?;
-    headers.set("access-control-allow-methods", "GET, HEAD, POST")?;
-    headers.set("access-control-allow-headers", "authorization, content-type")?;
-    headers.set("access-control-max-age", "600")?;
+    headers.set("access-control-allow-methods", &config.gateway.cors_allow_methods)?;
+    headers.set("access-control-allow-headers", &config.gateway.cors_allow_headers)?;
+    headers.set("access-control-max-age", &config.gateway.cors_max_age.to_string())?;
     headers.set("vary", "Origin")?;
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }

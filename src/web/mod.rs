@@ -11,6 +11,7 @@ pub mod webcrypto;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::gateway::path::{self, CanonicalPath};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
@@ -148,6 +149,14 @@ pub fn request_id(headers: &Headers) -> String {
             format!("{prefix:016x}{count:016x}")
         }),
     }
+}
+
+/// The canonical path of a request URL (`Request.url` as the runtime gives it, without a second
+/// parse): what is routed, matched and forwarded. A path some origin would read otherwise is 400
+/// (docs/GATEWAY.md).
+pub fn canonical_path(url: &str) -> Result<CanonicalPath, ApiError> {
+    let raw = path::url_path(url).unwrap_or("/");
+    path::canonicalize(raw).map_err(|e| ApiError::InvalidRequest(e.to_string()))
 }
 
 /// Seconds since the epoch, from the runtime's clock.

@@ -121,13 +121,14 @@ export async function startWorker({ vars = {}, keys, persistDir } = {}) {
  * own thin entry if `<build>/../js/entry.mjs` exists, else alone with its own shim (a baseline
  * build from before the entry existed).
  */
-export function workerModules(build) {
+export function workerModules(build, { entry = 'entry.mjs' } = {}) {
   // Another checkout's or copy's build, with its thin entry beside it (<dir>/js, <dir>/build).
-  if (build && existsSync(join(dirname(build), 'js', 'entry.mjs'))) {
+  if (build && existsSync(join(dirname(build), 'js', entry))) {
     const root = dirname(build);
     return {
       modules: [
-        { type: 'ESModule', path: join(root, 'js', 'entry.mjs') },
+        { type: 'ESModule', path: join(root, 'js', entry) },
+        ...(existsSync(join(root, 'js', 'front.mjs')) ? [{ type: 'ESModule', path: join(root, 'js', 'front.mjs') }] : []),
         { type: 'ESModule', path: join(build, 'index.js') },
         { type: 'CompiledWasm', path: join(build, 'index_bg.wasm') },
       ],
@@ -146,7 +147,8 @@ export function workerModules(build) {
   // Module names are paths under ROOT, so the entry's '../build/index.js' resolves.
   return {
     modules: [
-      { type: 'ESModule', path: join(ROOT, 'js', 'entry.mjs') },
+      { type: 'ESModule', path: join(ROOT, 'js', entry) },
+      { type: 'ESModule', path: join(ROOT, 'js', 'front.mjs') },
       { type: 'ESModule', path: join(ROOT, 'build', 'index.js') },
       { type: 'CompiledWasm', path: join(ROOT, 'build', 'index_bg.wasm') },
     ],
@@ -270,3 +272,85 @@ class FaultyKv {
 }
 export default function (env) { return new FaultyKv(env); }
 `;
+
+/**
+ * A loopback Node origin for the gateway tests: it records each request as it arrived (raw URL and
+ * raw headers) and answers, by the last segment of the path:
+ * - `cookies`: three `Set-Cookie` headers (one with a comma in its `Expires`);
+ * - `redirect`: a 302 to `/api/elsewhere`;
+ * - `stream`: a first chunk, then the rest only once the test calls `releaseStream()` (or after 8 s,
+ *   noted in `streamTimedOut`), so a body held back by the edge shows;
+ * - anything else: what it received, as JSON.
+ */
+export async function startGatewayOrigin() {
+  const origin = { received: [], pending: null, streamTimedOut: false };
+  origin.releaseStream = () => { const go = origin.pending; origin.pending = null; go?.(); };
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const seen = { method: req.method, url: req.url, rawHeaders: req.rawHeaders, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      origin.received.push(seen);
+      const last = req.url.split('?')[0].split('/').pop();
+      if (last === 'cookies') {
+        res.setHeader('set-cookie', ['a=1; Path=/', 'b=2; Path=/; HttpOnly', 'c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT']);
+        res.setHeader('content-length', 2);
+        res.end('ok');
+      } else if (last === 'redirect') {
+        res.writeHead(302, { location: '/api/elsewhere', 'content-length': 0 });
+        res.end();
+      } else if (last === 'stream') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first|');
+        const timer = setTimeout(() => { if (origin.pending) { origin.streamTimedOut = true; origin.releaseStream(); } }, 8000);
+        origin.pending = () => { clearTimeout(timer); res.end('rest'); };
+      } else {
+        const body = JSON.stringify(seen);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      }
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  origin.url = `http://127.0.0.1:${server.address().port}`;
+  origin.close = () => { origin.releaseStream(); server.closeAllConnections?.(); return new Promise((r) => server.close(r)); };
+  return origin;
+}
+
+// A WSGI application on Python's reference server (wsgiref): it answers with the CGI-style
+// environment it was given (every HTTP_* variable, PATH_INFO, the method and the query).
+const WSGI_ORIGIN = `
+import json, sys
+from wsgiref.simple_server import make_server, WSGIRequestHandler
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args): pass
+def app(environ, start_response):
+    keep = ('PATH_INFO', 'REQUEST_METHOD', 'QUERY_STRING')
+    body = json.dumps({k: v for k, v in environ.items() if k.startswith('HTTP_') or k in keep}).encode()
+    start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
+    return [body]
+server = make_server('127.0.0.1', 0, app, handler_class=Quiet)
+print(server.server_port, flush=True)
+server.serve_forever()
+`;
+
+/** Starts the WSGI origin (`python3`, wsgiref) on a free loopback port; `close()` stops it by its PID. */
+export async function startWsgiOrigin() {
+  const proc = spawn('python3', ['-c', WSGI_ORIGIN], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => { err += d; });
+  const port = await new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(Number(out.trim())); });
+    proc.once('exit', (code) => reject(new Error(`python3 exited (${code}): ${err}`)));
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close() {
+      if (proc.exitCode !== null) return Promise.resolve();
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}

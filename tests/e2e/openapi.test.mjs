@@ -80,32 +80,31 @@ function validator(schema, forHeader = false) {
 // The routes of the code, read from the source so a route added there without documenting fails.
 
 function codeRoutes() {
+  const table = read('src/routes.rs');
   const mod = read('src/edge/mod.rs');
   const consts = Object.fromEntries([...read('src/oauth.rs').matchAll(/pub const ([A-Z_]+): &str = "([^"]+)";/g)].map((m) => [m[1], m[2]]));
-  const start = mod.indexOf('pub fn route(');
-  assert.ok(start >= 0, 'route() in src/edge/mod.rs');
-  const body = mod.slice(start, mod.indexOf('\n}\n', start));
-  const table = body.slice(body.indexOf('match path {'));
+  const methodSets = Object.fromEntries([...table.matchAll(/^const ([A-Z]+): &\[&str\] = &\[([^\]]*)\];/gm)].map((m) => [m[1], [...m[2].matchAll(/"(\w+)"/g)].map((x) => x[1].toLowerCase())]));
+  const start = table.indexOf('fn issuer_route(');
+  assert.ok(start >= 0, 'issuer_route() in src/routes.rs');
+  const body = table.slice(start, table.indexOf('\n}\n', start));
+  const arms = body.slice(body.indexOf('match path {'));
   const routes = new Map();
-  let other = 0;
-  for (const line of table.split('\n').filter((l) => l.includes('=>'))) {
-    const m = line.match(/^\s*(?:"([^"]+)"|crate::oauth::([A-Z_]+))\s*=>\s*only\(&\[([^\]]*)\],\s*"([^"]*)"/);
+  for (const line of arms.split('\n').filter((l) => l.includes('=>'))) {
+    const m = line.match(/^\s*(?:"([^"]+)"|oauth::([A-Z_]+))\s*=>\s*\(IssuerRoute::\w+,\s*([A-Z]+),\s*"([^"]*)"\)/);
     if (m) {
       const path = m[1] ?? consts[m[2]];
       assert.ok(path, `constant ${m[2]} resolved from src/oauth.rs`);
-      const methods = [...m[3].matchAll(/Method::(\w+)/g)].map((x) => x[1].toLowerCase());
-      routes.set(path, { methods, allow: m[4] });
-    } else if (/^\s*_ if config\.is_protected\(path\) => Ok\(Route::Protected\)/.test(line) || /^\s*_ => Ok\(Route::NotFound\)/.test(line)) {
-      other++;
-    } else {
+      assert.ok(methodSets[m[3]], `method set ${m[3]} in src/routes.rs`);
+      routes.set(path, { methods: methodSets[m[3]], allow: m[4] });
+    } else if (!/^\s*_ => return None,/.test(line)) {
       assert.fail(`a route arm this test does not understand (document it, then teach the test): ${line.trim()}`);
     }
   }
-  assert.equal(other, 2, 'the protected and not-found arms');
-  // The built-in protected route of protected() (ORIGIN_URL unset).
-  const prot = mod.slice(mod.indexOf('async fn protected('));
-  const builtin = prot.match(/None if path == "([^"]+)" => match method_of\(&req\) \{\s*Some\(((?:Method::\w+\s*\|?\s*)+)\)\s*=>[^\n]*\n\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\)/);
-  assert.ok(builtin, 'the built-in protected route in protected()');
+  assert.match(table, /if config\.routes\.serves\(path\) \{\s*return Ok\(Route::Gateway\);/, 'the gateway arm of route()');
+  // The built-in protected route of gateway() (ORIGIN_URL unset).
+  const prot = mod.slice(mod.indexOf('async fn gateway('));
+  const builtin = prot.match(/if path\.as_str\(\) == "([^"]+)" => match web::method_of\(&req\) \{\s*Some\(((?:Method::\w+\s*\|?\s*)+)\)\s*=>[^\n]*\n\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\)/);
+  assert.ok(builtin, 'the built-in protected route in gateway()');
   routes.set(builtin[1], { methods: [...builtin[2].matchAll(/Method::(\w+)/g)].map((x) => x[1].toLowerCase()), allow: builtin[3], builtin: true });
   // Every other path under PROTECTED_PREFIXES (wrangler.toml) is forwarded: one templated path each.
   const prefixes = read('wrangler.toml').match(/^PROTECTED_PREFIXES = "([^"]*)"/m)[1].split(/[, ]/).filter(Boolean);
@@ -556,7 +555,7 @@ describe('OpenAPI document', () => {
     for (const [path, item] of Object.entries(doc.paths)) for (const m of METHODS) assert.ok(item[m], `${m} ${path} is documented`);
   });
 
-  test('documents exactly the routes of src/edge/mod.rs (and the static /openapi.json)', () => {
+  test('documents exactly the routes of src/routes.rs and src/edge/mod.rs (and the static /openapi.json)', () => {
     const routes = codeRoutes();
     const assets = new Set(readdirSync(join(ROOT, 'www')).map((f) => `/${f}`));
     const expected = new Set([...routes.keys(), '/openapi.json']);
