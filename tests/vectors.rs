@@ -1,5 +1,6 @@
-//! Public vectors: Project Wycheproof (ed25519, RSA PKCS#1 v1.5 2048/SHA-256, JWS, JWK) and the
-//! JOSE cookbook (RFC 7520 §4.1, RFC 8037 Appendix A.4). Files are read from tests/vectors/.
+//! Public vectors: Project Wycheproof (ed25519, RSA PKCS#1 v1.5 2048/3072/4096 SHA-256, ECDSA P-256
+//! SHA-256 in P1363 form, JWS, JWK) and the JOSE cookbook (RFC 7520 §4.1, RFC 8037 Appendix A.4).
+//! Files are read from tests/vectors/.
 
 mod common;
 
@@ -55,6 +56,32 @@ fn wycheproof_rsa_pkcs1_2048_sha256_every_case() {
         "valid" => true,
         "invalid" | "acceptable" => false,
         other => panic!("unexpected result {other:?}"),
+    });
+}
+
+#[test]
+fn wycheproof_rsa_pkcs1_3072_and_4096_sha256_every_case() {
+    // The same files run through the edge's WebCrypto path in workerd
+    // (tests/e2e/webcrypto-vectors.test.mjs), with the same verdicts.
+    for bits in [3072, 4096] {
+        every_case(&format!("wycheproof/rsa_signature_{bits}_sha256_test.json"), "keyJwk", "RS256", |result| {
+            match result {
+                "valid" => true,
+                "invalid" | "acceptable" => false,
+                other => panic!("unexpected result {other:?}"),
+            }
+        });
+    }
+}
+
+#[test]
+fn wycheproof_ecdsa_p256_sha256_p1363_every_case() {
+    // Every valid signature verifies, including the 67 whose s is above n/2: RFC 7518 §3.4 does not
+    // ask for low S, and WebCrypto at the edge accepts them too (docs/HARDENING.md).
+    every_case("wycheproof/ecdsa_secp256r1_sha256_p1363_test.json", "publicKeyJwk", "ES256", |result| match result {
+        "valid" => true,
+        "invalid" => false,
+        other => panic!("the P1363 file has no {other:?} cases"),
     });
 }
 
