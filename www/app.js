@@ -107,13 +107,14 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(() => refresh(), Math.max(0, lifetime - margin));
 }
 
-/** Waits before retry `n` (0 for the first) of a refresh: doubling from REFRESH_RETRY_FIRST_MS up to
- *  REFRESH_RETRY_MAX_MS, half of it random ("equal jitter"), so tabs and clients do not retry in step. */
+/** The first and the longest wait between two attempts of a refresh, in ms. */
 const REFRESH_RETRY_FIRST_MS = 250;
 const REFRESH_RETRY_MAX_MS = 4_000;
 /** Attempts in one go (about 4 to 8 s of waiting in all, inside the server's default 10 s grace). */
 const REFRESH_ATTEMPTS = 6;
 
+/** The wait before retry `n` (0 for the first) of a refresh: doubling from REFRESH_RETRY_FIRST_MS up to
+ *  REFRESH_RETRY_MAX_MS, half of it random ("equal jitter"), so tabs and clients do not retry in step. */
 function backoff(n) {
   const ceiling = Math.min(REFRESH_RETRY_MAX_MS, REFRESH_RETRY_FIRST_MS * 2 ** n);
   return ceiling / 2 + Math.random() * (ceiling / 2);

@@ -30,7 +30,7 @@ thread_local! {
 fn count(by_webcrypto: bool) {
     DECIDED.with(|d| {
         let (web, rust) = d.get();
-        d.set(if by_webcrypto { (web + 1, rust) } else { (web, rust + 1) });
+        d.set(if by_webcrypto { (web.wrapping_add(1), rust) } else { (web, rust.wrapping_add(1)) });
     });
 }
 
@@ -156,7 +156,7 @@ pub async fn verify_for_test(alg: String, jwk: String, message: Vec<u8>, signatu
     let before = DECIDED.with(Cell::get);
     let valid = verify_signature(key, &message, &signature, || rust).await;
     let after = DECIDED.with(Cell::get);
-    let decided_by = match (after.0 - before.0, after.1 - before.1) {
+    let decided_by = match (after.0.wrapping_sub(before.0), after.1.wrapping_sub(before.1)) {
         (1, 0) => "webcrypto",
         (0, 1) => "rust",
         (0, 0) => "length",
