@@ -6,6 +6,9 @@
 // - The token is refreshed silently shortly before it expires, and after a 401.
 // - Across tabs, one tab refreshes at a time (Web Locks). The new access token is handed to the
 //   others over a BroadcastChannel, as is "signed out": signing out in one tab signs out every tab.
+// - Only the server's 401 to a refresh ends the session. A network error or a 5xx is retried with
+//   the same cookie (capped, jittered backoff), so a refresh whose answer was lost is recovered
+//   within the server's reuse grace period instead of being taken for reuse.
 
 const LOCK = 'gatehouse-refresh';
 const channel = new BroadcastChannel('gatehouse');
@@ -104,39 +107,75 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(() => refresh(), Math.max(0, lifetime - margin));
 }
 
+/** The first and the longest wait between two attempts of a refresh, in ms. */
+const REFRESH_RETRY_FIRST_MS = 250;
+const REFRESH_RETRY_MAX_MS = 4_000;
+/** Attempts in one go (about 4 to 8 s of waiting in all, inside the server's default 10 s grace). */
+const REFRESH_ATTEMPTS = 6;
+
+/** The wait before retry `n` (0 for the first) of a refresh: doubling from REFRESH_RETRY_FIRST_MS up to
+ *  REFRESH_RETRY_MAX_MS, half of it random ("equal jitter"), so tabs and clients do not retry in step. */
+function backoff(n) {
+  const ceiling = Math.min(REFRESH_RETRY_MAX_MS, REFRESH_RETRY_FIRST_MS * 2 ** n);
+  return ceiling / 2 + Math.random() * (ceiling / 2);
+}
+
+/**
+ * Whether a refresh answer is a passing failure, to retry with the same cookie: the network failed,
+ * the answer was lost or cut short (it may have been committed: the server gives the very same pair
+ * to a retry within REFRESH_REUSE_GRACE_SECONDS), or the server was briefly unable to answer.
+ */
+function passing(res, data) {
+  return !res || res.status >= 500 || res.status === 408 || res.status === 429 || (res.ok && !data?.access_token);
+}
+
 /**
  * Refreshes with the cookie, one tab at a time. A tab that waited for the lock while another tab
  * refreshed finds a newer token already adopted and does not refresh again.
+ *
+ * Only the server's authoritative answer (401 `invalid_grant`) ends the session, for every tab. A
+ * passing failure is retried with backoff while the lock is held, so no other tab presents the same
+ * cookie meanwhile; after REFRESH_ATTEMPTS the lock is let go and the tab keeps what it has and tries
+ * again later. Any other refusal (no cookie, a foreign origin) concerns this tab alone.
  */
 async function refresh() {
   const stale = session?.accessToken ?? null;
   return navigator.locks.request(LOCK, async () => {
     if (session && session.accessToken !== stale) return true;
-    const { res, data, error } = await api('/auth/refresh', { method: 'POST' });
-    if (!error) {
-      if (session) showError('');
-      setSession(data.access_token, Date.now() + data.expires_in * 1000, true);
-      return true;
-    }
-    if (error === 'network' || error === 'server_error' || error === 'temporarily_unavailable') {
-      // A passing failure is not the end of the session (the cookie may still be good): keep what
-      // we have, say so, and try again shortly. Only the server saying so signs anyone out.
-      clearTimeout(refreshTimer);
-      refreshTimer = setTimeout(() => refresh(), 3_000);
-      if (session) {
-        showError(`${messageFor(error, res)} Reconnecting…`);
+    for (let attempt = 1; ; attempt++) {
+      const { res, data, error } = await api('/auth/refresh', { method: 'POST' });
+      if (!error && data?.access_token) {
+        showError('');
+        setSession(data.access_token, Date.now() + data.expires_in * 1000, true);
+        return true;
+      }
+      if (!passing(res, data)) {
+        endSession(res, error);
         return false;
       }
+      // A token another tab hands over meanwhile is adopted, but this refresh goes on: its cookie
+      // may have been rotated by an attempt whose answer was lost.
+      showError(`${messageFor(error ?? 'network', res)} Reconnecting…`);
+      if (attempt >= REFRESH_ATTEMPTS) {
+        clearTimeout(refreshTimer);
+        refreshTimer = setTimeout(() => refresh(), backoff(attempt));
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, backoff(attempt - 1)));
     }
-    if (session || error !== 'invalid_request') {
-      // The session is over for every tab (they share the cookie).
-      channel.postMessage({ type: 'logout' });
-      renderSignedOut(messageFor(error === 'invalid_request' ? 'invalid_grant' : error, res));
-    } else {
-      renderSignedOut('');
-    }
-    return false;
   });
+}
+
+/** Ends the session after a refresh the server refused: for every tab on 401, else for this one. */
+function endSession(res, error) {
+  if (res?.status === 401) {
+    // The session is over for every tab (they share the cookie).
+    channel.postMessage({ type: 'logout' });
+    renderSignedOut(messageFor('invalid_grant', res));
+  } else {
+    // No cookie (a first visit) or a refusal that says nothing about the session.
+    renderSignedOut(session ? messageFor(error, res) : '');
+  }
 }
 
 /** An API call that needs the access token: one silent refresh and retry after a 401. */

@@ -11,6 +11,7 @@
 use super::document::Document;
 use crate::config::{Config, ManagedKeys};
 use crate::error::ApiError;
+use crate::jwt::keys::public_jwk;
 use crate::jwt::PrivateKey;
 use crate::rotation::KeyRing;
 use crate::web::{self, response};
@@ -68,7 +69,7 @@ impl KeyStore {
         let ring = self.advance(&managed, now).await?;
         match path {
             "/public" => {
-                let keys: Vec<_> = ring.published(now).map(|k| public_jwk(&k.jwk)).collect();
+                let keys: Vec<_> = ring.published(now).filter_map(|k| public_jwk(&k.jwk)).collect();
                 Ok(Response::from_json(&json!({ "keys": keys }))?)
             }
             "/signing" => {
@@ -121,13 +122,4 @@ fn generate(managed: &ManagedKeys) -> Result<(String, serde_json::Value), ApiErr
         PrivateKey::generate(managed.alg, &random).map_err(|e| ApiError::Server(format!("key generation: {e}")))?;
     let jwk = key.to_private_jwk().ok_or_else(|| ApiError::Server("key generation: no private JWK".into()))?;
     Ok((key.public().kid().to_owned(), jwk))
-}
-
-/// The public half of a stored private JWK.
-fn public_jwk(private: &serde_json::Value) -> serde_json::Value {
-    let mut jwk = private.clone();
-    if let Some(o) = jwk.as_object_mut() {
-        o.remove("d");
-    }
-    jwk
 }

@@ -300,16 +300,44 @@ impl PublicKey {
     /// whose maps keep their keys sorted).
     pub fn thumbprint(&self) -> String {
         use sha2::Digest as _;
-        let required: &[&str] = match &self.material {
-            VerifyingMaterial::Ed25519(..) => &["crv", "kty", "x"],
-            VerifyingMaterial::Rsa { .. } => &["e", "kty", "n"],
-            VerifyingMaterial::P256 { .. } => &["crv", "kty", "x", "y"],
-        };
         let jwk = self.to_jwk();
+        let required = jwk.get("kty").and_then(Value::as_str).and_then(key_members).unwrap_or_default();
         let canonical: Map<String, Value> =
             required.iter().filter_map(|&name| jwk.get(name).map(|v| (name.to_owned(), v.clone()))).collect();
         b64::encode(sha2::Sha256::digest(Value::Object(canonical).to_string().as_bytes()))
     }
+}
+
+/// The members that hold the public key of a key type, in lexicographic order: RFC 8037 §2 (OKP),
+/// RFC 7518 §6.2.1 (EC) and §6.3.1 (RSA). They are also exactly the members an RFC 7638 §3.2
+/// thumbprint hashes.
+fn key_members(kty: &str) -> Option<&'static [&'static str]> {
+    match kty {
+        "OKP" => Some(&["crv", "kty", "x"]),
+        "EC" => Some(&["crv", "kty", "x", "y"]),
+        "RSA" => Some(&["e", "kty", "n"]),
+        _ => None,
+    }
+}
+
+/// The members about a key's use that a published JWK keeps (RFC 7517 §4.2, §4.4, §4.5).
+const USE_MEMBERS: [&str; 3] = ["alg", "kid", "use"];
+
+/// The JWK to publish for a JWK that may be private: the public members of its key type and
+/// `kid`, `alg`, `use`, each only if it is a string, and nothing else. An allow-list, so whatever a
+/// private key carries (`d`; RSA's `p`, `q`, `dp`, `dq`, `qi`, `oth`; a member nobody defined) is
+/// never copied. `None` for a key type with no public form (`oct`) or one gatehouse does not know.
+pub fn public_jwk(jwk: &Value) -> Option<Value> {
+    let kty = jwk.get("kty")?.as_str()?;
+    let public: Map<String, Value> = key_members(kty)?
+        .iter()
+        .chain(USE_MEMBERS.iter())
+        .filter_map(|&name| match jwk.get(name) {
+            Some(Value::String(value)) => Some((name.to_owned(), Value::String(value.clone()))),
+            _ => None,
+        })
+        .collect();
+    Some(Value::Object(public))
 }
 
 /// The small primes of the ROCA fingerprint test (Nemec et al., CCS 2017, §2.3 and their `roca-detect`).
@@ -350,6 +378,16 @@ pub fn verify_signature_bytes(key: &PublicKey, alg: &str, message: &[u8], signat
         VerifyingMaterial::Rsa { n, e } => verify_rs256(n, e, message, signature),
         // Exactly 64 bytes (r || s), each scalar in 1..n; the DER form of other libraries is refused.
         VerifyingMaterial::P256 { x, y } => verify_es256(x, y, message, signature),
+    }
+}
+
+/// Whether this build verifies `alg` in pure Rust ([`verify_signature_bytes`]): EdDSA always, RS256
+/// in native builds, ES256 in native builds and the issuer Worker.
+pub fn linked_in_rust(alg: Algorithm) -> bool {
+    match alg {
+        Algorithm::EdDsa => true,
+        Algorithm::Rs256 => cfg!(gatehouse_rsa),
+        Algorithm::Es256 => cfg!(gatehouse_p256),
     }
 }
 
@@ -781,6 +819,83 @@ impl KeySet {
 mod tests {
     use super::*;
     use ed25519_dalek::{Signer as _, Verifier as _};
+
+    /// Every member a published JWK may carry, per key type (the allow-list, spelled out again).
+    fn allowed(kty: &str) -> &'static [&'static str] {
+        match kty {
+            "OKP" => &["kty", "crv", "x", "kid", "alg", "use"],
+            "EC" => &["kty", "crv", "x", "y", "kid", "alg", "use"],
+            "RSA" => &["kty", "n", "e", "kid", "alg", "use"],
+            other => panic!("no allow-list for {other}"),
+        }
+    }
+
+    /// A JWK with every private and unknown member anyone might put in it.
+    fn with_extras(jwk: &Value, extras: &[(&str, Value)]) -> Value {
+        let mut jwk = jwk.clone();
+        let object = jwk.as_object_mut().expect("object");
+        for (name, value) in extras {
+            object.insert((*name).to_owned(), value.clone());
+        }
+        jwk
+    }
+
+    const SECRET: &str = "c2VjcmV0";
+
+    fn unknown_members() -> Vec<(&'static str, Value)> {
+        vec![
+            ("key_ops", json!(["sign"])),
+            ("ext", json!(true)),
+            ("x5c", json!(["MIIB"])),
+            ("private_exponent", json!(SECRET)),
+            ("k", json!(SECRET)),
+            ("password", json!(SECRET)),
+        ]
+    }
+
+    #[test]
+    fn published_okp_and_ec_keys_keep_only_their_public_members() {
+        for alg in [Algorithm::EdDsa, Algorithm::Es256] {
+            let key = PrivateKey::generate(alg, &[7; 32]).expect("key");
+            let private = with_extras(&key.to_private_jwk().expect("private JWK"), &unknown_members());
+            let published = public_jwk(&private).expect("published");
+            assert_eq!(published, key.public().to_jwk(), "{alg:?}: exactly the key's own public JWK");
+            let kty = published["kty"].as_str().expect("kty");
+            for name in published.as_object().expect("object").keys() {
+                assert!(allowed(kty).contains(&name.as_str()), "{alg:?} publishes {name}");
+            }
+            assert!(!published.to_string().contains(SECRET));
+            assert!(PublicKey::from_jwk(published.as_object().expect("object")).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_published_rsa_key_never_carries_its_private_members() {
+        // Made-up values: the allow-list looks only at member names (the RFC 7520 key with all its CRT
+        // members goes through the same function in tests/published_keys.rs).
+        let private = json!({
+            "kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": "bW9kdWx1cw", "e": "AQAB",
+            "d": SECRET, "p": SECRET, "q": SECRET, "dp": SECRET, "dq": SECRET, "qi": SECRET,
+            "oth": [{ "r": SECRET, "d": SECRET, "t": SECRET }],
+        });
+        let published = public_jwk(&with_extras(&private, &unknown_members())).expect("published");
+        assert_eq!(
+            published,
+            json!({ "kty": "RSA", "kid": "rsa-1", "alg": "RS256", "use": "sig", "n": "bW9kdWx1cw", "e": "AQAB" })
+        );
+    }
+
+    #[test]
+    fn a_key_without_a_public_form_is_not_published() {
+        assert_eq!(public_jwk(&json!({ "kty": "oct", "k": SECRET, "kid": "h" })), None);
+        assert_eq!(public_jwk(&json!({ "kty": "unknown", "x": "AA", "kid": "u" })), None);
+        assert_eq!(public_jwk(&json!({ "crv": "Ed25519", "x": "AA", "d": SECRET })), None, "no kty");
+        assert_eq!(public_jwk(&json!({ "kty": ["OKP"], "x": "AA" })), None, "kty not a string");
+        assert_eq!(public_jwk(&json!("OKP")), None, "not an object");
+        // A member of the wrong JSON type is dropped, not copied.
+        let odd = public_jwk(&json!({ "kty": "OKP", "crv": "Ed25519", "x": { "d": SECRET }, "kid": 5 })).expect("jwk");
+        assert_eq!(odd, json!({ "kty": "OKP", "crv": "Ed25519" }));
+    }
 
     /// The table-based check gives ed25519-dalek's verdict: on valid signatures, on every single bit
     /// flip of signature and message, on S + L (non-canonical), and on random bytes.

@@ -9,9 +9,15 @@
 //!   reused a `kid` for new material), triggers a fetch, but at most one per `cooldown` seconds,
 //!   however many tokens ask, so tokens with made-up `kid`s cannot make the edge hammer the issuer;
 //! - the caller fetches single-flight: one fetch at a time per set, whoever is waiting; the cooldown
-//!   counts from when a fetch ends, so one whose request was cancelled holds nothing back.
+//!   counts from when a fetch ends, so one whose request was cancelled holds nothing back;
+//! - a copy from the runtime's shared cache ([`shared_copy`]) is used only if it was stored for this
+//!   very issuer and URL, was fetched no later than now and less than `max_age` ago, and is newer
+//!   than the set held; no fetch time ever lies in the future, so nothing outlives `max_stale`.
 
+use super::b64;
 use super::keys::KeySet;
+use sha2::{Digest, Sha256};
+use std::fmt;
 use std::rc::Rc;
 
 /// How long a fetched set is used before it is refreshed, by default (seconds).
@@ -25,6 +31,9 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 /// The largest JWK Set accepted, in bytes.
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
 pub use super::keys::MAX_REMOTE_KEYS;
+/// How far ahead of this isolate's clock a shared copy's fetch time may be (another machine's
+/// clock), in seconds. The copy is then taken as fetched now, never later.
+pub const SHARED_COPY_SKEW: i64 = 5;
 
 /// The timing rules of [`RemoteKeys`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +144,8 @@ impl RemoteKeys {
             self.generation += 1;
         }
         self.keys = Some(Rc::new(keys));
-        self.fetched_at = fetched_at;
+        // A fetch time from the future would keep the set past max_stale and hold refreshes off.
+        self.fetched_at = fetched_at.min(now);
         changed
     }
 
@@ -152,6 +162,87 @@ impl RemoteKeys {
     /// When the set in use was fetched, if there is one.
     pub fn fetched_at(&self) -> Option<i64> {
         self.keys.as_ref().map(|_| self.fetched_at)
+    }
+}
+
+/// The tag a shared cache entry carries to say whose set it is: base64url of SHA-256 over the
+/// issuer and the JWKS URL, each length-prefixed (so no two pairs share a tag). Header-safe whatever
+/// the issuer string holds.
+pub fn shared_binding(issuer: &str, url: &str) -> String {
+    let mut hash = Sha256::new();
+    for part in [issuer, url] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    b64::encode(hash.finalize())
+}
+
+/// Why a copy of a set found in the runtime's shared cache is not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SharedCopyRefused {
+    /// It carries no tag, or the tag of another issuer or URL (stored by something else).
+    NotBound,
+    /// It carries no fetch time, or one that is not a number.
+    NoFetchTime,
+    /// Its fetch time is more than [`SHARED_COPY_SKEW`] seconds ahead of now.
+    FromTheFuture,
+    /// It was fetched `max_age` seconds ago or earlier.
+    TooOld,
+    /// It is not newer than the set held (it could bring back a key its issuer removed).
+    NotNewer,
+}
+
+impl fmt::Display for SharedCopyRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SharedCopyRefused::NotBound => "not stored for this issuer and URL",
+            SharedCopyRefused::NoFetchTime => "no fetch time",
+            SharedCopyRefused::FromTheFuture => "fetch time in the future",
+            SharedCopyRefused::TooOld => "older than the cache age",
+            SharedCopyRefused::NotNewer => "not newer than the set held",
+        })
+    }
+}
+
+/// What a shared cache entry says about itself: its tag and its fetch time, as stored in its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct SharedCopy<'a> {
+    /// The entry's [`shared_binding`] tag, if any.
+    pub binding: Option<&'a str>,
+    /// The entry's fetch time (seconds since the epoch, decimal), if any.
+    pub fetched_at: Option<&'a str>,
+}
+
+impl SharedCopy<'_> {
+    /// Whether the copy may stand for the set of `issuer` at `url` at `now`, given the fetch time of
+    /// the set held (if any), and if so the fetch time to record for it (never later than `now`).
+    pub fn usable(
+        &self,
+        issuer: &str,
+        url: &str,
+        held: Option<i64>,
+        now: i64,
+        max_age: i64,
+    ) -> Result<i64, SharedCopyRefused> {
+        if self.binding != Some(shared_binding(issuer, url).as_str()) {
+            return Err(SharedCopyRefused::NotBound);
+        }
+        let fetched_at = self
+            .fetched_at
+            .filter(|t| !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<i64>().ok())
+            .ok_or(SharedCopyRefused::NoFetchTime)?;
+        if fetched_at > now.saturating_add(SHARED_COPY_SKEW) {
+            return Err(SharedCopyRefused::FromTheFuture);
+        }
+        let fetched_at = fetched_at.min(now);
+        if now - fetched_at >= max_age {
+            return Err(SharedCopyRefused::TooOld);
+        }
+        if held.is_some_and(|held| fetched_at <= held) {
+            return Err(SharedCopyRefused::NotNewer);
+        }
+        Ok(fetched_at)
     }
 }
 
@@ -247,6 +338,72 @@ mod tests {
         r.fetch_succeeded(set(&["a"]), 1, 1);
         assert!(matches!(r.plan(Need::Set, 600, &P), Plan::Use(_)));
         assert!(matches!(r.plan(Need::Set, 601, &P), Plan::Fetch));
+    }
+
+    const ISS: &str = "https://idp.example";
+    const URL: &str = "https://idp.example/jwks";
+
+    fn copy<'a>(binding: &'a str, fetched_at: &'a str) -> SharedCopy<'a> {
+        SharedCopy { binding: Some(binding), fetched_at: Some(fetched_at) }
+    }
+
+    #[test]
+    fn a_shared_copy_is_used_only_if_it_is_bound_to_the_issuer_and_the_url() {
+        let mine = shared_binding(ISS, URL);
+        assert_eq!(copy(&mine, "1000").usable(ISS, URL, None, 1010, 600), Ok(1000));
+        let refused = |c: SharedCopy<'_>| c.usable(ISS, URL, None, 1010, 600);
+        assert_eq!(refused(SharedCopy { binding: None, fetched_at: Some("1000") }), Err(SharedCopyRefused::NotBound));
+        let other_issuer = shared_binding("https://other.example", URL);
+        assert_eq!(refused(copy(&other_issuer, "1000")), Err(SharedCopyRefused::NotBound));
+        let other_url = shared_binding(ISS, "https://idp.example/other-jwks");
+        assert_eq!(refused(copy(&other_url, "1000")), Err(SharedCopyRefused::NotBound));
+        // Length prefixes: moving text between the issuer and the URL changes the tag.
+        assert_ne!(shared_binding("ab", "c"), shared_binding("a", "bc"));
+        assert_eq!(refused(copy("", "1000")), Err(SharedCopyRefused::NotBound));
+    }
+
+    #[test]
+    fn a_shared_copy_needs_a_plain_fetch_time_no_later_than_now_and_younger_than_max_age() {
+        let mine = shared_binding(ISS, URL);
+        let at = |t: &str, now: i64| copy(&mine, t).usable(ISS, URL, None, now, 600);
+        for bad in ["", "x", "-5", "+5", " 5", "1e3", "99999999999999999999"] {
+            assert_eq!(at(bad, 1000), Err(SharedCopyRefused::NoFetchTime), "{bad:?}");
+        }
+        assert_eq!(copy(&mine, "5").usable(ISS, URL, None, 10, 600).map(|_| ()), Ok(()));
+        assert_eq!(
+            SharedCopy { binding: Some(&mine), fetched_at: None }.usable(ISS, URL, None, 10, 600),
+            Err(SharedCopyRefused::NoFetchTime)
+        );
+        // The future: a little skew is taken as now; beyond it, refused.
+        assert_eq!(at("1005", 1000), Ok(1000), "within the skew, recorded as fetched now");
+        assert_eq!(at("1006", 1000), Err(SharedCopyRefused::FromTheFuture));
+        assert_eq!(at("4000000000", 1000), Err(SharedCopyRefused::FromTheFuture));
+        // The age cap.
+        assert_eq!(at("401", 1000), Ok(401));
+        assert_eq!(at("400", 1000), Err(SharedCopyRefused::TooOld));
+        assert_eq!(at("0", 1000), Err(SharedCopyRefused::TooOld));
+    }
+
+    #[test]
+    fn a_shared_copy_must_be_newer_than_the_set_held() {
+        let mine = shared_binding(ISS, URL);
+        assert_eq!(copy(&mine, "900").usable(ISS, URL, Some(899), 1000, 600), Ok(900));
+        assert_eq!(copy(&mine, "900").usable(ISS, URL, Some(900), 1000, 600), Err(SharedCopyRefused::NotNewer));
+        // Within the skew the copy counts as fetched now: newer than a set held from a second ago.
+        assert_eq!(copy(&mine, "1003").usable(ISS, URL, Some(999), 1000, 600), Ok(1000));
+        assert_eq!(copy(&mine, "1003").usable(ISS, URL, Some(1000), 1000, 600), Err(SharedCopyRefused::NotNewer));
+    }
+
+    #[test]
+    fn a_fetch_time_in_the_future_never_extends_a_sets_life() {
+        let mut r = RemoteKeys::new();
+        r.fetch_succeeded(set(&["a"]), 1_000_000, 100);
+        assert_eq!(r.fetched_at(), Some(100), "recorded as fetched when the fetch ended");
+        assert!(matches!(r.plan(Need::Kid("a"), 700, &P), Plan::Fetch), "refreshed at max_age");
+        r.fetch_failed(700);
+        assert!(matches!(r.plan(Need::Kid("a"), 3700, &P), Plan::Fetch));
+        r.fetch_failed(3700);
+        assert!(matches!(r.plan(Need::Kid("a"), 3701, &P), Plan::Refuse(Unusable::NoKeys)), "gone after max_stale");
     }
 
     #[test]

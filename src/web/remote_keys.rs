@@ -3,6 +3,11 @@
 //! single-flight fetches, the runtime's shared cache (Cache API, for JWKS URLs) with a bounded
 //! age, and a timeout.
 //!
+//! The shared cache is shared with whatever else runs in the zone, so an entry found there is
+//! trusted only as far as [`SharedCopy::usable`] allows: it must carry the tag of this issuer and
+//! URL (stored beside the fetch time when gatehouse puts it), a fetch time no later than now, and an
+//! age under the cache age. Anything else is ignored and the set is fetched from the issuer.
+//!
 //! Single flight in workerd: a request may not wait on another request's I/O (the runtime would
 //! cancel it as "never generating a response"; this is why panva/jose turns its shared pending
 //! fetch off on Workers). So one request fetches, and the others wait on timers of their own,
@@ -13,7 +18,9 @@ use super::response::{read_capped, ReadError};
 use crate::config::{Config, ManagedKeys};
 use crate::error::ApiError;
 use crate::issuers::TrustedIssuer;
-use crate::jwt::remote::{FetchPolicy, Need, Plan, RemoteKeys, Unusable, MAX_JWKS_BYTES};
+use crate::jwt::remote::{
+    shared_binding, FetchPolicy, Need, Plan, RemoteKeys, SharedCopy, SharedCopyRefused, Unusable, MAX_JWKS_BYTES,
+};
 use crate::jwt::{Algorithm, KeySet};
 use futures_util::future::{select, Either};
 use std::cell::{Cell, RefCell};
@@ -27,6 +34,8 @@ use worker::{
 /// The header the shared cache keeps the time of the network fetch in, so a set's age is counted
 /// from there and not from when an isolate found it in the cache.
 const FETCHED_AT_HEADER: &str = "x-gatehouse-fetched-at";
+/// The header the shared cache keeps the entry's owner in: [`shared_binding`] of issuer and URL.
+const BINDING_HEADER: &str = "x-gatehouse-jwks-for";
 /// How often a waiting request looks whether the fetch it waits for has landed, milliseconds.
 const POLL_MS: u64 = 5;
 /// How long past its timeout a fetch still counts as in flight, milliseconds.
@@ -174,7 +183,7 @@ async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: 
     });
     let result = match source {
         Source::Issuer(issuer) => {
-            fetch_set(&url, &issuer.algorithms, config.jwks_timeout_ms, config.jwks_policy.max_age, shared, now).await
+            fetch_set(issuer, config.jwks_timeout_ms, config.jwks_policy.max_age, shared, now).await
         }
         Source::Managed(_) => fetch_managed(env, config.jwks_timeout_ms).await.map(|keys| (keys, now)),
     };
@@ -195,28 +204,36 @@ async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: 
     INFLIGHT.with(|f| f.borrow_mut().remove(&url));
 }
 
-/// Fetches and parses a set: from the shared cache when allowed and fresh, else from the issuer
+/// Fetches and parses a set: from the shared cache when allowed and the copy is usable (bound to
+/// this issuer and URL, fetched no later than now, younger than `max_age`), else from the issuer
 /// (redirects are not followed: a 3xx is a failure; a size cap; a timeout), putting a good answer
-/// in the shared cache.
+/// in the shared cache with its tag and fetch time.
 async fn fetch_set(
-    url: &str,
-    algorithms: &[Algorithm],
+    issuer: &TrustedIssuer,
     timeout_ms: u64,
     max_age: i64,
     shared: Option<Option<i64>>,
     now: i64,
 ) -> Result<(KeySet, i64), String> {
+    let (url, algorithms) = (issuer.jwks_url.as_str(), issuer.algorithms.as_slice());
     let cache = Cache::default();
     // `shared`: whether a shared copy may serve, and when the set held now was fetched.
     if let Some(held) = shared {
         if let Ok(Some(mut cached)) = cache.get(url, false).await {
-            let fetched_at = cached.headers().get(FETCHED_AT_HEADER).ok().flatten().and_then(|v| v.parse::<i64>().ok());
-            if let (Some(fetched_at), Ok(body)) = (fetched_at, cached.bytes().await) {
-                if now - fetched_at < max_age && held.is_none_or(|held| fetched_at > held) {
-                    if let Ok(keys) = parse(&body, algorithms) {
+            let header = |name| cached.headers().get(name).ok().flatten();
+            let (binding, fetched_at) = (header(BINDING_HEADER), header(FETCHED_AT_HEADER));
+            let found = SharedCopy { binding: binding.as_deref(), fetched_at: fetched_at.as_deref() };
+            match found.usable(&issuer.issuer, url, held, now, max_age) {
+                Ok(fetched_at) => {
+                    if let Ok(keys) =
+                        cached.bytes().await.map_err(|e| e.to_string()).and_then(|b| parse(&b, algorithms))
+                    {
                         return Ok((keys, fetched_at));
                     }
                 }
+                // Too old or not newer: the normal end of a copy's life. Anything else is foreign.
+                Err(SharedCopyRefused::TooOld | SharedCopyRefused::NotNewer) => {}
+                Err(why) => worker::console_error!("JWKS from {url}: ignored the shared cache's copy: {why}"),
             }
         }
     }
@@ -248,6 +265,7 @@ async fn fetch_set(
     let _ = headers.set("content-type", "application/json");
     let _ = headers.set("cache-control", &format!("public, max-age={max_age}"));
     let _ = headers.set(FETCHED_AT_HEADER, &now.to_string());
+    let _ = headers.set(BINDING_HEADER, &shared_binding(&issuer.issuer, url));
     if let Ok(response) = Response::from_bytes(body) {
         if let Err(e) = cache.put(url, response.with_headers(headers)).await {
             worker::console_error!("JWKS from {url}: shared cache put failed: {e}");

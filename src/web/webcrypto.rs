@@ -3,11 +3,19 @@
 //! workerd), about 10× faster than the pure-Rust `rsa` and `p256` crates compiled to wasm. Only the
 //! signature primitive moves: every structural, key-pinning and claim check stays in Rust
 //! (`jwt::token`), and the pure path remains the reference used by the native tests and vectors.
+//!
+//! The same public vectors run through both: Wycheproof's RSA PKCS#1 v1.5 SHA-256 (2048, 3072 and
+//! 4096 bits) and ECDSA P-256 SHA-256 (P1363) files go through [`verify_signature`] inside workerd
+//! (`tests/e2e/webcrypto-vectors.test.mjs`, through [`verify_for_test`]) and through the Rust
+//! primitive natively (`tests/vectors.rs`), with the same expected verdicts.
 
-use crate::jwt::{Algorithm, PrivateKey, PublicKey, SignError};
+use crate::jwt::keys::verify_signature_bytes;
+use crate::jwt::{Algorithm, KeySet, PrivateKey, PublicKey, SignError};
 use js_sys::{Array, Object, Promise, Reflect};
-use std::cell::RefCell;
+use serde_json::json;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Crypto, CryptoKey, SubtleCrypto};
@@ -16,6 +24,15 @@ thread_local! {
     /// Imported keys by their public JWK text, once per isolate: a `kid` that comes back with new
     /// material (a remote issuer's rotation) is a new entry, never a stale hit.
     static IMPORTED: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+    /// RS256 and ES256 verdicts given by WebCrypto, and by the Rust path because WebCrypto failed.
+    static DECIDED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+fn count(by_webcrypto: bool) {
+    DECIDED.with(|d| {
+        let (web, rust) = d.get();
+        d.set(if by_webcrypto { (web.wrapping_add(1), rust) } else { (web, rust.wrapping_add(1)) });
+    });
 }
 
 /// Imported keys kept at most; beyond it the map starts over (keys are re-imported on demand).
@@ -99,13 +116,18 @@ pub async fn verify_signature(
         Ok(None) => return in_rust(),
         Err(e) => {
             worker::console_error!("webcrypto algorithm object failed, using the Rust path: {e:?}");
+            count(false);
             return in_rust();
         }
     };
     match verify_webcrypto(key, algorithms, message, signature).await {
-        Ok(valid) => valid,
+        Ok(valid) => {
+            count(true);
+            valid
+        }
         Err(e) => {
             worker::console_error!("webcrypto {} check failed, using the Rust path: {e:?}", key.alg().name());
+            count(false);
             in_rust()
         }
     }
@@ -202,4 +224,40 @@ async fn import_private(
         map.insert(id.to_owned(), imported.clone());
     });
     Ok(imported)
+}
+
+/// For the public-vector test only (no route reaches it): loads `jwk` as a trusted issuer's key of
+/// algorithm `alg` (the edge's own JWK code), checks `signature` over `message` with
+/// [`verify_signature`], and answers as JSON: whether the key loaded (and why not), the verdict,
+/// who decided it (`webcrypto`, `length` for the ES256 length rule that runs first, or `rust` if
+/// WebCrypto failed and the fallback answered), and the Rust primitive's own verdict beside it.
+#[wasm_bindgen(js_name = gatehouseVerifyForTest)]
+pub async fn verify_for_test(alg: String, jwk: String, message: Vec<u8>, signature: Vec<u8>) -> String {
+    let Some(algorithm) = Algorithm::from_name(&alg).filter(|a| *a != Algorithm::EdDsa) else {
+        return json!({ "key": format!("{alg:?} is not checked through WebCrypto") }).to_string();
+    };
+    let set = match KeySet::from_remote_jwks(&format!("{{\"keys\":[{jwk}]}}"), &[algorithm]) {
+        Ok((set, skipped)) if skipped.is_empty() => set,
+        Ok((_, skipped)) => {
+            return json!({ "key": skipped.iter().map(|e| e.to_string()).collect::<Vec<_>>() }).to_string()
+        }
+        Err(e) => return json!({ "key": e.to_string() }).to_string(),
+    };
+    let Some(key) = set.keys().first() else {
+        return json!({ "key": "no key" }).to_string();
+    };
+    // Where this build links no pure-Rust primitive for the algorithm, there is no second opinion
+    // here (the native tests run the same files through it).
+    let rust =
+        crate::jwt::keys::linked_in_rust(algorithm).then(|| verify_signature_bytes(key, &alg, &message, &signature));
+    let before = DECIDED.with(Cell::get);
+    let valid = verify_signature(key, &message, &signature, || rust.unwrap_or(false)).await;
+    let after = DECIDED.with(Cell::get);
+    let decided_by = match (after.0.wrapping_sub(before.0), after.1.wrapping_sub(before.1)) {
+        (1, 0) => "webcrypto",
+        (0, 1) => "rust",
+        (0, 0) => "length",
+        _ => "unknown",
+    };
+    json!({ "key": "ok", "valid": valid, "decided_by": decided_by, "rust": rust }).to_string()
 }

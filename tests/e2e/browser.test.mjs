@@ -212,7 +212,8 @@ describe('browser client', () => {
     await page.click('#whoami-button');
     await page.locator('#status').filter({ hasText: 'The API says you are' }).waitFor();
     assert.equal(seen.refreshes - before, 1, 'exactly one refresh after the 401');
-    assert.notEqual(seen.issued.at(-1), first);
+    // The listener reads the refresh answer's body asynchronously: wait for it, not for a race.
+    await until('the refreshed token to be seen', () => seen.issued.at(-1) !== first, 5000);
     assert.equal(await page.locator('#error').isVisible(), false);
 
     // Signing out with a dead access token refreshes first, so the session really ends on the server.
@@ -227,6 +228,72 @@ describe('browser client', () => {
     });
     assert.equal(res.status, 401, 'the session ended on the server, not just in the page');
     await res.arrayBuffer();
+    await ctx.close();
+  });
+
+  test('a refresh failing in a newly opened tab signs no tab out: retried with the same cookie, a lost answer is recovered', async () => {
+    const ctx = await browser.newContext();
+    const answers = []; // what the server answered each refresh that reached it: { page, status, access }
+    const page = await ctx.newPage();
+    await page.goto(worker.url);
+    await page.locator('#signed-out').waitFor({ state: 'visible' });
+    await registerAndSignIn(page, `flaky-${Date.now()}@example.com`);
+    await page.locator('#status').filter({ hasText: 'The API says you are' }).waitFor();
+    // The new tab's first refresh gets a 503; the second reaches the server, which rotates the
+    // token, but the answer is lost on the way back (the cookie jar never sees its Set-Cookie); the
+    // third goes through.
+    const page2 = await ctx.newPage();
+    let attempts = 0;
+    let presented = null;
+    await page2.route('**/auth/refresh', async (route) => {
+      attempts += 1;
+      const request = route.request();
+      const cookie = (await request.allHeaders()).cookie ?? '';
+      if (presented !== null) assert.equal(cookie, presented, `attempt ${attempts} presents the same cookie`);
+      presented = cookie;
+      if (attempts === 1) {
+        await route.fulfill({ status: 503, contentType: 'application/json', headers: { 'retry-after': '1' }, body: '{"error":"temporarily_unavailable"}' });
+      } else if (attempts === 2) {
+        const res = await fetch(request.url(), { method: 'POST', headers: await request.allHeaders() });
+        answers.push({ status: res.status, access: (await res.json()).access_token });
+        await route.abort('connectionreset');
+      } else {
+        await route.continue();
+      }
+    });
+    page2.on('response', async (res) => {
+      if (new URL(res.url()).pathname === '/auth/refresh' && res.status() === 200) {
+        answers.push({ status: 200, access: (await res.json()).access_token });
+      }
+    });
+    // The first tab is busy with a long task for 3 s, so it cannot hand its token to the new tab
+    // within the new tab's wait: the new tab refreshes with the cookie itself.
+    const busy = page.evaluate(() => { const end = Date.now() + 3000; while (Date.now() < end); });
+    await page2.goto(worker.url);
+    await page2.locator('#signed-in').waitFor({ state: 'visible', timeout: 15_000 });
+    // The busy tab comes back: nobody told it to sign out, and it takes the new tab's token.
+    await busy;
+    await sleep(500);
+    assert.doesNotMatch(await page.textContent('#status'), /another tab/, 'the first tab was not told to sign out');
+    assert.ok(await page.locator('#signed-in').isVisible(), 'the first tab is still signed in');
+    assert.ok(await page2.locator('#signed-in').isVisible(), 'the new tab is still signed in');
+    assert.equal(attempts, 3, 'a 503, a lost answer, then the answer');
+    assert.equal(answers[0].status, 200, 'the lost attempt was committed by the server');
+    assert.equal(answers[1].status, 200);
+    assert.equal(answers[1].access, answers[0].access, 'the retry within the grace period got the very pair the lost answer carried');
+    await until('the reconnecting notice to clear', async () => !(await page2.locator('#error').isVisible()), 5000);
+    // The session lives on: the next refresh (either tab's) rotates normally, and the API answers.
+    await page2.unroute('**/auth/refresh');
+    const rotated = answers[1].access;
+    const seen = [];
+    ctx.on('response', async (res) => {
+      if (new URL(res.url()).pathname === '/auth/refresh') seen.push(res.status());
+    });
+    await until('the next refresh', () => seen.length > 0, TTL * 1000 + 3000);
+    assert.deepEqual(seen, [200], 'the cookie was not taken for reuse');
+    await page.click('#whoami-button');
+    await page.locator('#status').filter({ hasText: 'The API says you are' }).waitFor();
+    assert.notEqual(rotated, null);
     await ctx.close();
   });
 
