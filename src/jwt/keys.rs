@@ -210,6 +210,23 @@ impl PublicKey {
         PublicKey::from_jwk_as(jwk, &kid, alg)
     }
 
+    /// Parses a public JWK carried in a JWS header (a DPoP proof's `jwk`, RFC 9449 §4.2), which has
+    /// no `kid`: `label` stands in for it. `kty`, `crv` (and `alg`, `use`, `key_ops` when present)
+    /// must fit `alg`, the algorithm the header names. Private members are not looked at here: the
+    /// caller refuses them first.
+    pub fn from_embedded_jwk(jwk: &Map<String, Value>, label: &str, alg: Algorithm) -> Result<Self, KeyError> {
+        // An RSA key without `alg` can only be for the header's algorithm.
+        let rsa_default = (alg == Algorithm::Rs256).then_some(alg);
+        let found = jwk_alg(jwk, label, KeyOp::Verify, rsa_default)?;
+        if found != alg {
+            return Err(KeyError::Unsupported {
+                kid: label.into(),
+                reason: format!("a {} key cannot verify {}", found.name(), alg.name()),
+            });
+        }
+        PublicKey::from_jwk_as(jwk, label, alg)
+    }
+
     /// Parses the public members of a JWK whose algorithm is already decided.
     fn from_jwk_as(jwk: &Map<String, Value>, kid: &str, alg: Algorithm) -> Result<Self, KeyError> {
         match alg {
