@@ -20,7 +20,7 @@ fn verify_raw(set: &KeySet, kid: &str, alg: &str, msg: &[u8], sig: &[u8]) -> boo
 /// Runs every case of a Wycheproof signature file through the verifier's primitive, each group's key
 /// loaded from its JWK (`jwk_member`), and compares with the file's verdict as `expected` maps it.
 fn every_case(file: &str, jwk_member: &str, alg: &str, expected: impl Fn(&str) -> bool) {
-    every_case_loaded_by(file, jwk_member, alg, expected, |jwk| PublicKey::from_jwk(jwk))
+    every_case_loaded_by(file, jwk_member, alg, expected, PublicKey::from_jwk)
 }
 
 /// [`every_case`] with the keys loaded by `load`.

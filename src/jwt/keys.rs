@@ -116,7 +116,7 @@ pub(crate) enum MinusA {
     Table(Arc<EdwardsBasepointTable>),
     /// The point alone, for keys used once (a DPoP proof's own `jwk`): a variable-base double
     /// multiplication per verification, nothing to build.
-    Point(EdwardsPoint),
+    Point(Box<EdwardsPoint>),
 }
 
 /// Private key material for one algorithm. Its `Debug` never shows the key.
@@ -182,7 +182,7 @@ impl PublicKey {
         let minus_a = if table {
             MinusA::Table(Arc::new(EdwardsBasepointTable::create(&minus_a)))
         } else {
-            MinusA::Point(minus_a)
+            MinusA::Point(Box::new(minus_a))
         };
         Ok(PublicKey::new(kid.into(), Algorithm::EdDsa, VerifyingMaterial::Ed25519(key, minus_a)))
     }

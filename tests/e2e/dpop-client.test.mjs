@@ -2,7 +2,8 @@
 // under Node's WebCrypto) and by panva's oauth4webapi are checked by gatehouse's Rust verifier
 // (examples/dpop-verify.rs, one process reading JSON lines) and by jose's jwtVerify + EmbeddedJWK.
 // A loopback server that asks the Rust verifier about every request drives the clients' nonce
-// dance (400 and 401 `use_dpop_nonce`), the clock correction, and shows a copied token refused.
+// dance (400 and 401 `use_dpop_nonce`), the clock correction, the Node example's whole flow, and
+// shows a copied token and a refresh with another key refused.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile } from 'node:child_process';
@@ -14,6 +15,7 @@ import * as oauth from 'oauth4webapi';
 import { jwtVerify, EmbeddedJWK, calculateJwkThumbprint, CompactSign, decodeProtectedHeader } from 'jose';
 import { ROOT } from './harness.mjs';
 import { createDpopClient, memoryStorage, htuOf } from '../../www/dpop.js';
+import { run } from '../../examples/dpop-client.mjs';
 
 const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
 const sha256 = (text) => b64u(createHash('sha256').update(text).digest());
@@ -222,6 +224,20 @@ describe('the nonce dance and clock correction against a loopback server checkin
       seen.push({ path: req.url, method: req.method, body, verdict, proof: req.headers.dpop });
       res.setHeader('DPoP-Nonce', await verifier.nonce(now));
       res.setHeader('content-type', 'application/json');
+      if (auth.startsWith('Bearer ')) {
+        // Every token of this server is bound: as a bearer token it is refused (RFC 9449 §7.2).
+        res.setHeader('WWW-Authenticate', 'DPoP error="invalid_token", algs="EdDSA Ed25519 ES256"');
+        return res.writeHead(401).end(JSON.stringify({ error: 'invalid_token' }));
+      }
+      if (req.url === '/auth/login' || req.url === '/auth/refresh') {
+        // gatehouse's shapes (API.md), the refresh token bound to the key that logged in.
+        const boundTo = req.url === '/auth/refresh' ? JSON.parse(body).refresh_token.slice(3) : verdict.jkt;
+        if (!verdict.ok) return res.writeHead(400).end(JSON.stringify({ error: verdict.code }));
+        if (boundTo !== verdict.jkt) return res.writeHead(401).end(JSON.stringify({ error: 'invalid_grant' }));
+        return res.writeHead(200).end(JSON.stringify({
+          access_token: `at-${verdict.jkt}`, token_type: 'DPoP', expires_in: 60, refresh_token: `rt-${verdict.jkt}`, refresh_expires_in: 600,
+        }));
+      }
       if (req.url === '/token') {
         if (!verdict.ok) return res.writeHead(400).end(JSON.stringify({ error: verdict.code }));
         return res.writeHead(200).end(JSON.stringify({ access_token: `at-${verdict.jkt}`, token_type: 'DPoP', expires_in: 60, body }));
@@ -296,6 +312,24 @@ describe('the nonce dance and clock correction against a loopback server checkin
     const res = await client.fetch(`${base}/api/orders`, {}, { accessToken: token });
     assert.equal(res.status, 200);
     assert.deepEqual(attempts(mark).map((t) => t.verdict.error ?? 'ok'), ['Stale', 'ok']);
+  });
+
+  for (const alg of ['ES256', 'EdDSA']) {
+    test(`examples/dpop-client.mjs (${alg}): login, call, refresh with the same key, call, copied token refused`, async () => {
+      const lines = [];
+      const outcome = await run({ base, email: 'a@example.com', password: 'pw', path: '/api/whoami', alg, log: (l) => lines.push(l) });
+      assert.deepEqual(outcome, { ok: true, bound: true, statuses: [200, 200, 200, 200, 401, 401] }, lines.join('\n'));
+    });
+  }
+
+  test('a refresh with another key than the login\'s is refused', async () => {
+    const owner = createDpopClient({ storage: memoryStorage() });
+    const thief = createDpopClient({ storage: memoryStorage() });
+    const login = await owner.fetch(`${base}/auth/login`, { method: 'POST', body: '{}' });
+    const { refresh_token } = await login.json();
+    const stolen = await thief.fetch(`${base}/auth/refresh`, { method: 'POST', body: JSON.stringify({ refresh_token }) });
+    assert.equal(stolen.status, 401);
+    assert.equal((await stolen.json()).error, 'invalid_grant');
   });
 
   for (const alg of ['ES256', 'Ed25519']) {
