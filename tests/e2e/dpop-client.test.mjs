@@ -6,56 +6,21 @@
 // shows a copied token and a refresh with another key refused.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
-import { createServer } from 'node:http';
-import { createHash, randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
+import { createHash } from 'node:crypto';
 import * as oauth from 'oauth4webapi';
 import { jwtVerify, EmbeddedJWK, calculateJwkThumbprint, CompactSign, decodeProtectedHeader } from 'jose';
-import { ROOT } from './harness.mjs';
+import { startVerifier, startDpopServer, nowSeconds, NONCE_SECRET } from './dpop-server.mjs';
 import { createDpopClient, memoryStorage, htuOf } from '../../www/dpop.js';
 import { run } from '../../examples/dpop-client.mjs';
 
 const b64u = (bytes) => Buffer.from(bytes).toString('base64url');
 const sha256 = (text) => b64u(createHash('sha256').update(text).digest());
-const nowSeconds = () => Math.floor(Date.now() / 1000);
-const NONCE_SECRET = b64u(randomBytes(32));
-
-/** The Rust verifier as a long-lived child: one JSON line in, one verdict line out, in order. */
-async function startVerifier() {
-  const { stdout } = await promisify(execFile)(
-    'cargo', ['build', '-q', '--example', 'dpop-verify', '--message-format=json'],
-    { cwd: ROOT, maxBuffer: 64 * 1024 * 1024 },
-  );
-  const artifact = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l))
-    .find((m) => m.reason === 'compiler-artifact' && m.target?.name === 'dpop-verify' && m.executable);
-  assert.ok(artifact, 'cargo built examples/dpop-verify');
-  const proc = spawn(artifact.executable, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const waiting = [];
-  createInterface({ input: proc.stdout }).on('line', (line) => waiting.shift()?.(JSON.parse(line)));
-  return {
-    check(request) {
-      return new Promise((resolve) => {
-        waiting.push(resolve);
-        proc.stdin.write(`${JSON.stringify(request)}\n`);
-      });
-    },
-    async nonce(now = nowSeconds()) {
-      return (await this.check({ issue_nonce: { nonce_secret: NONCE_SECRET, now } })).nonce;
-    },
-    stop() {
-      proc.stdin.end();
-      proc.kill();
-    },
-  };
-}
 
 /** jose's opinion of a proof: signature by the embedded key, typ, and the claims for the request. */
 async function joseVerdict(proof, { method, url, accessToken, now = nowSeconds() }) {
   try {
     const { payload, protectedHeader } = await jwtVerify(proof, EmbeddedJWK, {
-      typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA', 'Ed25519'], currentDate: new Date(now * 1000), maxTokenAge: 60,
+      typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA', 'Ed25519'], currentDate: new Date(now * 1000), maxTokenAge: 60, clockTolerance: 5,
       requiredClaims: ['jti', 'htm', 'htu', 'iat'],
     });
     if (payload.htm !== method) return { ok: false, why: 'htm' };
@@ -127,8 +92,8 @@ describe('DPoP proofs across implementations', () => {
 
   test('every maker\'s proofs pass both verifiers, with the same thumbprint', async () => {
     for (const [name, resourceProof, tokenProof, jkt] of await makers()) {
-      const now = nowSeconds();
       const proof = await resourceProof();
+      const now = nowSeconds();
       const rust = await verifier.check({ proof, method: 'GET', url: URL_, access_token: TOKEN, now, cnf_jkt: jkt });
       assert.equal(rust.ok, true, `${name}: ${JSON.stringify(rust)}`);
       assert.equal(rust.jkt, jkt, name);
@@ -146,8 +111,8 @@ describe('DPoP proofs across implementations', () => {
     const all = await makers();
     const otherJkt = all[1][3];
     for (const [name, resourceProof, , jkt] of all) {
-      const now = nowSeconds();
       const proof = await resourceProof();
+      const now = nowSeconds();
       const base = { proof, method: 'GET', url: URL_, access_token: TOKEN, now };
       const cases = [
         ['wrong htm', { method: 'POST' }, 'Method', { method: 'POST' }],
@@ -203,53 +168,12 @@ describe('DPoP proofs across implementations', () => {
 });
 
 describe('the nonce dance and clock correction against a loopback server checking with the Rust verifier', () => {
-  let verifier, server, base;
-  const seen = [];
+  let verifier, server, base, seen;
 
   before(async () => {
     verifier = await startVerifier();
-    server = createServer(async (req, res) => {
-      const chunks = [];
-      for await (const chunk of req) chunks.push(chunk);
-      const body = Buffer.concat(chunks).toString();
-      const auth = req.headers.authorization ?? '';
-      const token = auth.startsWith('DPoP ') ? auth.slice(5) : undefined;
-      const now = nowSeconds();
-      const verdict = await verifier.check({
-        proof: req.headers.dpop ?? '', method: req.method, url: `${base}${req.url}`, access_token: token, now,
-        nonce_secret: NONCE_SECRET, remember: true,
-        // The server's access tokens are "at-<jkt>": bound to the key that asked for them.
-        ...(token ? { cnf_jkt: token.slice(3) } : {}),
-      });
-      seen.push({ path: req.url, method: req.method, body, verdict, proof: req.headers.dpop });
-      res.setHeader('DPoP-Nonce', await verifier.nonce(now));
-      res.setHeader('content-type', 'application/json');
-      if (auth.startsWith('Bearer ')) {
-        // Every token of this server is bound: as a bearer token it is refused (RFC 9449 §7.2).
-        res.setHeader('WWW-Authenticate', 'DPoP error="invalid_token", algs="EdDSA Ed25519 ES256"');
-        return res.writeHead(401).end(JSON.stringify({ error: 'invalid_token' }));
-      }
-      if (req.url === '/auth/login' || req.url === '/auth/refresh') {
-        // gatehouse's shapes (API.md), the refresh token bound to the key that logged in.
-        const boundTo = req.url === '/auth/refresh' ? JSON.parse(body).refresh_token.slice(3) : verdict.jkt;
-        if (!verdict.ok) return res.writeHead(400).end(JSON.stringify({ error: verdict.code }));
-        if (boundTo !== verdict.jkt) return res.writeHead(401).end(JSON.stringify({ error: 'invalid_grant' }));
-        return res.writeHead(200).end(JSON.stringify({
-          access_token: `at-${verdict.jkt}`, token_type: 'DPoP', expires_in: 60, refresh_token: `rt-${verdict.jkt}`, refresh_expires_in: 600,
-        }));
-      }
-      if (req.url === '/token') {
-        if (!verdict.ok) return res.writeHead(400).end(JSON.stringify({ error: verdict.code }));
-        return res.writeHead(200).end(JSON.stringify({ access_token: `at-${verdict.jkt}`, token_type: 'DPoP', expires_in: 60, body }));
-      }
-      if (!verdict.ok) {
-        res.setHeader('WWW-Authenticate', `DPoP error="${verdict.code}", algs="EdDSA Ed25519 ES256"`);
-        return res.writeHead(401).end(JSON.stringify({ error: verdict.code }));
-      }
-      return res.writeHead(200).end(JSON.stringify({ jkt: verdict.jkt }));
-    });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${server.address().port}`;
+    server = await startDpopServer(verifier);
+    ({ base, seen } = server);
   });
   after(() => {
     server?.close();
