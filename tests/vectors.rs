@@ -6,7 +6,7 @@ mod common;
 
 use common::vector;
 use gatehouse::jwt::keys::KeyError;
-use gatehouse::jwt::{b64, JwsError, KeySet, ParseError, PrivateKey, PublicKey, ValidationError};
+use gatehouse::jwt::{b64, Algorithm, JwsError, KeySet, ParseError, PrivateKey, PublicKey, ValidationError};
 use serde_json::{json, Value};
 
 fn tests_of(group: &Value) -> &Vec<Value> {
@@ -21,10 +21,21 @@ fn verify_raw(set: &KeySet, kid: &str, alg: &str, msg: &[u8], sig: &[u8]) -> boo
 /// Runs every case of a Wycheproof signature file through the verifier's primitive, each group's key
 /// loaded from its JWK (`jwk_member`), and compares with the file's verdict as `expected` maps it.
 fn every_case(file: &str, jwk_member: &str, alg: &str, expected: impl Fn(&str) -> bool) {
+    every_case_loaded_by(file, jwk_member, alg, expected, PublicKey::from_jwk)
+}
+
+/// [`every_case`] with the keys loaded by `load`.
+fn every_case_loaded_by(
+    file: &str,
+    jwk_member: &str,
+    alg: &str,
+    expected: impl Fn(&str) -> bool,
+    load: impl Fn(&serde_json::Map<String, Value>) -> Result<PublicKey, KeyError>,
+) {
     let file = vector(file);
     let mut count = 0;
     for group in file["testGroups"].as_array().unwrap() {
-        let key = PublicKey::from_jwk(group[jwk_member].as_object().unwrap()).expect("every key of the file loads");
+        let key = load(group[jwk_member].as_object().unwrap()).expect("every key of the file loads");
         let set = KeySet::from_public_keys(vec![key]).unwrap();
         for case in tests_of(group) {
             let msg = hex::decode(case["msg"].as_str().unwrap()).unwrap();
@@ -61,6 +72,16 @@ fn acceptable_refused(result: &str) -> bool {
 #[test]
 fn wycheproof_ed25519_every_case() {
     every_case("wycheproof/ed25519_test.json", "publicKeyJwk", "EdDSA", valid_only);
+}
+
+/// The same cases with keys loaded as a DPoP proof's `jwk` is (one use: no fixed-base table).
+#[test]
+fn wycheproof_ed25519_every_case_with_one_use_keys() {
+    every_case_loaded_by("wycheproof/ed25519_test.json", "publicKeyJwk", "EdDSA", valid_only, |jwk| {
+        let key = PublicKey::from_embedded_jwk(jwk, "none", Algorithm::EdDsa)?;
+        assert_eq!(key.kid(), "none");
+        Ok(key)
+    });
 }
 
 #[test]

@@ -134,7 +134,7 @@ pub fn scope_items(list: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A NumericDate (RFC 7519 §2): a JSON number, possibly fractional; truncated to whole seconds.
-fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ValidationError> {
+pub(crate) fn numeric_date(claims: &Map<String, Value>, name: &'static str) -> Result<Option<i64>, ValidationError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::Number(n)) => {

@@ -3,7 +3,7 @@
 use super::b64;
 use super::json;
 use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable};
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable as _;
 use ed25519_dalek::{SigningKey as EdSigningKey, VerifyingKey as EdVerifyingKey};
@@ -104,12 +104,23 @@ impl std::error::Error for KeyError {}
 /// the Workers check their signatures with WebCrypto, native builds with the pure-Rust crates.
 #[derive(Clone)]
 pub(crate) enum VerifyingMaterial {
-    /// The key, and a fixed-base table of −A for verifying with it (built once, at load).
-    Ed25519(EdVerifyingKey, Arc<EdwardsBasepointTable>),
+    /// The key, and −A in the form its verifications use.
+    Ed25519(EdVerifyingKey, MinusA),
     /// The modulus and exponent, big-endian without leading zeros.
     Rsa { n: Vec<u8>, e: Vec<u8> },
     /// The affine coordinates.
     P256 { x: [u8; 32], y: [u8; 32] },
+}
+
+/// −A, the negated Ed25519 public point, as verification multiplies it.
+#[derive(Clone)]
+pub(crate) enum MinusA {
+    /// A fixed-base table, for long-lived keys: a quarter faster per verification, but a few
+    /// milliseconds to build (once, at load).
+    Table(Arc<EdwardsBasepointTable>),
+    /// The point alone, for keys used once (a DPoP proof's own `jwk`): a variable-base double
+    /// multiplication per verification, nothing to build.
+    Point(Box<EdwardsPoint>),
 }
 
 /// Private key material for one algorithm. Its `Debug` never shows the key.
@@ -181,6 +192,11 @@ impl PublicKey {
 
     /// Builds an Ed25519 key from its 32-byte encoding (RFC 8032 §5.1.5); refuses invalid and small-order points.
     pub fn ed25519(kid: &str, x: &[u8]) -> Result<Self, KeyError> {
+        PublicKey::ed25519_with(kid, x, true)
+    }
+
+    /// [`PublicKey::ed25519`], with or without the fixed-base table (see [`MinusA`]).
+    fn ed25519_with(kid: &str, x: &[u8], table: bool) -> Result<Self, KeyError> {
         let bytes: [u8; 32] = x.try_into().map_err(|_| KeyError::Malformed { kid: kid.into(), member: "x" })?;
         let key = EdVerifyingKey::from_bytes(&bytes)
             .map_err(|_| KeyError::Invalid { kid: kid.into(), reason: "x is not a point on Ed25519".into() })?;
@@ -190,8 +206,12 @@ impl PublicKey {
         let minus_a = -CompressedEdwardsY(bytes)
             .decompress()
             .ok_or_else(|| KeyError::Invalid { kid: kid.into(), reason: "x is not a point on Ed25519".into() })?;
-        let table = Arc::new(EdwardsBasepointTable::create(&minus_a));
-        Ok(PublicKey::new(kid.into(), Algorithm::EdDsa, VerifyingMaterial::Ed25519(key, table)))
+        let minus_a = if table {
+            MinusA::Table(Arc::new(EdwardsBasepointTable::create(&minus_a)))
+        } else {
+            MinusA::Point(Box::new(minus_a))
+        };
+        Ok(PublicKey::new(kid.into(), Algorithm::EdDsa, VerifyingMaterial::Ed25519(key, minus_a)))
     }
 
     /// Builds an RS256 key from its big-endian modulus and exponent: 2048 to 4096 bits, an odd
@@ -240,6 +260,27 @@ impl PublicKey {
         let kid = jwk_kid(jwk)?;
         let alg = jwk_alg(jwk, &kid, KeyOp::Verify, None)?;
         PublicKey::from_jwk_as(jwk, &kid, alg)
+    }
+
+    /// Parses a public JWK carried in a JWS header (a DPoP proof's `jwk`, RFC 9449 §4.2), which has
+    /// no `kid`: `label` stands in for it. `kty`, `crv` (and `alg`, `use`, `key_ops` when present)
+    /// must fit `alg`, the algorithm the header names. Private members are not looked at here: the
+    /// caller refuses them first. The key is built for one use: an Ed25519 key gets no fixed-base
+    /// table (building one costs far more than the one verification it would speed up).
+    pub fn from_embedded_jwk(jwk: &Map<String, Value>, label: &str, alg: Algorithm) -> Result<Self, KeyError> {
+        // An RSA key without `alg` can only be for the header's algorithm.
+        let rsa_default = (alg == Algorithm::Rs256).then_some(alg);
+        let found = jwk_alg(jwk, label, KeyOp::Verify, rsa_default)?;
+        if found != alg {
+            return Err(KeyError::Unsupported {
+                kid: label.into(),
+                reason: format!("a {} key cannot verify {}", found.name(), alg.name()),
+            });
+        }
+        match alg {
+            Algorithm::EdDsa => PublicKey::ed25519_with(label, &member(jwk, label, "x")?, false),
+            _ => PublicKey::from_jwk_as(jwk, label, alg),
+        }
     }
 
     /// Parses the public members of a JWK whose algorithm is already decided.
@@ -426,10 +467,11 @@ fn verify_es256(_x: &[u8; 32], _y: &[u8; 32], _message: &[u8], _signature: &[u8]
 
 /// Ed25519 verification (RFC 8032 §5.1.7, cofactorless, as ed25519-dalek's `verify`): `s` must be
 /// canonical (S < L, so signatures are not malleable), k = SHA-512(R ‖ A ‖ M), and [s]B − [k]A must
-/// encode to exactly the bytes of R. Both products use fixed-base tables (−A's built at key load),
-/// about a quarter faster in wasm than ed25519-dalek's variable-base double multiplication. The
-/// verdict is ed25519-dalek's on every Wycheproof case, and on random signatures in the tests below.
-fn verify_ed25519(public: &EdVerifyingKey, minus_a: &EdwardsBasepointTable, message: &[u8], signature: &[u8]) -> bool {
+/// encode to exactly the bytes of R. With a table for −A (keys loaded once) both products use
+/// fixed-base tables, about a quarter faster in wasm than ed25519-dalek's variable-base double
+/// multiplication, which one-use keys get. The verdict is ed25519-dalek's on every Wycheproof case,
+/// and on random signatures in the tests below, either way.
+fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], signature: &[u8]) -> bool {
     use sha2::Digest as _;
     let Ok(signature) = <&[u8; 64]>::try_from(signature) else { return false };
     let (r, s) = signature.split_at(32);
@@ -441,7 +483,10 @@ fn verify_ed25519(public: &EdVerifyingKey, minus_a: &EdwardsBasepointTable, mess
     h.update(public.as_bytes());
     h.update(message);
     let k = Scalar::from_hash(h);
-    let expected = ED25519_BASEPOINT_TABLE * &s + minus_a * &k;
+    let expected = match minus_a {
+        MinusA::Table(table) => ED25519_BASEPOINT_TABLE * &s + table.as_ref() * &k,
+        MinusA::Point(point) => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, point, &s),
+    };
     expected.compress().as_bytes() == r
 }
 
@@ -897,48 +942,61 @@ mod tests {
         assert_eq!(odd, json!({ "kty": "OKP", "crv": "Ed25519" }));
     }
 
-    /// The table-based check gives ed25519-dalek's verdict: on valid signatures, on every single bit
+    /// The check gives ed25519-dalek's verdict, with and without the table: on valid signatures, on
+    /// every single bit
     /// flip of signature and message, on S + L (non-canonical), and on random bytes.
     #[test]
     fn ed25519_verdicts_match_ed25519_dalek() {
         for seed in 0u8..8 {
             let signing = EdSigningKey::from_bytes(&[seed.wrapping_mul(31).wrapping_add(1); 32]);
-            let public = PublicKey::ed25519("k", signing.verifying_key().as_bytes()).expect("key");
+            let (public, one_use) = (
+                PublicKey::ed25519("k", signing.verifying_key().as_bytes()).expect("key"),
+                PublicKey::ed25519_with("k", signing.verifying_key().as_bytes(), false).expect("key"),
+            );
             let VerifyingMaterial::Ed25519(key, table) = &public.material else { panic!("not Ed25519") };
-            let message: Vec<u8> = (0..(seed as usize * 37 + 5)).map(|i| (i * 7 + seed as usize) as u8).collect();
-            let signature = signing.sign(&message).to_bytes();
-            let dalek = |m: &[u8], sig: &[u8; 64]| key.verify(m, &ed25519_dalek::Signature::from_bytes(sig)).is_ok();
-            assert!(verify_ed25519(key, table, &message, &signature));
-            for bit in 0..512 {
+            let VerifyingMaterial::Ed25519(_, point) = &one_use.material else { panic!("not Ed25519") };
+            assert!(matches!((table, point), (MinusA::Table(_), MinusA::Point(_))));
+            for minus_a in [table, point] {
+                let message: Vec<u8> = (0..(seed as usize * 37 + 5)).map(|i| (i * 7 + seed as usize) as u8).collect();
+                let signature = signing.sign(&message).to_bytes();
+                let dalek =
+                    |m: &[u8], sig: &[u8; 64]| key.verify(m, &ed25519_dalek::Signature::from_bytes(sig)).is_ok();
+                assert!(verify_ed25519(key, minus_a, &message, &signature));
+                for bit in 0..512 {
+                    let mut sig = signature;
+                    sig[bit / 8] ^= 1 << (bit % 8);
+                    assert_eq!(
+                        verify_ed25519(key, minus_a, &message, &sig),
+                        dalek(&message, &sig),
+                        "seed {seed} bit {bit}"
+                    );
+                }
+                for bit in 0..message.len() * 8 {
+                    let mut m = message.clone();
+                    m[bit / 8] ^= 1 << (bit % 8);
+                    assert!(!verify_ed25519(key, minus_a, &m, &signature));
+                    assert!(!dalek(&m, &signature));
+                }
+                // S + L encodes the same scalar non-canonically: both refuse it.
+                // L = 2^252 + 27742317777372353535851937790883648493 (RFC 8032 §5.1), little-endian.
+                let mut l = [0u8; 32];
+                l[..16].copy_from_slice(&[
+                    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+                ]);
+                l[31] = 0x10;
                 let mut sig = signature;
-                sig[bit / 8] ^= 1 << (bit % 8);
-                assert_eq!(verify_ed25519(key, table, &message, &sig), dalek(&message, &sig), "seed {seed} bit {bit}");
+                let mut carry = 0u16;
+                for i in 0..32 {
+                    let sum = u16::from(sig[32 + i]) + u16::from(l[i]) + carry;
+                    sig[32 + i] = sum as u8;
+                    carry = sum >> 8;
+                }
+                assert!(!verify_ed25519(key, minus_a, &message, &sig));
+                assert!(!dalek(&message, &sig));
+                // Wrong lengths.
+                assert!(!verify_ed25519(key, minus_a, &message, &signature[..63]));
+                assert!(!verify_ed25519(key, minus_a, &message, &[signature.as_slice(), &[0]].concat()));
             }
-            for bit in 0..message.len() * 8 {
-                let mut m = message.clone();
-                m[bit / 8] ^= 1 << (bit % 8);
-                assert!(!verify_ed25519(key, table, &m, &signature));
-                assert!(!dalek(&m, &signature));
-            }
-            // S + L encodes the same scalar non-canonically: both refuse it.
-            // L = 2^252 + 27742317777372353535851937790883648493 (RFC 8032 §5.1), little-endian.
-            let mut l = [0u8; 32];
-            l[..16].copy_from_slice(&[
-                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
-            ]);
-            l[31] = 0x10;
-            let mut sig = signature;
-            let mut carry = 0u16;
-            for i in 0..32 {
-                let sum = u16::from(sig[32 + i]) + u16::from(l[i]) + carry;
-                sig[32 + i] = sum as u8;
-                carry = sum >> 8;
-            }
-            assert!(!verify_ed25519(key, table, &message, &sig));
-            assert!(!dalek(&message, &sig));
-            // Wrong lengths.
-            assert!(!verify_ed25519(key, table, &message, &signature[..63]));
-            assert!(!verify_ed25519(key, table, &message, &[signature.as_slice(), &[0]].concat()));
         }
     }
 }

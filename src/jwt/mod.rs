@@ -3,6 +3,7 @@
 pub mod b64;
 pub mod cache;
 pub mod claims;
+pub mod dpop;
 pub mod json;
 pub mod keys;
 pub mod remote;

@@ -151,6 +151,11 @@ impl<'a> UntrustedToken<'a> {
         self.header.get("alg").and_then(Value::as_str).unwrap_or_default()
     }
 
+    /// The protected header, as the presenter wrote it (strict JSON, `alg` a string).
+    pub(crate) fn header(&self) -> &Map<String, Value> {
+        &self.header
+    }
+
     /// The header `kid`, as the presenter claims it.
     pub fn kid(&self) -> Option<&str> {
         self.header.get("kid").and_then(Value::as_str)
@@ -194,6 +199,12 @@ impl VerifiedToken {
     pub fn alg(&self) -> Algorithm {
         self.alg
     }
+
+    /// The verified but not yet validated claims (for claims beyond [`super::AccessClaims`], such
+    /// as `cnf`, RFC 7800).
+    pub fn claims(&self) -> &Map<String, Value> {
+        &self.claims
+    }
 }
 
 /// A token whose header passed every check before the signature (alg not `none`, no `crit`, a known
@@ -207,6 +218,12 @@ pub struct SignatureCheck<'t, 'k> {
 }
 
 impl<'t, 'k> SignatureCheck<'t, 'k> {
+    /// Pairs a token with the key its header checks chose (the key set's for access tokens, the
+    /// proof's own `jwk` for DPoP proofs).
+    pub(crate) fn new(token: &'t UntrustedToken<'t>, key: &'k PublicKey) -> Self {
+        SignatureCheck { token, key }
+    }
+
     /// The key the token's `kid` names; its algorithm is the token's.
     pub fn key(&self) -> &'k PublicKey {
         self.key
@@ -264,7 +281,7 @@ impl KeySet {
         if key.alg().name() != alg {
             return Err(ValidationError::AlgMismatch);
         }
-        Ok(SignatureCheck { token, key })
+        Ok(SignatureCheck::new(token, key))
     }
 
     /// Verifies a token's signature with the key its `kid` names (see [`KeySet::begin_verify`]),
