@@ -13,6 +13,7 @@ pub mod config;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
+pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod policy;
