@@ -195,7 +195,9 @@ mod tests {
         // Write every zero as the letter O and every one as I or L.
         let looks = shown[2].replace('0', "O").replace('1', "l");
         assert!(codes.consume(&looks), "{looks}");
-        assert!(!codes.consume(&"a".repeat(MAX_INPUT + 1)));
+        let padded = format!("{}{}", shown[3], " ".repeat(MAX_INPUT));
+        assert!(!codes.consume(&padded), "input past {MAX_INPUT} bytes is refused before normalising");
+        assert!(codes.consume(&format!("{}{}", shown[3], " ".repeat(MAX_INPUT - 19))));
         assert!(!codes.consume("abcd_efgh_jkmn_pqrs"), "underscores are not dashes");
     }
 

@@ -397,6 +397,7 @@ mod tests {
             "12345a".into(),
             "+12345".into(),
             "1".repeat(40),
+            format!("{code}{}", " ".repeat(MAX_CODE_INPUT)),
         ] {
             assert_eq!(totp.verify(&bad, now, None), Err(TotpError::Malformed), "{bad:?}");
         }

@@ -489,7 +489,7 @@ fn check_client_data(expected: &Expected<'_>, kind: &str, client_data_json: &[u8
     if !bool::from(challenge.as_slice().ct_eq(expected.challenge)) {
         return Err(WebAuthnError::ChallengeMismatch);
     }
-    if !expected.origins.iter().any(|allowed| *allowed == data.origin) {
+    if !expected.origins.contains(&data.origin) {
         return Err(WebAuthnError::OriginNotAllowed);
     }
     if data.cross_origin == Some(true) || data.top_origin.is_some() {
