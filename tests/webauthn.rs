@@ -754,6 +754,15 @@ impl Vector {
         self.register_with(&hex_field(&self.file["registration"], "client_data_json"))
     }
 
+    /// Registers the published ceremony and checks the credential id and AAGUID the vector states.
+    fn registered_as_published(&self) -> Credential {
+        let credential = self.register().expect("the published registration verifies");
+        let reg = &self.file["registration"];
+        assert_eq!(credential.id(), hex_field(reg, "credential_id").as_slice());
+        assert_eq!(credential.aaguid().as_slice(), hex_field(reg, "aaguid").as_slice());
+        credential
+    }
+
     fn authenticate(&self, credential: &Credential, challenge: &[u8]) -> Result<Assertion, WebAuthnError> {
         let auth = &self.file["authentication"];
         let origins = self.origins();
@@ -770,10 +779,7 @@ impl Vector {
 #[test]
 fn w3c_none_es256_registers_and_authenticates() {
     let v = Vector::load("none-es256.json");
-    let credential = v.register().expect("§16.2 registration verifies");
-    let reg = &v.file["registration"];
-    assert_eq!(credential.id(), hex_field(reg, "credential_id").as_slice());
-    assert_eq!(credential.aaguid().as_slice(), hex_field(reg, "aaguid").as_slice());
+    let credential = v.registered_as_published();
     assert_eq!(credential.algorithm(), CoseAlgorithm::Es256);
     assert_eq!(credential.sign_count(), 0);
     assert!(credential.backup_eligible() && credential.backed_up() && !credential.user_verified());
@@ -784,17 +790,16 @@ fn w3c_none_es256_registers_and_authenticates() {
     assert!(!assertion.user_verified());
 
     // Bound to its own challenge: the registration's does not do.
-    let reg_challenge = hex_field(reg, "challenge");
+    let reg_challenge = hex_field(&v.file["registration"], "challenge");
     assert_eq!(v.authenticate(&credential, &reg_challenge), Err(WebAuthnError::ChallengeMismatch));
 }
 
 #[test]
 fn w3c_packed_self_es256_registers() {
     let v = Vector::load("packed-self-es256.json");
-    let credential = v.register().expect("§16.3 registration verifies");
+    let credential = v.registered_as_published();
+    assert_eq!(credential.algorithm(), CoseAlgorithm::Es256);
     let reg = &v.file["registration"];
-    assert_eq!(credential.id(), hex_field(reg, "credential_id").as_slice());
-    assert_eq!(credential.aaguid().as_slice(), hex_field(reg, "aaguid").as_slice());
 
     // The self attestation signs the clientDataJSON: one changed byte breaks it.
     let mut cdj = hex_field(reg, "client_data_json");
