@@ -23,6 +23,8 @@ pub mod gateway;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
+#[cfg(feature = "issuer")]
+pub mod mfa;
 pub mod oauth;
 pub mod password;
 pub mod policy;
