@@ -17,8 +17,13 @@ cargo fmt --check
 step "cargo clippy (native)"
 cargo clippy --all-targets -- -D warnings
 
-step "cargo clippy (wasm32)"
+step "cargo clippy (wasm32: the all-in-one, edge and issuer Workers)"
 cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features edge -- -D warnings
+cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features issuer -- -D warnings
+
+step "module layers (no import cycles, pure modules never reach the runtime)"
+node scripts/check-layers.mjs
 
 step "cargo test (native)"
 cargo test
@@ -48,8 +53,8 @@ else
   echo "fuzzing SKIPPED: this machine has no nightly toolchain (cargo +nightly), which libFuzzer needs" >&2
 fi
 
-step "release wasm build"
-bash scripts/build.sh
+step "release wasm builds (all-in-one, edge, issuer)"
+bash scripts/build.sh all
 
 step "end-to-end tests (wrangler dev)"
 node --test --test-concurrency=1 tests/e2e/

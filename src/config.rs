@@ -57,9 +57,12 @@ pub struct Config {
     pub origin_url: Option<String>,
     /// Other browser origins allowed for CORS and cookie requests.
     pub allowed_origins: Vec<String>,
-    /// The keys of `SIGNING_KEYS`: without managed keys the first signs; all are published and
-    /// accepted. Optional only in managed mode.
+    /// The keys of `SIGNING_KEYS` (without managed keys the first signs; all are published and
+    /// accepted), or of `PUBLIC_KEYS` (an edge that only verifies gatehouse's tokens). Optional with
+    /// managed keys or `ISSUER_JWKS_URL`.
     pub keys: Option<Rc<KeySet>>,
+    /// Where an edge Worker of a split deployment gets the issuer's published keys (`ISSUER_JWKS_URL`).
+    pub issuer_jwks: Option<IssuerJwks>,
     /// Managed keys (`KEY_MANAGEMENT=managed`): the key store generates, rotates and retires them.
     pub managed: Option<ManagedKeys>,
     /// argon2id cost for new password hashes.
@@ -80,6 +83,40 @@ pub struct Config {
     pub revocation_cache_ms: u64,
     /// The gateway's CORS answers and origin assertion (see [`Gateway`]).
     pub gateway: Gateway,
+}
+
+/// Where the edge Worker of a split deployment reads the issuer's published keys
+/// (`ISSUER_JWKS_URL`): its JWKS URL, or `service:<BINDING>` for the issuer Worker behind a service
+/// binding (fetched at `/.well-known/jwks.json` through it). Cached and refetched like a trusted
+/// issuer's set (`JWKS_*`), so managed and rotated keys reach the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerJwks {
+    /// An `https://` URL (or `http://` on a loopback host, for development).
+    Url(String),
+    /// A service binding's name.
+    Service(String),
+}
+
+impl IssuerJwks {
+    /// Parses `ISSUER_JWKS_URL`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(binding) = text.strip_prefix("service:") {
+            let plain = !binding.is_empty() && binding.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            return match plain {
+                true => Ok(IssuerJwks::Service(binding.to_owned())),
+                false => Err(format!("{binding:?} is not a binding name")),
+            };
+        }
+        crate::issuers::jwks_url_allowed(text).map(IssuerJwks::Url)
+    }
+
+    /// The URL the set is fetched from (a service binding's is internal).
+    pub fn url(&self) -> String {
+        match self {
+            IssuerJwks::Url(url) => url.clone(),
+            IssuerJwks::Service(binding) => format!("https://{binding}.service.internal/.well-known/jwks.json"),
+        }
+    }
 }
 
 /// The settings of managed keys.
@@ -278,11 +315,36 @@ impl Config {
                 })
             }
         };
-        let keys = match (secret("SIGNING_KEYS"), &managed) {
-            (Some(text), _) => Some(Rc::new(KeySet::from_private_jwks(&text).map_err(ConfigError::Keys)?)),
-            (None, Some(_)) => None,
-            (None, None) => return Err(ConfigError::Missing("SIGNING_KEYS")),
+        let keys =
+            match (secret("SIGNING_KEYS"), var("PUBLIC_KEYS").filter(|t| !t.trim().is_empty())) {
+                (Some(_), Some(_)) => return Err(ConfigError::Invalid {
+                    name: "PUBLIC_KEYS",
+                    reason:
+                        "set SIGNING_KEYS or PUBLIC_KEYS, not both (the public halves of SIGNING_KEYS are published)"
+                            .into(),
+                }),
+                (Some(text), None) => Some(Rc::new(KeySet::from_private_jwks(&text).map_err(ConfigError::Keys)?)),
+                (None, Some(text)) => Some(Rc::new(
+                    KeySet::from_public_jwks(&text)
+                        .map_err(|e| ConfigError::Invalid { name: "PUBLIC_KEYS", reason: e.to_string() })?,
+                )),
+                (None, None) => None,
+            };
+        let issuer_jwks = match var("ISSUER_JWKS_URL").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(text) => Some(
+                IssuerJwks::parse(&text).map_err(|reason| ConfigError::Invalid { name: "ISSUER_JWKS_URL", reason })?,
+            ),
         };
+        // An issuer signs: with SIGNING_KEYS, or managed keys. An edge verifies its issuer's tokens
+        // with any of those, PUBLIC_KEYS, or the issuer's published set.
+        let signs = keys.as_ref().is_some_and(|k| k.signing_key().is_some()) || managed.is_some();
+        if cfg!(feature = "issuer") && !signs {
+            return Err(ConfigError::Missing("SIGNING_KEYS"));
+        }
+        if keys.is_none() && managed.is_none() && issuer_jwks.is_none() {
+            return Err(ConfigError::Missing("SIGNING_KEYS"));
+        }
 
         let gateway =
             Gateway::from_lookup(var, origin_url.as_deref(), keys.as_ref().is_some_and(|k| k.signing_key().is_some()))?;
@@ -299,6 +361,7 @@ impl Config {
             origin_url,
             allowed_origins,
             keys,
+            issuer_jwks,
             managed,
             password,
             default_scope,

@@ -15,7 +15,7 @@
 //! (its request was cancelled) stops counting as in flight after its timeout.
 
 use super::response::{read_capped, ReadError};
-use crate::config::{Config, ManagedKeys};
+use crate::config::{Config, IssuerJwks, ManagedKeys};
 use crate::error::ApiError;
 use crate::issuers::TrustedIssuer;
 use crate::jwt::remote::{
@@ -58,22 +58,37 @@ pub enum Source<'a> {
     Issuer(&'a TrustedIssuer),
     /// gatehouse's own managed keys, from the key store.
     Managed(&'a ManagedKeys),
+    /// gatehouse's own issuer's published set, in an edge Worker of a split deployment
+    /// (`ISSUER_JWKS_URL`); the second member is the issuer (`ISSUER`).
+    OwnIssuer(&'a IssuerJwks, &'a str),
 }
+
+/// A JWK Set to fetch over HTTP: whose it is, where, how, and which algorithms it may hold.
+struct Published<'a> {
+    issuer: &'a str,
+    url: String,
+    service: Option<&'a str>,
+    algorithms: &'a [Algorithm],
+}
+
+/// Every algorithm gatehouse signs with: what its own issuer's set may hold.
+const OWN_ALGORITHMS: [Algorithm; 3] = [Algorithm::EdDsa, Algorithm::Rs256, Algorithm::Es256];
 
 /// The cache entry name of the managed keys (never a URL, so never confused with one).
 const MANAGED_ID: &str = "gatehouse:managed-keys";
 
 impl Source<'_> {
-    fn id(&self) -> &str {
+    fn id(&self) -> String {
         match self {
-            Source::Issuer(issuer) => &issuer.jwks_url,
-            Source::Managed(_) => MANAGED_ID,
+            Source::Issuer(issuer) => issuer.jwks_url.clone(),
+            Source::Managed(_) => MANAGED_ID.to_owned(),
+            Source::OwnIssuer(jwks, _) => jwks.url(),
         }
     }
 
     fn policy(&self, config: &Config) -> FetchPolicy {
         match self {
-            Source::Issuer(_) => config.jwks_policy,
+            Source::Issuer(_) | Source::OwnIssuer(..) => config.jwks_policy,
             Source::Managed(managed) => FetchPolicy {
                 max_age: managed.cache_seconds,
                 cooldown: config.jwks_policy.cooldown.min(managed.cache_seconds),
@@ -86,6 +101,7 @@ impl Source<'_> {
         match self {
             Source::Issuer(issuer) => &issuer.issuer,
             Source::Managed(_) => "the key store",
+            Source::OwnIssuer(_, issuer) => issuer,
         }
     }
 }
@@ -113,6 +129,15 @@ fn in_flight(url: &str, timeout_ms: u64) -> bool {
     })
 }
 
+/// The key set of `source` if this isolate holds it, fresh, with `kid` in it: what the fast path
+/// may use without fetching anything.
+pub fn held(source: &Source<'_>, config: &Config, kid: &str, now: i64) -> Option<Rc<KeySet>> {
+    match plan(&source.id(), Need::Kid(kid), now, &source.policy(config)) {
+        Plan::Use(keys) if keys.find(kid).is_some() => Some(keys),
+        _ => None,
+    }
+}
+
 /// The key set of `source` for `need`, fetching it when the policy says so. A request that finds a
 /// fetch in flight waits for it instead of starting another.
 pub async fn keys_for(
@@ -123,6 +148,7 @@ pub async fn keys_for(
     now: i64,
 ) -> Result<Rc<KeySet>, ApiError> {
     let url = source.id();
+    let url = url.as_str();
     let (policy, timeout_ms) = (&source.policy(config), config.jwks_timeout_ms);
     let first = plan(url, need, now, policy);
     if let Plan::Use(keys) = &first {
@@ -164,7 +190,7 @@ fn refusal(why: Unusable, source: Source<'_>) -> ApiError {
 
 /// The one fetch of a set: marked in flight for the others, recorded when it lands.
 async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: Need<'_>, now: i64) {
-    let url = source.id().to_owned();
+    let url = source.id();
     INFLIGHT.with(|f| f.borrow_mut().insert(url.clone(), now_ms()));
     let shared = SETS.with(|sets| {
         let sets = sets.borrow();
@@ -181,11 +207,26 @@ async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: 
         };
         allowed.then_some(held)
     });
+    let (timeout_ms, max_age) = (config.jwks_timeout_ms, config.jwks_policy.max_age);
     let result = match source {
         Source::Issuer(issuer) => {
-            fetch_set(issuer, config.jwks_timeout_ms, config.jwks_policy.max_age, shared, now).await
+            let set = Published {
+                issuer: &issuer.issuer,
+                url: issuer.jwks_url.clone(),
+                service: None,
+                algorithms: &issuer.algorithms,
+            };
+            fetch_set(env, &set, timeout_ms, max_age, shared, now).await
         }
-        Source::Managed(_) => fetch_managed(env, config.jwks_timeout_ms).await.map(|keys| (keys, now)),
+        Source::OwnIssuer(jwks, issuer) => {
+            let service = match jwks {
+                IssuerJwks::Service(binding) => Some(binding.as_str()),
+                IssuerJwks::Url(_) => None,
+            };
+            let set = Published { issuer, url: jwks.url(), service, algorithms: &OWN_ALGORITHMS };
+            fetch_set(env, &set, timeout_ms, max_age, shared, now).await
+        }
+        Source::Managed(_) => fetch_managed(env, timeout_ms).await.map(|keys| (keys, now)),
     };
     let done = now_seconds();
     match result {
@@ -209,13 +250,14 @@ async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: 
 /// (redirects are not followed: a 3xx is a failure; a size cap; a timeout), putting a good answer
 /// in the shared cache with its tag and fetch time.
 async fn fetch_set(
-    issuer: &TrustedIssuer,
+    env: &Env,
+    set: &Published<'_>,
     timeout_ms: u64,
     max_age: i64,
     shared: Option<Option<i64>>,
     now: i64,
 ) -> Result<(KeySet, i64), String> {
-    let (url, algorithms) = (issuer.jwks_url.as_str(), issuer.algorithms.as_slice());
+    let (url, algorithms, issuer) = (set.url.as_str(), set.algorithms, set.issuer);
     let cache = Cache::default();
     // `shared`: whether a shared copy may serve, and when the set held now was fetched.
     if let Some(held) = shared {
@@ -223,7 +265,7 @@ async fn fetch_set(
             let header = |name| cached.headers().get(name).ok().flatten();
             let (binding, fetched_at) = (header(BINDING_HEADER), header(FETCHED_AT_HEADER));
             let found = SharedCopy { binding: binding.as_deref(), fetched_at: fetched_at.as_deref() };
-            match found.usable(&issuer.issuer, url, held, now, max_age) {
+            match found.usable(issuer, url, held, now, max_age) {
                 Ok(fetched_at) => {
                     if let Ok(keys) =
                         cached.bytes().await.map_err(|e| e.to_string()).and_then(|b| parse(&b, algorithms))
@@ -245,7 +287,14 @@ async fn fetch_set(
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers).with_redirect(RequestRedirect::Manual);
         let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
-        let mut response = Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| e.to_string())?;
+        let mut response = match set.service {
+            // Through the service binding: the issuer Worker of the same deployment.
+            Some(binding) => {
+                env.service(binding).map_err(|e| format!("{binding} binding: {e}"))?.fetch_request(request).await
+            }
+            None => Fetch::Request(request).send_with_signal(&signal).await,
+        }
+        .map_err(|e| e.to_string())?;
         if response.status_code() != 200 {
             return Err(format!("status {}", response.status_code()));
         }
@@ -265,7 +314,7 @@ async fn fetch_set(
     let _ = headers.set("content-type", "application/json");
     let _ = headers.set("cache-control", &format!("public, max-age={max_age}"));
     let _ = headers.set(FETCHED_AT_HEADER, &now.to_string());
-    let _ = headers.set(BINDING_HEADER, &shared_binding(&issuer.issuer, url));
+    let _ = headers.set(BINDING_HEADER, &shared_binding(issuer, url));
     if let Ok(response) = Response::from_bytes(body) {
         if let Err(e) = cache.put(url, response.with_headers(headers)).await {
             worker::console_error!("JWKS from {url}: shared cache put failed: {e}");

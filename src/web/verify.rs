@@ -233,7 +233,16 @@ pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
     if claimed_issuer(config, &untrusted, &source, true).ok()?.is_some() {
         return None;
     }
-    let check = config.keys.as_ref()?.begin_verify(&untrusted).ok()?;
+    let kid = untrusted.kid()?;
+    let keys = match config.keys.as_ref().filter(|keys| keys.find(kid).is_some()) {
+        Some(keys) => keys.clone(),
+        // The issuer's published set, if this isolate holds it fresh (a fetch is the full path's).
+        None => {
+            let jwks = config.issuer_jwks.as_ref()?;
+            remote_keys::held(&Source::OwnIssuer(jwks, &config.issuer), config, kid, now)?
+        }
+    };
+    let check = keys.begin_verify(&untrusted).ok()?;
     if check.key().alg() != Algorithm::EdDsa {
         return None;
     }
@@ -245,8 +254,9 @@ pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
     Some(Authenticated { verified })
 }
 
-/// The key set that may verify one of gatehouse's own tokens: the configured keys if one of them has
-/// its `kid` (or keys are not managed), else the managed keys of the key store.
+/// The key set that may verify one of gatehouse's own tokens: the configured keys (`SIGNING_KEYS` or
+/// `PUBLIC_KEYS`) if one of them has its `kid`, else the managed keys of the key store, else the
+/// issuer's published set (`ISSUER_JWKS_URL`, an edge Worker of a split deployment).
 async fn own_keys(
     config: &Config,
     env: &Env,
@@ -254,15 +264,19 @@ async fn own_keys(
     now: i64,
 ) -> Result<Rc<KeySet>, ApiError> {
     let configured = config.keys.as_ref();
-    let Some(managed) = &config.managed else {
-        return configured.cloned().ok_or_else(|| ApiError::Server("no keys are configured".into()));
+    let elsewhere = match (&config.managed, &config.issuer_jwks) {
+        (Some(managed), _) => Some(Source::Managed(managed)),
+        (None, Some(jwks)) => Some(Source::OwnIssuer(jwks, &config.issuer)),
+        (None, None) => None,
     };
-    match (configured, untrusted.kid()) {
-        (Some(keys), Some(kid)) if keys.find(kid).is_some() => Ok(keys.clone()),
-        (_, Some(kid)) => remote_keys::keys_for(config, env, Source::Managed(managed), Need::Kid(kid), now).await,
-        // No kid: the configured keys run every pre-signature check (and refuse it); else say so.
-        (Some(keys), None) => Ok(keys.clone()),
-        (None, None) => Err(invalid(ValidationError::MissingKid)),
+    match (configured, untrusted.kid(), elsewhere) {
+        (Some(keys), Some(kid), _) if keys.find(kid).is_some() => Ok(keys.clone()),
+        (_, Some(kid), Some(source)) => remote_keys::keys_for(config, env, source, Need::Kid(kid), now).await,
+        // No kid, or no other keys: the configured keys run every pre-signature check (and refuse
+        // the token); else say why.
+        (Some(keys), _, _) => Ok(keys.clone()),
+        (None, None, _) => Err(invalid(ValidationError::MissingKid)),
+        (None, Some(_), None) => Err(ApiError::Server("no keys are configured".into())),
     }
 }
 

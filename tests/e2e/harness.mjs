@@ -1,7 +1,8 @@
 // End-to-end harness: runs the built worker under `wrangler dev` (real workerd, local KV and
 // Durable Objects) on free loopback ports, with fresh keys, and stops it by the PID it started.
 import { spawn, execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { parse as parseToml } from 'smol-toml';
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
@@ -31,8 +32,45 @@ export async function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Starts the worker. `vars` override wrangler.toml [vars]; `keys` defaults to fresh dev keys. */
-export async function startWorker({ vars = {}, keys, persistDir } = {}) {
+/**
+ * The two Workers of a split deployment as wrangler dev runs them, from the tracked
+ * wrangler.edge.toml and wrangler.issuer.toml: each config copied into a directory of its own (with
+ * absolute paths, no build step, and the test's vars), beside a .dev.vars holding only that Worker's
+ * secrets. `verifier`: the edge alone, without its service binding (a verifier-only deployment).
+ */
+function splitConfigs(dir, { vars, edgeVars, issuerVars, keys, verifier }) {
+  const load = (file) => parseToml(readFileSync(join(ROOT, file), 'utf8'));
+  const write = (name, config, secrets) => {
+    const at = join(dir, name);
+    mkdirSync(at, { recursive: true });
+    delete config.build;
+    writeFileSync(join(at, 'wrangler.json'), JSON.stringify(config, null, 2));
+    const quote = (v) => `'${String(v).replace(/'/g, '')}'`;
+    writeFileSync(join(at, '.dev.vars'), Object.entries(secrets).map(([k, v]) => `${k}=${quote(v)}`).join('\n') + '\n');
+    return join(at, 'wrangler.json');
+  };
+  const edge = load('wrangler.edge.toml');
+  edge.main = join(ROOT, edge.main);
+  edge.vars = { ...edge.vars, ISSUER, AUDIENCE, ...vars, ...edgeVars };
+  if (verifier) delete edge.services;
+  const configs = [write('edge', edge, {})];
+  if (!verifier) {
+    const issuer = load('wrangler.issuer.toml');
+    issuer.main = join(ROOT, issuer.main);
+    issuer.assets.directory = join(ROOT, issuer.assets.directory);
+    issuer.vars = { ...issuer.vars, ISSUER, AUDIENCE, ...vars, ...issuerVars };
+    configs.push(write('issuer', issuer, keys ? { SIGNING_KEYS: JSON.stringify(keys) } : {}));
+  }
+  return configs;
+}
+
+/**
+ * Starts the worker. `vars` override wrangler.toml [vars]; `keys` defaults to fresh dev keys.
+ * `split: 'both'` runs the edge and issuer Workers of a split deployment in one wrangler dev session
+ * (the edge in front, `edgeVars`/`issuerVars` for one of them only); `split: 'verifier'` runs the edge
+ * Worker alone.
+ */
+export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const keySet = keys === undefined ? await devKeys() : keys;
   const persist = persistDir ?? join(dir, 'state');
@@ -57,11 +95,14 @@ export async function startWorker({ vars = {}, keys, persistDir } = {}) {
       const inspector = await freePort();
       this.url = `http://127.0.0.1:${this.port}`;
       this.logs = '';
+      const configs = split
+        ? splitConfigs(join(dir, 'configs'), { vars: this.env, edgeVars, issuerVars, keys: this.keys, verifier: split === 'verifier' })
+          .flatMap((c) => ['-c', c])
+        : ['--env-file', this.envFile];
       this.proc = spawn(
         WRANGLER,
-        ['dev', '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),
-          '--persist-to', this.persist, '--show-interactive-dev-session=false', '--env-file', this.envFile,
-          '--log-level', 'log'],
+        ['dev', ...configs, '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),
+          '--persist-to', this.persist, '--show-interactive-dev-session=false', '--log-level', 'log'],
         {
           cwd: ROOT,
           detached: true,
@@ -75,9 +116,10 @@ export async function startWorker({ vars = {}, keys, persistDir } = {}) {
       while (Date.now() < deadline) {
         if (this.proc.exitCode !== null) throw new Error(`wrangler exited early:\n${this.logs}`);
         try {
+          // A verifier-only edge has no JWKS route: any answer of its own means it is up.
           const r = await fetch(`${this.url}/.well-known/jwks.json`);
           await r.arrayBuffer();
-          if (r.status === 200) return this;
+          if (r.status === 200 || (split === 'verifier' && r.status === 404)) return this;
         } catch { /* not up yet */ }
         await sleep(200);
       }
