@@ -4,6 +4,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Miniflare } from 'miniflare';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { devKeys } from '../../scripts/dev-keys.mjs';
 import { startWorker, signToken, workerModules, KV_FAULT, ISSUER, AUDIENCE } from './harness.mjs';
 
@@ -77,6 +80,66 @@ describe('faults: a failing KV (Miniflare)', () => {
       await res.arrayBuffer();
     }
     assert.equal(status, 401, 'the retried write reached KV');
+  });
+});
+
+describe('faults: the runtime killed between an account object\'s save and its KV write (Miniflare)', () => {
+  // The logout is committed in the object's storage, then its KV write hangs and the runtime dies
+  // under it. The retry alarm was armed before the save, so the runtime that comes back writes the
+  // record without any request reaching the object (issue 14, item 3).
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-mirror-'));
+  let keys;
+  const start = () => new Miniflare({
+    durableObjectsPersist: join(dir, 'do'),
+    kvPersist: join(dir, 'kv'),
+    workers: [
+      {
+        name: 'gatehouse',
+        ...workerModules(),
+        compatibilityDate: '2026-04-20',
+        bindings: { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys), REVOCATION_CACHE_SECONDS: '0' },
+        durableObjects: { ACCOUNTS: { className: 'Account', useSQLite: true } },
+        wrappedBindings: { DENYLIST: { scriptName: 'kv-fault' } },
+      },
+      { name: 'kv-fault', modules: true, script: KV_FAULT, kvNamespaces: ['INNER'] },
+    ],
+    handleRuntimeStdio(stdout, stderr) { stdout.resume(); stderr.resume(); },
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('the revocation reaches KV after a restart, from the alarm armed before the save', async () => {
+    keys = await devKeys();
+    let mf = start();
+    const fetchW = (path, init) => mf.dispatchFetch(`http://gatehouse.test${path}`, init);
+    const email = `mirror-${Date.now()}@example.com`;
+    assert.equal((await fetchW('/auth/register', json({ email, password: PASSWORD }))).status, 201);
+    const login = await (await fetchW('/auth/login', json({ email, password: PASSWORD }))).json();
+    const sub = JSON.parse(Buffer.from(login.access_token.split('.')[1], 'base64url')).sub;
+    let inner = await mf.getKVNamespace('INNER', 'kv-fault');
+    await inner.put('__fault:hang', 'on');
+    // The logout commits, then waits on a KV write that never lands; the runtime dies meanwhile.
+    const pending = fetchW('/auth/logout', { method: 'POST', headers: { authorization: `Bearer ${login.access_token}` } })
+      .then((r) => r.status, () => 'killed');
+    await sleep(1500);
+    assert.equal(await inner.get(`rev:${sub}`), null, 'not in KV yet');
+    await mf.dispose();
+    assert.equal(await pending, 'killed');
+    mf = start();
+    inner = await mf.getKVNamespace('INNER', 'kv-fault');
+    await inner.delete('__fault:hang');
+    // No request reaches the account object from here on: only its alarm can write the record.
+    const deadline = Date.now() + 20_000;
+    let record = null;
+    while (Date.now() < deadline && record === null) {
+      await sleep(500);
+      record = await inner.get(`rev:${sub}`);
+    }
+    assert.ok(record, 'the alarm wrote the revocation to KV');
+    assert.ok(Object.keys(JSON.parse(record).sids).length === 1, 'the logged-out session');
+    const res = await fetchW('/api/whoami', { headers: { authorization: `Bearer ${login.access_token}` } });
+    assert.equal(res.status, 401, 'the edge refuses the logged-out token');
+    await res.arrayBuffer();
+    await mf.dispose();
   });
 });
 

@@ -304,6 +304,8 @@ class FaultyKv {
   async getWithMetadata(key, options) { return this.env.INNER.getWithMetadata(key, options); }
   async put(key, value, options) {
     if (await this.env.INNER.get('__fault:put')) throw new Error('injected KV write failure');
+    // A write that never lands (the runtime is then killed under it).
+    if (await this.env.INNER.get('__fault:hang')) return new Promise(() => {});
     return this.env.INNER.put(key, value, options);
   }
   async list(options) { return this.env.INNER.list(options); }
@@ -363,15 +365,19 @@ export async function startGatewayOrigin() {
 // environment it was given (every HTTP_* variable, PATH_INFO, the method and the query).
 const WSGI_ORIGIN = `
 import json, sys
-from wsgiref.simple_server import make_server, WSGIRequestHandler
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import make_server, WSGIRequestHandler, WSGIServer
 class Quiet(WSGIRequestHandler):
     def log_message(self, *args): pass
+# One thread per connection: a connection the runtime keeps open never blocks the next request.
+class Threaded(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
 def app(environ, start_response):
     keep = ('PATH_INFO', 'REQUEST_METHOD', 'QUERY_STRING')
     body = json.dumps({k: v for k, v in environ.items() if k.startswith('HTTP_') or k in keep}).encode()
     start_response('200 OK', [('Content-Type', 'application/json'), ('Content-Length', str(len(body)))])
     return [body]
-server = make_server('127.0.0.1', 0, app, handler_class=Quiet)
+server = make_server('127.0.0.1', 0, app, server_class=Threaded, handler_class=Quiet)
 print(server.server_port, flush=True)
 server.serve_forever()
 `;

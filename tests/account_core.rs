@@ -1,0 +1,389 @@
+//! The account state machine (`account::core`) natively, through the typed protocol the Durable
+//! Object speaks, with a frozen clock and seeded randomness: every transition of a session's refresh
+//! family (rotation, grace replay, reuse, absolute and idle expiry, logout, logout-all, RFC 7009
+//! revocation), registration and login, and a property test that no interleaving of refreshes,
+//! replays, logouts and time ever leaves two live refresh tokens in one family.
+
+use gatehouse::account::core::{self, Context, Fault, Random, Reply, Settings, Transition};
+use gatehouse::account::family::{hash, Lifetimes};
+use gatehouse::account::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
+use gatehouse::account::state::AccountDoc;
+use gatehouse::input::RefreshToken;
+use gatehouse::jwt::b64;
+use gatehouse::password::{self, PasswordParams, MIN_M_KIB};
+use proptest::prelude::*;
+use rand::{RngCore, SeedableRng};
+use std::sync::OnceLock;
+
+const T0: i64 = 1_767_225_600;
+const ACCOUNT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const EMAIL: &str = "ann@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+/// Seeded randomness, as the object's platform randomness would give.
+struct Seeded(rand::rngs::StdRng);
+
+impl Random for Seeded {
+    fn fill(&mut self, out: &mut [u8]) -> Result<(), Fault> {
+        self.0.fill_bytes(out);
+        Ok(())
+    }
+}
+
+fn rng(seed: u64) -> Seeded {
+    Seeded(rand::rngs::StdRng::seed_from_u64(seed))
+}
+
+/// The cheapest argon2id cost the configuration accepts: the tests hash often.
+fn params() -> PasswordParams {
+    PasswordParams::new(MIN_M_KIB, 5, 1).expect("OWASP's lowest row")
+}
+
+fn settings() -> Settings {
+    Settings {
+        issuer: "https://gatehouse.test".into(),
+        audience: "api".into(),
+        access_ttl: 900,
+        leeway: 30,
+        lifetimes: Lifetimes { absolute: 30 * 86_400, idle: 14 * 86_400, grace: 10 },
+        password: params(),
+        default_scope: "api read".into(),
+        default_roles: vec!["user".into()],
+    }
+}
+
+fn dummy() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| password::dummy_hash(&params()).expect("dummy hash"))
+}
+
+fn ctx(now: i64) -> Context<'static> {
+    Context { now, account_id: ACCOUNT, dummy_hash: Some(dummy()) }
+}
+
+/// Applies a request and completes it as the object does: a made-up signature for the claims.
+fn run(doc: &mut AccountDoc, request: AccountRequest, now: i64, rng: &mut Seeded) -> (AccountOutcome, Transition) {
+    let mut transition = core::apply(doc, request, &settings(), ctx(now), rng).expect("no fault");
+    let reply = std::mem::replace(&mut transition.reply, Reply::Answer(AccountOutcome::Done));
+    let outcome = match reply {
+        Reply::Answer(outcome) => outcome,
+        Reply::Sign(unsigned) => {
+            let jti = unsigned.claims["jti"].as_str().expect("jti").to_owned();
+            core::finish(doc, unsigned, format!("access.{jti}.signed"))
+        }
+    };
+    (outcome, transition)
+}
+
+fn registered() -> AccountDoc {
+    static DOC: OnceLock<AccountDoc> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = AccountDoc::default();
+        let request = AccountRequest::Register { email: EMAIL.into(), password: PASSWORD.into() };
+        let (outcome, _) = run(&mut doc, request, T0, &mut rng(1));
+        assert_eq!(outcome, AccountOutcome::Registered { sub: ACCOUNT.into() });
+        doc
+    })
+    .clone()
+}
+
+fn login(doc: &mut AccountDoc, now: i64, rng: &mut Seeded) -> TokenPair {
+    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into() };
+    match run(doc, request, now, rng).0 {
+        AccountOutcome::Tokens { pair } => pair,
+        other => panic!("login: {other:?}"),
+    }
+}
+
+fn refresh_request(token: &str) -> AccountRequest {
+    let t = RefreshToken::parse(token).expect("a refresh token");
+    AccountRequest::Refresh { sid: t.sid, secret: b64::encode(t.secret), scope: None }
+}
+
+fn refresh(doc: &mut AccountDoc, token: &str, now: i64, rng: &mut Seeded) -> AccountOutcome {
+    run(doc, refresh_request(token), now, rng).0
+}
+
+fn sid_of(token: &str) -> String {
+    RefreshToken::parse(token).expect("a refresh token").sid
+}
+
+fn pair_of(outcome: AccountOutcome) -> TokenPair {
+    match outcome {
+        AccountOutcome::Tokens { pair } => pair,
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}
+
+const REFUSED: AccountOutcome = AccountOutcome::Refused { refusal: Refusal::InvalidGrant };
+
+#[test]
+fn registration_is_once_per_account_and_stores_only_a_hash() {
+    let mut doc = registered();
+    let account = doc.account.clone().expect("registered");
+    assert_eq!(account.sub, ACCOUNT);
+    assert!(account.password.starts_with("$argon2id$") && !account.password.contains(PASSWORD));
+    assert_eq!(account.scope, "api read");
+    let again = AccountRequest::Register { email: EMAIL.into(), password: "another password".into() };
+    let (outcome, t) = run(&mut doc, again, T0 + 1, &mut rng(2));
+    assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::EmailTaken });
+    assert!(t.events.is_empty());
+    assert_eq!(doc.account.as_ref().map(|a| &a.password), Some(&account.password), "nothing changed");
+}
+
+#[test]
+fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
+    let mut doc = registered();
+    let wrong = AccountRequest::Login { email: EMAIL.into(), password: "wrong password".into() };
+    let (outcome, _) = run(&mut doc, wrong.clone(), T0, &mut rng(3));
+    assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
+    assert_eq!(doc.throttle.failures, 1);
+    // An unknown account answers alike (its object has no account).
+    let mut empty = AccountDoc::default();
+    let (unknown, _) = run(&mut empty, wrong.clone(), T0, &mut rng(3));
+    assert_eq!(unknown, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
+    for i in 1..5 {
+        run(&mut doc, wrong.clone(), T0 + i, &mut rng(3));
+    }
+    let (throttled, _) = run(&mut doc, wrong, T0 + 5, &mut rng(3));
+    assert!(
+        matches!(throttled, AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after } } if retry_after > 0)
+    );
+    // Once the lock has passed, the right password works and forgets the failures.
+    let pair = login(&mut doc, T0 + 1000, &mut rng(4));
+    assert_eq!(pair.token_type, "Bearer");
+    assert_eq!(pair.expires_in, 900);
+    assert_eq!(doc.throttle.failures, 0);
+    let families = &doc.account.as_ref().expect("account").families;
+    assert_eq!(families.len(), 1);
+    assert_eq!(families[0].sid, sid_of(&pair.refresh_token));
+}
+
+#[test]
+fn the_access_claims_are_those_of_the_contract() {
+    let mut doc = registered();
+    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into() };
+    let transition = core::apply(&mut doc, request, &settings(), ctx(T0), &mut rng(5)).expect("no fault");
+    let Reply::Sign(unsigned) = transition.reply else { panic!("a login signs a token") };
+    let c = &unsigned.claims;
+    assert_eq!(c["iss"], "https://gatehouse.test");
+    assert_eq!(c["sub"], ACCOUNT);
+    assert_eq!(c["aud"], "api");
+    assert_eq!((c["iat"].as_i64(), c["exp"].as_i64()), (Some(T0), Some(T0 + 900)));
+    assert_eq!(c["scope"], "api read");
+    assert_eq!(c["roles"], serde_json::json!(["user"]));
+    assert_eq!(c["email"], EMAIL);
+    assert_eq!(b64::decode(c["jti"].as_str().expect("jti")).expect("b64").len(), 16, "128 random bits");
+}
+
+#[test]
+fn rotation_grace_replay_and_reuse() {
+    let mut doc = registered();
+    let mut r = rng(6);
+    let first = login(&mut doc, T0, &mut r);
+    let second = pair_of(refresh(&mut doc, &first.refresh_token, T0 + 60, &mut r));
+    assert_ne!(second.refresh_token, first.refresh_token);
+    assert_eq!(sid_of(&second.refresh_token), sid_of(&first.refresh_token), "the same family");
+    // The retired token within the grace period: the very same pair, nothing changed.
+    let before = doc.clone();
+    let replay = pair_of(refresh(&mut doc, &first.refresh_token, T0 + 70, &mut r));
+    assert_eq!((&replay.access_token, &replay.refresh_token), (&second.access_token, &second.refresh_token));
+    assert_eq!(replay.expires_in, second.expires_in - 10, "the same access token, 10 s older");
+    assert_eq!(doc, before);
+    // After it: reuse. The family is revoked, and its sid is denylisted for the edge.
+    let version = doc.revocation_version;
+    assert_eq!(refresh(&mut doc, &first.refresh_token, T0 + 71, &mut r), REFUSED);
+    assert!(doc.revocation.sids.contains_key(&sid_of(&first.refresh_token)));
+    assert_eq!(doc.revocation_version, version + 1, "KV must get the new record");
+    assert_eq!(refresh(&mut doc, &second.refresh_token, T0 + 72, &mut r), REFUSED, "the live token died too");
+}
+
+#[test]
+fn absolute_and_idle_expiry() {
+    let s = settings();
+    let mut r = rng(7);
+    let mut doc = registered();
+    let pair = login(&mut doc, T0, &mut r);
+    let idle = T0 + s.lifetimes.idle;
+    assert_eq!(refresh(&mut doc.clone(), &pair.refresh_token, idle, &mut r), REFUSED, "idle too long");
+    assert!(matches!(refresh(&mut doc.clone(), &pair.refresh_token, idle - 1, &mut r), AccountOutcome::Tokens { .. }));
+    // Used every 10 days, the session still ends at the absolute lifetime.
+    let mut token = pair.refresh_token;
+    let mut now = T0;
+    while now + 10 * 86_400 < T0 + s.lifetimes.absolute {
+        now += 10 * 86_400;
+        token = pair_of(refresh(&mut doc, &token, now, &mut r)).refresh_token;
+    }
+    assert_eq!(refresh(&mut doc, &token, T0 + s.lifetimes.absolute, &mut r), REFUSED);
+}
+
+#[test]
+fn logout_and_logout_all_end_sessions_and_denylist_them() {
+    let mut r = rng(8);
+    let mut doc = registered();
+    let a = login(&mut doc, T0, &mut r);
+    let b = login(&mut doc, T0 + 1, &mut r);
+    let ids = |sid: &str, iat: i64| TokenIds { iat: Some(iat), sid: Some(sid.into()), jti: Some("j".into()) };
+    let logout = AccountRequest::Logout { sid: sid_of(&a.refresh_token), token: ids(&sid_of(&a.refresh_token), T0) };
+    assert_eq!(run(&mut doc, logout.clone(), T0 + 10, &mut r).0, AccountOutcome::Done);
+    assert_eq!(refresh(&mut doc, &a.refresh_token, T0 + 11, &mut r), REFUSED);
+    assert!(doc.revocation.sids.contains_key(&sid_of(&a.refresh_token)));
+    // Idempotent: the same logout again changes nothing.
+    let after = doc.clone();
+    assert_eq!(run(&mut doc, logout, T0 + 12, &mut r).0, AccountOutcome::Done);
+    assert_eq!(doc, after);
+    // Logout-all: every session, and a cutoff for tokens issued before now.
+    let all = AccountRequest::LogoutAll { token: ids(&sid_of(&b.refresh_token), T0 + 1) };
+    assert_eq!(run(&mut doc, all, T0 + 20, &mut r).0, AccountOutcome::Done);
+    assert_eq!(refresh(&mut doc, &b.refresh_token, T0 + 21, &mut r), REFUSED);
+    assert_eq!(doc.revocation.all_before.map(|c| c.at), Some(T0 + 20));
+    // A login right after works.
+    let c = login(&mut doc, T0 + 21, &mut r);
+    assert!(matches!(refresh(&mut doc, &c.refresh_token, T0 + 22, &mut r), AccountOutcome::Tokens { .. }));
+}
+
+#[test]
+fn a_token_revoked_on_its_own_cannot_log_out() {
+    let mut r = rng(9);
+    let mut doc = registered();
+    let a = login(&mut doc, T0, &mut r);
+    let sid = sid_of(&a.refresh_token);
+    run(&mut doc, AccountRequest::RevokeAccess { jti: "j1".into(), exp: T0 + 900 }, T0 + 1, &mut r);
+    let token = TokenIds { iat: Some(T0), sid: Some(sid.clone()), jti: Some("j1".into()) };
+    let (outcome, _) = run(&mut doc, AccountRequest::Logout { sid: sid.clone(), token }, T0 + 2, &mut r);
+    assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::TokenRevoked });
+    assert!(
+        matches!(refresh(&mut doc, &a.refresh_token, T0 + 3, &mut r), AccountOutcome::Tokens { .. }),
+        "the session lives"
+    );
+}
+
+#[test]
+fn rfc7009_revocation_of_a_refresh_token_ends_its_session_only_with_a_real_token() {
+    let mut r = rng(10);
+    let mut doc = registered();
+    let a = login(&mut doc, T0, &mut r);
+    let t = RefreshToken::parse(&a.refresh_token).expect("token");
+    let forged = AccountRequest::RevokeRefresh { sid: t.sid.clone(), secret: b64::encode([7u8; 32]) };
+    let before = doc.clone();
+    assert_eq!(run(&mut doc, forged, T0 + 1, &mut r).0, AccountOutcome::Done);
+    assert_eq!(doc, before, "knowing a sid is not enough");
+    let real = AccountRequest::RevokeRefresh { sid: t.sid.clone(), secret: b64::encode(t.secret) };
+    assert_eq!(run(&mut doc, real, T0 + 2, &mut r).0, AccountOutcome::Done);
+    assert_eq!(refresh(&mut doc, &a.refresh_token, T0 + 3, &mut r), REFUSED);
+}
+
+#[test]
+fn a_narrower_scope_is_granted_and_a_wider_one_refused_without_spending_the_token() {
+    let mut r = rng(11);
+    let mut doc = registered();
+    let a = login(&mut doc, T0, &mut r);
+    let t = RefreshToken::parse(&a.refresh_token).expect("token");
+    let wide =
+        AccountRequest::Refresh { sid: t.sid.clone(), secret: b64::encode(t.secret), scope: Some("admin".into()) };
+    assert_eq!(run(&mut doc, wide, T0 + 1, &mut r).0, AccountOutcome::Refused { refusal: Refusal::InvalidScope });
+    let narrow =
+        AccountRequest::Refresh { sid: t.sid.clone(), secret: b64::encode(t.secret), scope: Some("read".into()) };
+    let mut transition = core::apply(&mut doc, narrow, &settings(), ctx(T0 + 2), &mut r).expect("no fault");
+    let Reply::Sign(unsigned) = std::mem::replace(&mut transition.reply, Reply::Answer(AccountOutcome::Done)) else {
+        panic!("a rotation signs")
+    };
+    assert_eq!(unsigned.claims["scope"], "read");
+}
+
+/// One step of a client population: which session and what it does.
+#[derive(Debug, Clone)]
+enum Op {
+    Login,
+    /// Refresh a session with its latest token (the honest client).
+    Refresh(usize),
+    /// Present an older token of a session (a thief, or a replaying tab).
+    Replay(usize, usize),
+    Logout(usize),
+    LogoutAll,
+    Wait(u16),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => Just(Op::Login),
+        6 => (0..4usize).prop_map(Op::Refresh),
+        3 => (0..4usize, 0..8usize).prop_map(|(s, k)| Op::Replay(s, k)),
+        1 => (0..4usize).prop_map(Op::Logout),
+        1 => Just(Op::LogoutAll),
+        3 => (0..40u16).prop_map(Op::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Whatever the interleaving, each family has at most one refresh token that would still be
+    /// accepted (and none once it is revoked): a reuse, a logout or a logout-all can never leave a
+    /// second working token behind, and a rotation always retires the one presented.
+    #[test]
+    fn no_interleaving_leaves_two_live_refresh_tokens_in_a_family(ops in proptest::collection::vec(op(), 1..40), seed in any::<u64>()) {
+        let mut r = rng(seed);
+        let mut doc = registered();
+        let mut now = T0;
+        // Every refresh token ever handed out, per session, in order.
+        let mut sessions: Vec<Vec<String>> = Vec::new();
+        for op in ops {
+            now += 1;
+            match op {
+                Op::Login => {
+                    if sessions.len() < 4 {
+                        sessions.push(vec![login(&mut doc, now, &mut r).refresh_token]);
+                    }
+                }
+                Op::Wait(seconds) => now += i64::from(seconds),
+                Op::Refresh(i) | Op::Replay(i, _) if i >= sessions.len() => {}
+                Op::Refresh(i) => {
+                    let latest = sessions[i].last().cloned().unwrap_or_default();
+                    if let AccountOutcome::Tokens { pair } = refresh(&mut doc, &latest, now, &mut r) {
+                        if !sessions[i].contains(&pair.refresh_token) {
+                            sessions[i].push(pair.refresh_token);
+                        }
+                    }
+                }
+                Op::Replay(i, k) => {
+                    let old = sessions[i][k % sessions[i].len()].clone();
+                    if let AccountOutcome::Tokens { pair } = refresh(&mut doc, &old, now, &mut r) {
+                        if !sessions[i].contains(&pair.refresh_token) {
+                            sessions[i].push(pair.refresh_token);
+                        }
+                    }
+                }
+                Op::Logout(i) if i < sessions.len() => {
+                    let sid = sid_of(&sessions[i][0]);
+                    let token = TokenIds { iat: Some(now), sid: Some(sid.clone()), jti: None };
+                    run(&mut doc, AccountRequest::Logout { sid, token }, now, &mut r);
+                }
+                Op::Logout(_) => {}
+                Op::LogoutAll => {
+                    let token = TokenIds { iat: Some(now), sid: None, jti: None };
+                    run(&mut doc, AccountRequest::LogoutAll { token }, now, &mut r);
+                }
+            }
+            let life = settings().lifetimes;
+            for tokens in &sessions {
+                let sid = sid_of(&tokens[0]);
+                let family = doc.account.as_ref().and_then(|a| a.families.iter().find(|f| f.sid == sid));
+                let live = tokens
+                    .iter()
+                    .filter(|t| family.is_some_and(|f| f.is_live(&RefreshToken::parse(t).expect("token").secret, now, &life)))
+                    .count();
+                prop_assert!(live <= 1, "session {sid}: {live} live refresh tokens");
+                if let Some(f) = family.filter(|f| f.revoked.is_some()) {
+                    prop_assert_eq!(live, 0, "a revoked family has no live token");
+                    prop_assert!(doc.revocation.sids.contains_key(&f.sid), "a revoked family is denylisted");
+                }
+                if live == 1 {
+                    let latest = tokens.last().expect("a token");
+                    let f = family.expect("a family");
+                    prop_assert_eq!(hash(&RefreshToken::parse(latest).expect("token").secret), f.live, "the live token is the latest handed out");
+                }
+            }
+        }
+    }
+}
