@@ -3,7 +3,10 @@
 // several interleaved rounds. It prints medians, min–max and the ratios to jose and to the no-op
 // workers, plus the wasm size and the cold start to the first verified 200.
 //
-//   node bench/throughput.mjs            (ROUNDS=3 SECONDS=4 CONNECTIONS=16 POOL=30000 to tune)
+//   node bench/throughput.mjs            (ROUNDS=3 SECONDS=4 CONNECTIONS=16 POOL=30000 to tune;
+//                                        COLD_ROUNDS=8 cold starts of each worker, interleaved)
+//   GATEHOUSE=full node bench/...        measures the all-in-one build (build/) instead of the edge
+//                                        Worker (build-edge/, the default: what serves protected routes)
 //   BASELINE_BUILD=/path/to/other/build node bench/throughput.mjs
 //                                        also runs another gatehouse build (say, the commit before an
 //                                        optimisation) in the same rounds, for a before/after ratio.
@@ -23,6 +26,9 @@ const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 4);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
 const POOL = Number(process.env.POOL ?? 30000);
+const COLD_ROUNDS = Number(process.env.COLD_ROUNDS ?? 8);
+const FLAVOUR = process.env.GATEHOUSE === 'full' ? 'full' : 'edge';
+const GATEHOUSE_BUILD = join(ROOT, FLAVOUR === 'full' ? 'build' : 'build-edge');
 const ISSUER = 'https://bench.gatehouse.test';
 const AUDIENCE = 'bench';
 const OUT = join(ROOT, 'bench', 'out');
@@ -96,11 +102,16 @@ async function miniflare(options) {
   return { mf, url: `http://127.0.0.1:${port}` };
 }
 
+/** The gatehouse worker under test: the edge Worker with the public keys (PUBLIC_KEYS, what an edge
+ *  of a split deployment verifies with), or the all-in-one build with SIGNING_KEYS. */
 function gatehouseOptions(keys, build) {
+  const edge = !build && FLAVOUR === 'edge';
   return {
-    ...workerModules(build),
-    bindings: { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys.signing) },
-    durableObjects: { ACCOUNTS: { className: 'Account', useSQLite: true } },
+    ...(build ? workerModules(build) : workerModules(GATEHOUSE_BUILD, { entry: edge ? 'edge.mjs' : 'entry.mjs' })),
+    bindings: edge
+      ? { ISSUER, AUDIENCE, PUBLIC_KEYS: JSON.stringify(keys.jwks) }
+      : { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys.signing) },
+    ...(edge ? {} : { durableObjects: { ACCOUNTS: { className: 'Account', useSQLite: true } } }),
     kvNamespaces: ['DENYLIST'],
   };
 }
@@ -109,6 +120,7 @@ const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.lengt
 
 async function main() {
   console.log(`gatehouse throughput benchmark — ${new Date().toISOString()}`);
+  console.log(`gatehouse under test: the ${FLAVOUR === 'edge' ? 'edge Worker (build-edge/, PUBLIC_KEYS)' : 'all-in-one Worker (build/)'}`);
   console.log(`workerd via Miniflare ${JSON.parse(readFileSync(join(ROOT, 'node_modules/miniflare/package.json'))).version}, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds`);
   const keys = await makeKeys();
   const pools = {};
@@ -124,15 +136,7 @@ async function main() {
   await run(join(ROOT, 'node_modules/.bin/esbuild'), [join(ROOT, 'bench/workers/jose.mjs'), '--bundle', '--format=esm',
     '--platform=neutral', '--main-fields=module,main', '--conditions=worker,browser', `--outfile=${join(OUT, 'jose-worker.mjs')}`, '--log-level=warning']);
 
-  // Cold start: a fresh runtime to the first verified 200.
-  const coldToken = readFileSync(pools.EdDSA.repeated, 'utf8').trim();
-  const t0 = performance.now();
-  const cold = await miniflare(gatehouseOptions(keys));
-  const first = await fetch(`${cold.url}/api/whoami`, { headers: { authorization: `Bearer ${coldToken}` } });
-  await first.arrayBuffer();
-  const coldMs = performance.now() - t0;
-  if (first.status !== 200) throw new Error(`cold start answered ${first.status}`);
-  await cold.mf.dispose();
+  const cold = await coldStarts(keys, readFileSync(pools.EdDSA.repeated, 'utf8').trim());
 
   const targets = [];
   const noopJs = await miniflare({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') });
@@ -194,10 +198,50 @@ async function main() {
     const cells = t.alg ? [ratio(med(t), of('jose', t.alg)), ratio(med(t), of('jose-nokv', t.alg))] : ['', ''];
     console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${cells.join(' | ')} | ${ratio(med(t), of('noop-js'))} | ${ratio(med(t), of('same-answer'))} |`);
   }
-  const wasm = readFileSync(join(ROOT, 'build', 'index_bg.wasm'));
-  console.log(`\nrelease wasm: ${(statSync(join(ROOT, 'build', 'index_bg.wasm')).size / 1024).toFixed(0)} KiB, ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped`);
-  console.log(`cold start (new runtime → first verified 200): ${coldMs.toFixed(0)} ms`);
+  console.log('\nrelease wasm sizes:');
+  for (const [what, dir] of [['edge Worker', 'build-edge'], ['issuer Worker', 'build-issuer'], ['all-in-one Worker', 'build']]) {
+    try {
+      const wasm = readFileSync(join(ROOT, dir, 'index_bg.wasm'));
+      console.log(`- ${what} (${dir}/): ${(wasm.length / 1024).toFixed(0)} KiB, ${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped`);
+    } catch { console.log(`- ${what}: not built`); }
+  }
+  console.log(`\ncold start, a new runtime to the first verified 200 (median of ${COLD_ROUNDS} interleaved rounds):`);
+  const floor = cold['no-op JavaScript worker'];
+  for (const [what, ms] of Object.entries(cold)) {
+    const above = what === 'no-op JavaScript worker' ? '' : `, ${(ms - floor).toFixed(0)} ms above the no-op floor`;
+    console.log(`- ${what}: ${ms.toFixed(0)} ms${above}`);
+  }
+  const gh = cold[`gatehouse (${FLAVOUR})`];
+  const jo = cold['jose worker'];
+  console.log(`- gatehouse ÷ jose: ${(gh / jo).toFixed(2)}; above the floor: ${((gh - floor) / (jo - floor)).toFixed(2)}`);
   await countKvReads(keys, pools);
+}
+
+/** Cold starts, interleaved: a new runtime (Miniflare) for each worker in turn, timed to its first
+ *  answer (a verified 200 for gatehouse and jose, `ok` for the no-op worker). Medians, ms. */
+async function coldStarts(keys, token) {
+  const kinds = {
+    [`gatehouse (${FLAVOUR})`]: { options: () => gatehouseOptions(keys), path: '/api/whoami' },
+    'jose worker': {
+      options: () => ({ modules: true, scriptPath: join(OUT, 'jose-worker.mjs'), bindings: { ISSUER, AUDIENCE, JWKS: JSON.stringify(keys.jwks), READ_DENYLIST: '1' }, kvNamespaces: ['DENYLIST'] }),
+      path: '/api/whoami',
+    },
+    'no-op JavaScript worker': { options: () => ({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') }), path: '/' },
+  };
+  const times = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
+  for (let round = 0; round < COLD_ROUNDS; round++) {
+    for (const [kind, { options, path }] of Object.entries(kinds)) {
+      const t0 = performance.now();
+      const m = await miniflare(options());
+      const res = await fetch(`${m.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+      await res.arrayBuffer();
+      const ms = performance.now() - t0;
+      await m.mf.dispose();
+      if (res.status !== 200) throw new Error(`${kind}: cold start answered ${res.status}`);
+      times[kind].push(ms);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
 
 // The denylist as a counting wrapper around a real KV namespace: how many reads a request costs.

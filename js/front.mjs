@@ -1,14 +1,16 @@
 // gatehouse's thin module entry in front of a worker-build output: the fast path, then the full
 // path. Used by js/entry.mjs (the all-in-one Worker) and js/edge.mjs (the edge Worker).
 //
-// A request that the fast path in Rust (src/edge/fast.rs) can decide without awaiting anything is
-// answered from one synchronous call. That covers a verified request to a protected route whose
-// token is cached or EdDSA, and whose denylist answer was read in the last
-// REVOCATION_CACHE_SECONDS. Everything else goes to the full workers-rs path (src/edge/mod.rs),
-// through the same entry points as worker-build's own shim. The fast path decides only with the full
-// path's own code; this file adds no rule of its own. It wraps the whoami answer Rust wrote in a
-// Response with the headers Rust gave it, sends the origin request Rust built, and puts the request
-// id on the origin's answer.
+// A verified request to a protected route is decided by the fast path in Rust (src/edge/fast.rs) in
+// synchronous calls. When the decision needs I/O, Rust says which: the user's denylist record (read
+// here from the DENYLIST namespace, when this isolate has no fresh read) or WebCrypto's verdict on an
+// RS256 or ES256 signature (asked of crypto.subtle here, with the key and algorithm objects Rust
+// gives); this file does exactly that and calls again with the answer. Everything else goes to the
+// full workers-rs path (src/edge/mod.rs), through the same entry points as worker-build's own shim.
+// The fast path decides only with the full path's own code; this file adds no rule of its own. It
+// wraps the whoami answer Rust wrote in a Response with the headers Rust gave it, sends the origin
+// request Rust built, and puts the request id on the origin's answer. Any failure of its I/O hands
+// the request to the full path, which decides (and fails closed) as always.
 //
 // It relies on worker-build 0.8.7's output (index.js): the default export is the entry class,
 // whose prototype holds `fetch` and the wasm-bindgen exports (`gatehouseFast`), and
@@ -29,6 +31,36 @@ async function forward(outgoing) {
   return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });
 }
 
+/** Public keys imported for verifying, by their JWK text (the Rust side's own key identity). */
+const imported = new Map();
+
+/** WebCrypto's verdict for a need of the fast path: the signature over the data, with the key. */
+async function verdict(need) {
+  let key = imported.get(need.jwk);
+  if (!key) {
+    if (imported.size >= 256) imported.clear();
+    key = crypto.subtle.importKey('jwk', JSON.parse(need.jwk), need.importAlgorithm, false, ['verify']);
+    imported.set(need.jwk, key);
+  }
+  return crypto.subtle.verify(need.verifyAlgorithm, await key, need.signature, need.data);
+}
+
+/** Runs the fast path to a decision, doing the I/O it asks for (at most one read and one verdict). */
+async function fast(gatehouseFast, request, env) {
+  const resume = {};
+  for (let step = 0; step < 3; step += 1) {
+    const decided = gatehouseFast(request, resume);
+    if (decided?.need === 'record' && !resume.record) {
+      resume.record = { sub: decided.sub, mark: decided.mark, text: await env[decided.binding].get(decided.key) };
+    } else if (decided?.need === 'verdict' && !resume.verdict) {
+      resume.verdict = { jwk: decided.jwk, valid: await verdict(decided) };
+    } else {
+      return decided?.need ? undefined : decided;
+    }
+  }
+  return undefined;
+}
+
 /** The default export of a Worker whose worker-build entry class is `Gatehouse`. */
 export function front(Gatehouse) {
   const { fetch: fullPath, gatehouseFast, gatehouseOriginDown, gatehouseWhoamiHeaders } = Gatehouse.prototype;
@@ -43,10 +75,14 @@ export function front(Gatehouse) {
       }
       let decided;
       try {
-        decided = gatehouseFast(request);
+        decided = await fast(gatehouseFast, request, env);
       } catch (e) {
-        if (e instanceof WebAssembly.RuntimeError && state) state.criticalError = true;
-        throw e;
+        if (e instanceof WebAssembly.RuntimeError && state) {
+          state.criticalError = true;
+          throw e;
+        }
+        // A failed read or verdict: the full path decides, with its own I/O.
+        decided = undefined;
       }
       if (typeof decided === 'string') {
         // The whoami answer: "<request id>\n<body>".

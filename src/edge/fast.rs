@@ -1,7 +1,8 @@
-//! The fast path of the thin module entry (`js/entry.mjs`): a request to a protected route whose
-//! token this isolate can verify without awaiting anything (cached, or EdDSA checked in Rust) and
-//! whose denylist answer it read in the last `REVOCATION_CACHE_SECONDS` is decided here, in one
-//! synchronous call, without the workers-rs router and its per-request machinery.
+//! The fast path of the thin module entry (`js/front.mjs`): a request to a protected route whose
+//! token this isolate can verify is decided here, in synchronous calls, without the workers-rs router
+//! and its per-request machinery. When a decision needs I/O, the call says which (a [`Need`]): the
+//! denylist record of the user (a KV read), or WebCrypto's verdict on an RS256 or ES256 signature.
+//! The entry does exactly that I/O and calls again with the answer; every rule stays here.
 //!
 //! It decides only what the full path ([`super::handle`]) would decide the same way, with the same
 //! code: the route table, the canonical path and its route decision, verification, policies, the
@@ -18,18 +19,94 @@ use super::{forward, whoami_body, WHOAMI_HEADERS};
 use crate::error::ApiError;
 use crate::policy::Access;
 use crate::routes::{self, Route};
-use crate::web::verify::{self, bearer_token};
-use crate::web::{canonical_path, config_loaded, cors, denylist, method_named, request_id, response};
+use crate::web::denylist::{self, NowCheck, ReadRecord, DENYLIST_BINDING};
+use crate::web::verify::{self, bearer_token, Now, Verdict};
+use crate::web::{canonical_path, config_loaded, cors, method_named, request_id, response, webcrypto};
+use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 use worker::{Headers, Method};
 
 /// Decides a request if it can: a string (the whoami answer, `<request id>\n<body>`), a `Request`
-/// (the outgoing request to send to the origin; its `x-request-id` goes on the answer), or
-/// `undefined` (use the full path).
+/// (the outgoing request to send to the origin; its `x-request-id` goes on the answer), a need (an
+/// object with `need`: `"record"` with `binding`, `key`, `sub`, `mark`, or `"verdict"` with `jwk`,
+/// `importAlgorithm`, `verifyAlgorithm`, `data`, `signature`), or `undefined` (use the full path).
+/// `resume` carries what earlier needs got: `{record: {sub, mark, text}, verdict: {jwk, valid}}`.
 #[wasm_bindgen(js_name = gatehouseFast)]
-pub fn fast(request: web_sys::Request) -> JsValue {
-    decide(request).unwrap_or(JsValue::UNDEFINED)
+pub fn fast(request: web_sys::Request, resume: JsValue) -> JsValue {
+    let resume = Resume::read(&resume);
+    match decide(request, &resume) {
+        Some(Decided::Answer(answer)) => answer,
+        Some(Decided::Need(need)) => need.into_js().unwrap_or(JsValue::UNDEFINED),
+        None => JsValue::UNDEFINED,
+    }
+}
+
+/// What the entry got for earlier needs of this request.
+#[derive(Default)]
+struct Resume {
+    record: Option<ReadRecord>,
+    verdict: Option<Verdict>,
+}
+
+impl Resume {
+    fn read(value: &JsValue) -> Self {
+        if !value.is_object() {
+            return Resume::default();
+        }
+        let field = |object: &JsValue, name: &str| Reflect::get(object, &JsValue::from_str(name)).ok();
+        let record = field(value, "record").filter(JsValue::is_object).and_then(|r| {
+            Some(ReadRecord {
+                sub: field(&r, "sub")?.as_string()?,
+                mark: field(&r, "mark")?.as_f64()? as u64,
+                text: field(&r, "text").and_then(|t| t.as_string()),
+            })
+        });
+        let verdict = field(value, "verdict")
+            .filter(JsValue::is_object)
+            .and_then(|v| Some(Verdict { jwk: field(&v, "jwk")?.as_string()?, valid: field(&v, "valid")?.as_bool()? }));
+        Resume { record, verdict }
+    }
+}
+
+/// A decision, or the I/O it waits for.
+enum Decided {
+    Answer(JsValue),
+    Need(Need),
+}
+
+/// The I/O a decision waits for.
+enum Need {
+    /// The user's denylist record (`DENYLIST` namespace, `key`).
+    Record { key: String, sub: String, mark: u64 },
+    /// WebCrypto's verdict on a signature.
+    Verdict { alg: crate::jwt::Algorithm, jwk: String, input: Vec<u8>, signature: Vec<u8> },
+}
+
+impl Need {
+    fn into_js(self) -> Option<JsValue> {
+        let object = Object::new();
+        let set = |name: &str, value: &JsValue| Reflect::set(&object, &JsValue::from_str(name), value).ok();
+        match self {
+            Need::Record { key, sub, mark } => {
+                set("need", &"record".into())?;
+                set("binding", &DENYLIST_BINDING.into())?;
+                set("key", &key.into())?;
+                set("sub", &sub.into())?;
+                set("mark", &JsValue::from_f64(mark as f64))?;
+            }
+            Need::Verdict { alg, jwk, input, signature } => {
+                let (import, verify) = webcrypto::algorithm_objects(alg)?;
+                set("need", &"verdict".into())?;
+                set("jwk", &jwk.into())?;
+                set("importAlgorithm", &import)?;
+                set("verifyAlgorithm", &verify)?;
+                set("data", &Uint8Array::from(input.as_slice()).into())?;
+                set("signature", &Uint8Array::from(signature.as_slice()).into())?;
+            }
+        }
+        Some(object.into())
+    }
 }
 
 /// The headers of a whoami answer without its request id, as a JSON object: the whoami headers and
@@ -55,7 +132,7 @@ pub fn origin_down(request_id: String) -> JsValue {
         .unwrap_or(JsValue::UNDEFINED)
 }
 
-fn decide(req: web_sys::Request) -> Option<JsValue> {
+fn decide(req: web_sys::Request, resume: &Resume) -> Option<Decided> {
     let config = config_loaded()?;
     // Straight on the runtime's request: workers-rs's `Request::from` would also read `request.cf`,
     // which the runtime builds on first access, and the fast path needs none of it.
@@ -78,9 +155,21 @@ fn decide(req: web_sys::Request) -> Option<JsValue> {
     }
     let header = headers.get("authorization").ok()?;
     let token = bearer_token(header.as_deref()).ok()??;
-    let user = verify::verify_now(token, &config)?;
+    let user = match verify::verify_now(token, &config, resume.verdict.as_ref()) {
+        Now::Verified(user) => user,
+        Now::NeedsVerdict { alg, jwk, input, signature } => {
+            return Some(Decided::Need(Need::Verdict { alg, jwk, input, signature }))
+        }
+        Now::Full => return None,
+    };
     if user.is_own() {
-        denylist::passes_now(&config, user.claims())?;
+        match denylist::check_fast(&config, user.claims(), resume.record.as_ref()) {
+            NowCheck::Passes => {}
+            NowCheck::NeedsRead { key, mark } => {
+                return Some(Decided::Need(Need::Record { key, sub: user.claims().sub.clone(), mark }))
+            }
+            NowCheck::Full => return None,
+        }
     }
     decision.check(user.claims()).ok()?;
     let rid = request_id(&headers);
@@ -89,11 +178,11 @@ fn decide(req: web_sys::Request) -> Option<JsValue> {
             let outgoing = forward::outgoing(&req, &config, origin, &path, Some(&user), &rid).ok()?;
             // The same JS object the wrapper holds (not `Request.clone()`, which would tee the body).
             let outgoing: &JsValue = outgoing.inner().as_ref();
-            Some(outgoing.clone())
+            Some(Decided::Answer(outgoing.clone()))
         }
         None if path.as_str() == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
             let body = whoami_body(&user).ok()?;
-            Some(JsValue::from_str(&format!("{rid}\n{body}")))
+            Some(Decided::Answer(JsValue::from_str(&format!("{rid}\n{body}"))))
         }
         None => None,
     }

@@ -18,12 +18,64 @@ thread_local! {
     static RECORDS: RefCell<RecordCache> = RefCell::new(RecordCache::new());
 }
 
-/// The denylist check of one of gatehouse's own tokens from this isolate's cached read only:
-/// `Some(())` if it passes, `None` if there is no fresh read (or it refuses: the full path answers that).
-pub fn passes_now(config: &Config, claims: &AccessClaims) -> Option<()> {
+/// The fast path's denylist check of one of gatehouse's own tokens.
+pub enum NowCheck {
+    /// The token is not revoked.
+    Passes,
+    /// No fresh read: the entry reads `key` from the `DENYLIST` namespace itself and asks again
+    /// with the text (a [`ReadRecord`] with this `mark`).
+    NeedsRead { key: String, mark: u64 },
+    /// Revoked, or the record is unreadable: the full path answers (and reads again).
+    Full,
+}
+
+/// A denylist read the thin entry made for the fast path.
+#[derive(Debug, Clone)]
+pub struct ReadRecord {
+    /// Whose record.
+    pub sub: String,
+    /// The cache's mark when the read began ([`RecordCache::mark`]).
+    pub mark: u64,
+    /// The record's text, `None` when there is none.
+    pub text: Option<String>,
+}
+
+/// The denylist check of the fast path: from this isolate's cached read, or from a read the entry
+/// made (kept like the full path keeps its reads, unless the isolate revoked something of the user's
+/// meanwhile), else [`NowCheck::NeedsRead`].
+pub fn check_fast(config: &Config, claims: &AccessClaims, read: Option<&ReadRecord>) -> NowCheck {
     let now = worker::Date::now().as_millis();
-    let lookup = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms))?;
-    revoked(&lookup, claims).ok()
+    let cached = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms));
+    let lookup = match (cached, read.filter(|r| r.sub == claims.sub)) {
+        (Some(lookup), _) => lookup,
+        (None, Some(read)) => {
+            let lookup = match &read.text {
+                None => None,
+                Some(text) => match RevocationRecord::parse(text) {
+                    Ok(record) => Some(Rc::new(record)),
+                    Err(_) => return NowCheck::Full,
+                },
+            };
+            RECORDS.with(|c| {
+                c.borrow_mut().insert_unless_forgotten(
+                    read.mark,
+                    &claims.sub,
+                    lookup.clone(),
+                    now,
+                    config.revocation_cache_ms,
+                )
+            });
+            lookup
+        }
+        (None, None) => {
+            let mark = RECORDS.with(|c| c.borrow().mark());
+            return NowCheck::NeedsRead { key: revocation::kv_key(&claims.sub), mark };
+        }
+    };
+    match revoked(&lookup, claims) {
+        Ok(()) => NowCheck::Passes,
+        Err(_) => NowCheck::Full,
+    }
 }
 
 /// The denylist check: one KV read, or its answer from this isolate's last

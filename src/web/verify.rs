@@ -218,16 +218,41 @@ async fn verify(
     Ok(Authenticated { verified })
 }
 
-/// What the thin entry's fast path (`edge::fast`) may decide without awaiting anything: a token in
-/// the verified-token cache, or one of gatehouse's own signed by a configured EdDSA key (checked in
-/// Rust). `None` wherever only [`authenticate`] can decide: RS256 and ES256 (WebCrypto), managed or
-/// remote keys, and every refusal, so that refusals always get the full path's answer. The token
-/// comes from `Authorization`.
-pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
+/// What the fast path (`edge::fast`) can make of a token without awaiting anything.
+pub enum Now {
+    /// Verified: in the verified-token cache, checked in Rust (EdDSA), or with WebCrypto's verdict
+    /// handed in for exactly its key.
+    Verified(Authenticated),
+    /// Only WebCrypto's verdict is missing (RS256, ES256): the entry asks `crypto.subtle` to verify
+    /// `signature` over `input` with the key `jwk` (the algorithm objects are `webcrypto`'s own), and
+    /// asks again with the verdict. Every check before and after the signature stays here.
+    NeedsVerdict { alg: Algorithm, jwk: String, input: Vec<u8>, signature: Vec<u8> },
+    /// Only [`authenticate`] can decide: managed or remote keys to fetch, another issuer, and every
+    /// refusal, so that refusals always get the full path's answer.
+    Full,
+}
+
+/// WebCrypto's verdict on a token's signature, for the key of this public JWK text.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The key the verdict is about ([`crate::jwt::PublicKey::jwk_text`]).
+    pub jwk: String,
+    /// Whether the signature verified.
+    pub valid: bool,
+}
+
+/// The fast path's verification of a token from `Authorization` (see [`Now`]). With `verdict`, a
+/// signature WebCrypto checked for the key this token's `kid` pins counts as checked; a verdict for
+/// any other key is ignored.
+pub fn verify_now(token: &str, config: &Config, verdict: Option<&Verdict>) -> Now {
+    verify_now_inner(token, config, verdict).unwrap_or(Now::Full)
+}
+
+fn verify_now_inner(token: &str, config: &Config, verdict: Option<&Verdict>) -> Option<Now> {
     let (now, epoch) = (super::now_seconds(), remote_keys::epoch());
     let source = TokenSource::Authorization;
     if let Some(user) = cached(token, &source, config, true, now, epoch).ok()? {
-        return Some(user);
+        return Some(Now::Verified(user));
     }
     let untrusted = UntrustedToken::parse(token).ok()?;
     if claimed_issuer(config, &untrusted, &source, true).ok()?.is_some() {
@@ -243,15 +268,30 @@ pub fn verify_now(token: &str, config: &Config) -> Option<Authenticated> {
         }
     };
     let check = keys.begin_verify(&untrusted).ok()?;
-    if check.key().alg() != Algorithm::EdDsa {
-        return None;
-    }
-    let valid = check.verify_in_rust();
+    let key = check.key();
+    let valid = match key.alg() {
+        Algorithm::EdDsa => check.verify_in_rust(),
+        _ => match verdict.filter(|v| v.jwk == key.jwk_text()) {
+            Some(verdict) => verdict.valid,
+            None => {
+                // The length rule of `webcrypto::verify_signature`: WebCrypto never picks an encoding.
+                if !webcrypto::length_acceptable(key.alg(), check.signature()) {
+                    return None;
+                }
+                return Some(Now::NeedsVerdict {
+                    alg: key.alg(),
+                    jwk: key.jwk_text().to_owned(),
+                    input: check.signing_input().to_vec(),
+                    signature: check.signature().to_vec(),
+                });
+            }
+        },
+    };
     let verified = check.finish(valid).ok()?;
     let claims = config.validator().validate(&verified, now).ok()?;
     let verified = Rc::new(Verified { claims, issuer: None });
     VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
-    Some(Authenticated { verified })
+    Some(Now::Verified(Authenticated { verified }))
 }
 
 /// The key set that may verify one of gatehouse's own tokens: the configured keys (`SIGNING_KEYS` or

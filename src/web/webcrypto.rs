@@ -95,6 +95,19 @@ async fn verify_webcrypto(
     Ok(JsFuture::from(promise).await?.as_bool().unwrap_or(false))
 }
 
+/// Whether a signature has a length WebCrypto may be asked about: an ES256 signature is exactly 64
+/// bytes (`r || s`, RFC 7518 §3.4), checked here so that WebCrypto never decides which encoding is
+/// acceptable.
+pub fn length_acceptable(alg: Algorithm, signature: &[u8]) -> bool {
+    alg != Algorithm::Es256 || signature.len() == 64
+}
+
+/// The WebCrypto algorithm objects (import, verify) of an algorithm WebCrypto checks, for the thin
+/// entry's fast path, which calls `crypto.subtle` itself.
+pub fn algorithm_objects(alg: Algorithm) -> Option<(JsValue, JsValue)> {
+    algorithm(alg).ok().flatten().map(|(import, verify)| (import.into(), verify.into()))
+}
+
 /// Checks a token's signature: RS256 and ES256 through WebCrypto, EdDSA in Rust. If WebCrypto
 /// itself fails (as opposed to answering "invalid"), the pure-Rust primitive decides, so the verdict
 /// never depends on the platform being available. The length of an ES256 signature is checked in
@@ -108,7 +121,7 @@ pub async fn verify_signature(
     if !cfg!(target_arch = "wasm32") {
         return in_rust();
     }
-    if key.alg() == Algorithm::Es256 && signature.len() != 64 {
+    if !length_acceptable(key.alg(), signature) {
         return false;
     }
     let algorithms = match algorithm(key.alg()) {
