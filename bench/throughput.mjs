@@ -1,7 +1,9 @@
 // Benchmark (not a test): requests per second through the real workerd (Miniflare 4 from the wrangler
 // npm package, one instance per worker, each on its own loopback port), with load from wrk, over
 // several interleaved rounds. It prints medians, min–max and the ratios to jose and to the no-op
-// workers, plus the wasm size and the cold start to the first verified 200.
+// workers, plus the wasm size and the cold start to the first verified 200. DPoP (RFC 9449): one
+// bound token with a fresh proof per request (EdDSA and ES256 proof keys), against bearer tokens in
+// the same rounds; the proofs are made just before each wrk run, so every one is fresh and used once.
 //
 //   node bench/throughput.mjs            (ROUNDS=3 SECONDS=4 CONNECTIONS=16 POOL=30000 to tune;
 //                                        COLD_ROUNDS=8 cold starts of each worker, interleaved)
@@ -10,6 +12,8 @@
 //   BASELINE_BUILD=/path/to/other/build node bench/throughput.mjs
 //                                        also runs another gatehouse build (say, the commit before an
 //                                        optimisation) in the same rounds, for a before/after ratio.
+//   DPOP_ONLY=1 node bench/throughput.mjs
+//                                        only the DPoP figures and the bearer ones they are compared to.
 //
 // Needs: build/ (bash scripts/build.sh), bench/noop-rs/build (built by scripts/bench.sh), wrk.
 import { execFile } from 'node:child_process';
@@ -21,6 +25,7 @@ import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
 import { calculateJwkThumbprint } from 'jose';
 import { ROOT, freePort, workerModules } from '../tests/e2e/harness.mjs';
+import { makeKey } from '../tests/e2e/dpop-proofs.mjs';
 
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 4);
@@ -29,6 +34,7 @@ const POOL = Number(process.env.POOL ?? 30000);
 const COLD_ROUNDS = Number(process.env.COLD_ROUNDS ?? 8);
 const FLAVOUR = process.env.GATEHOUSE === 'full' ? 'full' : 'edge';
 const GATEHOUSE_BUILD = join(ROOT, FLAVOUR === 'full' ? 'build' : 'build-edge');
+const DPOP_ONLY = Boolean(process.env.DPOP_ONLY);
 const ISSUER = 'https://bench.gatehouse.test';
 const AUDIENCE = 'bench';
 const OUT = join(ROOT, 'bench', 'out');
@@ -80,9 +86,47 @@ request = function()
 end
 `;
 
-async function wrk(url, { tokensFile, path = '/api/whoami' } = {}) {
+// DPoP: one bound token, and a file of proofs, each sent once (the proof's jti is single use).
+const WRK_DPOP_LUA = (file, token) => `
+local proofs = {}
+for line in io.lines("${file}") do proofs[#proofs + 1] = line end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/api/whoami", { ["Authorization"] = "DPoP ${token}", ["DPoP"] = proofs[i] })
+end
+`;
+
+/** An access token of the worker's EdDSA key bound to a DPoP key (`cnf.jkt`). */
+function boundToken(keys, jkt) {
+  const header = b64(JSON.stringify({ alg: 'EdDSA', typ: 'at+jwt', kid: keys.edJwk.kid }));
+  const now = Math.floor(Date.now() / 1000);
+  const claims = {
+    iss: ISSUER, sub: 'dpop-user', aud: AUDIENCE, iat: now, exp: now + 3600, jti: b64(randomBytes(16)),
+    sid: 'dpop-sid', client_id: 'bench', scope: 'api', roles: ['user'], email: 'bench@example.com', cnf: { jkt },
+  };
+  const input = `${header}.${b64(JSON.stringify(claims))}`;
+  return `${input}.${b64(cryptoSign(null, Buffer.from(input), keys.ed.privateKey))}`;
+}
+
+/** Writes `count` fresh proofs of `dpop.key` for GET `url`/api/whoami with `dpop.token`; returns the file. */
+function proofPool(dpop, url, count) {
+  const htu = `${url}/api/whoami`;
+  const proofs = [];
+  for (let i = 0; i < count; i++) proofs.push(dpop.key.proof({ htu, token: dpop.token }));
+  const file = join(OUT, `proofs-${dpop.key.alg}.txt`);
+  writeFileSync(file, `${proofs.join('\n')}\n`);
+  return file;
+}
+
+async function wrk(url, { tokensFile, path = '/api/whoami', dpop } = {}) {
   const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency'];
-  if (tokensFile) {
+  if (dpop) {
+    const file = proofPool(dpop, url, POOL);
+    const script = join(OUT, `proofs-${dpop.key.alg}.lua`);
+    writeFileSync(script, WRK_DPOP_LUA(file, dpop.token));
+    args.push('-s', script);
+  } else if (tokensFile) {
     const script = join(OUT, `${tokensFile.split('/').pop()}.lua`);
     writeFileSync(script, WRK_LUA(tokensFile));
     args.push('-s', script);
@@ -174,26 +218,42 @@ async function main() {
       targets.push({ name: `baseline build, ${alg}, repeated token`, url: baseline.url, tokensFile: p.repeated, alg });
     }
   }
+  // DPoP: a bound token per proof key, each request with a fresh proof (EdDSA: the fast path in
+  // Rust; ES256: the full path, WebCrypto), beside the bearer figures of the same rounds.
+  for (const alg of ['EdDSA', 'ES256']) {
+    for (const [who, m] of [['gatehouse', gh], ['baseline build', baseline]]) {
+      if (!m) continue;
+      const key = makeKey(alg);
+      targets.push({ name: `${who}, DPoP: bound EdDSA token, fresh ${alg} proof per request`, url: m.url, dpop: { key, token: boundToken(keys, key.jkt) }, alg: 'EdDSA', kind: `dpop-${alg}` });
+    }
+  }
+  if (DPOP_ONLY) {
+    const compared = /^(gatehouse|baseline build), EdDSA, (repeated token|fresh token \(1000 users\))$/;
+    targets.splice(0, targets.length, ...targets.filter((t) => t.dpop || compared.test(t.name)));
+  }
   // Warm every isolate, then interleave the rounds so drift in machine load hits all alike.
   for (const t of targets) {
-    const res = await fetch(t.url + (t.path ?? '/api/whoami'), t.tokensFile
-      ? { headers: { authorization: `Bearer ${readFileSync(t.tokensFile, 'utf8').split('\n')[0]}` } } : undefined);
-    await res.arrayBuffer();
-    if (res.status !== 200) throw new Error(`${t.name}: warm-up answered ${res.status}`);
+    const headers = t.dpop
+      ? { authorization: `DPoP ${t.dpop.token}`, dpop: t.dpop.key.proof({ htu: `${t.url}/api/whoami`, token: t.dpop.token }) }
+      : t.tokensFile ? { authorization: `Bearer ${readFileSync(t.tokensFile, 'utf8').split('\n')[0]}` } : undefined;
+    const res = await fetch(t.url + (t.path ?? '/api/whoami'), headers ? { headers } : undefined);
+    const text = await res.text();
+    if (res.status !== 200) throw new Error(`${t.name}: warm-up answered ${res.status} ${text} ${res.headers.get('www-authenticate')}`);
   }
   for (const t of targets) t.runs = [];
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of targets) t.runs.push(await wrk(t.url, { tokensFile: t.tokensFile, path: t.path }));
+    for (const t of targets) t.runs.push(await wrk(t.url, { tokensFile: t.tokensFile, path: t.path, dpop: t.dpop }));
   }
   for (const m of [noopJs, noopRs, sameAnswer, jose, joseNoKv, gh, baseline].filter(Boolean)) await m.mf.dispose();
 
   if (ROUNDS === 0) return countKvReads(keys, pools); // KV_ONLY: just the read count
+  if (DPOP_ONLY) return dpopTable(targets);
   const med = (t) => median(t.runs.map((r) => r.rps));
   const of = (kind, alg) => med(targets.find((t) => t.kind === kind && (!alg || t.alg === alg)));
   const ratio = (a, b) => (a / b).toFixed(2);
   console.log('\n| worker | req/s median | min–max | p50 latency | × jose with KV read | × jose, no KV read | × no-op JS | × same answer, JS |');
   console.log('|---|---:|---|---|---:|---:|---:|---:|');
-  for (const t of targets) {
+  for (const t of targets.filter((x) => !x.dpop)) {
     const rps = t.runs.map((r) => r.rps);
     const cells = t.alg ? [ratio(med(t), of('jose', t.alg)), ratio(med(t), of('jose-nokv', t.alg))] : ['', ''];
     console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${cells.join(' | ')} | ${ratio(med(t), of('noop-js'))} | ${ratio(med(t), of('same-answer'))} |`);
@@ -211,9 +271,10 @@ async function main() {
     const above = what === 'no-op JavaScript worker' ? '' : `, ${(ms - floor).toFixed(0)} ms above the no-op floor`;
     console.log(`- ${what}: ${ms.toFixed(0)} ms${above}`);
   }
-  const gh = cold[`gatehouse (${FLAVOUR})`];
+  const ghCold = cold[`gatehouse (${FLAVOUR})`];
   const jo = cold['jose worker'];
-  console.log(`- gatehouse ÷ jose: ${(gh / jo).toFixed(2)}; above the floor: ${((gh - floor) / (jo - floor)).toFixed(2)}`);
+  console.log(`- gatehouse ÷ jose: ${(ghCold / jo).toFixed(2)}; above the floor: ${((ghCold - floor) / (jo - floor)).toFixed(2)}`);
+  dpopTable(targets);
   await countKvReads(keys, pools);
 }
 
@@ -242,6 +303,22 @@ async function coldStarts(keys, token) {
     }
   }
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+}
+
+/** DPoP against bearer, in the same rounds: the same worker, the same EdDSA-signed token kind. */
+function dpopTable(targets) {
+  const med = (t) => median(t.runs.map((r) => r.rps));
+  const ratio = (a, b) => (a / b).toFixed(2);
+  console.log('\n| DPoP (RFC 9449) | req/s median | min–max | p50 latency | × bearer, repeated token | × bearer, fresh token (1000 users) |');
+  console.log('|---|---:|---|---|---:|---:|');
+  for (const t of targets.filter((x) => x.dpop || /EdDSA, (repeated token|fresh token \(1000 users\))$/.test(x.name))) {
+    const who = t.name.startsWith('baseline build') ? 'baseline build' : 'gatehouse';
+    const bearerRepeated = med(targets.find((x) => x.name === `${who}, EdDSA, repeated token`));
+    const bearerFresh = med(targets.find((x) => x.name === `${who}, EdDSA, fresh token (1000 users)`));
+    const rps = t.runs.map((r) => r.rps);
+    const cells = t.dpop ? [ratio(med(t), bearerRepeated), ratio(med(t), bearerFresh)] : ['', ''];
+    console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${cells.join(' | ')} |`);
+  }
 }
 
 // The denylist as a counting wrapper around a real KV namespace: how many reads a request costs.

@@ -10,7 +10,9 @@
 // The fast path decides only with the full path's own code; this file adds no rule of its own. It
 // wraps the whoami answer Rust wrote in a Response with the headers Rust gave it, sends the origin
 // request Rust built, and puts the request id on the origin's answer. Any failure of its I/O hands
-// the request to the full path, which decides (and fails closed) as always.
+// the request to the full path, which decides (and fails closed) as always. With the optional METRICS
+// binding (Workers Analytics Engine) it writes the one data point of a request the fast path answered,
+// as Rust makes it (gatehouseMetricsPoint); the full path writes its own (src/web/metrics.rs).
 //
 // It relies on worker-build 0.8.7's output (index.js): the default export is the entry class,
 // whose prototype holds `fetch` and the wasm-bindgen exports (`gatehouseFast`), and
@@ -63,7 +65,8 @@ async function fast(gatehouseFast, request, env) {
 
 /** The default export of a Worker whose worker-build entry class is `Gatehouse`. */
 export function front(Gatehouse) {
-  const { fetch: fullPath, gatehouseFast, gatehouseOriginDown, gatehouseWhoamiHeaders } = Gatehouse.prototype;
+  const { fetch: fullPath, gatehouseFast, gatehouseOriginDown, gatehouseWhoamiHeaders, gatehouseMetricsPoint } =
+    Gatehouse.prototype;
   const state = globalThis.__worker_init_state;
   // The whoami answer's headers, from the Rust code that makes them (less the request id).
   const WHOAMI_HEADERS = Object.entries(JSON.parse(gatehouseWhoamiHeaders()));
@@ -73,6 +76,12 @@ export function front(Gatehouse) {
         // The shim's own path resets the wasm instance first.
         return new Gatehouse(ctx, env).fetch(request);
       }
+      const metrics = env.METRICS;
+      const started = metrics ? Date.now() : 0;
+      const measured = (response) => {
+        if (metrics) metrics.writeDataPoint(gatehouseMetricsPoint(response.status, Date.now() - started));
+        return response;
+      };
       let decided;
       try {
         decided = await fast(gatehouseFast, request, env);
@@ -89,11 +98,11 @@ export function front(Gatehouse) {
         const cut = decided.indexOf('\n');
         const headers = new Headers(WHOAMI_HEADERS);
         headers.set('x-request-id', decided.slice(0, cut));
-        return new Response(decided.slice(cut + 1), { headers });
+        return measured(new Response(decided.slice(cut + 1), { headers }));
       }
       if (decided instanceof Request) {
         // An origin that cannot be reached gets the full path's answer: 503, made by the same code.
-        return (await forward(decided)) ?? gatehouseOriginDown(decided.headers.get('x-request-id'));
+        return measured((await forward(decided)) ?? gatehouseOriginDown(decided.headers.get('x-request-id')));
       }
       return fullPath.call({ env, ctx }, request);
     },

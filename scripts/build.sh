@@ -4,6 +4,8 @@
 #   bash scripts/build.sh edge       the edge Worker (feature edge) into build-edge/
 #   bash scripts/build.sh issuer     the issuer Worker (feature issuer) into build-issuer/
 #   bash scripts/build.sh all        all three
+#   bash scripts/build.sh dev        the all-in-one Worker into build/, fast: the `wasm-dev` profile
+#                                    (no LTO, parallel codegen) and no wasm-opt (scripts/dev.sh)
 # Extra arguments after the flavour go to worker-build (e.g. --no-opt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +18,10 @@ flavour="${1:-full}"
 build() {
   case "$1" in
     full) worker-build --release --out-dir build "${@:2}" ;;
+    dev) worker-build --profile wasm-dev --no-opt --out-dir build "${@:2}" ;;
     edge) worker-build --release --out-dir build-edge "${@:2}" --no-default-features --features edge ;;
     issuer) worker-build --release --out-dir build-issuer "${@:2}" --no-default-features --features issuer ;;
-    *) echo "unknown flavour $1 (full, edge, issuer, all)" >&2; exit 2 ;;
+    *) echo "unknown flavour $1 (full, edge, issuer, all, dev)" >&2; exit 2 ;;
   esac
 }
 if [ "$flavour" = all ]; then

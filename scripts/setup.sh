@@ -1,52 +1,83 @@
 #!/usr/bin/env bash
-# Installs every tool gatehouse builds and tests with, at pinned versions, skipping what is
-# already installed at that version. Safe to run repeatedly; used by scripts/dev.sh and scripts/test.sh.
+# Installs what gatehouse builds and tests with, at pinned versions, skipping whatever is already
+# installed at that version. Safe to run repeatedly.
+#   bash scripts/setup.sh dev    what running the Worker needs (scripts/dev.sh, scripts/deploy.sh):
+#                                the wasm32 target, worker-build, wasm-bindgen-cli, the npm packages
+#   bash scripts/setup.sh test   all of that, plus what the tests need (scripts/test.sh): rustfmt,
+#                                clippy, cargo-deny, cargo-fuzz (with a nightly toolchain) and Chromium
+# Needs: rustup (https://rustup.rs), Node.js 20 or later with npm, git, a C compiler (cargo builds
+# the tools), and for the browser tests a Chromium (Debian/Ubuntu: installed here with apt; elsewhere
+# install one and set CHROMIUM_PATH=/path/to/chromium). Works on Linux and macOS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MODE="${1:-test}"
+case "$MODE" in dev|test) ;; *) echo "usage: bash scripts/setup.sh [dev|test]" >&2; exit 2 ;; esac
 
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
 CARGO_FUZZ_VERSION=0.13.2
+CARGO_DENY_VERSION=0.20.2
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+need() { printf '[setup] MISSING: %s\n' "$*" >&2; exit 1; }
 
 export PATH="$HOME/.cargo/bin:$PATH"
+
+command -v rustup >/dev/null 2>&1 || need "rustup (Rust's installer: https://rustup.rs); then run this again"
+command -v node >/dev/null 2>&1 || need "Node.js 20 or later (https://nodejs.org, or your package manager)"
+node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' ||
+  need "Node.js 20 or later (this is $(node --version))"
+command -v npm >/dev/null 2>&1 || need "npm (comes with Node.js)"
+command -v cc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 ||
+  need "a C compiler (Debian: apt-get install build-essential; macOS: xcode-select --install)"
 
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   log "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
+
+# cargo install [--locked] NAME VERSION, unless `CHECK` already prints that version.
+install_pinned() {
+  local name="$1" version="$2" check="$3" locked="$4" why="$5"
+  if ! eval "$check" 2>/dev/null | grep -qw "$version"; then
+    log "installing $name $version ($why)"
+    cargo install "$name" --version "$version" $locked --force
+  fi
+}
+
+install_pinned worker-build "$WORKER_BUILD_VERSION" "worker-build --version" --locked "a few minutes on a new machine"
+# No --locked: one locked dependency of this release is missing from the registry.
+install_pinned wasm-bindgen-cli "$WASM_BINDGEN_VERSION" "wasm-bindgen --version" "" "a few minutes on a new machine"
+
+if [ ! -x node_modules/.bin/wrangler ] || ! npm ls --silent >/dev/null 2>&1; then
+  log "installing the npm devDependencies (wrangler, binaryen, esbuild, ...) from package-lock.json"
+  npm ci --no-audit --no-fund
+fi
+
+[ "$MODE" = dev ] && exit 0
+
 for comp in rustfmt clippy; do
   rustup component list --installed | grep -q "^$comp" || rustup component add "$comp"
 done
 
-if ! worker-build --version 2>/dev/null | grep -qw "$WORKER_BUILD_VERSION"; then
-  log "installing worker-build $WORKER_BUILD_VERSION (a few minutes on a new machine)"
-  cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --force
-fi
+install_pinned cargo-deny "$CARGO_DENY_VERSION" "cargo deny --version" --locked "licences, bans, advisories; several minutes on a new machine"
 
-if ! wasm-bindgen --version 2>/dev/null | grep -qw "$WASM_BINDGEN_VERSION"; then
-  log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes on a new machine)"
-  # No --locked: one locked dependency of this release is missing from the registry.
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
-fi
+# cargo-fuzz drives libFuzzer, which needs a nightly toolchain; scripts/test.sh skips the fuzzing
+# loudly on a machine without one.
+install_pinned cargo-fuzz "$CARGO_FUZZ_VERSION" "cargo fuzz --version" --locked "the fuzzing step"
 
-# cargo-fuzz drives libFuzzer; it needs the nightly toolchain, which this machine image carries.
-if ! cargo fuzz --version 2>/dev/null | grep -qw "$CARGO_FUZZ_VERSION"; then
-  log "installing cargo-fuzz $CARGO_FUZZ_VERSION"
-  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --force
-fi
-
-# Debian's Chromium for the browser tests (playwright's own browser download cannot work here).
-if ! command -v chromium >/dev/null 2>&1; then
-  log "installing Debian's chromium for the browser tests"
-  export DEBIAN_FRONTEND=noninteractive
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium >/dev/null
-fi
-
-if [ ! -x node_modules/.bin/wrangler ] || ! npm ls --silent >/dev/null 2>&1; then
-  log "installing npm devDependencies (wrangler, binaryen, esbuild, jose, playwright-core)"
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+# A Chromium for the browser tests (playwright's own browser download cannot work here).
+if [ -n "${CHROMIUM_PATH:-}" ]; then
+  [ -x "$CHROMIUM_PATH" ] || need "CHROMIUM_PATH=$CHROMIUM_PATH is not an executable"
+elif ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    log "installing Debian's chromium for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq chromium >/dev/null
+  else
+    need "a Chromium for the browser tests: install one (macOS: brew install --cask chromium; Fedora: dnf install chromium; Arch: pacman -S chromium) and set CHROMIUM_PATH=/path/to/it if it is not on PATH as 'chromium'"
+  fi
 fi

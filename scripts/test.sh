@@ -1,15 +1,47 @@
 #!/usr/bin/env bash
-# Runs every test of gatehouse on a fresh machine: installs the pinned tools, checks formatting and
-# lints (native and wasm32), runs the native tests and a short bounded fuzzing run of each target,
-# builds the worker once, and runs the end-to-end suites against wrangler dev (real workerd with
-# local KV and Durable Objects) and Chromium on loopback.
+# Runs the tests of gatehouse; sets itself up first (scripts/setup.sh test: pinned tools, skipping
+# what is installed).
+#   bash scripts/test.sh         everything (CI runs this through .ci/run): formatting, lints (native
+#                                and wasm32, per Worker), the layer check, `cargo deny`, the native
+#                                tests, a short bounded fuzzing run of each target, the three release
+#                                builds, `wrangler deploy --dry-run` of every config and environment,
+#                                and every end-to-end suite against wrangler dev (real workerd with
+#                                local KV and Durable Objects), Miniflare and Chromium on loopback
+#   bash scripts/test.sh quick   the quick check while working (a few minutes on a warm machine):
+#                                formatting, native clippy, the native tests, the layer check, one
+#                                fast build and the quickstart against wrangler dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
+MODE="${1:-full}"
+case "$MODE" in full|quick) ;; *) echo "usage: bash scripts/test.sh [quick]" >&2; exit 2 ;; esac
 step() { printf '\n==> %s\n' "$*"; }
+# Browser tests: the Chromium on PATH unless CHROMIUM_PATH names one.
+if [ -z "${CHROMIUM_PATH:-}" ] && command -v chromium >/dev/null 2>&1; then
+  CHROMIUM_PATH="$(command -v chromium)"; export CHROMIUM_PATH
+fi
+
+if [ "$MODE" = quick ]; then
+  step "setup (what building and running needs)"
+  bash scripts/setup.sh dev
+  rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt clippy
+  step "cargo fmt --check"
+  cargo fmt --check
+  step "cargo clippy (native)"
+  cargo clippy --all-targets -- -D warnings
+  step "module layers"
+  node scripts/check-layers.mjs
+  step "cargo test (native)"
+  cargo test
+  step "one fast wasm build (the all-in-one Worker, wasm-dev profile)"
+  bash scripts/build.sh dev
+  step "workerd smoke test: the README's quickstart against wrangler dev"
+  node --test --test-concurrency=1 tests/e2e/quickstart.test.mjs
+  exit 0
+fi
 
 step "setup (pinned tools)"
-bash scripts/setup.sh
+bash scripts/setup.sh test
 
 step "cargo fmt --check"
 cargo fmt --check
@@ -24,6 +56,9 @@ cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --featu
 
 step "module layers (no import cycles, pure modules never reach the runtime)"
 node scripts/check-layers.mjs
+
+step "cargo deny (licences, bans, sources; advisories when the RustSec database can be had)"
+bash scripts/deny.sh
 
 step "cargo test (native)"
 cargo test
@@ -55,6 +90,9 @@ fi
 
 step "release wasm builds (all-in-one, edge, issuer)"
 bash scripts/build.sh all
+
+step "wrangler deploy --dry-run of every config, top level and [env.production]"
+bash scripts/check-deploy.sh
 
 step "end-to-end tests (wrangler dev)"
 node --test --test-concurrency=1 tests/e2e/

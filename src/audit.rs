@@ -1,5 +1,7 @@
-//! Audit events: one JSON log line per security event, with the account, session and request ids,
-//! and never a password, token, hash or key (the type has no field that could hold one).
+//! The Worker's JSON log lines, in one format: an audit line per security event of an account
+//! (`"kind":"audit"`) and a line per refused request (`"kind":"refusal"`, written by `web::serve`),
+//! with the request id, route, reason and subject, and never a password, token, hash or key (the type
+//! has no field that could hold one). docs/OBSERVABILITY.md lists the fields.
 
 use serde::Serialize;
 
@@ -39,25 +41,43 @@ pub enum Event {
     /// A token was revoked through RFC 7009 (the reason says which kind).
     #[serde(rename = "token.revoked")]
     TokenRevoked,
+    /// A password hash was replaced by one of the configured scheme at login (PBKDF2 to argon2id).
+    #[serde(rename = "password.rehashed")]
+    PasswordRehashed,
 }
 
-/// One audit line.
+/// One log line: an audit event of an account, or a refused request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditLine<'a> {
-    /// Always `"audit"`, so the lines are easy to pick out.
+    /// `"audit"` (an account event) or `"refusal"` (a refused request), so the lines are easy to pick out.
     pub kind: &'static str,
-    /// What happened.
-    pub event: Event,
-    /// The account (its object id; never the email).
-    pub account: &'a str,
+    /// What happened (audit lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<Event>,
+    /// The route: the operation of an account event (`login`, `refresh`, …), or the route label of a
+    /// refused request (`/auth/login`, `gateway:protected`, …; never the request's own path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<&'a str>,
+    /// The HTTP status of a refusal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The stable error code of a refusal (API.md), e.g. `invalid_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    /// The account (its object id; never the email), for account events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<&'a str>,
+    /// The verified subject a refusal concerns, when there is one (a policy refusal's `sub`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<&'a str>,
     /// The session, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sid: Option<&'a str>,
     /// The request id (also sent back as `X-Request-Id`).
     pub request_id: &'a str,
-    /// A short reason code, for refusals.
+    /// A short reason: a code for account events, the client-safe description for refusals.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
+    pub reason: Option<&'a str>,
     /// Seconds since the epoch.
     pub at: i64,
 }
@@ -65,7 +85,48 @@ pub struct AuditLine<'a> {
 impl<'a> AuditLine<'a> {
     /// A line for `event` on `account`.
     pub fn new(event: Event, account: &'a str, request_id: &'a str, at: i64) -> Self {
-        AuditLine { kind: "audit", event, account, sid: None, request_id, reason: None, at }
+        AuditLine {
+            kind: "audit",
+            event: Some(event),
+            route: None,
+            status: None,
+            error: None,
+            account: Some(account),
+            sub: None,
+            sid: None,
+            request_id,
+            reason: None,
+            at,
+        }
+    }
+
+    /// A line for a refused request: its route label, status and error code.
+    pub fn refusal(route: &'a str, status: u16, error: &'a str, request_id: &'a str, at: i64) -> Self {
+        AuditLine {
+            kind: "refusal",
+            event: None,
+            route: Some(route),
+            status: Some(status),
+            error: Some(error),
+            account: None,
+            sub: None,
+            sid: None,
+            request_id,
+            reason: None,
+            at,
+        }
+    }
+
+    /// With the route (the operation of an account event).
+    pub fn route(mut self, route: &'a str) -> Self {
+        self.route = Some(route);
+        self
+    }
+
+    /// With the verified subject.
+    pub fn subject(mut self, sub: &'a str) -> Self {
+        self.sub = Some(sub);
+        self
     }
 
     /// With the session id.
@@ -74,8 +135,8 @@ impl<'a> AuditLine<'a> {
         self
     }
 
-    /// With a reason code.
-    pub fn reason(mut self, reason: &'static str) -> Self {
+    /// With a reason.
+    pub fn reason(mut self, reason: &'a str) -> Self {
         self.reason = Some(reason);
         self
     }
@@ -102,5 +163,23 @@ mod tests {
         assert_eq!(v["at"], 5);
         let plain = AuditLine::new(Event::LoginFailed, "a", "r", 1).to_json();
         assert!(!plain.contains("sid") && !plain.contains("reason"));
+    }
+
+    #[test]
+    fn refusal_lines_share_the_format() {
+        let line = AuditLine::refusal("gateway:protected", 403, "insufficient_scope", "req-2", 7)
+            .subject("user-1")
+            .reason("scope admin is required")
+            .to_json();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["kind"], "refusal");
+        assert_eq!(v["route"], "gateway:protected");
+        assert_eq!(v["status"], 403);
+        assert_eq!(v["error"], "insufficient_scope");
+        assert_eq!(v["sub"], "user-1");
+        assert_eq!(v["request_id"], "req-2");
+        assert!(v.get("event").is_none() && v.get("account").is_none());
+        let audit = AuditLine::new(Event::Logout, "acct", "req-3", 1).route("logout").to_json();
+        assert!(audit.contains(r#""route":"logout""#), "{audit}");
     }
 }

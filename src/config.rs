@@ -2,6 +2,7 @@
 
 use crate::account::family::Lifetimes;
 use crate::issuers::{self, TrustedIssuer};
+use crate::jwt::dpop::NonceKey;
 use crate::jwt::remote::{self, FetchPolicy};
 use crate::jwt::{Algorithm, KeyError, KeySet, Validator};
 use crate::oauth::Clients;
@@ -33,6 +34,16 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    /// The variable or secret at fault.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConfigError::Missing(name) | ConfigError::Invalid { name, .. } => name,
+            ConfigError::Keys(_) => "SIGNING_KEYS",
+        }
+    }
+}
 
 /// Everything the worker needs, parsed and checked.
 #[derive(Debug, Clone)]
@@ -67,6 +78,8 @@ pub struct Config {
     pub managed: Option<ManagedKeys>,
     /// argon2id cost for new password hashes.
     pub password: PasswordParams,
+    /// The scheme of new password hashes (`PASSWORD_HASH`: argon2id, or pbkdf2 on the Free plan).
+    pub password_scheme: password::Scheme,
     /// Scopes granted to newly registered users.
     pub default_scope: String,
     /// Roles granted to newly registered users.
@@ -83,6 +96,8 @@ pub struct Config {
     pub revocation_cache_ms: u64,
     /// The gateway's CORS answers and origin assertion (see [`Gateway`]).
     pub gateway: Gateway,
+    /// Sender-constrained tokens (see [`Dpop`]).
+    pub dpop: Dpop,
 }
 
 /// Where the edge Worker of a split deployment reads the issuer's published keys
@@ -136,7 +151,7 @@ pub const CLIENT_ID: &str = "gatehouse";
 /// The refresh-token cookie (API.md "login"); the edge never forwards it to the origin.
 pub const REFRESH_COOKIE: &str = "__Host-gatehouse_rt";
 
-/// How long an isolate reuses a denylist read by default, seconds (README "Revocation at the edge").
+/// How long an isolate reuses a denylist read by default, seconds (docs/ARCHITECTURE.md "Revocation at the edge").
 pub const DEFAULT_REVOCATION_CACHE: i64 = 5;
 
 /// Upper bounds that catch unit mistakes (milliseconds for seconds) rather than policy.
@@ -186,6 +201,16 @@ impl Config {
     pub fn from_lookup(
         var: &dyn Fn(&str) -> Option<String>,
         secret: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        Config::from_lookup_for(var, secret, cfg!(feature = "issuer"))
+    }
+
+    /// [`Config::from_lookup`] for a Worker that does (`runs_issuer`) or does not run the issuer,
+    /// whatever this build is (the `check-config` example checks any Worker's configuration natively).
+    pub fn from_lookup_for(
+        var: &dyn Fn(&str) -> Option<String>,
+        secret: &dyn Fn(&str) -> Option<String>,
+        runs_issuer: bool,
     ) -> Result<Config, ConfigError> {
         let issuer = required(var, "ISSUER")?;
         let audience = required(var, "AUDIENCE")?;
@@ -239,6 +264,16 @@ impl Config {
             seconds(var, "ARGON2_PARALLELISM", i64::from(password::DEFAULT_P), 1, 100)? as u32,
         )
         .map_err(|e| ConfigError::Invalid { name: "ARGON2_MEMORY_KIB", reason: e.to_string() })?;
+        let password_scheme = match var("PASSWORD_HASH").as_deref().map(str::trim) {
+            None | Some("") | Some("argon2id") => password::Scheme::Argon2id,
+            Some("pbkdf2") => password::Scheme::Pbkdf2,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "PASSWORD_HASH",
+                    reason: format!("{other:?} is not \"argon2id\" or \"pbkdf2\""),
+                })
+            }
+        };
         let default_scope = var("DEFAULT_SCOPE").unwrap_or_else(|| "api".to_owned()).trim().to_owned();
         let default_roles: Vec<String> = var("DEFAULT_ROLES")
             .unwrap_or_else(|| "user".to_owned())
@@ -337,15 +372,17 @@ impl Config {
             ),
         };
         // An issuer signs: with SIGNING_KEYS, or managed keys. An edge verifies its issuer's tokens
-        // with any of those, PUBLIC_KEYS, or the issuer's published set.
+        // with any of those, PUBLIC_KEYS, or the issuer's published set, or only trusted issuers'.
         let signs = keys.as_ref().is_some_and(|k| k.signing_key().is_some()) || managed.is_some();
-        if cfg!(feature = "issuer") && !signs {
+        if runs_issuer && !signs {
             return Err(ConfigError::Missing("SIGNING_KEYS"));
         }
-        if keys.is_none() && managed.is_none() && issuer_jwks.is_none() {
+        // A verifier of other issuers' tokens only (TRUSTED_ISSUERS) needs no keys of gatehouse's.
+        if keys.is_none() && managed.is_none() && issuer_jwks.is_none() && trusted_issuers.is_empty() {
             return Err(ConfigError::Missing("SIGNING_KEYS"));
         }
 
+        let dpop = Dpop::from_lookup(var, secret)?;
         let gateway =
             Gateway::from_lookup(var, origin_url.as_deref(), keys.as_ref().is_some_and(|k| k.signing_key().is_some()))?;
 
@@ -364,6 +401,7 @@ impl Config {
             issuer_jwks,
             managed,
             password,
+            password_scheme,
             default_scope,
             default_roles,
             trusted_issuers,
@@ -372,6 +410,7 @@ impl Config {
             introspection_clients,
             revocation_cache_ms,
             gateway,
+            dpop,
         })
     }
 
@@ -460,5 +499,66 @@ impl Gateway {
             cors_max_age: seconds(var, "CORS_MAX_AGE", DEFAULT_CORS_MAX_AGE, 0, 86_400)?,
             assertion_audience,
         })
+    }
+}
+
+// DPoP (RFC 9449, docs/DPOP.md): whether tokens are bound to a client's key, and server nonces.
+
+/// `DPOP_MODE`: how the issuer and the edge treat DPoP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopMode {
+    /// No DPoP: `DPoP` headers are ignored, tokens are bearer tokens, the `DPoP` scheme is unknown.
+    Off,
+    /// A proof at login, refresh or `/oauth/token` binds the tokens; bearer tokens stay accepted.
+    Optional,
+    /// Every login needs a proof, and the edge refuses gatehouse's own tokens as bearer tokens.
+    Required,
+}
+
+/// The DPoP settings.
+#[derive(Debug, Clone)]
+pub struct Dpop {
+    /// `DPOP_MODE` (default `optional`).
+    pub mode: DpopMode,
+    /// The key of server nonces (RFC 9449 §8, §9), from the secret `DPOP_NONCE_SECRET`. `None`:
+    /// nonces are off (not derived from another secret); with it, every proof needs a current nonce.
+    pub nonce: Option<NonceKey>,
+    /// `DPOP_NONCE_SECONDS`: how long a nonce stays valid.
+    pub nonce_max_age: i64,
+}
+
+/// The `DPOP_NONCE_SECONDS` default: five minutes, then one extra round trip to get a new nonce.
+pub const DEFAULT_DPOP_NONCE_SECONDS: i64 = 300;
+
+impl Dpop {
+    fn from_lookup(
+        var: &dyn Fn(&str) -> Option<String>,
+        secret: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Dpop, ConfigError> {
+        let mode = match var("DPOP_MODE").as_deref().map(str::trim) {
+            None | Some("") | Some("optional") => DpopMode::Optional,
+            Some("off") => DpopMode::Off,
+            Some("required") => DpopMode::Required,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "DPOP_MODE",
+                    reason: format!("{other:?} is not \"off\", \"optional\" or \"required\""),
+                })
+            }
+        };
+        let nonce = match secret("DPOP_NONCE_SECRET") {
+            None => None,
+            Some(text) => Some(
+                NonceKey::new(text.trim().as_bytes())
+                    .map_err(|e| ConfigError::Invalid { name: "DPOP_NONCE_SECRET", reason: e.to_string() })?,
+            ),
+        };
+        let nonce_max_age = seconds(var, "DPOP_NONCE_SECONDS", DEFAULT_DPOP_NONCE_SECONDS, 10, 3_600)?;
+        Ok(Dpop { mode, nonce: nonce.filter(|_| mode != DpopMode::Off), nonce_max_age })
+    }
+
+    /// Whether DPoP is on (`optional` or `required`).
+    pub fn is_on(&self) -> bool {
+        self.mode != DpopMode::Off
     }
 }

@@ -49,6 +49,33 @@ pub enum ApiError {
     Server(String),
     /// A dependency failed in a way worth retrying (503 `temporarily_unavailable`); detail logged.
     Unavailable(String),
+    /// A resource request without credentials where DPoP is required (401 with a `DPoP` challenge
+    /// listing `algs` and no error code: RFC 9449 §7.1, RFC 6750 §3.1).
+    DpopRequired,
+    /// The token presented with the `DPoP` scheme is refused, or a token was presented as a bearer
+    /// token where it must come with DPoP (401 `invalid_token` with a `DPoP` challenge, RFC 9449
+    /// §7.1, §7.2).
+    DpopInvalidToken(String),
+    /// The DPoP proof is refused (`invalid_dpop_proof`): 401 with a `DPoP` challenge at a resource
+    /// (RFC 9449 §7.1), 400 at a token endpoint (§5).
+    InvalidDpopProof { why: String, at: DpopSite },
+    /// A current server nonce is needed (`use_dpop_nonce`, the nonce in `DPoP-Nonce`): 401 with a
+    /// `DPoP` challenge at a resource (RFC 9449 §9), 400 at a token endpoint (§8).
+    UseDpopNonce { nonce: String, at: DpopSite },
+}
+
+/// Where a DPoP proof was refused, which decides the status (RFC 9449 §5 and §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpopSite {
+    /// A protected resource (the edge, and the issuer's routes that take an access token).
+    Resource,
+    /// A token endpoint: `/auth/login`, `/auth/refresh`, `/oauth/token`.
+    TokenEndpoint,
+}
+
+/// The `algs` of every `DPoP` challenge (RFC 9449 §7.1): the proof algorithms accepted.
+pub fn dpop_algs() -> String {
+    crate::jwt::dpop::ProofPolicy::default().alg_names().join(" ")
 }
 
 /// Keeps only characters RFC 6750 §3 allows inside a quoted `WWW-Authenticate` attribute.
@@ -85,6 +112,14 @@ impl ApiError {
             ApiError::Unavailable(_) => {
                 (503, "temporarily_unavailable", "the service is temporarily unavailable; retry".into())
             }
+            ApiError::DpopRequired => {
+                (401, "invalid_token", "a DPoP-bound access token and a DPoP proof are required".into())
+            }
+            ApiError::DpopInvalidToken(why) => (401, "invalid_token", why.clone()),
+            ApiError::InvalidDpopProof { why, at } => (dpop_status(*at), "invalid_dpop_proof", why.clone()),
+            ApiError::UseDpopNonce { at, .. } => {
+                (dpop_status(*at), "use_dpop_nonce", "a DPoP proof with the nonce in DPoP-Nonce is required".into())
+            }
         }
     }
 
@@ -112,6 +147,14 @@ impl ApiError {
                 scope.as_ref().map(|s| format!(", scope=\"{}\"", quoted(s))).unwrap_or_default()
             )),
             ApiError::InvalidClient => Some(format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")),
+            ApiError::DpopRequired => Some(format!("DPoP realm=\"{realm}\", algs=\"{}\"", dpop_algs())),
+            ApiError::DpopInvalidToken(_)
+            | ApiError::InvalidDpopProof { at: DpopSite::Resource, .. }
+            | ApiError::UseDpopNonce { at: DpopSite::Resource, .. } => Some(format!(
+                "DPoP realm=\"{realm}\", error=\"{code}\", error_description=\"{}\", algs=\"{}\"",
+                quoted(&description),
+                dpop_algs()
+            )),
             _ => None,
         };
         if let Some(challenge) = challenge {
@@ -123,9 +166,18 @@ impl ApiError {
             }
             ApiError::MethodNotAllowed(allow) => headers.push(("allow", (*allow).to_owned())),
             ApiError::Unavailable(_) => headers.push(("retry-after", "1".into())),
+            ApiError::UseDpopNonce { nonce, .. } => headers.push(("dpop-nonce", nonce.clone())),
             _ => {}
         }
         ErrorAnswer { status, headers, body, log }
+    }
+}
+
+/// A token endpoint answers DPoP errors 400 (RFC 9449 §5, RFC 6749 §5.2); a resource 401 (§7.1).
+fn dpop_status(at: DpopSite) -> u16 {
+    match at {
+        DpopSite::Resource => 401,
+        DpopSite::TokenEndpoint => 400,
     }
 }
 

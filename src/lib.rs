@@ -2,11 +2,11 @@
 //!
 //! Layers point one way (`scripts/check-layers.mjs` keeps it so):
 //! - pure token code, [`jwt`], and the floor: [`config`], [`error`] (the one mapping of errors to
-//!   HTTP), [`routes`];
+//!   HTTP), [`routes`], [`health`] (what `GET /healthz` says), [`config_check`] (every problem at once);
 //! - pure domain modules: [`policy`], [`gateway`] (the canonical path, header hygiene, the origin
 //!   assertion), [`revocation`], [`issuers`], [`account`] (the account core:
 //!   state, refresh families, protocol, state machine), [`password`], [`input`], [`oauth`],
-//!   [`rotation`], [`audit`];
+//!   [`rotation`], [`audit`] (the JSON log lines), [`metrics`] (the Analytics Engine data point);
 //! - worker glue shared by both routers: `web` (configuration per isolate, serving, CORS, token
 //!   verification, the denylist read, other key sets, WebCrypto);
 //! - the two routers: `edge` (verify, denylist, policies, forwarding) and `issuer` (accounts, keys,
@@ -18,11 +18,14 @@
 pub mod account;
 pub mod audit;
 pub mod config;
+pub mod config_check;
 pub mod error;
 pub mod gateway;
+pub mod health;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
+pub mod metrics;
 #[cfg(feature = "issuer")]
 pub mod mfa;
 pub mod oauth;

@@ -217,6 +217,13 @@ pub fn metadata(issuer: &str, introspection: bool) -> Value {
     doc
 }
 
+/// Adds `dpop_signing_alg_values_supported` (RFC 9449 §5.1) to a metadata document.
+pub fn add_dpop_algs(doc: &mut Value, algs: &[&str]) {
+    if let Some(o) = doc.as_object_mut() {
+        o.insert("dpop_signing_alg_values_supported".into(), json!(algs));
+    }
+}
+
 /// The introspection answer for anything that is not active: exactly `{"active": false}` (RFC 7662
 /// §2.2: nothing else about such a token is told).
 pub fn inactive() -> Value {
@@ -227,7 +234,11 @@ pub fn inactive() -> Value {
 pub fn active_access_token(claims: &AccessClaims) -> Value {
     let mut o = Map::new();
     o.insert("active".into(), json!(true));
-    o.insert("token_type".into(), json!("Bearer"));
+    // RFC 9449 §6.2: a bound token is introspected as `DPoP`, with its `cnf`.
+    o.insert("token_type".into(), json!(if claims.cnf.is_some() { "DPoP" } else { "Bearer" }));
+    if let Some(cnf) = &claims.cnf {
+        o.insert("cnf".into(), json!({ "jkt": cnf.jkt }));
+    }
     o.insert("scope".into(), json!(claims.scope));
     if let Some(client_id) = &claims.client_id {
         o.insert("client_id".into(), json!(client_id));

@@ -1,5 +1,9 @@
 //! Password hashing with argon2id (RFC 9106), parameters as named constants, and the dummy hash
 //! checked for unknown accounts so a login takes the same time whether or not the email exists.
+//! Also the Workers Free plan's fallback, PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2, `PASSWORD_HASH=pbkdf2`,
+//! docs/DEPLOY.md "Plans"): its hashes in PHC form and their comparison are here, pure; the
+//! derivation itself runs in the runtime's WebCrypto (`web::webcrypto::pbkdf2_sha256`) before the
+//! account core is called, and [`pbkdf2_sha256`] is the reference the native tests check it by.
 
 #[cfg(feature = "issuer")]
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -129,6 +133,111 @@ pub fn dummy_hash(params: &PasswordParams) -> Result<String, PasswordError> {
     hash("gatehouse: no such account", &[0x5a; 16], params)
 }
 
+/// PBKDF2-HMAC-SHA-256 iterations of the fallback: the most Cloudflare's runtime allows (it refuses
+/// more: workerd issue 1346), a sixth of OWASP's 600,000. The local workerd of `wrangler dev` does
+/// not enforce the cap, so hashes that ask for more are refused here, as production would.
+pub const PBKDF2_ITERATIONS: u32 = 100_000;
+
+/// The scheme of new password hashes (`PASSWORD_HASH`). Stored hashes are always checked by their
+/// own scheme, whatever this says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Scheme {
+    /// argon2id with [`PasswordParams`] (the default; needs Workers Paid's CPU time).
+    #[default]
+    Argon2id,
+    /// PBKDF2-HMAC-SHA-256 with [`PBKDF2_ITERATIONS`], derived by WebCrypto (the Free plan's fallback).
+    Pbkdf2,
+}
+
+/// A PBKDF2-HMAC-SHA-256 hash in the PHC string format: `$pbkdf2-sha256$i=<iterations>,l=32$<salt>$<hash>`,
+/// salt and hash in unpadded standard base64 (the format of RustCrypto's `pbkdf2` and passlib).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Pbkdf2Hash {
+    /// The iteration count, 1 ..= [`PBKDF2_ITERATIONS`].
+    pub iterations: u32,
+    /// The salt (16 random bytes for the hashes gatehouse makes).
+    pub salt: Vec<u8>,
+    /// The 32-byte derived key.
+    pub hash: [u8; 32],
+}
+
+impl std::fmt::Debug for Pbkdf2Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pbkdf2Hash").field("iterations", &self.iterations).finish_non_exhaustive()
+    }
+}
+
+const PBKDF2_PREFIX: &str = "$pbkdf2-sha256$";
+
+impl Pbkdf2Hash {
+    /// Parses a PHC string, if it is a PBKDF2-HMAC-SHA-256 hash this runtime can check.
+    pub fn parse(phc: &str) -> Option<Self> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        let rest = phc.strip_prefix(PBKDF2_PREFIX)?;
+        let mut parts = rest.split('$');
+        let (params, salt, hash) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let mut iterations = None;
+        for param in params.split(',') {
+            match param.split_once('=')? {
+                ("i", n) => iterations = n.parse::<u32>().ok(),
+                ("l", "32") => {}
+                _ => return None,
+            }
+        }
+        let iterations = iterations.filter(|n| (1..=PBKDF2_ITERATIONS).contains(n))?;
+        let salt = b64.decode(salt).ok().filter(|s| !s.is_empty() && s.len() <= 64)?;
+        let hash = b64.decode(hash).ok()?.try_into().ok()?;
+        Some(Pbkdf2Hash { iterations, salt, hash })
+    }
+
+    /// The PHC string.
+    pub fn to_phc(&self) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+        format!("{PBKDF2_PREFIX}i={},l=32${}${}", self.iterations, b64.encode(&self.salt), b64.encode(self.hash))
+    }
+
+    /// Whether a key derived from a password with this hash's salt and iterations is this hash
+    /// (compared in constant time).
+    pub fn matches(&self, derived: &[u8; 32]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.hash.ct_eq(derived).into()
+    }
+}
+
+/// The PBKDF2 hash unknown accounts are checked against under `PASSWORD_HASH=pbkdf2`: the same
+/// iterations, so the same cost, and a hash no derivation gives in practice (all zero).
+pub fn dummy_pbkdf2() -> Pbkdf2Hash {
+    Pbkdf2Hash { iterations: PBKDF2_ITERATIONS, salt: vec![0x5a; 16], hash: [0; 32] }
+}
+
+/// PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2), the first 32-byte block: the reference in Rust. The Workers
+/// derive with WebCrypto, which is several times faster than this compiled to wasm; the native tests
+/// check both against RFC 7914 §11's vectors.
+pub fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    use hmac::{Mac, SimpleHmac};
+    type HmacSha256 = SimpleHmac<sha2::Sha256>;
+    let Ok(keyed) = HmacSha256::new_from_slice(password) else { return [0; 32] };
+    let mut mac = keyed.clone();
+    mac.update(salt);
+    mac.update(&1u32.to_be_bytes());
+    let mut u: [u8; 32] = mac.finalize().into_bytes().into();
+    let mut t = u;
+    for _ in 1..iterations {
+        let mut mac = keyed.clone();
+        mac.update(&u);
+        u = mac.finalize().into_bytes().into();
+        for (t, u) in t.iter_mut().zip(u.iter()) {
+            *t ^= u;
+        }
+    }
+    t
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +286,45 @@ mod tests {
         assert!(!needs_rehash(&phc, &params));
         assert!(needs_rehash(&phc, &PasswordParams::default()));
         assert!(!verify("correct horse", &dummy_hash(&params).unwrap()));
+    }
+
+    /// RFC 7914 §11, the PBKDF2-HMAC-SHA256 test vectors (the first 32 of their 64 bytes: the first
+    /// block, which is all a 32-byte derivation is).
+    #[test]
+    fn pbkdf2_sha256_rfc7914_vectors() {
+        assert_eq!(
+            hex::encode(pbkdf2_sha256(b"passwd", b"salt", 1)),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
+        );
+        assert_eq!(
+            hex::encode(pbkdf2_sha256(b"Password", b"NaCl", 80_000)),
+            "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56"
+        );
+    }
+
+    #[test]
+    fn pbkdf2_phc_round_trip_and_refusals() {
+        let hash = Pbkdf2Hash { iterations: 1_000, salt: vec![1; 16], hash: pbkdf2_sha256(b"pw", &[1; 16], 1_000) };
+        let phc = hash.to_phc();
+        assert!(phc.starts_with("$pbkdf2-sha256$i=1000,l=32$"), "{phc}");
+        let parsed = Pbkdf2Hash::parse(&phc).unwrap();
+        assert_eq!(parsed, hash);
+        assert!(parsed.matches(&pbkdf2_sha256(b"pw", &[1; 16], 1_000)));
+        assert!(!parsed.matches(&pbkdf2_sha256(b"pX", &[1; 16], 1_000)));
+        // More iterations than the runtime allows, another length, another PRF, argon2id: not this scheme.
+        let over = phc.replace("i=1000", &format!("i={}", PBKDF2_ITERATIONS + 1));
+        for bad in [
+            over.as_str(),
+            &phc.replace("l=32", "l=64"),
+            &phc.replace("sha256", "sha512"),
+            "$argon2id$v=19$m=1,t=1,p=1$a$b",
+            "",
+            &format!("{phc}$x"),
+        ] {
+            assert!(Pbkdf2Hash::parse(bad).is_none(), "{bad}");
+        }
+        assert!(Pbkdf2Hash::parse(&dummy_pbkdf2().to_phc()).is_some());
+        assert!(!format!("{hash:?}").contains("hash:"), "Debug hides the hash");
     }
 
     #[test]

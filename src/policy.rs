@@ -284,6 +284,7 @@ mod tests {
             scope: scope.into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             email: None,
+            cnf: None,
         }
     }
 

@@ -244,6 +244,7 @@ mod tests {
             scope: String::new(),
             roles: vec![],
             email: None,
+            cnf: None,
         }
     }
 

@@ -6,7 +6,9 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::gateway::path::CanonicalPath;
+use crate::health;
 use crate::oauth;
+use crate::policy::Access;
 
 /// A route of the issuer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub enum IssuerRoute {
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
+    /// `GET /healthz`: answered by whichever Worker gets it, never passed on (crate::health).
+    Health,
     /// One of the issuer's routes.
     Issuer(IssuerRoute),
     /// A path the gateway serves (protected, public or optional-auth prefixes, docs/GATEWAY.md).
@@ -48,6 +52,21 @@ pub enum Route {
 
 const GET: &[&str] = &["GET", "HEAD"];
 const POST: &[&str] = &["POST"];
+
+/// A short, bounded name of the route a path takes, for logs and metrics: the fixed path of a route
+/// of gatehouse's own, `gateway:protected` / `gateway:public` / `gateway:optional` for the gateway's
+/// prefixes, `other` for the rest. Never the request's own path (it can carry user data).
+pub fn label<'a>(config: &Config, path: &'a CanonicalPath, issuer: bool) -> &'a str {
+    if path.as_str() == health::PATH || (issuer && issuer_route(path.as_str()).is_some()) {
+        return path.as_str();
+    }
+    match config.routes.decide(path).map(|d| d.access) {
+        Some(Access::Protected) => "gateway:protected",
+        Some(Access::Public) => "gateway:public",
+        Some(Access::Optional) => "gateway:optional",
+        None => "other",
+    }
+}
 
 /// The issuer route of a path, and the methods it takes.
 fn issuer_route(path: &str) -> Option<(IssuerRoute, &'static [&'static str], &'static str)> {
@@ -72,6 +91,12 @@ fn issuer_route(path: &str) -> Option<(IssuerRoute, &'static [&'static str], &'s
 /// an issuer serves this deployment (without one, its paths are free for the gateway's prefixes).
 /// A fixed route asked with another method is 405 with `Allow`.
 pub fn route(config: &Config, method: Option<&str>, path: &CanonicalPath, issuer: bool) -> Result<Route, ApiError> {
+    if path.as_str() == health::PATH {
+        return match method {
+            Some(m) if GET.contains(&m) => Ok(Route::Health),
+            _ => Err(ApiError::MethodNotAllowed("GET, HEAD")),
+        };
+    }
     if issuer {
         if let Some((route, methods, allow)) = issuer_route(path.as_str()) {
             return match method {

@@ -49,8 +49,10 @@ fn settings() -> Settings {
         leeway: 30,
         lifetimes: Lifetimes { absolute: 30 * 86_400, idle: 14 * 86_400, grace: 10 },
         password: params(),
+        password_scheme: password::Scheme::Argon2id,
         default_scope: "api read".into(),
         default_roles: vec!["user".into()],
+        dpop_required: false,
     }
 }
 
@@ -60,7 +62,7 @@ fn dummy() -> &'static str {
 }
 
 fn ctx(now: i64) -> Context<'static> {
-    Context { now, account_id: ACCOUNT, dummy_hash: Some(dummy()) }
+    Context { now, account_id: ACCOUNT, dummy_hash: Some(dummy()), pbkdf2: Default::default() }
 }
 
 /// Applies a request and completes it as the object does: a made-up signature for the claims.
@@ -90,7 +92,7 @@ fn registered() -> AccountDoc {
 }
 
 fn login(doc: &mut AccountDoc, now: i64, rng: &mut Seeded) -> TokenPair {
-    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into() };
+    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None };
     match run(doc, request, now, rng).0 {
         AccountOutcome::Tokens { pair } => pair,
         other => panic!("login: {other:?}"),
@@ -99,7 +101,7 @@ fn login(doc: &mut AccountDoc, now: i64, rng: &mut Seeded) -> TokenPair {
 
 fn refresh_request(token: &str) -> AccountRequest {
     let t = RefreshToken::parse(token).expect("a refresh token");
-    AccountRequest::Refresh { sid: t.sid, secret: b64::encode(t.secret), scope: None }
+    AccountRequest::Refresh { sid: t.sid, secret: b64::encode(t.secret), scope: None, jkt: None }
 }
 
 fn refresh(doc: &mut AccountDoc, token: &str, now: i64, rng: &mut Seeded) -> AccountOutcome {
@@ -136,7 +138,7 @@ fn registration_is_once_per_account_and_stores_only_a_hash() {
 #[test]
 fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
     let mut doc = registered();
-    let wrong = AccountRequest::Login { email: EMAIL.into(), password: "wrong password".into() };
+    let wrong = AccountRequest::Login { email: EMAIL.into(), password: "wrong password".into(), jkt: None };
     let (outcome, _) = run(&mut doc, wrong.clone(), T0, &mut rng(3));
     assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
     assert_eq!(doc.throttle.failures, 1);
@@ -164,7 +166,7 @@ fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
 #[test]
 fn the_access_claims_are_those_of_the_contract() {
     let mut doc = registered();
-    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into() };
+    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None };
     let transition = core::apply(&mut doc, request, &settings(), ctx(T0), &mut rng(5)).expect("no fault");
     let Reply::Sign(unsigned) = transition.reply else { panic!("a login signs a token") };
     let c = &unsigned.claims;
@@ -281,11 +283,19 @@ fn a_narrower_scope_is_granted_and_a_wider_one_refused_without_spending_the_toke
     let mut doc = registered();
     let a = login(&mut doc, T0, &mut r);
     let t = RefreshToken::parse(&a.refresh_token).expect("token");
-    let wide =
-        AccountRequest::Refresh { sid: t.sid.clone(), secret: b64::encode(t.secret), scope: Some("admin".into()) };
+    let wide = AccountRequest::Refresh {
+        sid: t.sid.clone(),
+        secret: b64::encode(t.secret),
+        scope: Some("admin".into()),
+        jkt: None,
+    };
     assert_eq!(run(&mut doc, wide, T0 + 1, &mut r).0, AccountOutcome::Refused { refusal: Refusal::InvalidScope });
-    let narrow =
-        AccountRequest::Refresh { sid: t.sid.clone(), secret: b64::encode(t.secret), scope: Some("read".into()) };
+    let narrow = AccountRequest::Refresh {
+        sid: t.sid.clone(),
+        secret: b64::encode(t.secret),
+        scope: Some("read".into()),
+        jkt: None,
+    };
     let mut transition = core::apply(&mut doc, narrow, &settings(), ctx(T0 + 2), &mut r).expect("no fault");
     let Reply::Sign(unsigned) = std::mem::replace(&mut transition.reply, Reply::Answer(AccountOutcome::Done)) else {
         panic!("a rotation signs")

@@ -197,6 +197,17 @@ fn the_fully_specified_ed25519_name_is_accepted() {
     let key = ClientKey::ed(3);
     let proof = key.sign(&with(key.header(), "alg", json!("Ed25519")), &claims());
     assert_eq!(verify(&proof).map(|p| p.alg()), Ok(Algorithm::EdDsa));
+    // WebCrypto exports Ed25519 keys with `alg: "Ed25519"` (and `ext`, `key_ops`): such a jwk fits
+    // an EdDSA proof under either name, and still not an ES256 one.
+    let exported =
+        with(with(with(key.jwk(), "alg", json!("Ed25519")), "ext", json!(true)), "key_ops", json!(["verify"]));
+    for alg in ["EdDSA", "Ed25519"] {
+        let header = with(with(key.header(), "alg", json!(alg)), "jwk", exported.clone());
+        assert_eq!(verify(&key.sign(&header, &claims())).map(|p| p.alg()), Ok(Algorithm::EdDsa), "{alg}");
+    }
+    let p = ClientKey::p256(5);
+    let proof = p.sign(&with(p.header(), "jwk", with(p.jwk(), "alg", json!("Ed25519"))), &claims());
+    assert!(matches!(verify(&proof), Err(ProofError::Jwk(_))));
 }
 
 #[test]
@@ -695,7 +706,8 @@ fn error_codes_follow_rfc9449() {
     assert_eq!(ProofError::NonceMissing.code().as_str(), "use_dpop_nonce");
     assert_eq!(ProofError::KeyMismatch.code().as_str(), "invalid_token");
     assert_eq!(ProofError::BoundTokenAsBearer.code().as_str(), "invalid_token");
-    assert_eq!(ProofError::ReplayCacheFull.code().as_str(), "temporarily_unavailable");
+    // A full replay memory refuses proofs older than its floor: a fresh proof passes.
+    assert_eq!(ProofError::ReplayCacheFull.code().as_str(), "invalid_dpop_proof");
 }
 
 #[test]

@@ -9,11 +9,28 @@
 // - Only the server's 401 to a refresh ends the session. A network error or a 5xx is retried with
 //   the same cookie (capped, jittered backoff), so a refresh whose answer was lost is recovered
 //   within the server's reuse grace period instead of being taken for reuse.
+// - DPoP (RFC 9449, www/dpop.js): sign-in and refresh carry a proof made with this origin's
+//   non-extractable key (kept in IndexedDB, the same for every tab). When the server binds the
+//   tokens (`token_type: "DPoP"`, DPOP_MODE optional or required), every call with the access token
+//   sends `Authorization: DPoP` and a fresh proof, and the refresh cookie only works with a proof
+//   from that key: a copied token or cookie is useless without it. Server nonces are handled by
+//   dpop.js. A server with DPoP off ignores the proofs, and the page uses bearer tokens.
+
+import { createDpopClient } from '/dpop.js';
+
+import { request } from './client/index.js';
 
 const LOCK = 'gatehouse-refresh';
 const channel = new BroadcastChannel('gatehouse');
+/**
+ * The origin's DPoP client (key in IndexedDB, shared by the tabs). Ed25519 where the browser has it
+ * (the edge checks EdDSA proofs at once, on its synchronous path), else P-256.
+ */
+const dpop = createDpopClient({ alg: 'EdDSA' });
+/** Whether this browser can make proofs at all (WebCrypto and IndexedDB): checked once. */
+let dpopUsable;
 
-/** @type {{ accessToken: string, exp: number } | null} exp is in ms since the epoch. */
+/** @type {{ accessToken: string, exp: number, tokenType: string } | null} exp is in ms since the epoch. */
 let session = null;
 let refreshTimer = 0;
 let clockTimer = 0;
@@ -26,6 +43,8 @@ const MESSAGES = {
   too_many_attempts: 'Too many failed attempts. Please wait {retry} seconds and try again.',
   invalid_grant: 'Your session has ended. Please sign in again.',
   invalid_token: 'Your session has expired. Please sign in again.',
+  invalid_dpop_proof: 'This browser could not prove it holds the session key. Check the device clock and try again.',
+  use_dpop_nonce: 'The server asked for a fresh proof. Please try again.',
   insufficient_scope: 'Your account is not allowed to do that.',
   method_not_allowed: 'That action is not available.',
   not_found: 'That resource does not exist.',
@@ -51,32 +70,31 @@ function showError(text) {
   box.hidden = !text;
 }
 
-/** Calls the API; never throws. Returns { res, data, error } where error is an API error code. */
+/** Whether proofs can be made here (the key loads or is made); false once means false for the page. */
+async function canProve() {
+  dpopUsable ??= dpop.thumbprint().then(() => true, () => false);
+  return dpopUsable;
+}
+
+/** The token endpoints: a proof goes with every request, so the server can bind the session. */
+const TOKEN_PATHS = new Set(['/auth/login', '/auth/refresh']);
+
+/**
+ * Calls the API through the client package's `request` (www/client/); never throws. Returns
+ * { res, data, error } where error is an API error code. With `auth` the access token goes along:
+ * with a DPoP proof when it is bound, else as a bearer token. Requests to the token endpoints carry a
+ * proof whenever this browser can make one.
+ */
 async function api(path, { method = 'GET', body, auth = false } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (auth && session) headers.authorization = `Bearer ${session.accessToken}`;
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: 'same-origin',
-      cache: 'no-store',
-    });
-  } catch {
-    return { res: null, data: null, error: 'network' };
-  }
-  let data = null;
-  if (res.status !== 204) {
-    try {
-      data = await res.json();
-    } catch {
-      data = null;
-    }
-  }
-  return { res, data, error: res.ok ? null : (data?.error ?? 'server_error') };
+  const bound = auth && session?.tokenType === 'DPoP';
+  const prove = bound || (TOKEN_PATHS.has(path) && (await canProve()));
+  const accessToken = bound ? session.accessToken : undefined;
+  return request(path, {
+    method,
+    body,
+    token: auth && session && !bound ? session.accessToken : undefined,
+    ...(prove ? { fetch: (url, init) => dpop.fetch(url, init, { accessToken }) } : {}),
+  });
 }
 
 function claimsOf(token) {
@@ -85,9 +103,9 @@ function claimsOf(token) {
 }
 
 /** Adopts a new access token; `announce` hands it to the other tabs. */
-function setSession(accessToken, exp, announce) {
-  session = { accessToken, exp };
-  if (announce) channel.postMessage({ type: 'token', accessToken, exp });
+function setSession(accessToken, exp, announce, tokenType = 'Bearer') {
+  session = { accessToken, exp, tokenType };
+  if (announce) channel.postMessage({ type: 'token', accessToken, exp, tokenType });
   scheduleRefresh();
   renderSignedIn();
 }
@@ -146,7 +164,7 @@ async function refresh() {
       const { res, data, error } = await api('/auth/refresh', { method: 'POST' });
       if (!error && data?.access_token) {
         showError('');
-        setSession(data.access_token, Date.now() + data.expires_in * 1000, true);
+        setSession(data.access_token, Date.now() + data.expires_in * 1000, true, data.token_type);
         return true;
       }
       if (!passing(res, data)) {
@@ -195,6 +213,7 @@ function renderSignedIn() {
   $('who-sid').textContent = claims.sid ?? '';
   $('who-roles').textContent = (claims.roles ?? []).join(', ') || '(none)';
   $('who-scope').textContent = claims.scope || '(none)';
+  $('who-binding').textContent = claims.cnf?.jkt ? `this browser's DPoP key (${claims.cnf.jkt})` : 'nothing (a bearer token)';
   const wasHidden = $('signed-in').hidden;
   $('loading').hidden = true;
   $('signed-out').hidden = true;
@@ -264,8 +283,8 @@ async function onLogin(event) {
       form.password.focus();
       return;
     }
-    setSession(data.access_token, Date.now() + data.expires_in * 1000, true);
-    showStatus('Signed in.');
+    setSession(data.access_token, Date.now() + data.expires_in * 1000, true, data.token_type);
+    showStatus(data.token_type === 'DPoP' ? 'Signed in. Your session is bound to this browser\'s key.' : 'Signed in.');
   });
 }
 
@@ -315,9 +334,9 @@ async function onLogout(path, announcement) {
 
 channel.onmessage = ({ data }) => {
   if (data?.type === 'hello' && session) {
-    channel.postMessage({ type: 'token', accessToken: session.accessToken, exp: session.exp });
+    channel.postMessage({ type: 'token', accessToken: session.accessToken, exp: session.exp, tokenType: session.tokenType });
   } else if (data?.type === 'token' && typeof data.accessToken === 'string') {
-    if (!session || data.exp > session.exp) setSession(data.accessToken, data.exp, false);
+    if (!session || data.exp > session.exp) setSession(data.accessToken, data.exp, false, data.tokenType === 'DPoP' ? 'DPoP' : 'Bearer');
   } else if (data?.type === 'logout' && session) {
     renderSignedOut('');
     showStatus('You were signed out in another tab.');

@@ -15,7 +15,7 @@ use crate::config::{Config, CLIENT_ID};
 use crate::input::RefreshToken;
 use crate::jwt::b64;
 use crate::jwt::claims::scope_items;
-use crate::password::{self, PasswordParams};
+use crate::password::{self, PasswordParams, Pbkdf2Hash};
 use crate::revocation::Revoked;
 use serde_json::{json, Value};
 
@@ -34,10 +34,14 @@ pub struct Settings {
     pub lifetimes: Lifetimes,
     /// argon2id cost of new hashes.
     pub password: PasswordParams,
+    /// The scheme of new hashes (`PASSWORD_HASH`).
+    pub password_scheme: password::Scheme,
     /// Scopes of new accounts.
     pub default_scope: String,
     /// Roles of new accounts.
     pub default_roles: Vec<String>,
+    /// `DPOP_MODE=required`: a refresh of a session bound to no key must bring a proof.
+    pub dpop_required: bool,
 }
 
 impl Settings {
@@ -50,8 +54,10 @@ impl Settings {
             leeway: config.leeway,
             lifetimes: config.lifetimes(),
             password: config.password,
+            password_scheme: config.password_scheme,
             default_scope: config.default_scope.clone(),
             default_roles: config.default_roles.clone(),
+            dpop_required: config.dpop.mode == crate::config::DpopMode::Required,
         }
     }
 
@@ -98,6 +104,19 @@ pub struct Context<'a> {
     /// An argon2id hash of the configured cost that no password matches, checked for unknown
     /// accounts so that they take as long as known ones (needed by logins only).
     pub dummy_hash: Option<&'a str>,
+    /// PBKDF2 work the runtime did beforehand (WebCrypto is asynchronous, this core is not).
+    pub pbkdf2: Pbkdf2Work<'a>,
+}
+
+/// What the object derived with WebCrypto before calling [`apply`], for PBKDF2 hashes
+/// (`PASSWORD_HASH=pbkdf2`, docs/DEPLOY.md "Plans"). Empty for argon2id, which the core runs itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pbkdf2Work<'a> {
+    /// A login's password derived with the salt and iterations of the PBKDF2 hash it is checked
+    /// against (the account's, or the dummy's).
+    pub derived: Option<&'a [u8; 32]>,
+    /// A new PBKDF2 hash of a registration's password, under a fresh salt.
+    pub new_hash: Option<&'a str>,
 }
 
 /// One audit event of a transition, logged once the transition is saved.
@@ -135,6 +154,7 @@ pub struct Unsigned {
     refresh_token: String,
     refresh_expires_in: i64,
     rotation: Option<Rotation>,
+    token_type: &'static str,
 }
 
 impl std::fmt::Debug for Unsigned {
@@ -148,6 +168,8 @@ struct Rotation {
     sid: String,
     presented: Secret,
     next: Secret,
+    /// The request's DPoP key, which binds a family that is not bound yet.
+    jkt: Option<String>,
 }
 
 /// A transition's result: how it ends, and the audit events to log once it is saved.
@@ -188,9 +210,12 @@ pub fn apply(
         AccountRequest::Register { email, password } => {
             register(doc, settings, ctx, email, &password, rng, &mut events)?
         }
-        AccountRequest::Login { email, password } => login(doc, settings, ctx, &email, &password, rng, &mut events)?,
-        AccountRequest::Refresh { sid, secret, scope } => {
-            refresh(doc, settings, ctx, &sid, &secret, scope.as_deref(), rng, &mut events)?
+        AccountRequest::Login { email, password, jkt } => {
+            login(doc, settings, ctx, (&email, &password), jkt, rng, &mut events)?
+        }
+        AccountRequest::Refresh { sid, secret, scope, jkt } => {
+            let presented = Presented { sid: &sid, secret: &secret, jkt: jkt.as_deref() };
+            refresh(doc, settings, ctx, presented, scope.as_deref(), rng, &mut events)?
         }
         AccountRequest::RevokeRefresh { sid, secret } => {
             if let Some(presented) = secret_of(&secret) {
@@ -235,11 +260,19 @@ pub fn apply(
 
 /// Completes a transition that stopped at [`Reply::Sign`] with the signed access token.
 pub fn finish(doc: &mut AccountDoc, unsigned: Unsigned, access_token: String) -> AccountOutcome {
-    let Unsigned { now, access_exp, refresh_token, refresh_expires_in, rotation, .. } = unsigned;
-    if let Some(Rotation { sid, presented, next }) = rotation {
-        doc.commit_rotation(&sid, &presented, &next, (access_token.clone(), access_exp), now);
+    let Unsigned { now, access_exp, refresh_token, refresh_expires_in, rotation, token_type, .. } = unsigned;
+    if let Some(Rotation { sid, presented, next, jkt }) = rotation {
+        doc.commit_rotation_bound(&sid, &presented, &next, (access_token.clone(), access_exp), jkt.as_deref(), now);
     }
-    AccountOutcome::Tokens { pair: pair(access_token, access_exp - now, refresh_token, refresh_expires_in) }
+    AccountOutcome::Tokens {
+        pair: TokenPair {
+            access_token,
+            token_type: token_type.into(),
+            expires_in: access_exp - now,
+            refresh_token,
+            refresh_expires_in,
+        },
+    }
 }
 
 /// Whether a logout's asking token is already revoked by this account's own record: `Ok(true)`
@@ -267,8 +300,13 @@ fn register(
     if doc.account.is_some() {
         return Ok(refused(Refusal::EmailTaken));
     }
-    let phc =
-        password::hash(password, &random(rng)?, &settings.password).map_err(|e| Fault::PasswordHash(e.to_string()))?;
+    let phc = match settings.password_scheme {
+        password::Scheme::Argon2id => password::hash(password, &random(rng)?, &settings.password)
+            .map_err(|e| Fault::PasswordHash(e.to_string()))?,
+        password::Scheme::Pbkdf2 => {
+            ctx.pbkdf2.new_hash.ok_or_else(|| Fault::PasswordHash("no PBKDF2 hash was derived".into()))?.to_owned()
+        }
+    };
     doc.account = Some(Account {
         sub: ctx.account_id.to_owned(),
         email,
@@ -282,13 +320,12 @@ fn register(
     Ok(Reply::Answer(AccountOutcome::Registered { sub: ctx.account_id.to_owned() }))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn login(
     doc: &mut AccountDoc,
     settings: &Settings,
     ctx: Context<'_>,
-    email: &str,
-    password: &str,
+    (email, password): (&str, &str),
+    jkt: Option<String>,
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
@@ -301,7 +338,7 @@ fn login(
     // Unknown accounts are checked against a dummy hash of the same cost.
     let dummy = ctx.dummy_hash.ok_or(Fault::NoDummyHash)?;
     let phc = stored.as_deref().unwrap_or(dummy);
-    let password_ok = password::acceptable(password) && password::verify(password, phc);
+    let password_ok = password::acceptable(password) && verify(password, phc, ctx.pbkdf2.derived);
     let Some(account) = doc.account.as_mut().filter(|_| stored.is_some() && password_ok) else {
         doc.throttle.fail(now);
         let reason = if stored.is_some() { "wrong_password" } else { "unknown_account" };
@@ -309,70 +346,132 @@ fn login(
         return Ok(refused(Refusal::InvalidCredentials));
     };
     doc.throttle.succeed();
-    if password::needs_rehash(&account.password, &settings.password) {
+    // A hash of other argon2id parameters, or a PBKDF2 one once the plan allows argon2id, is
+    // replaced now; never the other way (an argon2id hash is kept under PASSWORD_HASH=pbkdf2).
+    if settings.password_scheme == password::Scheme::Argon2id
+        && password::needs_rehash(&account.password, &settings.password)
+    {
+        if Pbkdf2Hash::parse(&account.password).is_some() {
+            events.push(AuditEvent::new(Event::PasswordRehashed, None, Some("pbkdf2_to_argon2id")));
+        }
         account.password = password::hash(password, &random(rng)?, &settings.password)
             .map_err(|e| Fault::PasswordHash(e.to_string()))?;
     }
     let sid = b64::encode(random::<16>(rng)?);
     let first: Secret = random(rng)?;
-    let family = Family::new(sid.clone(), random(rng)?, &first, now);
+    // RFC 9449 §5: the session (its refresh tokens) is bound to the key that proved possession.
+    let family = Family::new(sid.clone(), random(rng)?, &first, now).bound_to(jkt.clone());
     let refresh_expires_in = family.expires_at(now, &settings.lifetimes) - now;
-    let (claims, access_exp) = access_claims(settings, account, &sid, None, now, rng)?;
+    let (claims, access_exp) = access_claims(settings, account, &sid, None, jkt.as_deref(), now, rng)?;
     let refresh_token = RefreshToken { account: account.sub.clone(), sid: sid.clone(), secret: first }.format();
     events.push(AuditEvent::new(Event::LoginSucceeded, Some(&sid), None));
     doc.start_session(family, now, &settings.lifetimes, settings.cover_until(now));
-    Ok(Reply::Sign(Unsigned { claims, now, access_exp, refresh_token, refresh_expires_in, rotation: None }))
+    let token_type = token_type(jkt.as_deref());
+    Ok(Reply::Sign(Unsigned { claims, now, access_exp, refresh_token, refresh_expires_in, rotation: None, token_type }))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A refresh token as presented: its session, its secret (base64url), and the thumbprint of the
+/// request's verified DPoP proof key, if any.
+#[derive(Clone, Copy)]
+struct Presented<'a> {
+    sid: &'a str,
+    secret: &'a str,
+    jkt: Option<&'a str>,
+}
+
+/// The `token_type` of an answer whose access token is bound to `jkt` (RFC 9449 §5), or not.
+fn token_type(jkt: Option<&str>) -> &'static str {
+    if jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    }
+}
+
 fn refresh(
     doc: &mut AccountDoc,
     settings: &Settings,
     ctx: Context<'_>,
-    sid: &str,
-    secret: &str,
+    presented: Presented<'_>,
     scope: Option<&str>,
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
     let now = ctx.now;
-    let Some(presented) = secret_of(secret) else { return Ok(refused(Refusal::InvalidGrant)) };
+    let Presented { sid, secret, jkt } = presented;
+    let Some(secret) = secret_of(secret) else { return Ok(refused(Refusal::InvalidGrant)) };
     if let (Some(requested), Some(account)) = (scope, doc.account.as_ref()) {
         // Checked before anything changes, so a refused scope does not spend the token.
         if !is_subset(requested, &account.scope) {
             return Ok(refused(Refusal::InvalidScope));
         }
     }
+    let family_key =
+        |doc: &AccountDoc| doc.account.as_ref()?.families.iter().find(|f| f.sid == sid).map(|f| f.jkt.clone());
+    // DPOP_MODE=required: a session bound to no key needs a proof to bind it; without one the
+    // request is refused before anything changes (a bound session without one is reuse, below).
+    if settings.dpop_required && jkt.is_none() && family_key(doc) == Some(None) {
+        events.push(AuditEvent::new(Event::RefreshRefused, Some(sid), Some("dpop_required")));
+        return Ok(refused(Refusal::DpopProofRequired));
+    }
     let life = settings.lifetimes;
-    let result = doc.refresh(sid, &presented, now, &life, settings.cover_until(now));
+    let result = doc.refresh_with_proof(sid, &secret, jkt, now, &life, settings.cover_until(now));
     // A rotation or replay means the family exists, so the account does.
     let live = |doc: &AccountDoc| {
         let account = doc.account.as_ref()?;
         let family = account.families.iter().find(|f| f.sid == sid)?;
-        Some((account.clone(), family.expires_at(now, &life) - now))
+        Some((account.clone(), family.expires_at(now, &life) - now, family.jkt.clone()))
     };
     match result {
         RefreshResult::Rotate { next } => {
-            let Some((account, refresh_expires_in)) = live(doc) else { return Ok(refused(Refusal::InvalidGrant)) };
+            let Some((account, refresh_expires_in, bound)) = live(doc) else {
+                return Ok(refused(Refusal::InvalidGrant));
+            };
             let account = &account;
-            let (claims, access_exp) = access_claims(settings, account, sid, scope, now, rng)?;
+            // A bound family's key is the proof's (checked); an unbound one takes the proof's key.
+            let cnf = bound.as_deref().or(jkt);
+            let (claims, access_exp) = access_claims(settings, account, sid, scope, cnf, now, rng)?;
             let refresh_token =
                 RefreshToken { account: account.sub.clone(), sid: sid.to_owned(), secret: next }.format();
             events.push(AuditEvent::new(Event::RefreshRotated, Some(sid), None));
-            let rotation = Some(Rotation { sid: sid.to_owned(), presented, next });
-            Ok(Reply::Sign(Unsigned { claims, now, access_exp, refresh_token, refresh_expires_in, rotation }))
+            let rotation = Some(Rotation { sid: sid.to_owned(), presented: secret, next, jkt: jkt.map(str::to_owned) });
+            let token_type = token_type(cnf);
+            Ok(Reply::Sign(Unsigned {
+                claims,
+                now,
+                access_exp,
+                refresh_token,
+                refresh_expires_in,
+                rotation,
+                token_type,
+            }))
         }
         RefreshResult::Replay { next, access_token, access_exp } => {
-            let Some((account, refresh_expires_in)) = live(doc) else { return Ok(refused(Refusal::InvalidGrant)) };
+            let Some((account, refresh_expires_in, bound)) = live(doc) else {
+                return Ok(refused(Refusal::InvalidGrant));
+            };
             events.push(AuditEvent::new(Event::RefreshReplayed, Some(sid), None));
             let refresh_token =
                 RefreshToken { account: account.sub.clone(), sid: sid.to_owned(), secret: next }.format();
+            // Only a rotation binds a family, and the replayed pair is the last rotation's: its
+            // access token is bound exactly when the family is.
             Ok(Reply::Answer(AccountOutcome::Tokens {
-                pair: pair(access_token, access_exp - now, refresh_token, refresh_expires_in),
+                pair: TokenPair {
+                    access_token,
+                    token_type: token_type(bound.as_deref()).into(),
+                    expires_in: access_exp - now,
+                    refresh_token,
+                    refresh_expires_in,
+                },
             }))
         }
         RefreshResult::Reused => {
             events.push(AuditEvent::new(Event::ReuseDetected, Some(sid), Some("family_revoked")));
+            Ok(refused(Refusal::InvalidGrant))
+        }
+        RefreshResult::KeyMismatch => {
+            let reason = if jkt.is_some() { "dpop_key_mismatch" } else { "dpop_proof_missing" };
+            events.push(AuditEvent::new(Event::ReuseDetected, Some(sid), Some(reason)));
             Ok(refused(Refusal::InvalidGrant))
         }
         RefreshResult::Refused(why) => {
@@ -388,21 +487,19 @@ fn refresh(
     }
 }
 
-fn pair(access_token: String, expires_in: i64, refresh_token: String, refresh_expires_in: i64) -> TokenPair {
-    TokenPair { access_token, token_type: "Bearer".into(), expires_in, refresh_token, refresh_expires_in }
-}
-
-/// The claims of API.md "Tokens" for a session of `account`; `scope` narrows the granted scopes.
+/// The claims of API.md "Tokens" for a session of `account`; `scope` narrows the granted scopes,
+/// and `cnf_jkt` binds the token to a DPoP key (`cnf.jkt`, RFC 9449 §6.1).
 fn access_claims(
     settings: &Settings,
     account: &Account,
     sid: &str,
     scope: Option<&str>,
+    cnf_jkt: Option<&str>,
     now: i64,
     rng: &mut dyn Random,
 ) -> Result<(Value, i64), Fault> {
     let exp = now + settings.access_ttl;
-    let claims = json!({
+    let mut claims = json!({
         "iss": settings.issuer,
         "sub": account.sub,
         "aud": settings.audience,
@@ -415,7 +512,19 @@ fn access_claims(
         "roles": account.roles,
         "email": account.email,
     });
+    if let (Some(jkt), Some(members)) = (cnf_jkt, claims.as_object_mut()) {
+        members.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
     Ok((claims, exp))
+}
+
+/// Checks a password against a stored hash by the hash's own scheme: argon2id here, PBKDF2 by the
+/// key the object derived beforehand (none derived: no match).
+fn verify(password: &str, phc: &str, derived: Option<&[u8; 32]>) -> bool {
+    match Pbkdf2Hash::parse(phc) {
+        Some(hash) => derived.is_some_and(|d| hash.matches(d)),
+        None => password::verify(password, phc),
+    }
 }
 
 /// The refresh token secret of its text form, if it is one.

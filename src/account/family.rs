@@ -77,6 +77,8 @@ pub enum RevokeReason {
     Evicted,
     /// One of its refresh tokens was revoked (RFC 7009).
     Revoked,
+    /// A token of it came without a proof of its DPoP key (RFC 9449 §5).
+    KeyMismatch,
 }
 
 /// One session. `Debug` never shows the chain key or token hashes.
@@ -98,6 +100,11 @@ pub struct Family {
     pub last_used: i64,
     /// Set once the family is revoked; it never yields a token again.
     pub revoked: Option<(i64, RevokeReason)>,
+    /// The DPoP key the session is bound to (RFC 9449 §5: its RFC 7638 thumbprint): every refresh
+    /// must come with a proof made with this key. `None`: a bearer session, bound by the first
+    /// refresh that brings a proof.
+    #[serde(default)]
+    pub jkt: Option<String>,
 }
 
 impl std::fmt::Debug for Family {
@@ -109,6 +116,7 @@ impl std::fmt::Debug for Family {
             .field("created_at", &self.created_at)
             .field("last_used", &self.last_used)
             .field("revoked", &self.revoked)
+            .field("jkt", &self.jkt)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +131,10 @@ pub enum Outcome {
     Replay { next: Secret, access_token: String, access_exp: i64 },
     /// An older token: the family has been revoked (the caller persists that and denylists `sid`).
     Reuse,
+    /// A token of the family (the live one, or the one retired within the grace period) with a
+    /// DPoP proof of another key than the family's, or without one: someone holds the token but
+    /// not the key, so the family has been revoked, as for reuse.
+    KeyMismatch,
     /// Revoked, expired or unknown: nothing changes.
     Refused(Refusal),
 }
@@ -152,7 +164,14 @@ impl Family {
             created_at: now,
             last_used: now,
             revoked: None,
+            jkt: None,
         }
+    }
+
+    /// The same session bound to a DPoP key (its thumbprint), or not bound (`None`).
+    pub fn bound_to(mut self, jkt: Option<String>) -> Self {
+        self.jkt = jkt;
+        self
     }
 
     /// Whether the family can still issue tokens at `now`.
@@ -201,6 +220,51 @@ impl Family {
             return Outcome::Reuse;
         }
         Outcome::Refused(Refusal::Unknown)
+    }
+
+    /// [`Family::present`] with the DPoP key of the request (`proof_jkt`, the thumbprint of a
+    /// verified proof's key, `None` without a proof). A family bound to a key rotates or replays
+    /// only for a proof of that key; a token it issued presented without one, or with another
+    /// key's, revokes it ([`Outcome::KeyMismatch`]). A forged or unknown token changes nothing
+    /// whatever the key, so knowing a `sid` is not enough to end a session. An unbound family
+    /// accepts any request; the binding of its first proof is made by
+    /// [`Family::commit_rotation_bound`].
+    pub fn present_with_key(
+        &mut self,
+        presented: &Secret,
+        proof_jkt: Option<&str>,
+        now: i64,
+        life: &Lifetimes,
+    ) -> Outcome {
+        let outcome = self.present(presented, now, life);
+        let key_fits = match &self.jkt {
+            None => true,
+            Some(bound) => proof_jkt.is_some_and(|jkt| bool::from(jkt.as_bytes().ct_eq(bound.as_bytes()))),
+        };
+        match outcome {
+            Outcome::Rotate { .. } | Outcome::Replay { .. } if !key_fits => {
+                self.revoke(now, RevokeReason::KeyMismatch);
+                Outcome::KeyMismatch
+            }
+            other => other,
+        }
+    }
+
+    /// [`Family::commit_rotation`], binding an unbound family to `proof_jkt` (trust on first use:
+    /// a bearer session becomes a DPoP session at its first refresh with a proof). A bound
+    /// family's key never changes.
+    pub fn commit_rotation_bound(
+        &mut self,
+        presented: &Secret,
+        next: &Secret,
+        access: (String, i64),
+        proof_jkt: Option<&str>,
+        now: i64,
+    ) {
+        self.commit_rotation(presented, next, access.0, access.1, now);
+        if self.jkt.is_none() {
+            self.jkt = proof_jkt.map(str::to_owned);
+        }
     }
 
     /// Whether `presented` is the live token, without changing anything (introspection).
@@ -335,7 +399,7 @@ pub mod simulation {
                     let (_, successor, access) = pair.expect("a replay is of a retired token");
                     assert_eq!((&next, &access_token), (successor, access), "a replay returns the very pair");
                 }
-                Outcome::Reuse => assert!(self.family.revoked.is_some(), "reuse revokes"),
+                Outcome::Reuse | Outcome::KeyMismatch => assert!(self.family.revoked.is_some(), "reuse revokes"),
                 Outcome::Refused(_) => {}
             }
             let live = self.issued.iter().filter(|t| hash(t) == self.family.live).count();

@@ -11,15 +11,24 @@ use serde::{Deserialize, Serialize};
 pub enum AccountRequest {
     /// Create the account.
     Register { email: String, password: String },
-    /// Check the password and start a session.
-    Login { email: String, password: String },
+    /// Check the password and start a session; with `jkt` (the thumbprint of the key of the
+    /// request's verified DPoP proof) the session and its access tokens are bound to that key.
+    Login {
+        email: String,
+        password: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
+    },
     /// Rotate a refresh token of session `sid`; with `scope`, the new access token carries only
-    /// those scopes, which must all have been granted (RFC 6749 §6).
+    /// those scopes, which must all have been granted (RFC 6749 §6). `jkt`: the thumbprint of the
+    /// key of the request's verified DPoP proof, if it had one (RFC 9449 §5).
     Refresh {
         sid: String,
         secret: String,
         #[serde(default)]
         scope: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
     },
     /// RFC 7009: revoke session `sid` if `secret` is a refresh token it issued.
     RevokeRefresh { sid: String, secret: String },
@@ -73,7 +82,7 @@ pub struct TokenIds {
 pub struct TokenPair {
     /// The access token.
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `DPoP` when the access token is bound to a key (`cnf.jkt`), else `Bearer` (RFC 9449 §5).
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -127,6 +136,9 @@ pub enum Refusal {
     InvalidScope,
     /// Logout: the asking access token was revoked on its own (RFC 7009).
     TokenRevoked,
+    /// Refresh: DPoP is required and neither the request nor the session brings a key (RFC 9449
+    /// §5); nothing changed.
+    DpopProofRequired,
 }
 
 #[cfg(test)]
@@ -162,7 +174,7 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let request = AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into() };
+        let request = AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into(), jkt: None };
         assert!(!format!("{request:?}").contains("hunter22"));
         let pair = TokenPair {
             access_token: "secret-access".into(),

@@ -114,6 +114,9 @@ pub enum RefreshResult {
     Replay { next: Secret, access_token: String, access_exp: i64 },
     /// The family was revoked for reuse; the denylist changed.
     Reused,
+    /// The family is bound to a DPoP key and its token came without a proof of that key: it was
+    /// revoked as for reuse; the denylist changed.
+    KeyMismatch,
     /// Refused; nothing changed.
     Refused(Refusal),
 }
@@ -150,7 +153,7 @@ impl AccountDoc {
         }
     }
 
-    /// Presents a refresh token of session `sid`.
+    /// Presents a refresh token of session `sid` without a DPoP proof.
     pub fn refresh(
         &mut self,
         sid: &str,
@@ -159,8 +162,22 @@ impl AccountDoc {
         life: &Lifetimes,
         cover_until: i64,
     ) -> RefreshResult {
+        self.refresh_with_proof(sid, presented, None, now, life, cover_until)
+    }
+
+    /// Presents a refresh token of session `sid` with the thumbprint of the request's verified
+    /// DPoP proof key, if any (see [`Family::present_with_key`]).
+    pub fn refresh_with_proof(
+        &mut self,
+        sid: &str,
+        presented: &Secret,
+        proof_jkt: Option<&str>,
+        now: i64,
+        life: &Lifetimes,
+        cover_until: i64,
+    ) -> RefreshResult {
         let Some(family) = self.family_mut(sid) else { return RefreshResult::Refused(Refusal::Unknown) };
-        match family.present(presented, now, life) {
+        match family.present_with_key(presented, proof_jkt, now, life) {
             Outcome::Rotate { next } => RefreshResult::Rotate { next },
             Outcome::Replay { next, access_token, access_exp } => {
                 RefreshResult::Replay { next, access_token, access_exp }
@@ -170,14 +187,32 @@ impl AccountDoc {
                 self.revocation.revoke_session(sid, cover_until);
                 RefreshResult::Reused
             }
+            Outcome::KeyMismatch => {
+                self.revocation.revoke_session(sid, cover_until);
+                RefreshResult::KeyMismatch
+            }
             Outcome::Refused(why) => RefreshResult::Refused(why),
         }
     }
 
     /// Applies a rotation once its access token is signed.
     pub fn commit_rotation(&mut self, sid: &str, presented: &Secret, next: &Secret, access: (String, i64), now: i64) {
+        self.commit_rotation_bound(sid, presented, next, access, None, now);
+    }
+
+    /// Applies a rotation once its access token is signed, binding an unbound family to the
+    /// request's DPoP key (see [`Family::commit_rotation_bound`]).
+    pub fn commit_rotation_bound(
+        &mut self,
+        sid: &str,
+        presented: &Secret,
+        next: &Secret,
+        access: (String, i64),
+        proof_jkt: Option<&str>,
+        now: i64,
+    ) {
         if let Some(family) = self.family_mut(sid) {
-            family.commit_rotation(presented, next, access.0, access.1, now);
+            family.commit_rotation_bound(presented, next, access, proof_jkt, now);
         }
     }
 

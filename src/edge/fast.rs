@@ -3,6 +3,8 @@
 //! and its per-request machinery. When a decision needs I/O, the call says which (a [`Need`]): the
 //! denylist record of the user (a KV read), or WebCrypto's verdict on an RS256 or ES256 signature.
 //! The entry does exactly that I/O and calls again with the answer; every rule stays here.
+//! A token presented with the `DPoP` scheme is decided here too when its proof is EdDSA (checked in
+//! Rust, with the full path's code, `web::dpop`); ES256 proofs go to the full path.
 //!
 //! It decides only what the full path ([`super::handle`]) would decide the same way, with the same
 //! code: the route table, the canonical path and its route decision, verification, policies, the
@@ -20,8 +22,8 @@ use crate::error::ApiError;
 use crate::policy::Access;
 use crate::routes::{self, Route};
 use crate::web::denylist::{self, NowCheck, ReadRecord, DENYLIST_BINDING};
-use crate::web::verify::{self, bearer_token, Now, Verdict};
-use crate::web::{canonical_path, config_loaded, cors, method_named, request_id, response, webcrypto};
+use crate::web::verify::{self, credentials, Now, Verdict};
+use crate::web::{canonical_path, config_loaded, cors, dpop, method_named, request_id, response, webcrypto};
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
@@ -154,7 +156,7 @@ fn decide(req: web_sys::Request, resume: &Resume) -> Option<Decided> {
         return None;
     }
     let header = headers.get("authorization").ok()?;
-    let token = bearer_token(header.as_deref()).ok()??;
+    let (scheme, token) = credentials(header.as_deref(), config.dpop.is_on()).ok()??;
     let user = match verify::verify_now(token, &config, resume.verdict.as_ref()) {
         Now::Verified(user) => user,
         Now::NeedsVerdict { alg, jwk, input, signature } => {
@@ -172,18 +174,36 @@ fn decide(req: web_sys::Request, resume: &Resume) -> Option<Decided> {
         }
     }
     decision.check(user.claims()).ok()?;
+    // How the token was presented (RFC 9449 §7), last of the checks (an EdDSA proof's signature is
+    // the dearest): a DPoP proof with an EdDSA key is checked here, anything else is the full path's.
+    let jkt = user.claims().cnf.as_ref().map(|c| c.jkt.as_str());
+    let proof = dpop::check_presentation_now(
+        &headers,
+        &req.method(),
+        &req.url(),
+        &config,
+        (scheme, token),
+        jkt,
+        user.is_own(),
+    )?;
     let rid = request_id(&headers);
-    match &config.origin_url {
+    let answer = match &config.origin_url {
         Some(origin) => {
             let outgoing = forward::outgoing(&req, &config, origin, &path, Some(&user), &rid).ok()?;
             // The same JS object the wrapper holds (not `Request.clone()`, which would tee the body).
             let outgoing: &JsValue = outgoing.inner().as_ref();
-            Some(Decided::Answer(outgoing.clone()))
+            outgoing.clone()
         }
         None if path.as_str() == "/api/whoami" && matches!(method, Some(Method::Get | Method::Head)) => {
             let body = whoami_body(&user).ok()?;
-            Some(Decided::Answer(JsValue::from_str(&format!("{rid}\n{body}"))))
+            JsValue::from_str(&format!("{rid}\n{body}"))
         }
-        None => None,
+        None => return None,
+    };
+    // Last: once a proof is remembered the request is decided here (a replay goes to the full path,
+    // which refuses it the same way).
+    if let Some(proof) = &proof {
+        dpop::remember_now(proof)?;
     }
+    Some(Decided::Answer(answer))
 }

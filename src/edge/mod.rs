@@ -45,6 +45,8 @@ async fn dispatch(
     let service = env.service(ISSUER_SERVICE_BINDING).ok();
     let has_issuer = built_in.is_some() || service.is_some();
     match routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, has_issuer)? {
+        // Answered here, never passed on: the edge's health does not depend on the issuer's.
+        Route::Health => web::health(),
         Route::Gateway => gateway(req, &path, &config, &env, &rid).await,
         Route::Issuer(route) => match (built_in, service) {
             (Some(issuer), _) => issuer(route, req, env, config, rid).await,
@@ -80,9 +82,10 @@ async fn gateway(req: Request, path: &CanonicalPath, config: &Config, env: &Env,
         Access::Protected => Some(verify::authenticate(&req, env, config, Accept::Any).await?),
     };
     if let Some(user) = &user {
-        decision
-            .check(user.claims())
-            .map_err(|d| ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope })?;
+        decision.check(user.claims()).map_err(|d| {
+            web::note_subject(rid, &user.claims().sub);
+            ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope }
+        })?;
     }
     match (&config.origin_url, &user) {
         (Some(origin), _) => {

@@ -11,15 +11,15 @@
 
 use super::document::Document;
 use super::signing;
-use crate::account::core::{self, Context, Fault, Random, Reply, Settings};
+use crate::account::core::{self, Context, Fault, Pbkdf2Work, Random, Reply, Settings};
 use crate::account::protocol::{AccountOutcome, AccountRequest};
 use crate::account::state::AccountDoc;
 use crate::audit::AuditLine;
 use crate::config::Config;
 use crate::error::{json_error_detail, ApiError};
-use crate::password;
+use crate::password::{self, Pbkdf2Hash, Scheme};
 use crate::revocation;
-use crate::web::{self, denylist::DENYLIST_BINDING};
+use crate::web::{self, denylist::DENYLIST_BINDING, webcrypto};
 use futures_util::lock::Mutex;
 use std::cell::{Cell, RefCell};
 use worker::{durable_object, DurableObject, Env, Request, Response, State};
@@ -122,15 +122,19 @@ impl Account {
             true => Some(signing::signing_key(config, &self.env, now).await?),
             false => None,
         };
-        let dummy = match request {
-            AccountRequest::Login { .. } => Some(dummy_hash(config)?),
+        let dummy = match (&request, config.password_scheme) {
+            (AccountRequest::Login { .. }, Scheme::Argon2id) => Some(dummy_hash(config)?),
+            (AccountRequest::Login { .. }, Scheme::Pbkdf2) => Some(password::dummy_pbkdf2().to_phc()),
             _ => None,
         };
         let account_id = self.state.id().to_string();
-        let ctx = Context { now, account_id: &account_id, dummy_hash: dummy.as_deref() };
+        let op = request.op();
         let guard = self.lock.lock().await;
         let before = self.load()?;
         let mut doc = before.clone();
+        let (derived, new_hash) = pbkdf2_work(&doc, &request, config.password_scheme, dummy.as_deref(), now).await?;
+        let pbkdf2 = Pbkdf2Work { derived: derived.as_ref(), new_hash: new_hash.as_deref() };
+        let ctx = Context { now, account_id: &account_id, dummy_hash: dummy.as_deref(), pbkdf2 };
         let transition = core::apply(&mut doc, request, &settings, ctx, &mut PlatformRandom).map_err(fault)?;
         let outcome = match transition.reply {
             Reply::Answer(outcome) => outcome,
@@ -150,7 +154,7 @@ impl Account {
         drop(guard);
         // Logged once the transition is committed, so the log never shows what did not happen.
         for event in &transition.events {
-            let mut line = AuditLine::new(event.event, &account_id, request_id, now);
+            let mut line = AuditLine::new(event.event, &account_id, request_id, now).route(op);
             if let Some(sid) = &event.sid {
                 line = line.sid(sid);
             }
@@ -223,6 +227,45 @@ impl Account {
             self.save(&latest)?;
         }
     }
+}
+
+/// The PBKDF2 derivations a transition needs, made with WebCrypto before the (synchronous) core runs:
+/// a login's password with the salt and iterations of the PBKDF2 hash it is checked against (the
+/// account's, or the dummy's for an unknown email, so both cost one derivation), and a new hash for a
+/// registration under `PASSWORD_HASH=pbkdf2`. Nothing for argon2id, nor for a throttled login or an
+/// unacceptable password, which the core refuses without checking a hash.
+async fn pbkdf2_work(
+    doc: &AccountDoc,
+    request: &AccountRequest,
+    scheme: Scheme,
+    dummy: Option<&str>,
+    now: i64,
+) -> Result<(Option<[u8; 32]>, Option<String>), ApiError> {
+    match request {
+        AccountRequest::Login { email, password, .. } => {
+            if doc.throttle.check(now).is_err() || !password::acceptable(password) {
+                return Ok((None, None));
+            }
+            let stored = doc.account.as_ref().filter(|a| &a.email == email).map(|a| a.password.as_str());
+            match stored.or(dummy).and_then(Pbkdf2Hash::parse) {
+                Some(hash) => Ok((Some(derive(password, &hash.salt, hash.iterations).await?), None)),
+                None => Ok((None, None)),
+            }
+        }
+        AccountRequest::Register { password, .. } if scheme == Scheme::Pbkdf2 && doc.account.is_none() => {
+            let mut salt = [0u8; 16];
+            getrandom::getrandom(&mut salt).map_err(|_| fault(Fault::Randomness))?;
+            let hash = derive(password, &salt, password::PBKDF2_ITERATIONS).await?;
+            let phc = Pbkdf2Hash { iterations: password::PBKDF2_ITERATIONS, salt: salt.to_vec(), hash }.to_phc();
+            Ok((None, Some(phc)))
+        }
+        _ => Ok((None, None)),
+    }
+}
+
+/// PBKDF2-HMAC-SHA-256 of a password by WebCrypto.
+async fn derive(password: &str, salt: &[u8], iterations: u32) -> Result<[u8; 32], ApiError> {
+    webcrypto::pbkdf2_sha256(password.as_bytes(), salt, iterations).await.map_err(ApiError::Server)
 }
 
 fn dummy_hash(config: &Config) -> Result<String, ApiError> {

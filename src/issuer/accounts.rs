@@ -4,13 +4,13 @@
 
 use super::cookies::{cookie_token, origin_allowed, own_origin, refresh_cookie};
 use crate::account::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
-use crate::config::Config;
-use crate::error::ApiError;
+use crate::config::{Config, DpopMode};
+use crate::error::{ApiError, DpopSite};
 use crate::input::{self, InputError, RefreshToken, Transport};
 use crate::jwt::b64;
 use crate::web::response::{self, read_body};
 use crate::web::verify::{self, Accept, Authenticated};
-use crate::web::{denylist, Reply};
+use crate::web::{denylist, dpop, Reply};
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 /// The Durable Object namespace of accounts.
@@ -75,6 +75,10 @@ pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiErro
             Refusal::InvalidGrant => ApiError::InvalidGrant,
             Refusal::InvalidScope => ApiError::InvalidScope,
             Refusal::TokenRevoked => ApiError::InvalidToken(crate::revocation::Revoked::Token.to_string()),
+            Refusal::DpopProofRequired => ApiError::InvalidDpopProof {
+                why: crate::jwt::dpop::ProofError::Missing.to_string(),
+                at: DpopSite::TokenEndpoint,
+            },
         }),
         AccountOutcome::Failed { retryable: true } => Err(ApiError::Unavailable("account object failed".into())),
         AccountOutcome::Failed { retryable: false } => Err(ApiError::Server("account object failed".into())),
@@ -114,17 +118,26 @@ pub(crate) fn by_id(env: &Env, hex_id: &str, on_bad_id: ApiError) -> Result<work
     Ok(id.get_stub()?)
 }
 
-/// A token pair on the requested transport.
-fn deliver(pair: TokenPair, transport: Transport) -> Result<Response, ApiError> {
+/// A token pair on the requested transport (with a fresh `DPoP-Nonce` when nonces are on).
+fn deliver(pair: TokenPair, transport: Transport, config: &Config) -> Result<Response, ApiError> {
     let mut body = serde_json::to_value(&pair).map_err(|e| ApiError::Server(e.to_string()))?;
-    if transport == Transport::Body {
-        return response::json(&body, 200, "no-store");
+    if transport == Transport::Cookie {
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("refresh_token");
+        }
     }
-    if let Some(fields) = body.as_object_mut() {
-        fields.remove("refresh_token");
+    let response = with_nonce(response::json(&body, 200, "no-store")?, config)?;
+    if transport == Transport::Cookie {
+        response.headers().set("set-cookie", &refresh_cookie(&pair.refresh_token, pair.refresh_expires_in))?;
     }
-    let response = response::json(&body, 200, "no-store")?;
-    response.headers().set("set-cookie", &refresh_cookie(&pair.refresh_token, pair.refresh_expires_in))?;
+    Ok(response)
+}
+
+/// Adds a fresh `DPoP-Nonce` to a token endpoint's answer when nonces are on (RFC 9449 §8.2).
+pub(crate) fn with_nonce(response: Response, config: &Config) -> Result<Response, ApiError> {
+    if let Some(nonce) = dpop::fresh_nonce(config) {
+        response.headers().set("dpop-nonce", &nonce)?;
+    }
     Ok(response)
 }
 
@@ -141,18 +154,19 @@ pub async fn register(mut req: Request, env: &Env, rid: &str) -> Result<Reply, A
     }
 }
 
-/// `POST /auth/login`.
-pub async fn login(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
+/// `POST /auth/login`; with a `DPoP` proof the session is bound to its key (RFC 9449 §5), and with
+/// `DPOP_MODE=required` a proof must come.
+pub async fn login(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let (creds, transport) = input::login(&read_json_body(&mut req, false).await?)?;
+    let jkt = dpop::token_request_key(&req, config, config.dpop.mode == DpopMode::Required).await?;
     let namespace = accounts(env)?;
     let id = namespace.id_from_name(&format!("email:{}", creds.email))?;
     let sub = id.to_string();
-    let answer =
-        call(id.get_stub()?, &AccountRequest::Login { email: creds.email, password: creds.password }, rid).await?;
-    let pair = tokens(answer)?;
+    let request = AccountRequest::Login { email: creds.email, password: creds.password, jkt };
+    let pair = tokens(call(id.get_stub()?, &request, rid).await?)?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
     denylist::forget(&sub);
-    Ok(deliver(pair, transport)?.into())
+    Ok(deliver(pair, transport, config)?.into())
 }
 
 /// `POST /auth/refresh`: the token from the body, or else from the cookie (with an allowed `Origin`).
@@ -171,14 +185,16 @@ pub async fn refresh(mut req: Request, env: &Env, config: &Config, rid: &str) ->
         }
     };
     let token = RefreshToken::parse(&text).ok_or(ApiError::InvalidGrant)?;
+    // The account object decides what a missing or other key means for the session (RFC 9449 §5).
+    let jkt = dpop::token_request_key(&req, config, false).await?;
     let stub = by_id(env, &token.account, ApiError::InvalidGrant)?;
-    let request = AccountRequest::Refresh { sid: token.sid, secret: b64::encode(token.secret), scope: None };
+    let request = AccountRequest::Refresh { sid: token.sid, secret: b64::encode(token.secret), scope: None, jkt };
     let answer = call(stub, &request, rid).await?;
     if matches!(answer, AccountOutcome::Refused { .. }) {
         // Maybe a reuse that revoked the session: this isolate stops trusting its cached read.
         denylist::forget(&token.account);
     }
-    Ok(deliver(tokens(answer)?, transport)?.into())
+    Ok(deliver(tokens(answer)?, transport, config)?.into())
 }
 
 async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid: &str) -> Result<Reply, ApiError> {

@@ -27,6 +27,7 @@ pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
         let path = web::canonical_path(&req.inner().url())?;
         let method = web::method_of(&req);
         match routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, true)? {
+            Route::Health => web::health(),
             Route::Issuer(route) => dispatch(route, req, &env, config, &rid).await,
             Route::Gateway | Route::Other => Err(ApiError::NotFound),
         }
@@ -45,13 +46,13 @@ pub async fn dispatch(
     match route {
         IssuerRoute::Jwks => Ok(Reply::public(jwks(&config, env).await?)),
         IssuerRoute::Register => accounts::register(req, env, rid).await,
-        IssuerRoute::Login => accounts::login(req, env, rid).await,
+        IssuerRoute::Login => accounts::login(req, env, &config, rid).await,
         IssuerRoute::Refresh => accounts::refresh(req, env, &config, rid).await,
         IssuerRoute::Logout => accounts::logout(req, env, &config, rid).await,
         IssuerRoute::LogoutAll => accounts::logout_all(req, env, &config, rid).await,
         IssuerRoute::Me => accounts::me(&verify::authenticate(&req, env, &config, Accept::Own).await?),
         IssuerRoute::OAuthMetadata => Ok(Reply::public(oauth::metadata(&config)?)),
-        IssuerRoute::OAuthToken => oauth::token(req, env, rid).await,
+        IssuerRoute::OAuthToken => oauth::token(req, env, &config, rid).await,
         IssuerRoute::OAuthRevoke => oauth::revoke(req, env, &config, rid).await,
         IssuerRoute::OAuthIntrospect => oauth::introspect(req, env, &config, rid).await,
     }

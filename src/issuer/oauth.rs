@@ -2,7 +2,7 @@
 //! token endpoint (RFC 6749 §6), RFC 7009 revocation and RFC 7662 introspection. Pure parts are in
 //! [`crate::oauth`]; the account objects stay the authority for refresh tokens.
 
-use super::accounts::{by_id, call, done, outcome, tokens, unexpected};
+use super::accounts::{by_id, call, done, outcome, tokens, unexpected, with_nonce};
 use crate::account::protocol::{AccountOutcome, AccountRequest, Refusal};
 use crate::config::{Config, CLIENT_ID};
 use crate::error::ApiError;
@@ -11,7 +11,7 @@ use crate::jwt::{b64, UntrustedToken};
 use crate::oauth::{self, ClientAuth, Form};
 use crate::web::response::{self, read_body};
 use crate::web::verify::{self, Authenticated};
-use crate::web::{denylist, Reply};
+use crate::web::{denylist, dpop, Reply};
 use worker::{Env, Request, Response};
 
 impl From<oauth::FormError> for ApiError {
@@ -35,9 +35,13 @@ fn client_auth(req: &Request, form: &Form) -> Result<ClientAuth, ApiError> {
     Ok(oauth::client_auth(authorization.as_deref(), form)?)
 }
 
-/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3).
+/// `GET /.well-known/oauth-authorization-server` (RFC 8414 §3), with
+/// `dpop_signing_alg_values_supported` (RFC 9449 §5.1) when DPoP is on.
 pub fn metadata(config: &Config) -> Result<Response, ApiError> {
-    let doc = oauth::metadata(&config.issuer, !config.introspection_clients.is_empty());
+    let mut doc = oauth::metadata(&config.issuer, !config.introspection_clients.is_empty());
+    if config.dpop.is_on() {
+        oauth::add_dpop_algs(&mut doc, &crate::jwt::dpop::ProofPolicy::default().alg_names());
+    }
     response::json(&doc, 200, "public, max-age=300")
 }
 
@@ -49,8 +53,9 @@ fn no_store(value: &serde_json::Value) -> Result<Reply, ApiError> {
 }
 
 /// `POST /oauth/token` with `grant_type=refresh_token` (RFC 6749 §6), for the public client
-/// `gatehouse`: the same rotation as `/auth/refresh`, in the standard shape.
-pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
+/// `gatehouse`: the same rotation as `/auth/refresh` (and the same DPoP binding, RFC 9449 §5), in
+/// the standard shape.
+pub async fn token(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let form = read_form(&mut req).await?;
     match form.get("grant_type") {
         None => return Err(ApiError::InvalidRequest("parameter grant_type is missing".into())),
@@ -67,11 +72,13 @@ pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiE
     }
     let text = form.require("refresh_token")?;
     let token = RefreshToken::parse(text).ok_or(ApiError::GrantRefused)?;
+    let jkt = dpop::token_request_key(&req, config, false).await?;
     let stub = by_id(env, &token.account, ApiError::GrantRefused)?;
     let request = AccountRequest::Refresh {
         sid: token.sid,
         secret: b64::encode(token.secret),
         scope: form.get("scope").map(str::to_owned),
+        jkt,
     };
     let answer = call(stub, &request, rid).await?;
     if let AccountOutcome::Refused { refusal: Refusal::InvalidGrant } = answer {
@@ -86,13 +93,14 @@ pub async fn token(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiE
         .and_then(|t| t.unverified_claim("scope"))
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    no_store(&serde_json::json!({
+    let answer = no_store(&serde_json::json!({
         "access_token": pair.access_token,
         "token_type": pair.token_type,
         "expires_in": pair.expires_in,
         "refresh_token": pair.refresh_token,
         "scope": scope,
-    }))
+    }))?;
+    Ok(with_nonce(answer.response, config)?.into())
 }
 
 /// Checks the credentials a caller of revocation may send: none (a public client, whose possession

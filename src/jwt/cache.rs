@@ -112,6 +112,7 @@ mod tests {
             scope: String::new(),
             roles: vec![],
             email: None,
+            cnf: None,
         }
     }
 

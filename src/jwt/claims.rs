@@ -119,6 +119,16 @@ pub struct AccessClaims {
     /// The user's email, when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The key the token is bound to (RFC 9449 §6.1), when it is DPoP-bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim of a DPoP-bound token (RFC 7800 §3.1, RFC 9449 §6.1): `{"jkt": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the key, base64url.
+    pub jkt: String,
 }
 
 impl AccessClaims {
@@ -188,6 +198,22 @@ fn mapped_scope(value: Option<&Value>) -> Result<String, ValidationError> {
             }
             Ok(items.join(" "))
         }
+    }
+}
+
+/// The key a token is bound to: its `cnf.jkt` (RFC 7800 §3.1, RFC 9449 §6.1), `None` when it has
+/// no `cnf`. A `cnf` that is not an object with a 43-character base64url `jkt` (a SHA-256
+/// thumbprint) is refused rather than taken as unbound.
+pub fn confirmation_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, ValidationError> {
+    let Some(cnf) = claims.get("cnf") else {
+        return Ok(None);
+    };
+    let Some(Value::String(jkt)) = cnf.as_object().and_then(|cnf| cnf.get("jkt")) else {
+        return Err(ValidationError::Claim("cnf"));
+    };
+    match super::b64::decode(jkt) {
+        Ok(digest) if digest.len() == 32 => Ok(Some(jkt)),
+        _ => Err(ValidationError::Claim("cnf")),
     }
 }
 
@@ -274,6 +300,8 @@ impl Validator {
             scope,
             roles,
             email: string(c, "email")?,
+            // A `cnf` that is not an object with a SHA-256 `jkt` is refused, never taken as unbound.
+            cnf: confirmation_jkt(c)?.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
         })
     }
 }

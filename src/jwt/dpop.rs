@@ -5,7 +5,7 @@
 //! own `jwk`), then a [`ProofCheck`] through [`UntrustedProof::begin_verify`], and a
 //! [`VerifiedProof`] only through [`ProofCheck::finish`] with the verdict of a real signature
 //! check: pure Rust ([`ProofCheck::verify_in_rust`]) or the runtime's WebCrypto at the edge
-//! (`edge::webcrypto::verify_signature(check.key(), check.signing_input(), check.signature(),
+//! (`web::webcrypto::verify_proof_signature(check.key(), check.signing_input(), check.signature(),
 //! || check.verify_in_rust())`). Replay ([`JtiReplayCache`]) and the token binding
 //! ([`check_presentation`]) come after.
 
@@ -93,7 +93,8 @@ pub enum ProofError {
     Nonce(NonceError),
     /// This proof (`jkt`, `jti`) was accepted before, within its window (§11.1).
     Replayed,
-    /// The replay memory is full of live proofs: refused, not risked (the server's limit; see [`JtiReplayCache`]).
+    /// The replay memory is full, and this proof's window ends no later than that of a proof it
+    /// had to forget: refused as too old for now (the server's limit under load; see [`JtiReplayCache`]).
     ReplayCacheFull,
     /// The token's `cnf` claim is not an object with a base64url SHA-256 `jkt` (RFC 7800 §3.1, RFC 9449 §6.1).
     Cnf,
@@ -114,8 +115,6 @@ pub enum ProofErrorCode {
     UseDpopNonce,
     /// `invalid_token` (RFC 6750 §3.1, RFC 9449 §7.1): the token's binding is at fault.
     InvalidToken,
-    /// `temporarily_unavailable` (RFC 6749 §4.1.2.1): the server cannot check replay right now.
-    TemporarilyUnavailable,
 }
 
 impl ProofErrorCode {
@@ -125,7 +124,6 @@ impl ProofErrorCode {
             ProofErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ProofErrorCode::UseDpopNonce => "use_dpop_nonce",
             ProofErrorCode::InvalidToken => "invalid_token",
-            ProofErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -138,7 +136,6 @@ impl ProofError {
             ProofError::Cnf | ProofError::BoundTokenAsBearer | ProofError::TokenNotBound | ProofError::KeyMismatch => {
                 ProofErrorCode::InvalidToken
             }
-            ProofError::ReplayCacheFull => ProofErrorCode::TemporarilyUnavailable,
             _ => ProofErrorCode::InvalidDpopProof,
         }
     }
@@ -171,7 +168,9 @@ impl fmt::Display for ProofError {
             ProofError::NonceMissing => f.write_str("a DPoP nonce is required"),
             ProofError::Nonce(e) => write!(f, "DPoP {e}"),
             ProofError::Replayed => f.write_str("DPoP proof was already used"),
-            ProofError::ReplayCacheFull => f.write_str("DPoP proofs cannot be checked for replay right now"),
+            ProofError::ReplayCacheFull => {
+                f.write_str("DPoP proof is too old for the server's replay memory right now")
+            }
             ProofError::Cnf => f.write_str("token confirmation claim is malformed"),
             ProofError::BoundTokenAsBearer => f.write_str("DPoP-bound token presented as a bearer token"),
             ProofError::TokenNotBound => f.write_str("token is not DPoP-bound"),
@@ -503,18 +502,10 @@ pub fn verify_proof(
 
 /// The key a token is bound to: its `cnf.jkt` (RFC 7800 §3.1, RFC 9449 §6.1), `None` when it has
 /// no `cnf`. A `cnf` that is not an object with a 43-character base64url `jkt` (a SHA-256
-/// thumbprint) is refused rather than taken as unbound.
+/// thumbprint) is refused rather than taken as unbound (the rule of [`super::claims::confirmation_jkt`],
+/// which the access-token validator applies).
 pub fn confirmation_jkt(claims: &Map<String, Value>) -> Result<Option<&str>, ProofError> {
-    let Some(cnf) = claims.get("cnf") else {
-        return Ok(None);
-    };
-    let Some(Value::String(jkt)) = cnf.as_object().and_then(|cnf| cnf.get("jkt")) else {
-        return Err(ProofError::Cnf);
-    };
-    match b64::decode(jkt) {
-        Ok(digest) if digest.len() == 32 => Ok(Some(jkt)),
-        _ => Err(ProofError::Cnf),
-    }
+    super::claims::confirmation_jkt(claims).map_err(|_| ProofError::Cnf)
 }
 
 /// The authorization scheme an access token came with.

@@ -2,16 +2,17 @@
 
 use super::b64;
 use super::json;
-use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable, EdwardsPoint};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable as _;
-use ed25519_dalek::{SigningKey as EdSigningKey, VerifyingKey as EdVerifyingKey};
+use ed25519_dalek::VerifyingKey as EdVerifyingKey;
 #[cfg(gatehouse_p256)]
 use p256::ecdsa::{SigningKey as P256SigningKey, VerifyingKey as P256VerifyingKey};
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use zeroize::Zeroize;
 
 /// The smallest RSA modulus accepted, in bits (NIST SP 800-57: 2048 for use beyond 2030 is the floor).
 pub const MIN_RSA_BITS: usize = 2048;
@@ -126,12 +127,74 @@ pub(crate) enum MinusA {
 /// Private key material for one algorithm. Its `Debug` never shows the key.
 #[derive(Clone)]
 pub(crate) enum SigningMaterial {
-    Ed25519(Box<EdSigningKey>),
+    Ed25519(Box<Ed25519Private>),
     /// The private JWK members (`d`, `p`, `q`, `dp`, `dq`, `qi`), big-endian, for WebCrypto; natively
     /// also the `rsa` crate's key, checked for consistency at load.
     Rsa(Box<RsaPrivate>),
     /// The private scalar; with `p256` linked, also its signing key, checked against `x`, `y` at load.
     P256(Box<P256Private>),
+}
+
+/// The fixed-base table of the Ed25519 base point, built once per isolate (about a millisecond) rather
+/// than linked in: curve25519-dalek's precomputed `ED25519_BASEPOINT_TABLE` is 30 KB of incompressible
+/// data in every Worker that references it, signing (through ed25519-dalek) or verifying.
+fn basepoint_table() -> &'static EdwardsBasepointTable {
+    static TABLE: OnceLock<EdwardsBasepointTable> = OnceLock::new();
+    TABLE.get_or_init(|| EdwardsBasepointTable::create(&ED25519_BASEPOINT_POINT))
+}
+
+/// An Ed25519 private key (RFC 8032 §5.1.5): the seed, and what signing derives from it. Signing is
+/// RFC 8032 §5.1.6 with the runtime-built base-point table (constant-time, as ed25519-dalek's own);
+/// the tests check every signature is byte for byte ed25519-dalek's. Wiped when dropped.
+#[derive(Clone)]
+pub(crate) struct Ed25519Private {
+    seed: [u8; 32],
+    scalar: Scalar,
+    prefix: [u8; 32],
+    public: [u8; 32],
+}
+
+impl Ed25519Private {
+    /// Expands a 32-byte seed: SHA-512, the clamped lower half as the scalar, the upper as the prefix.
+    fn from_seed(seed: [u8; 32]) -> Self {
+        use sha2::Digest as _;
+        let hash: [u8; 64] = sha2::Sha512::digest(seed).into();
+        let mut lower = [0u8; 32];
+        let mut prefix = [0u8; 32];
+        lower.copy_from_slice(&hash[..32]);
+        prefix.copy_from_slice(&hash[32..]);
+        let scalar = Scalar::from_bytes_mod_order(curve25519_dalek::scalar::clamp_integer(lower));
+        let public = (basepoint_table() * &scalar).compress().to_bytes();
+        lower.zeroize();
+        Ed25519Private { seed, scalar, prefix, public }
+    }
+
+    /// The 64-byte signature of `message` (RFC 8032 §5.1.6).
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        use sha2::Digest as _;
+        let r = Scalar::from_hash(sha2::Sha512::new().chain_update(self.prefix).chain_update(message));
+        let big_r = (basepoint_table() * &r).compress().to_bytes();
+        let k =
+            Scalar::from_hash(sha2::Sha512::new().chain_update(big_r).chain_update(self.public).chain_update(message));
+        let s = r + k * self.scalar;
+        let mut signature = [0u8; 64];
+        signature[..32].copy_from_slice(&big_r);
+        signature[32..].copy_from_slice(s.as_bytes());
+        signature
+    }
+
+    /// The seed (the JWK's `d`).
+    pub(crate) fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+}
+
+impl Drop for Ed25519Private {
+    fn drop(&mut self) {
+        self.seed.zeroize();
+        self.scalar.zeroize();
+        self.prefix.zeroize();
+    }
 }
 
 /// An RSA private key's members.
@@ -203,9 +266,8 @@ impl PublicKey {
         if key.is_weak() {
             return Err(KeyError::Invalid { kid: kid.into(), reason: "small-order point".into() });
         }
-        let minus_a = -CompressedEdwardsY(bytes)
-            .decompress()
-            .ok_or_else(|| KeyError::Invalid { kid: kid.into(), reason: "x is not a point on Ed25519".into() })?;
+        // The point ed25519-dalek decompressed already (decompressing costs a field inversion).
+        let minus_a = -key.to_edwards();
         let minus_a = if table {
             MinusA::Table(Arc::new(EdwardsBasepointTable::create(&minus_a)))
         } else {
@@ -268,6 +330,17 @@ impl PublicKey {
     /// caller refuses them first. The key is built for one use: an Ed25519 key gets no fixed-base
     /// table (building one costs far more than the one verification it would speed up).
     pub fn from_embedded_jwk(jwk: &Map<String, Value>, label: &str, alg: Algorithm) -> Result<Self, KeyError> {
+        // RFC 9864 §2.2 names Ed25519 signatures `Ed25519`, and WebCrypto exports Ed25519 keys
+        // with that `alg`: for an EdDSA proof it is the same algorithm.
+        let renamed;
+        let jwk = if alg == Algorithm::EdDsa && jwk.get("alg").and_then(Value::as_str) == Some("Ed25519") {
+            let mut copy = jwk.clone();
+            copy.insert("alg".into(), Value::from(Algorithm::EdDsa.name()));
+            renamed = copy;
+            &renamed
+        } else {
+            jwk
+        };
         // An RSA key without `alg` can only be for the header's algorithm.
         let rsa_default = (alg == Algorithm::Rs256).then_some(alg);
         let found = jwk_alg(jwk, label, KeyOp::Verify, rsa_default)?;
@@ -484,7 +557,7 @@ fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], sig
     h.update(message);
     let k = Scalar::from_hash(h);
     let expected = match minus_a {
-        MinusA::Table(table) => ED25519_BASEPOINT_TABLE * &s + table.as_ref() * &k,
+        MinusA::Table(table) => basepoint_table() * &s + table.as_ref() * &k,
         MinusA::Point(point) => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, point, &s),
     };
     expected.compress().as_bytes() == r
@@ -548,7 +621,7 @@ impl PrivateKey {
     pub fn to_private_jwk(&self) -> Option<Value> {
         let mut jwk = self.public.to_jwk();
         let d = match &self.material {
-            SigningMaterial::Ed25519(key) => b64::encode(key.to_bytes()),
+            SigningMaterial::Ed25519(key) => b64::encode(key.seed()),
             SigningMaterial::P256(key) => b64::encode(key.d),
             SigningMaterial::Rsa(_) => return None,
         };
@@ -559,8 +632,8 @@ impl PrivateKey {
     /// Builds an Ed25519 signing key from its 32-byte seed.
     pub fn ed25519(kid: &str, d: &[u8]) -> Result<Self, KeyError> {
         let seed: [u8; 32] = d.try_into().map_err(|_| KeyError::Malformed { kid: kid.into(), member: "d" })?;
-        let key = EdSigningKey::from_bytes(&seed);
-        let public = PublicKey::ed25519(kid, &key.verifying_key().to_bytes())?;
+        let key = Ed25519Private::from_seed(seed);
+        let public = PublicKey::ed25519(kid, &key.public)?;
         Ok(PrivateKey { public, material: SigningMaterial::Ed25519(Box::new(key)) })
     }
 
@@ -634,7 +707,7 @@ impl PrivateKey {
     /// The private JWK members WebCrypto imports (`d`, and for RSA the CRT members), base64url.
     pub fn private_members(&self) -> Vec<(&'static str, String)> {
         match &self.material {
-            SigningMaterial::Ed25519(key) => vec![("d", b64::encode(key.to_bytes()))],
+            SigningMaterial::Ed25519(key) => vec![("d", b64::encode(key.seed()))],
             SigningMaterial::Rsa(key) => {
                 RSA_PRIVATE_MEMBERS.iter().zip(key.members.iter()).map(|(name, v)| (*name, b64::encode(v))).collect()
             }
@@ -863,7 +936,47 @@ impl KeySet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ed25519_dalek::{Signer as _, Verifier as _};
+    use ed25519_dalek::{Signer as _, SigningKey as EdSigningKey, Verifier as _};
+
+    /// RFC 8032 §7.1 TEST 1 and TEST 2, and every signature byte for byte ed25519-dalek's, for random
+    /// seeds and messages: the runtime-table signer is Ed25519 exactly.
+    #[test]
+    fn ed25519_signing_is_rfc8032_and_ed25519_dalek() {
+        let hex = |s: &str| hex::decode(s).expect("hex");
+        for (seed, public, message, signature) in [
+            (
+                "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+                "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                "",
+                "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+            ),
+            (
+                "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
+                "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
+                "72",
+                "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+            ),
+        ] {
+            let key = Ed25519Private::from_seed(hex(seed).try_into().expect("32 bytes"));
+            assert_eq!(key.public.to_vec(), hex(public));
+            assert_eq!(key.sign(&hex(message)).to_vec(), hex(signature));
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        };
+        for round in 0..64 {
+            let seed: [u8; 32] = std::array::from_fn(|_| next());
+            let message: Vec<u8> = (0..round * 3).map(|_| next()).collect();
+            let ours = Ed25519Private::from_seed(seed);
+            let dalek = EdSigningKey::from_bytes(&seed);
+            assert_eq!(ours.public, dalek.verifying_key().to_bytes(), "round {round}");
+            assert_eq!(ours.sign(&message), dalek.sign(&message).to_bytes(), "round {round}");
+        }
+    }
 
     /// Every member a published JWK may carry, per key type (the allow-list, spelled out again).
     fn allowed(kty: &str) -> &'static [&'static str] {

@@ -377,10 +377,7 @@ impl PrivateKey {
     /// Signs raw bytes with this key's algorithm, in pure Rust where this build links the primitive.
     pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         match &self.material {
-            SigningMaterial::Ed25519(key) => {
-                use ed25519_dalek::Signer as _;
-                Ok(key.sign(message).to_bytes().to_vec())
-            }
+            SigningMaterial::Ed25519(key) => Ok(key.sign(message).to_vec()),
             #[cfg(gatehouse_rsa)]
             SigningMaterial::Rsa(key) => {
                 use sha2::Digest as _;

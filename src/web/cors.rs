@@ -37,11 +37,30 @@ pub fn preflight(config: &Config, req: &Request) -> Result<Response, ApiError> {
     headers.set("access-control-allow-origin", &origin)?;
     headers.set("access-control-allow-credentials", "true")?;
     headers.set("access-control-allow-methods", &config.gateway.cors_allow_methods)?;
-    headers.set("access-control-allow-headers", &config.gateway.cors_allow_headers)?;
+    headers.set("access-control-allow-headers", &allowed_headers(config))?;
     headers.set("access-control-max-age", &config.gateway.cors_max_age.to_string())?;
     headers.set("vary", "Origin")?;
     Ok(Response::empty()?.with_status(204).with_headers(headers))
 }
+
+/// `CORS_ALLOW_HEADERS`, plus `DPoP` (the proof header, RFC 9449 §4.1) when DPoP is on and the
+/// list does not name it already.
+fn allowed_headers(config: &Config) -> String {
+    let configured = &config.gateway.cors_allow_headers;
+    let listed = configured.split(',').any(|h| h.trim().eq_ignore_ascii_case("dpop"));
+    if !config.dpop.is_on() || listed {
+        return configured.clone();
+    }
+    if configured.is_empty() {
+        "dpop".into()
+    } else {
+        format!("{configured}, dpop")
+    }
+}
+
+/// The response headers a page on an allowed origin may read: the challenges, the retry hints,
+/// the request id, and for DPoP clients the server nonce (RFC 9449 §8) and the server's clock.
+pub const EXPOSED_HEADERS: &str = "WWW-Authenticate, Retry-After, X-Request-Id, DPoP-Nonce, Date";
 
 /// Adds `X-Request-Id`, CORS for `origin` and, for the worker's own responses, the security headers
 /// and `Vary: Origin`. `public` marks a resource anyone may read (JWKS). The worker's own responses
@@ -92,7 +111,7 @@ fn decorate(
         Some(origin) => {
             headers.set("access-control-allow-origin", origin)?;
             headers.set("access-control-allow-credentials", "true")?;
-            headers.set("access-control-expose-headers", "WWW-Authenticate, Retry-After, X-Request-Id")?;
+            headers.set("access-control-expose-headers", EXPOSED_HEADERS)?;
             if !own {
                 headers.append("vary", "Origin")?;
             }

@@ -1,10 +1,12 @@
 //! The denylist read at the edge: one KV read of the user's revocation record per request, or its
-//! answer from this isolate's last `REVOCATION_CACHE_SECONDS` (README "Revocation at the edge").
+//! answer from this isolate's last `REVOCATION_CACHE_SECONDS` (docs/ARCHITECTURE.md "Revocation at the edge").
 //! Fails closed: 503 when KV cannot be read, 500 when the record is unreadable.
 
+use super::metrics;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::jwt::AccessClaims;
+use crate::metrics::Count;
 use crate::revocation::{self, Lookup, RecordCache, RevocationRecord};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -47,8 +49,13 @@ pub fn check_fast(config: &Config, claims: &AccessClaims, read: Option<&ReadReco
     let now = worker::Date::now().as_millis();
     let cached = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms));
     let lookup = match (cached, read.filter(|r| r.sub == claims.sub)) {
-        (Some(lookup), _) => lookup,
+        (Some(lookup), _) => {
+            metrics::count(Count::DenylistCacheHit);
+            lookup
+        }
         (None, Some(read)) => {
+            // The read the entry made for this request.
+            metrics::count(Count::KvRead);
             let lookup = match &read.text {
                 None => None,
                 Some(text) => match RevocationRecord::parse(text) {
@@ -85,7 +92,10 @@ pub async fn check(env: &Env, config: &Config, claims: &AccessClaims) -> Result<
     let now = worker::Date::now().as_millis();
     let cached = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms));
     let lookup = match cached {
-        Some(lookup) => lookup,
+        Some(lookup) => {
+            metrics::count(Count::DenylistCacheHit);
+            lookup
+        }
         None => {
             let mark = RECORDS.with(|c| c.borrow().mark());
             let lookup = read_record(env, &claims.sub).await?;
@@ -120,6 +130,7 @@ fn revoked(lookup: &Lookup, claims: &AccessClaims) -> Result<(), ApiError> {
 
 async fn read_record(env: &Env, sub: &str) -> Result<Lookup, ApiError> {
     let kv = env.kv(DENYLIST_BINDING).map_err(|e| ApiError::Server(format!("DENYLIST binding: {e}")))?;
+    metrics::count(Count::KvRead);
     let stored = kv
         .get(&revocation::kv_key(sub))
         .text()

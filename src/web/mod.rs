@@ -4,14 +4,18 @@
 
 pub mod cors;
 pub mod denylist;
+pub mod dpop;
+pub mod metrics;
 pub mod remote_keys;
 pub mod response;
 pub mod verify;
 pub mod webcrypto;
 
+use crate::audit::AuditLine;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::gateway::path::{self, CanonicalPath};
+use crate::metrics::RequestFacts;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
@@ -22,6 +26,43 @@ thread_local! {
     static CONFIG: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
     /// This isolate's request-id prefix (random, made on first use) and counter.
     static REQUEST_IDS: Cell<(Option<u64>, u64)> = const { Cell::new((None, 0)) };
+    /// The verified subject of requests being refused, by request id, for their refusal line.
+    static SUBJECTS: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// At most this many subjects wait for their refusal line (a request that never reaches it, which
+/// `serve` makes impossible short of a crash, cannot grow the list for ever).
+const MAX_SUBJECTS: usize = 256;
+
+/// Notes the verified subject of a request that is about to be refused (a policy refusal), so its
+/// refusal line names it. Keyed by the request id: requests interleave in an isolate.
+pub fn note_subject(rid: &str, sub: &str) {
+    SUBJECTS.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() >= MAX_SUBJECTS {
+            s.remove(0);
+        }
+        s.push((rid.to_owned(), sub.to_owned()));
+    });
+}
+
+fn take_subject(rid: &str) -> Option<String> {
+    SUBJECTS.with(|s| {
+        let mut s = s.borrow_mut();
+        let at = s.iter().position(|(id, _)| id == rid)?;
+        Some(s.swap_remove(at).1)
+    })
+}
+
+/// Whether an error answer is a refusal worth a log line: every 4xx but 404 and 405 (routing, not a
+/// decision about the caller).
+fn is_refusal(status: u16) -> bool {
+    (400..500).contains(&status) && status != 404 && status != 405
+}
+
+/// `GET /healthz`: answered by every Worker itself (crate::health).
+pub fn health() -> Result<Reply, ApiError> {
+    Ok(response::json(&crate::health::body(), 200, "no-store")?.into())
 }
 
 impl From<worker::Error> for ApiError {
@@ -101,24 +142,62 @@ impl Reply {
 
 /// Serves one request: every error becomes its JSON response here, and every response gets its
 /// CORS and security headers here. `dispatch` gets the request, the configuration and the request id.
+/// Every refusal writes its one JSON log line here ([`AuditLine::refusal`]), and every request its
+/// one metrics data point when the `METRICS` binding is there ([`metrics::write`]).
 pub async fn serve<F, Fut>(req: Request, env: Env, dispatch: F) -> worker::Result<Response>
 where
     F: FnOnce(Request, Env, Rc<Config>, String) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
+    let started = worker::Date::now().as_millis();
     let rid = request_id(req.headers());
+    let url = req.inner().url();
     let config = config(&env);
     let realm = config.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
     let origin = config.as_ref().ok().and_then(|c| cors::allowed_origin(c, &req));
-    let reply = match config {
-        Ok(config) if cors::is_preflight(&req) => cors::preflight(&config, &req).map(Reply::from),
-        Ok(config) => dispatch(req, env, config, rid.clone()).await,
-        Err(e) => Err(e),
+    let metered = metrics::enabled(&env);
+    let reply = match &config {
+        Ok(config) if cors::is_preflight(&req) => cors::preflight(config, &req).map(Reply::from),
+        Ok(config) => dispatch(req, env.clone(), config.clone(), rid.clone()).await,
+        Err(e) => Err(e.clone()),
+    };
+    let (status, code) = match &reply {
+        Ok(reply) => (reply.response.status_code(), ""),
+        Err(error) => (error.parts().0, error.parts().1),
+    };
+    let subject = take_subject(&rid);
+    let route = match (&config, is_refusal(status) || metered) {
+        (Ok(config), true) => {
+            canonical_path(&url).map(|path| crate::routes::label(config, &path, true).to_owned()).unwrap_or_default()
+        }
+        _ => String::new(),
     };
     let reply = match reply {
         Ok(reply) => reply,
-        Err(error) => Reply::from(response::error(&error, &realm)?),
+        Err(error) => {
+            if is_refusal(status) {
+                let reason: String = error.parts().2.chars().take(160).collect();
+                let mut line = AuditLine::refusal(&route, status, code, &rid, started as i64 / 1000).reason(&reason);
+                if let Some(sub) = &subject {
+                    line = line.subject(sub);
+                }
+                worker::console_log!("{}", line.to_json());
+            }
+            Reply::from(response::error(&error, &realm)?)
+        }
     };
+    if metered {
+        let latency_ms = worker::Date::now().as_millis().saturating_sub(started) as f64;
+        let facts = RequestFacts {
+            worker: crate::health::WORKER,
+            route: &route,
+            status,
+            error: code,
+            latency_ms,
+            fast_path: false,
+        };
+        metrics::write(&env, &facts);
+    }
     match cors::finish(reply.response, origin.as_deref(), reply.own, reply.public, &rid) {
         Ok(response) => Ok(response),
         Err(error) => response::error(&error, &realm),

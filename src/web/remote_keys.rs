@@ -279,6 +279,7 @@ async fn fetch_set(
             }
         }
     }
+    super::metrics::count(crate::metrics::Count::JwksFetch);
     let controller = AbortController::default();
     let signal = controller.signal();
     let download = async {

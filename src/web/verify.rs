@@ -3,14 +3,18 @@
 //! can make.
 
 use super::denylist;
+use super::dpop;
+use super::metrics;
 use super::remote_keys::{self, Source};
 use super::webcrypto;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::issuers::TokenSource;
 use crate::jwt::cache::{Verified, VerifiedCache};
+use crate::jwt::dpop::AuthScheme;
 use crate::jwt::remote::Need;
 use crate::jwt::{AccessClaims, Algorithm, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
+use crate::metrics::Count;
 use std::cell::RefCell;
 use std::rc::Rc;
 use worker::{Env, Request};
@@ -55,6 +59,22 @@ pub fn bearer_token(header: Option<&str>) -> Result<Option<&str>, ApiError> {
     Ok(Some(token))
 }
 
+/// Extracts the scheme and token of an `Authorization: Bearer <token>` (RFC 6750 §2.1) or, with
+/// `dpop` on, `Authorization: DPoP <token>` (RFC 9449 §7.1) header. `Ok(None)` means no such
+/// credentials at all (no header, or another scheme).
+pub fn credentials(header: Option<&str>, dpop: bool) -> Result<Option<(AuthScheme, &str)>, ApiError> {
+    let Some(header) = header else { return Ok(None) };
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    if !(dpop && scheme.eq_ignore_ascii_case("dpop")) {
+        return Ok(bearer_token(Some(header))?.map(|token| (AuthScheme::Bearer, token)));
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() || !token.chars().all(b64token_char) {
+        return Err(ApiError::DpopInvalidToken("malformed Authorization header".into()));
+    }
+    Ok(Some((AuthScheme::Dpop, token)))
+}
+
 /// The characters of RFC 6750 §2.1 `b64token`.
 fn b64token_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=')
@@ -73,12 +93,17 @@ pub enum Accept {
     Any,
 }
 
-/// The token a request presents and where it came from: `Authorization: Bearer` first, then the
-/// headers that trusted issuers are configured to send tokens in.
-fn presented_token(req: &Request, config: &Config, accept: Accept) -> Result<(String, TokenSource), ApiError> {
+/// The token a request presents, where it came from and with which scheme: `Authorization`
+/// (`Bearer`, or `DPoP` with DPoP on) first, then the headers that trusted issuers are configured
+/// to send tokens in (as bearer tokens).
+fn presented_token(
+    req: &Request,
+    config: &Config,
+    accept: Accept,
+) -> Result<(String, TokenSource, AuthScheme), ApiError> {
     let header = req.headers().get("authorization").map_err(ApiError::from)?;
-    if let Some(token) = bearer_token(header.as_deref())? {
-        return Ok((token.to_owned(), TokenSource::Authorization));
+    if let Some((scheme, token)) = credentials(header.as_deref(), config.dpop.is_on())? {
+        return Ok((token.to_owned(), TokenSource::Authorization, scheme));
     }
     if accept == Accept::Any {
         for issuer in &config.trusted_issuers {
@@ -88,7 +113,7 @@ fn presented_token(req: &Request, config: &Config, accept: Accept) -> Result<(St
                     if token.is_empty() || !token.chars().all(b64token_char) {
                         return Err(ApiError::InvalidToken(format!("malformed {name} header")));
                     }
-                    return Ok((token.to_owned(), issuer.source.clone()));
+                    return Ok((token.to_owned(), issuer.source.clone(), AuthScheme::Bearer));
                 }
             }
         }
@@ -96,20 +121,26 @@ fn presented_token(req: &Request, config: &Config, accept: Accept) -> Result<(St
     Err(ApiError::MissingToken)
 }
 
-/// Verifies the request's token as `accept` allows, with the one denylist read for gatehouse's
-/// own tokens (except for [`Accept::OwnForLogout`]).
+/// Verifies the request's token as `accept` allows, then how it was presented (a DPoP proof for
+/// the `DPoP` scheme, no bound token as a bearer token: `web::dpop`), with the one denylist read
+/// for gatehouse's own tokens (except for [`Accept::OwnForLogout`]).
 pub async fn authenticate(
     req: &Request,
     env: &Env,
     config: &Config,
     accept: Accept,
 ) -> Result<Authenticated, ApiError> {
-    let (token, source) = presented_token(req, config, accept)?;
-    let user = verify(&token, &source, env, config, accept == Accept::Any).await?;
-    if user.is_own() && accept != Accept::OwnForLogout {
-        denylist::check(env, config, user.claims()).await?;
-    }
-    Ok(user)
+    let (token, source, scheme) = presented_token(req, config, accept).map_err(|e| dpop::in_scheme(e, None, config))?;
+    let checked = async {
+        let user = verify(&token, &source, env, config, accept == Accept::Any).await?;
+        let jkt = user.claims().cnf.as_ref().map(|c| c.jkt.as_str());
+        dpop::check_presentation(req, config, scheme, &token, jkt, user.is_own()).await?;
+        if user.is_own() && accept != Accept::OwnForLogout {
+            denylist::check(env, config, user.claims()).await?;
+        }
+        Ok(user)
+    };
+    checked.await.map_err(|e| dpop::in_scheme(e, Some(scheme), config))
 }
 
 /// Verifies a token handed over as a parameter (OAuth revocation and introspection): gatehouse's
@@ -152,6 +183,9 @@ fn cached(
 ) -> Result<Option<Authenticated>, ApiError> {
     let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway, epoch)) else { return Ok(None) };
     let allowed = issuer_for(config, Some(hit.claims.iss.as_str()), source, allow_trusted)? == hit.issuer;
+    if allowed {
+        metrics::count(Count::TokenCacheHit);
+    }
     Ok(allowed.then_some(Authenticated { verified: hit }))
 }
 
@@ -269,6 +303,7 @@ fn verify_now_inner(token: &str, config: &Config, verdict: Option<&Verdict>) -> 
     };
     let check = keys.begin_verify(&untrusted).ok()?;
     let key = check.key();
+    let verified_alg = key.alg();
     let valid = match key.alg() {
         Algorithm::EdDsa => check.verify_in_rust(),
         _ => match verdict.filter(|v| v.jwk == key.jwk_text()) {
@@ -289,6 +324,7 @@ fn verify_now_inner(token: &str, config: &Config, verdict: Option<&Verdict>) -> 
     };
     let verified = check.finish(valid).ok()?;
     let claims = config.validator().validate(&verified, now).ok()?;
+    metrics::count(Count::Verified(verified_alg));
     let verified = Rc::new(Verified { claims, issuer: None });
     VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
     Some(Now::Verified(Authenticated { verified }))
@@ -316,7 +352,8 @@ async fn own_keys(
         // the token); else say why.
         (Some(keys), _, _) => Ok(keys.clone()),
         (None, None, _) => Err(invalid(ValidationError::MissingKid)),
-        (None, Some(_), None) => Err(ApiError::Server("no keys are configured".into())),
+        // No keys of gatehouse's at all: a verifier of trusted issuers only, and this is none of them.
+        (None, Some(_), None) => Err(invalid(ValidationError::Issuer)),
     }
 }
 
@@ -328,11 +365,13 @@ async fn check(
     now: i64,
 ) -> Result<AccessClaims, ValidationError> {
     let check = keys.begin_verify(untrusted)?;
+    let alg = check.key().alg();
     let valid =
         webcrypto::verify_signature(check.key(), check.signing_input(), check.signature(), || check.verify_in_rust())
             .await;
-    let verified = check.finish(valid)?;
-    validator.validate(&verified, now)
+    let claims = check.finish(valid).and_then(|verified| validator.validate(&verified, now));
+    metrics::count(if claims.is_ok() { Count::Verified(alg) } else { Count::Refused(alg) });
+    claims
 }
 
 #[cfg(test)]

@@ -26,6 +26,31 @@ thread_local! {
     static IMPORTED: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
     /// RS256 and ES256 verdicts given by WebCrypto, and by the Rust path because WebCrypto failed.
     static DECIDED: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+    /// DPoP proof keys (one per client, RFC 9449) imported for verification: a cache of their
+    /// own, so that a stream of new clients never pushes the configured and trusted issuers' keys
+    /// out of `IMPORTED` (each cache starts over when full, and only its own keys are re-imported).
+    static PROOF_KEYS: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+/// Which per-isolate cache an imported public key goes to.
+#[derive(Clone, Copy)]
+enum KeyCache {
+    /// Configured, managed and trusted issuers' keys ([`MAX_IMPORTED`]).
+    Issuers,
+    /// Clients' DPoP proof keys ([`MAX_PROOF_KEYS`]).
+    Proofs,
+}
+
+/// Proof keys kept at most; beyond it that cache starts over.
+const MAX_PROOF_KEYS: usize = 1024;
+
+impl KeyCache {
+    fn with<R>(self, f: impl FnOnce(&mut HashMap<String, CryptoKey>, usize) -> R) -> R {
+        match self {
+            KeyCache::Issuers => IMPORTED.with(|k| f(&mut k.borrow_mut(), MAX_IMPORTED)),
+            KeyCache::Proofs => PROOF_KEYS.with(|k| f(&mut k.borrow_mut(), MAX_PROOF_KEYS)),
+        }
+    }
 }
 
 fn count(by_webcrypto: bool) {
@@ -63,18 +88,22 @@ fn subtle() -> Result<SubtleCrypto, JsValue> {
     Ok(crypto.subtle())
 }
 
-async fn import(subtle: &SubtleCrypto, key: &PublicKey, import_alg: &Object) -> Result<CryptoKey, JsValue> {
+async fn import(
+    subtle: &SubtleCrypto,
+    key: &PublicKey,
+    import_alg: &Object,
+    cache: KeyCache,
+) -> Result<CryptoKey, JsValue> {
     let jwk_text = key.jwk_text();
-    if let Some(cached) = IMPORTED.with(|k| k.borrow().get(jwk_text).cloned()) {
+    if let Some(cached) = cache.with(|map, _| map.get(jwk_text).cloned()) {
         return Ok(cached);
     }
     let jwk: Object = js_sys::JSON::parse(jwk_text)?.dyn_into()?;
     let usages = Array::of1(&"verify".into());
     let promise = subtle.import_key_with_object("jwk", &jwk, import_alg, false, &usages)?;
     let imported: CryptoKey = JsFuture::from(promise).await?.dyn_into()?;
-    IMPORTED.with(|k| {
-        let mut map = k.borrow_mut();
-        if map.len() >= MAX_IMPORTED {
+    cache.with(|map, max| {
+        if map.len() >= max {
             map.clear();
         }
         map.insert(jwk_text.to_owned(), imported.clone());
@@ -87,9 +116,10 @@ async fn verify_webcrypto(
     (import_alg, verify_alg): (Object, Object),
     message: &[u8],
     signature: &[u8],
+    cache: KeyCache,
 ) -> Result<bool, JsValue> {
     let subtle = subtle()?;
-    let imported = import(&subtle, key, &import_alg).await?;
+    let imported = import(&subtle, key, &import_alg, cache).await?;
     let promise: Promise =
         subtle.verify_with_object_and_u8_array_and_u8_array(&verify_alg, &imported, signature, message)?;
     Ok(JsFuture::from(promise).await?.as_bool().unwrap_or(false))
@@ -118,6 +148,27 @@ pub async fn verify_signature(
     signature: &[u8],
     in_rust: impl FnOnce() -> bool,
 ) -> bool {
+    verify_with(key, message, signature, in_rust, KeyCache::Issuers).await
+}
+
+/// [`verify_signature`] for a DPoP proof (RFC 9449 §4.3): the same decision (ES256 through
+/// WebCrypto, EdDSA in Rust), with the client's key kept in the proof-key cache.
+pub async fn verify_proof_signature(
+    key: &PublicKey,
+    message: &[u8],
+    signature: &[u8],
+    in_rust: impl FnOnce() -> bool,
+) -> bool {
+    verify_with(key, message, signature, in_rust, KeyCache::Proofs).await
+}
+
+async fn verify_with(
+    key: &PublicKey,
+    message: &[u8],
+    signature: &[u8],
+    in_rust: impl FnOnce() -> bool,
+    cache: KeyCache,
+) -> bool {
     if !cfg!(target_arch = "wasm32") {
         return in_rust();
     }
@@ -133,7 +184,7 @@ pub async fn verify_signature(
             return in_rust();
         }
     };
-    match verify_webcrypto(key, algorithms, message, signature).await {
+    match verify_webcrypto(key, algorithms, message, signature, cache).await {
         Ok(valid) => {
             count(true);
             valid
@@ -150,6 +201,31 @@ thread_local! {
     /// Private keys imported for signing, by the public JWK text of their key, once per isolate
     /// (each checked once by signing and verifying a test message).
     static SIGNING: RefCell<HashMap<String, CryptoKey>> = RefCell::new(HashMap::new());
+}
+
+/// PBKDF2-HMAC-SHA-256 (RFC 8018 §5.2) of a password, 32 bytes, by the runtime's WebCrypto
+/// (`deriveBits`): the password hash of the Free plan's fallback (`PASSWORD_HASH=pbkdf2`).
+/// `password::pbkdf2_sha256` is the same function in Rust, for the native tests.
+pub async fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> Result<[u8; 32], String> {
+    let derive = async {
+        let subtle = subtle()?;
+        let name: JsValue = "PBKDF2".into();
+        let import_alg = Object::new();
+        Reflect::set(&import_alg, &"name".into(), &name)?;
+        let key_data = js_sys::Uint8Array::from(password);
+        let usages = Array::of1(&"deriveBits".into());
+        let promise = subtle.import_key_with_object("raw", &key_data, &import_alg, false, &usages)?;
+        let key: CryptoKey = JsFuture::from(promise).await?.dyn_into()?;
+        let params = Object::new();
+        Reflect::set(&params, &"name".into(), &name)?;
+        Reflect::set(&params, &"hash".into(), &"SHA-256".into())?;
+        Reflect::set(&params, &"salt".into(), &js_sys::Uint8Array::from(salt))?;
+        Reflect::set(&params, &"iterations".into(), &JsValue::from(iterations))?;
+        let bits = JsFuture::from(subtle.derive_bits_with_object(&params, &key, 256)?).await?;
+        Ok::<_, JsValue>(js_sys::Uint8Array::new(&bits).to_vec())
+    };
+    let bytes = derive.await.map_err(|e| format!("webcrypto PBKDF2: {e:?}"))?;
+    bytes.try_into().map_err(|_| "webcrypto PBKDF2: not 32 bytes".to_owned())
 }
 
 /// The message a newly imported private key signs once, to prove it matches its public key.
@@ -222,7 +298,9 @@ async fn import_private(
     let public_import = algorithm(public.alg()).ok().flatten().map(|(import, _)| import);
     let matches = match public_import {
         Some(public_import) => {
-            verify_webcrypto(public, (public_import, verify_alg), KEY_CHECK_MESSAGE, &signature).await.unwrap_or(false)
+            verify_webcrypto(public, (public_import, verify_alg), KEY_CHECK_MESSAGE, &signature, KeyCache::Issuers)
+                .await
+                .unwrap_or(false)
         }
         None => false,
     };

@@ -7,7 +7,7 @@ import { createServer } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { startWorker, ROOT } from './harness.mjs';
+import { startWorker, ROOT, sleep, until } from './harness.mjs';
 
 const TTL = 10;
 const ARTIFACTS = join(ROOT, 'test-artifacts');
@@ -15,7 +15,6 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Registers through the page's form, then signs in with the prefilled email. */
 async function registerAndSignIn(page, email, password = 'correct horse battery') {
@@ -29,14 +28,6 @@ async function registerAndSignIn(page, email, password = 'correct horse battery'
   await page.locator('#signed-in').waitFor({ state: 'visible' });
 }
 
-async function until(what, predicate, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await predicate()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe('browser client', () => {
   let worker;

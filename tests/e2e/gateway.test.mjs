@@ -294,7 +294,8 @@ describe('gateway: a Node origin', () => {
     const res = await raw(worker.url, '/api/items', { method: 'OPTIONS', headers: { origin: APP, 'access-control-request-method': 'PUT' } });
     assert.equal(res.status, 204);
     assert.equal(res.headers['access-control-allow-methods'], 'GET, POST, PUT, DELETE');
-    assert.equal(res.headers['access-control-allow-headers'], 'authorization, content-type, x-trace-id');
+    // DPoP is on (optional, the default): its proof header is allowed on top of the configured ones.
+    assert.equal(res.headers['access-control-allow-headers'], 'authorization, content-type, x-trace-id, dpop');
     assert.equal(res.headers['access-control-max-age'], '120');
     assert.equal(res.headers['access-control-allow-origin'], APP);
   });

@@ -30,7 +30,17 @@ export async function freePort() {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits until `predicate()` is true, checking every 100 ms; throws after `timeoutMs`. */
+export async function until(what, predicate, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await predicate()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
 
 /**
  * The two Workers of a split deployment as wrangler dev runs them, from the tracked

@@ -4,8 +4,9 @@
 // lists is produced, every JSON body validates against the documented schema (Ajv, JSON Schema
 // 2020-12) and every required header is there (and every documented header that is there matches).
 //
-// Runtimes: A, B and C are wrangler dev (A: the main configuration, B: ORIGIN_URL set to a loopback
-// origin, C: a bad ROUTE_POLICIES, so every worker route answers 500). D is Miniflare running the
+// Runtimes: A, B, C and E are wrangler dev (A: the main configuration, B: ORIGIN_URL set to a
+// loopback origin, C: a bad ROUTE_POLICIES, so every worker route answers 500, E: DPOP_MODE=required
+// with server nonces, for `use_dpop_nonce` and DPoP-Nonce). D is Miniflare running the
 // same build in workerd with faults that wrangler dev cannot inject (the approach of
 // faults.test.mjs): a DENYLIST whose reads fail for keys containing "fail", and ACCOUNTS and KEYS
 // Durable Objects that throw, for the 503 answers of the issuer, OAuth, JWKS and /auth/me routes.
@@ -26,7 +27,9 @@ import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { Miniflare } from 'miniflare';
 import { devKeys } from '../../scripts/dev-keys.mjs';
+import { randomBytes } from 'node:crypto';
 import { startWorker, startFakeIssuer, signToken, freePort, workerModules, KV_FAULT, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
+import { makeKey } from './dpop-proofs.mjs';
 
 const METHODS = ['get', 'head', 'post', 'put', 'patch', 'delete', 'options', 'trace'];
 const doc = JSON.parse(readFileSync(join(ROOT, 'www', 'openapi.json'), 'utf8'));
@@ -100,6 +103,11 @@ function codeRoutes() {
       assert.fail(`a route arm this test does not understand (document it, then teach the test): ${line.trim()}`);
     }
   }
+  // GET /healthz, answered by every Worker before any other route (src/health.rs).
+  const healthPath = read('src/health.rs').match(/pub const PATH: &str = "([^"]+)";/)?.[1];
+  const healthArm = table.match(/if path\.as_str\(\) == health::PATH \{\s*return match method \{\s*Some\(m\) if ([A-Z]+)\.contains\(&m\) => Ok\(Route::Health\),\s*_ => Err\(ApiError::MethodNotAllowed\("([^"]+)"\)\),/);
+  assert.ok(healthPath && healthArm, 'the health arm of route()');
+  routes.set(healthPath, { methods: methodSets[healthArm[1]], allow: healthArm[2] });
   assert.match(table, /if config\.routes\.serves\(path\) \{\s*return Ok\(Route::Gateway\);/, 'the gateway arm of route()');
   // The built-in protected route of gateway() (ORIGIN_URL unset).
   const prot = mod.slice(mod.indexOf('async fn gateway('));
@@ -283,6 +291,16 @@ const form = (params, headers = {}) => ({
   body: typeof params === 'string' ? params : new URLSearchParams(params).toString(),
 });
 const bearer = (t) => ({ authorization: `Bearer ${t}` });
+/** `Authorization: DPoP` for a token bound to `key`, with `key`'s proof for `method` `path` on `w` (none: no proof). */
+const dpopAuth = (w, key, token, method, path, { proof = true } = {}) => ({
+  authorization: `DPoP ${token}`,
+  ...(proof ? { dpop: key.proof({ htm: method.toUpperCase(), htu: `${w.url}${path}`, token }) } : {}),
+});
+/** A token of `w`'s keys bound to `key` (cnf.jkt). */
+const boundToken = (w, key, claims = {}) => signToken(w.keys, { claims: { scope: 'api read', cnf: { jkt: key.jkt }, ...claims } });
+/** A token-endpoint proof of `key` for POST `path` on `w`. */
+const tokenProof = (w, key, path, extra = {}) => ({ dpop: key.proof({ htm: 'POST', htu: `${w.url}${path}`, ...extra }) });
+const DPOP_KEY = makeKey('EdDSA');
 const basic = (id, secret) => ({ authorization: `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}` });
 const BIG = 'x'.repeat(17 * 1024);
 const PASSWORD = 'correct horse battery';
@@ -342,6 +360,8 @@ function scenarios() {
     for (const path of [WHOAMI, FWD]) {
       const url = concrete(path);
       add('A', method, path, 401, 'no bearer token', (w) => w.fetch(url, init(method)));
+      add('A', method, path, 401, 'a bound token with the DPoP scheme and no proof', async (w) => w.fetch(url, init(method, { headers: dpopAuth(w, DPOP_KEY, await boundToken(w, DPOP_KEY), method, url, { proof: false }) })));
+      add('E', method, path, 401, 'a DPoP proof without the server nonce', async (w) => w.fetch(url, init(method, { headers: dpopAuth(w, DPOP_KEY, await boundToken(w, DPOP_KEY), method, url) })));
       add('A', method, path, 401, 'a token with a bad signature', (w, c) => w.fetch(url, init(method, { headers: bearer(c.apiToken.replace(/.{6}$/, 'AAAAAA')) })));
       add('A', method, path, 403, 'the /api/ policy needs scope api', async (w) => w.fetch(url, init(method, { headers: bearer(await signToken(w.keys, { claims: { scope: 'read' } })) })));
       add('A', method, path, 503, 'a trusted issuer whose JWKS is down', async (w, c) => w.fetch(url, init(method, { headers: bearer(await c.downIssuer.sign({})) })));
@@ -355,6 +375,12 @@ function scenarios() {
   }
   for (const method of ['get', 'head']) {
     add('A', method, WHOAMI, 200, 'the verified claims', (w, c) => w.fetch(WHOAMI, init(method, { headers: bearer(c.apiToken) })));
+    add('A', method, WHOAMI, 200, 'a DPoP-bound token with its proof', async (w) => w.fetch(WHOAMI, init(method, { headers: dpopAuth(w, DPOP_KEY, await boundToken(w, DPOP_KEY), method, WHOAMI) })), {
+      check: (res, body) => { if (body) assert.deepEqual(body.cnf, { jkt: DPOP_KEY.jkt }); },
+    });
+  }
+  for (const method of ['get', 'head']) {
+    add('A', method, '/healthz', 200, 'up: version, build, which Worker', (w) => w.fetch('/healthz', init(method)));
   }
 
   // The document itself.
@@ -376,6 +402,11 @@ function scenarios() {
     add('A', method, '/.well-known/oauth-authorization-server', 200, 'the metadata', (w) => w.fetch('/.well-known/oauth-authorization-server', init(method)));
     add('A', method, '/auth/me', 200, 'own token', (w, c) => w.fetch('/auth/me', init(method, { headers: bearer(c.apiToken) })));
     add('A', method, '/auth/me', 401, 'no token', (w) => w.fetch('/auth/me', init(method)));
+    add('A', method, '/auth/me', 401, 'a DPoP proof for another URL', async (w) => {
+      const token = await boundToken(w, DPOP_KEY);
+      return w.fetch('/auth/me', init(method, { headers: { ...dpopAuth(w, DPOP_KEY, token, method, '/auth/me'), dpop: DPOP_KEY.proof({ htm: method.toUpperCase(), htu: `${w.url}/auth/other`, token }) } }));
+    });
+    add('E', method, '/auth/me', 401, 'a DPoP proof without the server nonce', async (w) => w.fetch('/auth/me', init(method, { headers: dpopAuth(w, DPOP_KEY, await boundToken(w, DPOP_KEY), method, '/auth/me') })));
     add('A', method, '/auth/me', 401, 'a trusted issuer\'s token is not accepted here', async (w, c) => w.fetch('/auth/me', init(method, { headers: bearer(await c.downIssuer.sign({})) })));
     add('D', method, '/auth/me', 503, 'the denylist read fails', async (w) => w.fetch('/auth/me', init(method, { headers: bearer(await signToken(w.keys, { claims: { sub: 'fail-user' } })) })));
   }
@@ -395,6 +426,13 @@ function scenarios() {
     check: (res, body) => { assert.match(res.headers.get('set-cookie') ?? '', /^__Host-gatehouse_rt=ghr1\./); assert.equal(body.refresh_token, undefined); },
   });
   add('A', ...P('/auth/login'), 400, 'an unknown transport', (w, c) => w.fetch('/auth/login', json({ email: c.s1.email, password: PASSWORD, transport: 'pigeon' })));
+  add('A', ...P('/auth/login'), 200, 'with a DPoP proof: a bound session', (w, c) => w.fetch('/auth/login', json({ email: c.s1.email, password: PASSWORD }, tokenProof(w, DPOP_KEY, '/auth/login'))), {
+    check: (res, body) => assert.equal(body.token_type, 'DPoP'),
+  });
+  add('A', ...P('/auth/login'), 400, 'a DPoP proof for another method', (w, c) => w.fetch('/auth/login', json({ email: c.s1.email, password: PASSWORD }, { dpop: DPOP_KEY.proof({ htm: 'GET', htu: `${w.url}/auth/login` }) })));
+  add('E', ...P('/auth/login'), 400, 'a DPoP proof without the server nonce', (w) => w.fetch('/auth/login', json({ email: email('nonce'), password: PASSWORD }, tokenProof(w, DPOP_KEY, '/auth/login'))), {
+    check: (res) => assert.ok(res.headers.get('dpop-nonce')),
+  });
   add('A', ...P('/auth/login'), 401, 'wrong password', (w) => w.fetch('/auth/login', json({ email: email('nobody'), password: 'wrong password!' })));
   add('A', ...P('/auth/login'), 413, 'over 16 KiB', (w) => w.fetch('/auth/login', json({ email: email('big'), password: PASSWORD, pad: BIG })));
   add('A', ...P('/auth/login'), 429, 'after five failures', async (w) => {
@@ -413,6 +451,8 @@ function scenarios() {
     check: (res, body) => { assert.match(res.headers.get('set-cookie') ?? '', /^__Host-gatehouse_rt=ghr1\./); assert.equal(body.refresh_token, undefined); },
   });
   add('A', ...P('/auth/refresh'), 400, 'no token at all', (w) => w.fetch('/auth/refresh', { method: 'POST' }));
+  add('A', ...P('/auth/refresh'), 400, 'a DPoP proof with a private key in its jwk', (w) => w.fetch('/auth/refresh', json({ refresh_token: UNKNOWN_RT }, tokenProof(w, DPOP_KEY, '/auth/refresh', { header: { jwk: DPOP_KEY.full } }))));
+  add('E', ...P('/auth/refresh'), 400, 'a DPoP proof without the server nonce', (w) => w.fetch('/auth/refresh', json({ refresh_token: UNKNOWN_RT }, tokenProof(w, DPOP_KEY, '/auth/refresh'))));
   add('A', ...P('/auth/refresh'), 401, 'an unknown token', (w) => w.fetch('/auth/refresh', json({ refresh_token: UNKNOWN_RT })));
   add('A', ...P('/auth/refresh'), 401, 'junk', (w) => w.fetch('/auth/refresh', json({ refresh_token: 'junk' })));
   add('A', ...P('/auth/refresh'), 403, 'cookie token without an Origin', (w, c) => w.fetch('/auth/refresh', { method: 'POST', headers: { cookie: c.s3.cookie.split(';')[0] } }));
@@ -423,6 +463,13 @@ function scenarios() {
     add('A', ...P(path), 401, 'no token', (w) => w.fetch(path, { method: 'POST' }));
     add('A', ...P(path), 401, 'a token naming no account', async (w) => w.fetch(path, { method: 'POST', headers: bearer(await signToken(w.keys)) }));
     add('D', ...P(path), 503, 'the account object throws', async (w) => w.fetch(path, { method: 'POST', headers: bearer(await signToken(w.keys, { claims: { sub: w.account } })) }));
+  }
+  for (const path of ['/auth/logout', '/auth/logout-all']) {
+    add('A', ...P(path), 401, 'a stale DPoP proof', async (w) => {
+      const token = await boundToken(w, DPOP_KEY);
+      return w.fetch(path, { method: 'POST', headers: { authorization: `DPoP ${token}`, dpop: DPOP_KEY.proof({ htm: 'POST', htu: `${w.url}${path}`, token, iat: Math.floor(Date.now() / 1000) - 300 }) } });
+    });
+    add('E', ...P(path), 401, 'a DPoP proof without the server nonce', async (w) => w.fetch(path, { method: 'POST', headers: dpopAuth(w, DPOP_KEY, await boundToken(w, DPOP_KEY), 'post', path) }));
   }
   add('A', ...P('/auth/logout'), 204, 'ends the session', (w, c) => w.fetch('/auth/logout', { method: 'POST', headers: bearer(c.s4.access_token) }));
   add('A', ...P('/auth/logout'), 204, 'idempotent', (w, c) => w.fetch('/auth/logout', { method: 'POST', headers: bearer(c.s4.access_token) }));
@@ -439,6 +486,11 @@ function scenarios() {
   add('A', ...P(T), 400, 'JSON is not a form', (w) => w.fetch(T, json({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT })));
   add('A', ...P(T), 400, 'unsupported_grant_type', (w) => w.fetch(T, form({ grant_type: 'password', username: 'a', password: 'b' })));
   add('A', ...P(T), 400, 'invalid_grant', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT })));
+  add('A', ...P(T), 400, 'a DPoP proof signed with another key', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT }, tokenProof(w, DPOP_KEY, T, { header: { jwk: makeKey('EdDSA').jwk } }))));
+  add('E', ...P(T), 400, 'a DPoP proof without the server nonce', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT }, tokenProof(w, DPOP_KEY, T))));
+  add('A', ...P(T), 200, 'the refresh grant with a DPoP proof: bound', (w, c) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: c.s8.refresh_token }, tokenProof(w, DPOP_KEY, T))), {
+    check: (res, body) => assert.equal(body.token_type, 'DPoP'),
+  });
   add('A', ...P(T), 401, 'another client_id', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT, client_id: 'someone' })));
   add('A', ...P(T), 401, 'client credentials', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT }, basic('gatehouse', 'x'))));
   add('A', ...P(T), 413, 'over 16 KiB', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: BIG })));
@@ -600,6 +652,7 @@ describe('OpenAPI document against the running worker', () => {
       B: startWorker({ vars: { ORIGIN_URL: ctx.origin.url, ALLOWED_ORIGINS: APP } }),
       C: startMisconfigured({ ROUTE_POLICIES: 'not json' }),
       D: startFaulty(),
+      E: startWorker({ vars: { DPOP_MODE: 'required', DPOP_NONCE_SECRET: randomBytes(32).toString('base64url'), ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/', scope: 'api' }]) } }),
     };
     const started = await Promise.allSettled(Object.values(starting));
     Object.keys(starting).forEach((name, i) => {
@@ -616,6 +669,7 @@ describe('OpenAPI document against the running worker', () => {
     ctx.s5 = await session(A);
     ctx.s6 = await session(A);
     ctx.s7 = await session(A);
+    ctx.s8 = await session(A);
   });
   after(async () => {
     await Promise.allSettled(Object.values(rt).map((w) => w?.cleanup()));

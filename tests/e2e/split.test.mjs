@@ -4,7 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { startWorker, signToken, ISSUER } from './harness.mjs';
+import { startWorker, signToken, startFakeIssuer, ISSUER } from './harness.mjs';
 import { devKeys } from '../../scripts/dev-keys.mjs';
 
 const json = (body) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -136,5 +136,29 @@ describe('verifier only: the edge Worker alone', () => {
     const expired = await signToken(keys, { alg: 'EdDSA', now: Math.floor(Date.now() / 1000) - 3600 });
     assert.equal((await worker.fetch('/api/whoami', bearer(expired))).status, 401);
     assert.equal((await worker.fetch('/api/whoami')).status, 401);
+  });
+});
+
+describe('verifier of another issuer only: the edge with TRUSTED_ISSUERS and no keys of its own', () => {
+  let worker;
+  let issuer;
+  before(async () => {
+    issuer = await startFakeIssuer({ algs: ['RS256'] });
+    const trusted = [{ issuer: issuer.url, jwks_url: issuer.jwksUrl, audience: 'third-aud', require_typ: false }];
+    worker = await startWorker({
+      split: 'verifier', keys: null,
+      edgeVars: { TRUSTED_ISSUERS: JSON.stringify(trusted), ISSUER_JWKS_URL: '' },
+    });
+  });
+  after(async () => { await worker?.cleanup(); await issuer?.close(); });
+
+  test('its tokens pass; tokens of anyone else are refused 401, not a server error', async () => {
+    const res = await worker.fetch('/api/whoami', bearer(await issuer.sign({}, { typ: null })));
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal((await res.json()).sub, 'third-party-user');
+    const own = await signToken(await devKeys(), { alg: 'EdDSA' });
+    const refused = await worker.fetch('/api/whoami', bearer(own));
+    assert.equal(refused.status, 401, await refused.clone().text());
+    assert.equal((await worker.fetch('/healthz')).status, 200);
   });
 });

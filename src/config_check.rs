@@ -1,0 +1,121 @@
+//! Every problem of a configuration at once (the `check-config` example): [`Config::from_lookup_for`]
+//! stops at the first error, so this runs it again with each faulty value set aside (unset, or a
+//! stand-in for a required one) until the rest parses, collecting each error on the way. Pure: the
+//! lookups are arguments.
+
+use crate::config::{Config, ConfigError};
+use crate::jwt::b64;
+use std::collections::BTreeMap;
+
+/// At most this many rounds (each sets one more value aside); there are fewer variables than this.
+const MAX_ROUNDS: usize = 64;
+
+/// A stand-in for a value that is set aside, or `None` to treat it as unset.
+fn stand_in(name: &str) -> Option<String> {
+    match name {
+        "ISSUER" => Some("https://check-config.invalid".into()),
+        "AUDIENCE" => Some("check-config".into()),
+        "SIGNING_KEYS" => Some(stand_in_key()),
+        _ => None,
+    }
+}
+
+/// A private JWK Set that loads (an Ed25519 key from a fixed seed): it only lets the other checks
+/// run, and is never used to sign anything.
+fn stand_in_key() -> String {
+    let seed = [7u8; 32];
+    let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key();
+    serde_json::json!({ "keys": [{
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "check-config",
+        "d": b64::encode(seed), "x": b64::encode(public.as_bytes()),
+    }]})
+    .to_string()
+}
+
+/// Every problem of the configuration these lookups give, for a Worker that does (`runs_issuer`) or
+/// does not run the issuer; empty when it loads. Each value is blamed once: a problem that only
+/// shows once an earlier one is set aside is listed too.
+pub fn problems(
+    var: &dyn Fn(&str) -> Option<String>,
+    secret: &dyn Fn(&str) -> Option<String>,
+    runs_issuer: bool,
+) -> Vec<ConfigError> {
+    let mut aside: BTreeMap<&'static str, Option<String>> = BTreeMap::new();
+    let mut found = Vec::new();
+    for _ in 0..MAX_ROUNDS {
+        let lookup = |real: &dyn Fn(&str) -> Option<String>, name: &str| match aside.get(name) {
+            Some(replaced) => replaced.clone(),
+            None => real(name),
+        };
+        let vars = |name: &str| lookup(var, name);
+        let secrets = |name: &str| lookup(secret, name);
+        match Config::from_lookup_for(&vars, &secrets, runs_issuer) {
+            Ok(_) => break,
+            Err(error) => {
+                let name = error.name();
+                let repeat = aside.contains_key(name);
+                found.push(error);
+                if repeat {
+                    // Setting it aside did not help (a rule between several values): stop here.
+                    break;
+                }
+                aside.insert(name, stand_in(name));
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(vars: &[(&str, &str)], secrets: &[(&str, &str)], runs_issuer: bool) -> Vec<String> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let secrets: HashMap<String, String> = secrets.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        problems(&|n| vars.get(n).cloned(), &|n| secrets.get(n).cloned(), runs_issuer)
+            .iter()
+            .map(|e| e.name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let found = run(
+            &[("ACCESS_TTL_SECONDS", "0"), ("ALLOWED_ORIGINS", "not an origin"), ("JWKS_TIMEOUT_MS", "x")],
+            &[],
+            true,
+        );
+        assert_eq!(
+            found,
+            ["ISSUER", "AUDIENCE", "ACCESS_TTL_SECONDS", "ALLOWED_ORIGINS", "JWKS_TIMEOUT_MS", "SIGNING_KEYS"],
+            "in the order the parser meets them"
+        );
+    }
+
+    #[test]
+    fn a_good_configuration_has_no_problem() {
+        let key = stand_in_key();
+        assert!(
+            run(&[("ISSUER", "https://a.example"), ("AUDIENCE", "api")], &[("SIGNING_KEYS", &key)], true).is_empty()
+        );
+        // An edge that only verifies needs no signing key, an issuer does.
+        let edge =
+            [("ISSUER", "https://a.example"), ("AUDIENCE", "api"), ("ISSUER_JWKS_URL", "service:ISSUER_SERVICE")];
+        assert!(run(&edge, &[], false).is_empty());
+        assert_eq!(run(&edge, &[], true), ["SIGNING_KEYS"]);
+        // A verifier of another issuer's tokens only needs no keys of gatehouse's; with nothing to
+        // verify with at all, it is refused.
+        let trusted = r#"[{"issuer": "https://t.example", "jwks_url": "https://t.example/jwks", "audience": "api"}]"#;
+        let verifier = [("ISSUER", "https://a.example"), ("AUDIENCE", "api"), ("TRUSTED_ISSUERS", trusted)];
+        assert!(run(&verifier, &[], false).is_empty());
+        assert_eq!(run(&verifier[..2], &[], false), ["SIGNING_KEYS"]);
+    }
+
+    #[test]
+    fn a_bad_key_set_is_named() {
+        let found = run(&[("ISSUER", "https://a.example"), ("AUDIENCE", "api")], &[("SIGNING_KEYS", "{}")], true);
+        assert_eq!(found, ["SIGNING_KEYS"]);
+    }
+}
