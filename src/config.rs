@@ -98,6 +98,36 @@ pub struct Config {
     pub gateway: Gateway,
     /// Sender-constrained tokens (see [`Dpop`]).
     pub dpop: Dpop,
+    /// How registration answers for a taken email (`REGISTRATION_MODE`).
+    pub registration_mode: RegistrationMode,
+    /// Cloudflare Turnstile on registration and login (`TURNSTILE_SECRET`); `None`: off.
+    pub turnstile: Option<Turnstile>,
+}
+
+/// `REGISTRATION_MODE`: what `POST /auth/register` answers for an email that is registered already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    /// 409 `email_taken` (the default until gatehouse sends mail): registration tells anyone
+    /// whether an email has an account.
+    Conflict,
+    /// 202 `{"status": "accepted"}` for a new and a taken email alike, after the same work: nothing
+    /// to enumerate. The owner of a taken email learns of the attempt only by mail, once mail exists.
+    Uniform,
+}
+
+/// Cloudflare Turnstile: the secret key and where tokens are verified.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Turnstile {
+    /// `TURNSTILE_SECRET`.
+    pub secret: String,
+    /// `TURNSTILE_VERIFY_URL` (default Cloudflare's siteverify; a loopback URL in tests).
+    pub verify_url: String,
+}
+
+impl fmt::Debug for Turnstile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Turnstile").field("verify_url", &self.verify_url).finish_non_exhaustive()
+    }
 }
 
 /// Where the edge Worker of a split deployment reads the issuer's published keys
@@ -382,6 +412,27 @@ impl Config {
             return Err(ConfigError::Missing("SIGNING_KEYS"));
         }
 
+        let registration_mode = match var("REGISTRATION_MODE").as_deref().map(str::trim) {
+            None | Some("") | Some("conflict") => RegistrationMode::Conflict,
+            Some("uniform") => RegistrationMode::Uniform,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "REGISTRATION_MODE",
+                    reason: format!("{other:?} is not \"conflict\" or \"uniform\""),
+                })
+            }
+        };
+        let turnstile = match secret("TURNSTILE_SECRET").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+            None => None,
+            Some(secret) => {
+                let url = var("TURNSTILE_VERIFY_URL").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+                let verify_url =
+                    crate::issuers::jwks_url_allowed(url.as_deref().unwrap_or(crate::limits::TURNSTILE_DEFAULT_URL))
+                        .map_err(|reason| ConfigError::Invalid { name: "TURNSTILE_VERIFY_URL", reason })?;
+                Some(Turnstile { secret, verify_url })
+            }
+        };
+
         let dpop = Dpop::from_lookup(var, secret)?;
         let gateway =
             Gateway::from_lookup(var, origin_url.as_deref(), keys.as_ref().is_some_and(|k| k.signing_key().is_some()))?;
@@ -411,6 +462,8 @@ impl Config {
             revocation_cache_ms,
             gateway,
             dpop,
+            registration_mode,
+            turnstile,
         })
     }
 

@@ -33,6 +33,13 @@ pub enum ApiError {
     InvalidCredentials,
     /// Too many failed logins on this account (429 `too_many_attempts`).
     TooManyAttempts { retry_after: i64 },
+    /// A rate limit of the client's address (or address and account) is spent (429
+    /// `too_many_requests`, API.md "Limits and operations"); `limit` names the binding, for the log.
+    TooManyRequests { retry_after: i64, limit: &'static str },
+    /// Turnstile is on and the request brings no token (400 `turnstile_required`).
+    TurnstileRequired,
+    /// Turnstile's siteverify refused the request's token (403 `turnstile_failed`).
+    TurnstileFailed,
     /// The refresh token is unknown, expired, revoked or reused (401 `invalid_grant`).
     InvalidGrant,
     /// The same at the OAuth token endpoint, which answers it 400 (RFC 6749 §5.2).
@@ -100,6 +107,15 @@ impl ApiError {
             ApiError::TooManyAttempts { .. } => {
                 (429, "too_many_attempts", "too many failed attempts; try again later".into())
             }
+            ApiError::TooManyRequests { limit, .. } => {
+                (429, "too_many_requests", format!("too many requests from this client ({limit}); try again later"))
+            }
+            ApiError::TurnstileRequired => (
+                400,
+                "turnstile_required",
+                "a Turnstile token is required (cf-turnstile-response in the body or header)".into(),
+            ),
+            ApiError::TurnstileFailed => (403, "turnstile_failed", "the Turnstile challenge was not passed".into()),
             ApiError::InvalidGrant => (401, "invalid_grant", "refresh token is invalid, expired or revoked".into()),
             ApiError::GrantRefused => (400, "invalid_grant", "refresh token is invalid, expired or revoked".into()),
             ApiError::InvalidScope => (400, "invalid_scope", "the requested scope exceeds the granted scope".into()),
@@ -161,7 +177,7 @@ impl ApiError {
             headers.push(("www-authenticate", challenge));
         }
         match self {
-            ApiError::TooManyAttempts { retry_after } => {
+            ApiError::TooManyAttempts { retry_after } | ApiError::TooManyRequests { retry_after, .. } => {
                 headers.push(("retry-after", (*retry_after).max(1).to_string()))
             }
             ApiError::MethodNotAllowed(allow) => headers.push(("allow", (*allow).to_owned())),

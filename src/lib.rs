@@ -25,6 +25,7 @@ pub mod health;
 pub mod input;
 pub mod issuers;
 pub mod jwt;
+pub mod limits;
 pub mod metrics;
 #[cfg(feature = "issuer")]
 pub mod mfa;

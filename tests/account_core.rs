@@ -9,7 +9,7 @@
 use gatehouse::account::core::{self, Context, Fault, Random, Reply, Settings, Transition};
 use gatehouse::account::family::{hash, Lifetimes};
 use gatehouse::account::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
-use gatehouse::account::state::AccountDoc;
+use gatehouse::account::state::{AccountDoc, KNOWN_CLIENT_SECONDS, MAX_KNOWN_CLIENTS};
 use gatehouse::input::RefreshToken;
 use gatehouse::jwt::b64;
 use gatehouse::password::{self, PasswordParams, MIN_M_KIB};
@@ -92,7 +92,7 @@ fn registered() -> AccountDoc {
 }
 
 fn login(doc: &mut AccountDoc, now: i64, rng: &mut Seeded) -> TokenPair {
-    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None };
+    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None, client: None };
     match run(doc, request, now, rng).0 {
         AccountOutcome::Tokens { pair } => pair,
         other => panic!("login: {other:?}"),
@@ -138,7 +138,8 @@ fn registration_is_once_per_account_and_stores_only_a_hash() {
 #[test]
 fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
     let mut doc = registered();
-    let wrong = AccountRequest::Login { email: EMAIL.into(), password: "wrong password".into(), jkt: None };
+    let wrong =
+        AccountRequest::Login { email: EMAIL.into(), password: "wrong password".into(), jkt: None, client: None };
     let (outcome, _) = run(&mut doc, wrong.clone(), T0, &mut rng(3));
     assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
     assert_eq!(doc.throttle.failures, 1);
@@ -153,11 +154,12 @@ fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
     assert!(
         matches!(throttled, AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after } } if retry_after > 0)
     );
-    // Once the lock has passed, the right password works and forgets the failures.
+    // Once the lock has passed, the right password works; the strangers' failures stay counted
+    // (a success of the owner's must not give an attacker fresh attempts).
     let pair = login(&mut doc, T0 + 1000, &mut rng(4));
     assert_eq!(pair.token_type, "Bearer");
     assert_eq!(pair.expires_in, 900);
-    assert_eq!(doc.throttle.failures, 0);
+    assert_eq!(doc.throttle.failures, 5);
     let families = &doc.account.as_ref().expect("account").families;
     assert_eq!(families.len(), 1);
     assert_eq!(families[0].sid, sid_of(&pair.refresh_token));
@@ -166,7 +168,7 @@ fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
 #[test]
 fn the_access_claims_are_those_of_the_contract() {
     let mut doc = registered();
-    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None };
+    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None, client: None };
     let transition = core::apply(&mut doc, request, &settings(), ctx(T0), &mut rng(5)).expect("no fault");
     let Reply::Sign(unsigned) = transition.reply else { panic!("a login signs a token") };
     let c = &unsigned.claims;
@@ -396,6 +398,168 @@ proptest! {
                     prop_assert_eq!(hash(&RefreshToken::parse(latest).expect("token").secret), f.live, "the live token is the latest handed out");
                 }
             }
+        }
+    }
+}
+
+// The per-account slow-down (issue 14, "lockout as a weapon"): strangers' failures slow strangers,
+// never a client that has logged in to the account before.
+
+const OWNER: &str = "owner-client-tag";
+
+fn attempt(password: &str, client: &str) -> AccountRequest {
+    AccountRequest::Login { email: EMAIL.into(), password: password.into(), jkt: None, client: Some(client.into()) }
+}
+
+fn retry_after(outcome: &AccountOutcome) -> Option<i64> {
+    match outcome {
+        AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after } } => Some(*retry_after),
+        _ => None,
+    }
+}
+
+/// An account whose owner logged in once from [`OWNER`].
+fn owned() -> AccountDoc {
+    let mut doc = registered();
+    let (outcome, _) = run(&mut doc, attempt(PASSWORD, OWNER), T0, &mut rng(40));
+    assert!(matches!(outcome, AccountOutcome::Tokens { .. }), "{outcome:?}");
+    doc
+}
+
+#[test]
+fn an_attacker_hammering_the_email_never_stops_the_owner_on_a_known_client() {
+    let mut doc = owned();
+    let mut now = T0 + 1;
+    // A thousand wrong passwords from many addresses: the strangers are slowed down (most attempts
+    // are refused unchecked), the owner's known client is not.
+    let mut slowed = 0;
+    for i in 0..1000 {
+        let (outcome, _) = run(&mut doc, attempt("wrong password", &format!("attacker-{}", i % 50)), now, &mut rng(41));
+        slowed += usize::from(retry_after(&outcome).is_some());
+        now += 1;
+    }
+    assert!(slowed > 900, "the attacker is slowed down: {slowed} of 1000 refused unchecked");
+    let (outcome, _) = run(&mut doc, attempt(PASSWORD, OWNER), now, &mut rng(42));
+    assert!(matches!(outcome, AccountOutcome::Tokens { .. }), "the owner gets in: {outcome:?}");
+    // And a stranger with the right password waits like any stranger (no oracle while slowed).
+    let (outcome, _) = run(&mut doc, attempt(PASSWORD, "new-phone"), now, &mut rng(43));
+    assert!(retry_after(&outcome).is_some(), "{outcome:?}");
+}
+
+#[test]
+fn the_attackers_own_attempts_wait_longer_and_longer() {
+    let mut doc = owned();
+    let mut now = T0 + 10;
+    let mut waits = Vec::new();
+    for _ in 0..14 {
+        let (outcome, _) = run(&mut doc, attempt("wrong password", "attacker"), now, &mut rng(44));
+        match retry_after(&outcome) {
+            // Refused unchecked: wait as told, then try again.
+            Some(wait) => {
+                waits.push(wait);
+                now += wait;
+            }
+            None => assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials }),
+        }
+    }
+    assert!(waits.windows(2).all(|w| w[1] >= w[0] * 2 || w[1] == 900), "doubling to the cap: {waits:?}");
+    assert!(waits.len() >= 4 && waits[0] == 2, "{waits:?}");
+    // Another address of the attacker's is a stranger too: no fresh attempts.
+    if retry_after(&run(&mut doc, attempt("wrong password", "attacker"), now, &mut rng(44)).0).is_some() {
+        now += 900;
+        run(&mut doc, attempt("wrong password", "attacker"), now, &mut rng(44));
+    }
+    let (outcome, _) = run(&mut doc, attempt("wrong password", "attacker-2"), now, &mut rng(45));
+    assert!(retry_after(&outcome).is_some(), "{outcome:?}");
+}
+
+#[test]
+fn a_known_client_is_slowed_by_its_own_failures_only() {
+    let mut doc = owned();
+    for i in 0..5 {
+        run(&mut doc, attempt("typo typo typo", OWNER), T0 + 1 + i, &mut rng(46));
+    }
+    let (outcome, _) = run(&mut doc, attempt(PASSWORD, OWNER), T0 + 6, &mut rng(47));
+    assert_eq!(retry_after(&outcome), Some(1), "its own fifth failure slows it");
+    // Strangers were not touched by the owner's typos.
+    assert_eq!(doc.throttle.failures, 0);
+    let (outcome, _) = run(&mut doc, attempt(PASSWORD, OWNER), T0 + 8, &mut rng(48));
+    assert!(matches!(outcome, AccountOutcome::Tokens { .. }), "{outcome:?}");
+    assert_eq!(doc.known_clients[0].throttle.failures, 0, "a success forgets its failures");
+}
+
+#[test]
+fn known_clients_are_bounded_and_forgotten() {
+    let mut doc = owned();
+    for i in 0..MAX_KNOWN_CLIENTS as i64 + 3 {
+        let (outcome, _) = run(&mut doc, attempt(PASSWORD, &format!("device-{i}")), T0 + 10 + i, &mut rng(49));
+        assert!(matches!(outcome, AccountOutcome::Tokens { .. }));
+    }
+    assert_eq!(doc.known_clients.len(), MAX_KNOWN_CLIENTS);
+    assert!(!doc.known_clients.iter().any(|c| c.tag == OWNER), "the least recent is forgotten first");
+    // Long unused, a client is a stranger again: the strangers' slow-down applies to it.
+    let later = T0 + 20 + KNOWN_CLIENT_SECONDS + 1;
+    for i in 0..5 {
+        run(&mut doc, attempt("wrong password", "attacker"), later + i, &mut rng(50));
+    }
+    let (outcome, _) = run(&mut doc, attempt(PASSWORD, "device-12"), later + 5, &mut rng(51));
+    assert!(retry_after(&outcome).is_some(), "{outcome:?}");
+    assert!(doc.known_clients.is_empty(), "pruned");
+}
+
+#[test]
+fn no_account_knows_no_client() {
+    // An unknown email: every client is a stranger (throttling tells nothing of who registered).
+    let mut doc = AccountDoc::default();
+    for i in 0..5 {
+        run(&mut doc, attempt("wrong password", OWNER), T0 + i, &mut rng(52));
+    }
+    let (outcome, _) = run(&mut doc, attempt("wrong password", OWNER), T0 + 5, &mut rng(53));
+    assert!(retry_after(&outcome).is_some());
+    assert!(doc.known_clients.is_empty());
+}
+
+/// One step of the property test: an attacker's wrong password from some address, the owner's
+/// right one from the known client, or time passing.
+#[derive(Debug, Clone)]
+enum Step {
+    Attack(u8),
+    Owner,
+    Wait(i64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => any::<u8>().prop_map(Step::Attack),
+        1 => Just(Step::Owner),
+        2 => (0i64..2000).prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Whatever strangers do, from any addresses and at any pace, the owner's right password from
+    /// a known client is never refused.
+    #[test]
+    fn strangers_never_refuse_the_owners_known_client(steps in proptest::collection::vec(step(), 1..40)) {
+        let mut doc = owned();
+        let mut now = T0 + 1;
+        for (i, s) in steps.into_iter().enumerate() {
+            match s {
+                Step::Attack(who) => {
+                    let (outcome, _) = run(&mut doc, attempt("wrong password", &format!("attacker-{who}")), now, &mut rng(i as u64));
+                    let signed_in = matches!(outcome, AccountOutcome::Tokens { .. });
+                    prop_assert!(!signed_in);
+                }
+                Step::Owner => {
+                    let (outcome, _) = run(&mut doc, attempt(PASSWORD, OWNER), now, &mut rng(i as u64));
+                    let signed_in = matches!(outcome, AccountOutcome::Tokens { .. });
+                    prop_assert!(signed_in, "owner refused: {:?}", outcome);
+                }
+                Step::Wait(s) => now += s,
+            }
+            now += 1;
         }
     }
 }

@@ -158,8 +158,12 @@ fn reasons(transition: &Transition) -> Vec<(Event, Option<&'static str>)> {
 #[test]
 fn a_login_with_a_proof_binds_the_session_and_its_tokens() {
     let mut doc = account_doc();
-    let login =
-        AccountRequest::Login { email: "a@example.com".into(), password: PASSWORD.into(), jkt: Some(KEY_A.into()) };
+    let login = AccountRequest::Login {
+        email: "a@example.com".into(),
+        password: PASSWORD.into(),
+        jkt: Some(KEY_A.into()),
+        client: None,
+    };
     let (outcome, claims) = run(&mut doc, login, &settings(false), T0);
     let pair = tokens(outcome);
     assert_eq!(pair.token_type, "DPoP");
@@ -168,7 +172,8 @@ fn a_login_with_a_proof_binds_the_session_and_its_tokens() {
     assert_eq!(family(&doc, &sid).and_then(|f| f.jkt.as_deref()), Some(KEY_A));
 
     // Without a proof: a bearer session, no cnf.
-    let login = AccountRequest::Login { email: "a@example.com".into(), password: PASSWORD.into(), jkt: None };
+    let login =
+        AccountRequest::Login { email: "a@example.com".into(), password: PASSWORD.into(), jkt: None, client: None };
     let (outcome, claims) = run(&mut doc, login, &settings(false), T0 + 1);
     let pair = tokens(outcome);
     assert_eq!(pair.token_type, "Bearer");

@@ -65,7 +65,7 @@ fn run(
 }
 
 fn login(password: &str) -> AccountRequest {
-    AccountRequest::Login { email: EMAIL.into(), password: password.into(), jkt: None }
+    AccountRequest::Login { email: EMAIL.into(), password: password.into(), jkt: None, client: None }
 }
 
 /// A registered account whose hash is a PBKDF2 one (made as the object makes it).

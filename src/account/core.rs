@@ -9,7 +9,7 @@
 
 use super::family::{Family, Lifetimes, Refusal as FamilyRefusal, Secret};
 use super::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
-use super::state::{Account, AccountDoc, RefreshResult};
+use super::state::{Account, AccountDoc, RefreshResult, Standing};
 use crate::audit::Event;
 use crate::config::{Config, CLIENT_ID};
 use crate::input::RefreshToken;
@@ -210,8 +210,9 @@ pub fn apply(
         AccountRequest::Register { email, password } => {
             register(doc, settings, ctx, email, &password, rng, &mut events)?
         }
-        AccountRequest::Login { email, password, jkt } => {
-            login(doc, settings, ctx, (&email, &password), jkt, rng, &mut events)?
+        AccountRequest::Login { email, password, jkt, client } => {
+            let attempt = Attempt { email: &email, password: &password, client: client.as_deref() };
+            login(doc, settings, ctx, attempt, jkt, rng, &mut events)?
         }
         AccountRequest::Refresh { sid, secret, scope, jkt } => {
             let presented = Presented { sid: &sid, secret: &secret, jkt: jkt.as_deref() };
@@ -297,9 +298,8 @@ fn register(
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
-    if doc.account.is_some() {
-        return Ok(refused(Refusal::EmailTaken));
-    }
+    // Hashed before the email is looked at, so a taken email costs what a new one does
+    // (REGISTRATION_MODE=uniform answers both alike, docs/HARDENING.md).
     let phc = match settings.password_scheme {
         password::Scheme::Argon2id => password::hash(password, &random(rng)?, &settings.password)
             .map_err(|e| Fault::PasswordHash(e.to_string()))?,
@@ -307,6 +307,9 @@ fn register(
             ctx.pbkdf2.new_hash.ok_or_else(|| Fault::PasswordHash("no PBKDF2 hash was derived".into()))?.to_owned()
         }
     };
+    if doc.account.is_some() {
+        return Ok(refused(Refusal::EmailTaken));
+    }
     doc.account = Some(Account {
         sub: ctx.account_id.to_owned(),
         email,
@@ -320,18 +323,29 @@ fn register(
     Ok(Reply::Answer(AccountOutcome::Registered { sub: ctx.account_id.to_owned() }))
 }
 
+/// A login attempt: the credentials, and the tag of the client's address.
+struct Attempt<'a> {
+    email: &'a str,
+    password: &'a str,
+    client: Option<&'a str>,
+}
+
 fn login(
     doc: &mut AccountDoc,
     settings: &Settings,
     ctx: Context<'_>,
-    (email, password): (&str, &str),
+    Attempt { email, password, client }: Attempt<'_>,
     jkt: Option<String>,
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
     let now = ctx.now;
-    if let Err(retry_after) = doc.throttle.check(now) {
-        events.push(AuditEvent::new(Event::LoginThrottled, None, None));
+    if let Err(retry_after) = doc.login_allowed(client, now) {
+        let group = match doc.standing(client, now) {
+            Standing::Known(_) => "known_client",
+            Standing::Stranger => "strangers",
+        };
+        events.push(AuditEvent::new(Event::LoginThrottled, None, Some(group)));
         return Ok(refused(Refusal::Throttled { retry_after }));
     }
     let stored = doc.account.as_ref().filter(|a| a.email == email).map(|a| a.password.clone());
@@ -339,13 +353,14 @@ fn login(
     let dummy = ctx.dummy_hash.ok_or(Fault::NoDummyHash)?;
     let phc = stored.as_deref().unwrap_or(dummy);
     let password_ok = password::acceptable(password) && verify(password, phc, ctx.pbkdf2.derived);
-    let Some(account) = doc.account.as_mut().filter(|_| stored.is_some() && password_ok) else {
-        doc.throttle.fail(now);
+    if !(stored.is_some() && password_ok) {
+        doc.login_failed(client, now);
         let reason = if stored.is_some() { "wrong_password" } else { "unknown_account" };
         events.push(AuditEvent::new(Event::LoginFailed, None, Some(reason)));
         return Ok(refused(Refusal::InvalidCredentials));
-    };
-    doc.throttle.succeed();
+    }
+    doc.login_succeeded(client, now);
+    let Some(account) = doc.account.as_mut() else { return Ok(refused(Refusal::InvalidCredentials)) };
     // A hash of other argon2id parameters, or a PBKDF2 one once the plan allows argon2id, is
     // replaced now; never the other way (an argon2id hash is kept under PASSWORD_HASH=pbkdf2).
     if settings.password_scheme == password::Scheme::Argon2id

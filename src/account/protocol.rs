@@ -13,11 +13,15 @@ pub enum AccountRequest {
     Register { email: String, password: String },
     /// Check the password and start a session; with `jkt` (the thumbprint of the key of the
     /// request's verified DPoP proof) the session and its access tokens are bound to that key.
+    /// `client`: the tag of the client's address (`limits::client_tag`), which decides whose
+    /// failures slow the attempt down (a known client's own, or the strangers'); none: a stranger.
     Login {
         email: String,
         password: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         jkt: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
     },
     /// Rotate a refresh token of session `sid`; with `scope`, the new access token carries only
     /// those scopes, which must all have been granted (RFC 6749 §6). `jkt`: the thumbprint of the
@@ -128,7 +132,8 @@ pub enum Refusal {
     EmailTaken,
     /// Login: wrong password or unknown account, indistinguishably.
     InvalidCredentials,
-    /// Login: too many failures; no password was checked.
+    /// Login: too many failures from this client's group (strangers, or this known client); no
+    /// password was checked.
     Throttled { retry_after: i64 },
     /// Refresh: the token is unknown, expired, idle, revoked or reused.
     InvalidGrant,
@@ -174,7 +179,8 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let request = AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into(), jkt: None };
+        let request =
+            AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into(), jkt: None, client: None };
         assert!(!format!("{request:?}").contains("hunter22"));
         let pair = TokenPair {
             access_token: "secret-access".into(),

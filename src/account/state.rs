@@ -7,15 +7,20 @@ use serde::{Deserialize, Serialize};
 
 /// Sessions an account may have at once; a new login beyond it ends the least recently used.
 pub const MAX_SESSIONS: usize = 50;
-/// The failure in a row that starts the throttle: four are free, the fifth locks the email.
+/// The failure in a row that starts a throttle: four are free, the fifth slows the next attempt.
 pub const FREE_FAILURES: u32 = 5;
 /// The longest throttle, seconds.
 pub const MAX_LOCK_SECONDS: i64 = 900;
 /// Failures older than this are forgotten, seconds.
 pub const FAILURE_MEMORY_SECONDS: i64 = 3600;
+/// Clients an account remembers as its own (the most recent logins); the oldest is forgotten first.
+pub const MAX_KNOWN_CLIENTS: usize = 10;
+/// A known client that has not logged in for this long is a stranger again, seconds (90 days).
+pub const KNOWN_CLIENT_SECONDS: i64 = 90 * 86_400;
 
-/// Failed-login throttling for one email, whether or not an account exists (so throttling does not
-/// tell which emails are registered).
+/// Failed-login throttling of one group of clients of one email: the strangers (every client that
+/// has not logged in to the account before, whether or not an account exists, so throttling does
+/// not tell which emails are registered), or one known client.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Throttle {
     /// Consecutive failures.
@@ -55,6 +60,29 @@ impl Throttle {
     }
 }
 
+/// A client that logged in to this account successfully: the owner's device or network. Only its
+/// own failures slow it down; strangers' failures never do (docs/HARDENING.md "Limits").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownClient {
+    /// The client's tag: a hash of its address salted with the account id (`limits::client_tag`),
+    /// never the address itself.
+    pub tag: String,
+    /// Its last successful login.
+    pub last_login: i64,
+    /// Its own failures.
+    #[serde(default)]
+    pub throttle: Throttle,
+}
+
+/// Which throttle a login attempt counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// A known client, by its index in [`AccountDoc::known_clients`].
+    Known(usize),
+    /// A client the account has not seen log in (or no client tag at all).
+    Stranger,
+}
+
 /// A registered account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
@@ -79,9 +107,12 @@ pub struct Account {
 pub struct AccountDoc {
     /// The account, once registered.
     pub account: Option<Account>,
-    /// Login throttling.
+    /// Login throttling of strangers (clients that have not logged in to this account before).
     #[serde(default)]
     pub throttle: Throttle,
+    /// Clients that logged in recently (at most [`MAX_KNOWN_CLIENTS`]), each with its own throttle.
+    #[serde(default)]
+    pub known_clients: Vec<KnownClient>,
     /// The authority copy of this user's denylist record, mirrored to KV on change.
     #[serde(default = "RevocationRecord::new")]
     pub revocation: RevocationRecord,
@@ -98,6 +129,7 @@ impl Default for AccountDoc {
         AccountDoc {
             account: None,
             throttle: Throttle::default(),
+            known_clients: Vec::new(),
             revocation: RevocationRecord::new(),
             revocation_version: 0,
             mirrored_version: 0,
@@ -133,6 +165,60 @@ impl AccountDoc {
             account.families.retain(|f| f.is_active(now, life));
         }
         self.revocation.prune(now);
+        self.known_clients.retain(|c| now - c.last_login <= KNOWN_CLIENT_SECONDS);
+    }
+
+    /// Whose throttle a login by `client` (its tag) counts against: its own if it logged in to this
+    /// account within [`KNOWN_CLIENT_SECONDS`], else the strangers' one.
+    pub fn standing(&self, client: Option<&str>, now: i64) -> Standing {
+        let known = self.account.is_some().then_some(client).flatten().and_then(|tag| {
+            self.known_clients.iter().position(|c| c.tag == tag && now - c.last_login <= KNOWN_CLIENT_SECONDS)
+        });
+        known.map_or(Standing::Stranger, Standing::Known)
+    }
+
+    /// `Err(retry_after_seconds)` while the attempts of `client`'s group are slowed down.
+    pub fn login_allowed(&self, client: Option<&str>, now: i64) -> Result<(), i64> {
+        match self.standing(client, now) {
+            Standing::Known(i) => self.known_clients[i].throttle.check(now),
+            Standing::Stranger => self.throttle.check(now),
+        }
+    }
+
+    /// Counts a failed login of `client` against its group only.
+    pub fn login_failed(&mut self, client: Option<&str>, now: i64) {
+        match self.standing(client, now) {
+            Standing::Known(i) => self.known_clients[i].throttle.fail(now),
+            Standing::Stranger => self.throttle.fail(now),
+        }
+    }
+
+    /// A successful login: `client` becomes (or stays) known, with its failures forgotten. The
+    /// strangers' failures stay counted: the owner's success must not give an attacker fresh
+    /// attempts. At most [`MAX_KNOWN_CLIENTS`] are kept, the least recent forgotten first.
+    pub fn login_succeeded(&mut self, client: Option<&str>, now: i64) {
+        let Some(tag) = client else { return };
+        match self.standing(client, now) {
+            Standing::Known(i) => {
+                let known = &mut self.known_clients[i];
+                known.last_login = now;
+                known.throttle.succeed();
+            }
+            Standing::Stranger => {
+                self.known_clients.retain(|c| c.tag != tag);
+                self.known_clients.push(KnownClient {
+                    tag: tag.to_owned(),
+                    last_login: now,
+                    throttle: Throttle::default(),
+                });
+            }
+        }
+        while self.known_clients.len() > MAX_KNOWN_CLIENTS {
+            let Some((oldest, _)) = self.known_clients.iter().enumerate().min_by_key(|(_, c)| c.last_login) else {
+                break;
+            };
+            self.known_clients.remove(oldest);
+        }
     }
 
     /// The family with this `sid`, if the account has it.

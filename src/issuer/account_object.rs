@@ -232,7 +232,7 @@ impl Account {
 /// The PBKDF2 derivations a transition needs, made with WebCrypto before the (synchronous) core runs:
 /// a login's password with the salt and iterations of the PBKDF2 hash it is checked against (the
 /// account's, or the dummy's for an unknown email, so both cost one derivation), and a new hash for a
-/// registration under `PASSWORD_HASH=pbkdf2`. Nothing for argon2id, nor for a throttled login or an
+/// registration under `PASSWORD_HASH=pbkdf2` (taken email or not). Nothing for argon2id, nor for a throttled login or an
 /// unacceptable password, which the core refuses without checking a hash.
 async fn pbkdf2_work(
     doc: &AccountDoc,
@@ -242,8 +242,8 @@ async fn pbkdf2_work(
     now: i64,
 ) -> Result<(Option<[u8; 32]>, Option<String>), ApiError> {
     match request {
-        AccountRequest::Login { email, password, .. } => {
-            if doc.throttle.check(now).is_err() || !password::acceptable(password) {
+        AccountRequest::Login { email, password, client, .. } => {
+            if doc.login_allowed(client.as_deref(), now).is_err() || !password::acceptable(password) {
                 return Ok((None, None));
             }
             let stored = doc.account.as_ref().filter(|a| &a.email == email).map(|a| a.password.as_str());
@@ -252,7 +252,8 @@ async fn pbkdf2_work(
                 None => Ok((None, None)),
             }
         }
-        AccountRequest::Register { password, .. } if scheme == Scheme::Pbkdf2 && doc.account.is_none() => {
+        // Taken or not: the core hashes every registration's password (same work either way).
+        AccountRequest::Register { password, .. } if scheme == Scheme::Pbkdf2 => {
             let mut salt = [0u8; 16];
             getrandom::getrandom(&mut salt).map_err(|_| fault(Fault::Randomness))?;
             let hash = derive(password, &salt, password::PBKDF2_ITERATIONS).await?;

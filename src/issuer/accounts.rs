@@ -4,13 +4,14 @@
 
 use super::cookies::{cookie_token, origin_allowed, own_origin, refresh_cookie};
 use crate::account::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
-use crate::config::{Config, DpopMode};
+use crate::config::{Config, DpopMode, RegistrationMode};
 use crate::error::{ApiError, DpopSite};
 use crate::input::{self, InputError, RefreshToken, Transport};
 use crate::jwt::b64;
+use crate::limits::Action;
 use crate::web::response::{self, read_body};
 use crate::web::verify::{self, Accept, Authenticated};
-use crate::web::{denylist, dpop, Reply};
+use crate::web::{denylist, dpop, limits, Reply};
 use worker::{Env, Headers, Method, Request, RequestInit, Response};
 
 /// The Durable Object namespace of accounts.
@@ -141,12 +142,25 @@ pub(crate) fn with_nonce(response: Response, config: &Config) -> Result<Response
     Ok(response)
 }
 
-/// `POST /auth/register`.
-pub async fn register(mut req: Request, env: &Env, rid: &str) -> Result<Reply, ApiError> {
-    let creds = input::register(&read_json_body(&mut req, false).await?)?;
+/// `POST /auth/register`, limited per client address, with Turnstile when it is on. Under
+/// `REGISTRATION_MODE=uniform` a new and a taken email get the same answer, after the same work.
+pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    limits::admit(env, &req, Action::Register).await?;
+    let body = read_json_body(&mut req, false).await?;
+    let creds = input::register(&body)?;
+    limits::turnstile(config, &req, &body).await?;
     let stub = by_email(env, &creds.email)?;
     let request = AccountRequest::Register { email: creds.email, password: creds.password };
-    match outcome(call(stub, &request, rid).await?)? {
+    let answer = call(stub, &request, rid).await?;
+    if config.registration_mode == RegistrationMode::Uniform {
+        return match answer {
+            AccountOutcome::Registered { .. } | AccountOutcome::Refused { refusal: Refusal::EmailTaken } => {
+                Ok(response::json(&serde_json::json!({ "status": "accepted" }), 202, "no-store")?.into())
+            }
+            other => Err(outcome(other).err().unwrap_or_else(|| unexpected(&AccountOutcome::Done))),
+        };
+    }
+    match outcome(answer)? {
         AccountOutcome::Registered { sub } => {
             Ok(response::json(&serde_json::json!({ "sub": sub }), 201, "no-store")?.into())
         }
@@ -156,13 +170,20 @@ pub async fn register(mut req: Request, env: &Env, rid: &str) -> Result<Reply, A
 
 /// `POST /auth/login`; with a `DPoP` proof the session is bound to its key (RFC 9449 §5), and with
 /// `DPOP_MODE=required` a proof must come.
+///
+/// Limited per client address and per (address, account) before the account object is asked, with
+/// Turnstile when it is on; the object then slows down the client's group (docs/HARDENING.md).
 pub async fn login(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let (creds, transport) = input::login(&read_json_body(&mut req, false).await?)?;
+    let body = read_json_body(&mut req, false).await?;
+    let (creds, transport) = input::login(&body)?;
+    limits::admit(env, &req, Action::Login { email: &creds.email }).await?;
+    limits::turnstile(config, &req, &body).await?;
     let jkt = dpop::token_request_key(&req, config, config.dpop.mode == DpopMode::Required).await?;
     let namespace = accounts(env)?;
     let id = namespace.id_from_name(&format!("email:{}", creds.email))?;
     let sub = id.to_string();
-    let request = AccountRequest::Login { email: creds.email, password: creds.password, jkt };
+    let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
+    let request = AccountRequest::Login { email: creds.email, password: creds.password, jkt, client };
     let pair = tokens(call(id.get_stub()?, &request, rid).await?)?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
     denylist::forget(&sub);
@@ -171,6 +192,7 @@ pub async fn login(mut req: Request, env: &Env, config: &Config, rid: &str) -> R
 
 /// `POST /auth/refresh`: the token from the body, or else from the cookie (with an allowed `Origin`).
 pub async fn refresh(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    limits::admit(env, &req, Action::Refresh).await?;
     let from_body = input::refresh(&read_json_body(&mut req, true).await?)?;
     let (text, transport) = match from_body {
         Some(token) => (token, Transport::Body),

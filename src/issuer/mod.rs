@@ -45,7 +45,7 @@ pub async fn dispatch(
 ) -> Result<Reply, ApiError> {
     match route {
         IssuerRoute::Jwks => Ok(Reply::public(jwks(&config, env).await?)),
-        IssuerRoute::Register => accounts::register(req, env, rid).await,
+        IssuerRoute::Register => accounts::register(req, env, &config, rid).await,
         IssuerRoute::Login => accounts::login(req, env, &config, rid).await,
         IssuerRoute::Refresh => accounts::refresh(req, env, &config, rid).await,
         IssuerRoute::Logout => accounts::logout(req, env, &config, rid).await,

@@ -56,6 +56,8 @@ fn no_store(value: &serde_json::Value) -> Result<Reply, ApiError> {
 /// `gatehouse`: the same rotation as `/auth/refresh` (and the same DPoP binding, RFC 9449 §5), in
 /// the standard shape.
 pub async fn token(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    // Only the refresh grant exists; a password grant would count as a login (`Action::Login`).
+    crate::web::limits::admit(env, &req, crate::limits::Action::Refresh).await?;
     let form = read_form(&mut req).await?;
     match form.get("grant_type") {
         None => return Err(ApiError::InvalidRequest("parameter grant_type is missing".into())),

@@ -5,6 +5,7 @@
 pub mod cors;
 pub mod denylist;
 pub mod dpop;
+pub mod limits;
 pub mod metrics;
 pub mod remote_keys;
 pub mod response;

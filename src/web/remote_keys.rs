@@ -333,7 +333,7 @@ async fn fetch_managed(env: &Env, timeout_ms: u64) -> Result<KeySet, String> {
 }
 
 /// A future's output if it comes within `timeout_ms`, else `None` (the future is dropped).
-async fn within<T>(timeout_ms: u64, future: impl std::future::Future<Output = T>) -> Option<T> {
+pub(crate) async fn within<T>(timeout_ms: u64, future: impl std::future::Future<Output = T>) -> Option<T> {
     let timer = Delay::from(Duration::from_millis(timeout_ms));
     match select(Box::pin(future), Box::pin(timer)).await {
         Either::Left((output, _)) => Some(output),
