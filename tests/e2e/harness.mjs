@@ -75,12 +75,29 @@ function splitConfigs(dir, { vars, edgeVars, issuerVars, keys, verifier }) {
 }
 
 /**
+ * wrangler.toml as wrangler dev runs it, with its `[[ratelimits]]` replaced by `ratelimits` (an
+ * array; [] turns every limit off): copied as JSON with absolute paths and no build step.
+ */
+function mainConfig(dir, ratelimits) {
+  const config = parseToml(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'));
+  delete config.build;
+  delete config.env;
+  config.main = join(ROOT, config.main);
+  config.assets.directory = join(ROOT, config.assets.directory);
+  config.ratelimits = ratelimits;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'wrangler.json'), JSON.stringify(config, null, 2));
+  return join(dir, 'wrangler.json');
+}
+
+/**
  * Starts the worker. `vars` override wrangler.toml [vars]; `keys` defaults to fresh dev keys.
+ * `ratelimits`: the Rate Limiting bindings instead of wrangler.toml's (all-in-one only).
  * `split: 'both'` runs the edge and issuer Workers of a split deployment in one wrangler dev session
  * (the edge in front, `edgeVars`/`issuerVars` for one of them only); `split: 'verifier'` runs the edge
  * Worker alone.
  */
-export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {} } = {}) {
+export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {}, ratelimits } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const keySet = keys === undefined ? await devKeys() : keys;
   const persist = persistDir ?? join(dir, 'state');
@@ -108,7 +125,7 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
       const configs = split
         ? splitConfigs(join(dir, 'configs'), { vars: this.env, edgeVars, issuerVars, keys: this.keys, verifier: split === 'verifier' })
           .flatMap((c) => ['-c', c])
-        : ['--env-file', this.envFile];
+        : [...(ratelimits ? ['-c', mainConfig(join(dir, 'main'), ratelimits)] : []), '--env-file', this.envFile];
       this.proc = spawn(
         WRANGLER,
         ['dev', ...configs, '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),
