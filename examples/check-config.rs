@@ -59,7 +59,7 @@ fn var_text(value: &toml::Value) -> String {
     }
 }
 
-fn run(args: &Args) -> Result<(String, Vec<String>), String> {
+fn run(args: &Args) -> Result<(String, Vec<String>, Vec<String>), String> {
     let text = std::fs::read_to_string(&args.config).map_err(|e| format!("{}: {e}", args.config.display()))?;
     let config: toml::Table = text.parse().map_err(|e| format!("{}: {e}", args.config.display()))?;
     let section = match &args.env {
@@ -110,7 +110,25 @@ fn run(args: &Args) -> Result<(String, Vec<String>), String> {
         args.env.as_ref().map(|e| format!(" --env {e}")).unwrap_or_default(),
         secrets_file.map(|p| format!(", secrets from {}", p.display())).unwrap_or_default(),
     );
-    Ok((what, found))
+    // Bindings are not inherited by an environment either. A missing rate limit is not an error
+    // (a plan without Rate Limiting), but it is worth knowing.
+    let bound: Vec<&str> = section
+        .get("ratelimits")
+        .and_then(toml::Value::as_array)
+        .map(|list| list.iter().filter_map(|r| r.get("name").and_then(toml::Value::as_str)).collect())
+        .unwrap_or_default();
+    let notes = match runs_issuer {
+        true => gatehouse::limits::Limit::ALL
+            .iter()
+            .map(|l| l.binding())
+            .filter(|name| !bound.contains(name))
+            .map(|name| {
+                format!("note: no [[ratelimits]] binding {name}: that limit is off (docs/HARDENING.md \"Limits\")")
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    Ok((what, found, notes))
 }
 
 fn main() -> ExitCode {
@@ -122,11 +140,14 @@ fn main() -> ExitCode {
         }
     };
     match run(&args) {
-        Ok((what, found)) if found.is_empty() => {
+        Ok((what, found, notes)) if found.is_empty() => {
             println!("ok: {what} loads");
+            for note in notes {
+                eprintln!("{note}");
+            }
             ExitCode::SUCCESS
         }
-        Ok((what, found)) => {
+        Ok((what, found, _)) => {
             println!("{what}: {} problem{}", found.len(), if found.len() == 1 { "" } else { "s" });
             for problem in found {
                 println!("  - {problem}");

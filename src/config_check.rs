@@ -114,6 +114,25 @@ mod tests {
     }
 
     #[test]
+    fn the_abuse_settings_are_checked() {
+        let key = stand_in_key();
+        let base = [("ISSUER", "https://a.example"), ("AUDIENCE", "api")];
+        let with = |extra: &[(&'static str, &'static str)], secrets: &[(&'static str, &str)]| {
+            let vars: Vec<_> = base.iter().chain(extra).copied().collect();
+            let mut all: Vec<(&str, &str)> = vec![("SIGNING_KEYS", key.as_str())];
+            all.extend_from_slice(secrets);
+            run(&vars, &all, true)
+        };
+        assert!(with(&[("REGISTRATION_MODE", "uniform")], &[]).is_empty());
+        assert_eq!(with(&[("REGISTRATION_MODE", "silent")], &[]), ["REGISTRATION_MODE"]);
+        assert!(with(&[], &[("TURNSTILE_SECRET", "0x4AAA")]).is_empty());
+        let plain = [("TURNSTILE_VERIFY_URL", "http://turnstile.example/siteverify")];
+        assert_eq!(with(&plain, &[("TURNSTILE_SECRET", "0x4AAA")]), ["TURNSTILE_VERIFY_URL"]);
+        let loopback = [("TURNSTILE_VERIFY_URL", "http://127.0.0.1:9/siteverify")];
+        assert!(with(&loopback, &[("TURNSTILE_SECRET", "0x4AAA")]).is_empty());
+    }
+
+    #[test]
     fn a_bad_key_set_is_named() {
         let found = run(&[("ISSUER", "https://a.example"), ("AUDIENCE", "api")], &[("SIGNING_KEYS", "{}")], true);
         assert_eq!(found, ["SIGNING_KEYS"]);

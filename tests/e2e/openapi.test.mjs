@@ -6,7 +6,8 @@
 //
 // Runtimes: A, B, C and E are wrangler dev (A: the main configuration, B: ORIGIN_URL set to a
 // loopback origin, C: a bad ROUTE_POLICIES, so every worker route answers 500, E: DPOP_MODE=required
-// with server nonces, for `use_dpop_nonce` and DPoP-Nonce). D is Miniflare running the
+// with server nonces, for `use_dpop_nonce` and DPoP-Nonce; F: rate limits of one request a minute,
+// Turnstile against a loopback siteverify and REGISTRATION_MODE=uniform). D is Miniflare running the
 // same build in workerd with faults that wrangler dev cannot inject (the approach of
 // faults.test.mjs): a DENYLIST whose reads fail for keys containing "fail", and ACCOUNTS and KEYS
 // Durable Objects that throw, for the 503 answers of the issuer, OAuth, JWKS and /auth/me routes.
@@ -275,6 +276,21 @@ function rawFetch(url, { method, headers = {}, body } = {}) {
   });
 }
 
+/** A loopback Turnstile siteverify: admits the token `good` only. */
+async function startSiteverify() {
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ success: form.get('response') === 'good' }));
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}/siteverify`, close: () => new Promise((r) => server.close(r)) };
+}
+
 /** A wrangler dev worker whose fetch also sends TRACE (over node:http). */
 const withTrace = (w) => ({
   worker: w, keys: w.keys, url: w.url,
@@ -496,6 +512,36 @@ function scenarios() {
   add('A', ...P(T), 413, 'over 16 KiB', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: BIG })));
   add('D', ...P(T), 503, 'the account object throws', (w) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: refreshTokenFor(w.account) })));
 
+  // F: the abuse limits (docs/HARDENING.md "Limits"). Each scenario is its own client address.
+  const from = (ip, extra = {}) => ({ 'cf-connecting-ip': `198.51.100.${ip}`, ...extra });
+  const GOOD = { 'cf-turnstile-response': 'good' };
+  /** Sends until the answer is 429 (the limit is one a minute; a window may end between two). */
+  const until429 = async (send) => {
+    let res;
+    for (let i = 0; i < 4; i += 1) {
+      res = await send();
+      if (res.status === 429) return res;
+      await res.arrayBuffer();
+    }
+    return res;
+  };
+  const R = '/auth/register';
+  add('F', ...P(R), 202, 'uniform: a new email', (w) => w.fetch(R, json({ email: email('uni'), password: PASSWORD, ...GOOD }, from(1))));
+  add('F', ...P(R), 202, 'uniform: a taken email, the same answer', async (w) => {
+    const address = email('uni-taken');
+    await (await w.fetch(R, json({ email: address, password: PASSWORD, ...GOOD }, from(2)))).arrayBuffer();
+    return w.fetch(R, json({ email: address, password: PASSWORD, ...GOOD }, from(3)));
+  });
+  add('F', ...P(R), 400, 'no Turnstile token', (w) => w.fetch(R, json({ email: email('ts'), password: PASSWORD }, from(4))));
+  add('F', ...P(R), 403, 'a Turnstile token siteverify refuses', (w) => w.fetch(R, json({ email: email('ts'), password: PASSWORD, 'cf-turnstile-response': 'bad' }, from(5))));
+  add('F', ...P(R), 429, 'registrations from one address', (w) => until429(() => w.fetch(R, json({ email: email('many'), password: PASSWORD, ...GOOD }, from(6)))));
+  const L = '/auth/login';
+  add('F', ...P(L), 400, 'no Turnstile token', (w) => w.fetch(L, json({ email: email('ts'), password: PASSWORD }, from(7))));
+  add('F', ...P(L), 403, 'a Turnstile token siteverify refuses', (w) => w.fetch(L, json({ email: email('ts'), password: PASSWORD }, from(8, { 'cf-turnstile-response': 'bad' }))));
+  add('F', ...P(L), 429, 'logins from one address', (w) => until429(() => w.fetch(L, json({ email: email('spray'), password: 'wrong password!', ...GOOD }, from(9)))));
+  add('F', ...P('/auth/refresh'), 429, 'refreshes from one address', (w) => until429(() => w.fetch('/auth/refresh', json({ refresh_token: UNKNOWN_RT }, from(10)))));
+  add('F', ...P(T), 429, 'refreshes from one address', (w) => until429(() => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT }, from(11)))));
+
   const V = '/oauth/revoke';
   add('A', ...P(V), 200, 'an unknown token', (w) => w.fetch(V, form({ token: 'nonsense' })));
   add('A', ...P(V), 200, 'an access token, by an introspection client', (w, c) => w.fetch(V, form({ token: c.s7.access_token, token_type_hint: 'access_token' }, basic(CLIENT, SECRET))));
@@ -634,6 +680,7 @@ describe('OpenAPI document against the running worker', () => {
   const codesSeen = new Map(); // `${key} ${code}` -> Set of error codes produced
 
   before(async () => {
+    ctx.siteverify = await startSiteverify();
     ctx.downIssuer = await startFakeIssuer({ algs: ['RS256'] });
     ctx.downIssuer.mode = 'error';
     ctx.origin = await startOrigin();
@@ -652,6 +699,10 @@ describe('OpenAPI document against the running worker', () => {
       B: startWorker({ vars: { ORIGIN_URL: ctx.origin.url, ALLOWED_ORIGINS: APP } }),
       C: startMisconfigured({ ROUTE_POLICIES: 'not json' }),
       D: startFaulty(),
+      F: startWorker({
+        ratelimits: ['LOGIN_IP', 'LOGIN_ACCOUNT', 'REGISTER_IP', 'REFRESH_IP'].map((n, i) => ({ name: `RATE_LIMIT_${n}`, namespace_id: String(1001 + i), simple: { limit: 1, period: 60 } })),
+        vars: { TURNSTILE_SECRET: 'openapi-secret', TURNSTILE_VERIFY_URL: ctx.siteverify.url, REGISTRATION_MODE: 'uniform' },
+      }),
       E: startWorker({ vars: { DPOP_MODE: 'required', DPOP_NONCE_SECRET: randomBytes(32).toString('base64url'), ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/', scope: 'api' }]) } }),
     };
     const started = await Promise.allSettled(Object.values(starting));
@@ -674,6 +725,7 @@ describe('OpenAPI document against the running worker', () => {
   after(async () => {
     await Promise.allSettled(Object.values(rt).map((w) => w?.cleanup()));
     await ctx.downIssuer?.close();
+    await ctx.siteverify?.close();
     await ctx.origin?.close();
   });
 
