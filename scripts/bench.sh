@@ -5,7 +5,8 @@
 #                         wasm size, the cold start, and KV reads per request
 #   bench/verify.mjs      one verification in V8 (gatehouse's wasm, jose) and natively (criterion)
 #   bench/login.mjs       login timing and argon2id cost per hash (wrangler dev)
-# `bash scripts/bench.sh throughput`, `... verify` or `... login` runs one. Results go in
+#   bench/limits.mjs      the abuse limits under a bounded load with production's limits (wrangler dev)
+# `bash scripts/bench.sh throughput`, `... verify`, `... login` or `... limits` runs one. Results go in
 # docs/BENCHMARKS.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +27,7 @@ if [ "$which" = all ] || [ "$which" = verify ]; then
 fi
 if [ "$which" = all ] || [ "$which" = login ]; then
   node bench/login.mjs
+fi
+if [ "$which" = all ] || [ "$which" = limits ]; then
+  node bench/limits.mjs
 fi
