@@ -5,7 +5,9 @@
 #                         wasm size, the cold start, and KV reads per request
 #   bench/verify.mjs      one verification in V8 (gatehouse's wasm, jose) and natively (criterion)
 #   bench/login.mjs       login timing and argon2id cost per hash (wrangler dev)
-# `bash scripts/bench.sh throughput`, `... verify` or `... login` runs one. Results go in
+#   bench/size.mjs        what each crate costs in the edge and issuer wasm (name section of a build
+#                         that keeps it, in target/size/)
+# `bash scripts/bench.sh throughput`, `... verify`, `... login` or `... size` runs one. Results go in
 # docs/BENCHMARKS.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +28,8 @@ if [ "$which" = all ] || [ "$which" = verify ]; then
 fi
 if [ "$which" = all ] || [ "$which" = login ]; then
   node bench/login.mjs
+fi
+if [ "$which" = all ] || [ "$which" = size ]; then
+  node bench/size.mjs edge
+  node bench/size.mjs issuer
 fi
