@@ -32,7 +32,7 @@ import { makeKey } from '../tests/e2e/dpop-proofs.mjs';
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 4);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
-const POOL = Number(process.env.POOL ?? 30000);
+const POOL = Number(process.env.POOL ?? (process.env.COLD_ONLY ? 10 : 30000));
 const COLD_ROUNDS = Number(process.env.COLD_ROUNDS ?? 8);
 const FLAVOUR = process.env.GATEHOUSE === 'full' ? 'full' : 'edge';
 const GATEHOUSE_BUILD = join(ROOT, FLAVOUR === 'full' ? 'build' : 'build-edge');
