@@ -480,7 +480,7 @@ export interface components {
          * @description The stable error code (src/edge/error.rs).
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable";
+        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce";
         /** @description Every error the worker makes. The description never holds secrets, token contents or whether an account exists. */
         Error: {
             error: components["schemas"]["ErrorCode"];
@@ -525,7 +525,7 @@ export interface components {
         JwkSet: {
             keys: components["schemas"]["Jwk"][];
         };
-        /** @description RFC 8414 metadata. The introspection members are there only when INTROSPECTION_CLIENTS is set. */
+        /** @description RFC 8414 metadata. The introspection members are there only when INTROSPECTION_CLIENTS is set. `dpop_signing_alg_values_supported` is there unless DPOP_MODE is off. */
         AuthorizationServerMetadata: {
             /** @description ISSUER. */
             issuer: string;
@@ -553,6 +553,15 @@ export interface components {
             introspection_endpoint_auth_methods_supported?: [
                 "client_secret_basic",
                 "client_secret_post"
+            ];
+            /**
+             * @description RFC 9449 §5.1: the proof algorithms accepted (EdDSA also under its RFC 9864 name). Absent with DPOP_MODE=off.
+             * @constant
+             */
+            dpop_signing_alg_values_supported?: [
+                "EdDSA",
+                "Ed25519",
+                "ES256"
             ];
         };
         /** @description A JSON object without duplicate member names; unknown members are ignored. */
@@ -586,8 +595,11 @@ export interface components {
         TokenPair: {
             /** @description A compact JWS, `typ: at+jwt` (docs/API.md "Tokens"). */
             access_token: string;
-            /** @constant */
-            token_type: "Bearer";
+            /**
+             * @description `DPoP` when the access token is bound to the key of the request's DPoP proof (it then has `cnf.jkt`, RFC 9449 §5), else `Bearer`.
+             * @enum {unknown}
+             */
+            token_type: "Bearer" | "DPoP";
             /** @description Seconds until the access token expires. */
             expires_in: number;
             /** @description A refresh token: `ghr1.<account id>.<sid>.<secret>`; clients treat it as opaque. Absent when the refresh token travels in the cookie. */
@@ -621,6 +633,7 @@ export interface components {
             /** @description Empty when absent. */
             roles: string[];
             email?: string;
+            cnf?: components["schemas"]["Confirmation"];
         };
         /** @description Form parameters: each at most once (a repeat is 400), empty values count as absent. */
         TokenRequest: {
@@ -638,8 +651,11 @@ export interface components {
         };
         TokenResponse: {
             access_token: string;
-            /** @constant */
-            token_type: "Bearer";
+            /**
+             * @description `DPoP` when the access token is bound to the key of the request's DPoP proof (it then has `cnf.jkt`, RFC 9449 §5), else `Bearer`.
+             * @enum {unknown}
+             */
+            token_type: "Bearer" | "DPoP";
             expires_in: number;
             /** @description A refresh token: `ghr1.<account id>.<sid>.<secret>`; clients treat it as opaque. */
             refresh_token: string;
@@ -676,8 +692,11 @@ export interface components {
         IntrospectionAccessToken: {
             /** @constant */
             active: true;
-            /** @constant */
-            token_type: "Bearer";
+            /**
+             * @description `DPoP` for a bound token, which also has `cnf` (RFC 9449 §6.2).
+             * @enum {unknown}
+             */
+            token_type: "Bearer" | "DPoP";
             scope: string;
             client_id?: string;
             /** @description The `email` claim. */
@@ -691,6 +710,7 @@ export interface components {
             jti?: string;
             sid?: string;
             roles: string[];
+            cnf?: components["schemas"]["Confirmation"];
         };
         IntrospectionRefreshToken: {
             /** @constant */
@@ -711,6 +731,11 @@ export interface components {
         };
         /** @description RFC 7662 §2.2. Anything not active is exactly `{"active": false}`. */
         Introspection: components["schemas"]["IntrospectionInactive"] | components["schemas"]["IntrospectionAccessToken"] | components["schemas"]["IntrospectionRefreshToken"];
+        /** @description The key a DPoP-bound token is bound to (RFC 7800 §3.1, RFC 9449 §6.1). */
+        Confirmation: {
+            /** @description The RFC 7638 SHA-256 thumbprint of the client's public key, base64url. */
+            jkt: string;
+        };
         Health: {
             /** @constant */
             status: "ok";
@@ -842,31 +867,6 @@ export interface components {
         PayloadTooLargeHead: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
-                "Cache-Control": components["headers"]["CacheNoStore"];
-                [name: string]: unknown;
-            };
-            content?: never;
-        };
-        /** @description No bearer access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`. Another scheme (Basic) counts as none. */
-        BearerUnauthorized: {
-            headers: {
-                "X-Request-Id": components["headers"]["XRequestId"];
-                "WWW-Authenticate": components["headers"]["WwwAuthenticateBearer"];
-                "Cache-Control": components["headers"]["CacheNoStore"];
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"] & {
-                    /** @constant */
-                    error?: "invalid_token";
-                };
-            };
-        };
-        /** @description No bearer access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`. Another scheme (Basic) counts as none. No body (HEAD). */
-        BearerUnauthorizedHead: {
-            headers: {
-                "X-Request-Id": components["headers"]["XRequestId"];
-                "WWW-Authenticate": components["headers"]["WwwAuthenticateBearer"];
                 "Cache-Control": components["headers"]["CacheNoStore"];
                 [name: string]: unknown;
             };
@@ -1057,8 +1057,38 @@ export interface components {
             };
             content?: never;
         };
+        /** @description No access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`; a bound token as a bearer token, the `DPoP` scheme with an unbound token, or a proof of another key: `invalid_token` with a DPoP challenge; a refused DPoP proof (typ, alg, jwk, signature, htm, htu, iat, ath, replayed): `invalid_dpop_proof`; a proof without a current server nonce: `use_dpop_nonce`, the nonce in DPoP-Nonce. Another scheme (Basic) counts as none. */
+        Unauthorized: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                "DPoP-Nonce": components["headers"]["DPoPNonce"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @enum {unknown} */
+                    error?: "invalid_token" | "invalid_dpop_proof" | "use_dpop_nonce";
+                };
+            };
+        };
+        /** @description No access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`; a bound token as a bearer token, the `DPoP` scheme with an unbound token, or a proof of another key: `invalid_token` with a DPoP challenge; a refused DPoP proof (typ, alg, jwk, signature, htm, htu, iat, ath, replayed): `invalid_dpop_proof`; a proof without a current server nonce: `use_dpop_nonce`, the nonce in DPoP-Nonce. Another scheme (Basic) counts as none. No body (HEAD). */
+        UnauthorizedHead: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                "DPoP-Nonce": components["headers"]["DPoPNonce"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
     };
-    parameters: never;
+    parameters: {
+        /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+        DPoP: string;
+    };
     requestBodies: never;
     headers: {
         /** @description The request id: Cloudflare's `cf-ray` when it is plain, else 32 random hex digits. On every response the worker makes (static assets have none). */
@@ -1088,7 +1118,7 @@ export interface components {
         PreflightAllowCredentials: "true";
         /** @description CORS_ALLOW_METHODS (default `GET, HEAD, POST`). */
         PreflightAllowMethods: string;
-        /** @description CORS_ALLOW_HEADERS (default `authorization, content-type`). */
+        /** @description CORS_ALLOW_HEADERS (default `authorization, content-type`), plus `dpop` unless DPOP_MODE is off or the list names it. */
         PreflightAllowHeaders: string;
         /** @description CORS_MAX_AGE (default 600). */
         PreflightMaxAge: number;
@@ -1098,6 +1128,12 @@ export interface components {
         AssetETag: string;
         /** @description Set by the static-assets server. */
         AssetCacheControl: string;
+        /** @description A fresh server nonce (RFC 9449 §8, §9) when DPOP_NONCE_SECRET is set: put it in the `nonce` claim of the next proofs (to this worker, for DPOP_NONCE_SECONDS). */
+        DPoPNonce: string;
+        /** @description A fresh server nonce (RFC 9449 §8, §9) when DPOP_NONCE_SECRET is set: put it in the `nonce` claim of the next proofs (to this worker, for DPOP_NONCE_SECONDS). */
+        DPoPNonceRequired: string;
+        /** @description RFC 6750 §3 for bearer tokens, RFC 9449 §7.1 for DPoP (realm = ISSUER). Without credentials: `Bearer realm="…"`, or with DPOP_MODE=required `DPoP realm="…", algs="…"`. A token presented with the `DPoP` scheme, a bound token presented as a bearer token, or (DPOP_MODE=required) an own token presented as a bearer token gets a `DPoP` challenge with `error` (`invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce`), `error_description` and `algs`; other refusals a `Bearer` one with `error="invalid_token"`. */
+        WwwAuthenticate: string;
     };
     pathItems: never;
 }
@@ -1541,7 +1577,10 @@ export interface operations {
     postAuthLogin: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1551,29 +1590,31 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Signed in. With `"transport": "cookie"` the refresh token is in Set-Cookie, not in the body. */
+            /** @description Signed in. With `"transport": "cookie"` the refresh token is in Set-Cookie, not in the body. With a DPoP proof (or DPOP_MODE=required) the session and the access token are bound to the proof's key: `token_type: "DPoP"`, `cnf.jkt` in the token. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
                     "Set-Cookie": components["headers"]["SetCookieRefresh"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description `invalid_request`: not application/json, not a JSON object, a missing or mistyped field, not an email address, or an unknown transport. Not counted as a failed login. */
+            /** @description `invalid_request`: not application/json, not a JSON object, a missing or mistyped field, not an email address, or an unknown transport. Not counted as a failed login. DPoP (RFC 9449 §5, §8): `invalid_dpop_proof` for a refused proof (typ, alg, jwk, signature, htm, htu, iat, an `ath`, replayed; or, with DPOP_MODE=required, none at all); `use_dpop_nonce` when a current server nonce is required, with it in DPoP-Nonce. */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
-                        /** @constant */
-                        error?: "invalid_request";
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_dpop_proof" | "use_dpop_nonce";
                     };
                 };
             };
@@ -1709,7 +1750,10 @@ export interface operations {
     postAuthRefresh: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1719,33 +1763,35 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The new pair, on the transport the token came in (cookie: Set-Cookie, and no `refresh_token` in the body). */
+            /** @description The new pair, on the transport the token came in (cookie: Set-Cookie, and no `refresh_token` in the body). A session bound to a DPoP key needs a proof of that key; another key, or none, is `invalid_grant` and ends the session as reuse does. A bearer session is bound by its first refresh with a proof. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
                     "Set-Cookie": components["headers"]["SetCookieRefresh"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description `invalid_request`: a non-empty body that is not a JSON object of application/json, a mistyped `refresh_token`, or no token at all (no body field and no cookie). */
+            /** @description `invalid_request`: a non-empty body that is not a JSON object of application/json, a mistyped `refresh_token`, or no token at all (no body field and no cookie). DPoP (RFC 9449 §5, §8): `invalid_dpop_proof` for a refused proof (typ, alg, jwk, signature, htm, htu, iat, an `ath`, replayed; or, with DPOP_MODE=required, none at all); `use_dpop_nonce` when a current server nonce is required, with it in DPoP-Nonce. */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
-                        /** @constant */
-                        error?: "invalid_request";
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_dpop_proof" | "use_dpop_nonce";
                     };
                 };
             };
-            /** @description The refresh token is malformed, unknown, forged, expired, idle too long, revoked or reused: `invalid_grant`. */
+            /** @description The refresh token is malformed, unknown, forged, expired, idle too long, revoked or reused: `invalid_grant`. Also: a session bound to a DPoP key presented without a proof of that key (the session is then revoked). */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -1876,7 +1922,10 @@ export interface operations {
     postAuthLogout: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1892,8 +1941,8 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description No bearer access token of gatehouse, or it is refused (bad signature or claims, names no account, has no `sid`): `invalid_token`. The denylist is not read: a token whose session already ended may log out again (204); a token revoked on its own (RFC 7009) gets 401, so the client refreshes and asks again. */
-            401: components["responses"]["BearerUnauthorized"];
+            /** @description No access token of gatehouse, or it is refused (or its DPoP proof: `invalid_dpop_proof`, `use_dpop_nonce`) (bad signature or claims, names no account, has no `sid`): `invalid_token`. The denylist is not read: a token whose session already ended may log out again (204); a token revoked on its own (RFC 7009) gets 401, so the client refreshes and asks again. */
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
             /** @description The account object (or, with managed keys, the key store) could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
@@ -1996,7 +2045,10 @@ export interface operations {
     postAuthLogoutAll: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2013,7 +2065,7 @@ export interface operations {
                 content?: never;
             };
             /** @description No bearer access token of gatehouse, or it is refused (bad signature or claims, names no account): `invalid_token`. The denylist is not read: a token whose session already ended may log out again (204); a token revoked on its own (RFC 7009) gets 401, so the client refreshes and asks again. */
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
             /** @description The account object (or, with managed keys, the key store) could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
@@ -2090,7 +2142,10 @@ export interface operations {
     getAuthMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2107,7 +2162,7 @@ export interface operations {
                     "application/json": components["schemas"]["Me"];
                 };
             };
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
             /** @description The denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
@@ -2171,7 +2226,10 @@ export interface operations {
     headAuthMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2186,7 +2244,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            401: components["responses"]["BearerUnauthorizedHead"];
+            401: components["responses"]["UnauthorizedHead"];
             500: components["responses"]["ServerErrorHead"];
             /** @description The denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["UnavailableHead"];
@@ -2247,7 +2305,10 @@ export interface operations {
     postOauthToken: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2257,29 +2318,31 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The new pair. */
+            /** @description The new pair. Bound to a DPoP key as for /auth/refresh (`token_type: "DPoP"`). */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
                     Pragma: components["headers"]["PragmaNoCache"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description `invalid_request`: not application/x-www-form-urlencoded, not UTF-8, a control character, a repeated parameter, a missing parameter, or malformed client credentials; `unsupported_grant_type` (not refresh_token); `invalid_grant` (the refresh token is malformed, unknown, expired, revoked or reused); `invalid_scope` (a scope never granted). */
+            /** @description `invalid_request`: not application/x-www-form-urlencoded, not UTF-8, a control character, a repeated parameter, a missing parameter, or malformed client credentials; `unsupported_grant_type` (not refresh_token); `invalid_grant` (the refresh token is malformed, unknown, expired, revoked or reused); `invalid_scope` (a scope never granted). DPoP (RFC 9449 §5, §8): `invalid_dpop_proof` for a refused proof (typ, alg, jwk, signature, htm, htu, iat, an `ath`, replayed; or, with DPOP_MODE=required, none at all); `use_dpop_nonce` when a current server nonce is required, with it in DPoP-Nonce. */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request" | "unsupported_grant_type" | "invalid_grant" | "invalid_scope";
+                        error?: "invalid_request" | "unsupported_grant_type" | "invalid_grant" | "invalid_scope" | "invalid_dpop_proof" | "use_dpop_nonce";
                     };
                 };
             };
@@ -2641,7 +2704,10 @@ export interface operations {
     getApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2658,7 +2724,7 @@ export interface operations {
                     "application/json": components["schemas"]["AccessClaims"];
                 };
             };
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             500: components["responses"]["ServerError"];
             /** @description A trusted issuer's JWKS could not be fetched and no keys are held, the denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
@@ -2668,13 +2734,16 @@ export interface operations {
     putApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2686,13 +2755,16 @@ export interface operations {
     postApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2704,13 +2776,16 @@ export interface operations {
     deleteApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2722,14 +2797,17 @@ export interface operations {
     optionsApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
             204: components["responses"]["PreflightAllowed"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["PreflightOrPolicyForbidden"];
             /** @description Not a preflight, and the token was accepted: only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2741,7 +2819,10 @@ export interface operations {
     headApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2756,7 +2837,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            401: components["responses"]["BearerUnauthorizedHead"];
+            401: components["responses"]["UnauthorizedHead"];
             403: components["responses"]["InsufficientScopeHead"];
             500: components["responses"]["ServerErrorHead"];
             /** @description A trusted issuer's JWKS could not be fetched and no keys are held, the denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
@@ -2766,13 +2847,16 @@ export interface operations {
     patchApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2784,13 +2868,16 @@ export interface operations {
     traceApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2802,7 +2889,10 @@ export interface operations {
     getApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2812,7 +2902,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2824,7 +2914,10 @@ export interface operations {
     putApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2834,7 +2927,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2846,7 +2939,10 @@ export interface operations {
     postApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2856,7 +2952,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2868,7 +2964,10 @@ export interface operations {
     deleteApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2878,7 +2977,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2890,7 +2989,10 @@ export interface operations {
     optionsApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2901,7 +3003,7 @@ export interface operations {
         responses: {
             204: components["responses"]["PreflightAllowed"];
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["PreflightOrPolicyForbidden"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2913,7 +3015,10 @@ export interface operations {
     headApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2923,7 +3028,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparatorHead"];
-            401: components["responses"]["BearerUnauthorizedHead"];
+            401: components["responses"]["UnauthorizedHead"];
             403: components["responses"]["InsufficientScopeHead"];
             404: components["responses"]["NoOriginHead"];
             500: components["responses"]["ServerErrorHead"];
@@ -2935,7 +3040,10 @@ export interface operations {
     patchApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2945,7 +3053,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2957,7 +3065,10 @@ export interface operations {
     traceApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2967,7 +3078,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
