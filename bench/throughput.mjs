@@ -14,6 +14,8 @@
 //                                        optimisation) in the same rounds, for a before/after ratio.
 //   DPOP_ONLY=1 node bench/throughput.mjs
 //                                        only the DPoP figures and the bearer ones they are compared to.
+//   COLD_ONLY=1 node bench/throughput.mjs
+//                                        only the wasm sizes and the interleaved cold starts.
 //
 // Needs: build/ (bash scripts/build.sh), bench/noop-rs/build (built by scripts/bench.sh), wrk.
 import { execFile } from 'node:child_process';
@@ -30,7 +32,7 @@ import { makeKey } from '../tests/e2e/dpop-proofs.mjs';
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const SECONDS = Number(process.env.SECONDS ?? 4);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
-const POOL = Number(process.env.POOL ?? 30000);
+const POOL = Number(process.env.POOL ?? (process.env.COLD_ONLY ? 10 : 30000));
 const COLD_ROUNDS = Number(process.env.COLD_ROUNDS ?? 8);
 const FLAVOUR = process.env.GATEHOUSE === 'full' ? 'full' : 'edge';
 const GATEHOUSE_BUILD = join(ROOT, FLAVOUR === 'full' ? 'build' : 'build-edge');
@@ -181,6 +183,10 @@ async function main() {
     '--platform=neutral', '--main-fields=module,main', '--conditions=worker,browser', `--outfile=${join(OUT, 'jose-worker.mjs')}`, '--log-level=warning']);
 
   const cold = await coldStarts(keys, readFileSync(pools.EdDSA.repeated, 'utf8').trim());
+  if (process.env.COLD_ONLY) {
+    sizesAndColdStarts(cold);
+    return;
+  }
 
   const targets = [];
   const noopJs = await miniflare({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') });
@@ -258,6 +264,13 @@ async function main() {
     const cells = t.alg ? [ratio(med(t), of('jose', t.alg)), ratio(med(t), of('jose-nokv', t.alg))] : ['', ''];
     console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${cells.join(' | ')} | ${ratio(med(t), of('noop-js'))} | ${ratio(med(t), of('same-answer'))} |`);
   }
+  sizesAndColdStarts(cold);
+  dpopTable(targets);
+  await countKvReads(keys, pools);
+}
+
+/** The three release wasm sizes, and the cold starts against jose and the no-op floor. */
+function sizesAndColdStarts(cold) {
   console.log('\nrelease wasm sizes:');
   for (const [what, dir] of [['edge Worker', 'build-edge'], ['issuer Worker', 'build-issuer'], ['all-in-one Worker', 'build']]) {
     try {
@@ -274,8 +287,6 @@ async function main() {
   const ghCold = cold[`gatehouse (${FLAVOUR})`];
   const jo = cold['jose worker'];
   console.log(`- gatehouse ÷ jose: ${(ghCold / jo).toFixed(2)}; above the floor: ${((ghCold - floor) / (jo - floor)).toFixed(2)}`);
-  dpopTable(targets);
-  await countKvReads(keys, pools);
 }
 
 /** Cold starts, interleaved: a new runtime (Miniflare) for each worker in turn, timed to its first

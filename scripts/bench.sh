@@ -6,7 +6,9 @@
 #   bench/verify.mjs      one verification in V8 (gatehouse's wasm, jose) and natively (criterion)
 #   bench/login.mjs       login timing and argon2id cost per hash (wrangler dev)
 #   bench/limits.mjs      the abuse limits under a bounded load with production's limits (wrangler dev)
-# `bash scripts/bench.sh throughput`, `... verify`, `... login` or `... limits` runs one. Results go in
+#   bench/size.mjs        what each crate costs in the edge and issuer wasm (name section of a build
+#                         that keeps it, in target/size/)
+# `bash scripts/bench.sh throughput`, `... verify`, `... login`, `... limits` or `... size` runs one. Results go in
 # docs/BENCHMARKS.md by hand.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +32,8 @@ if [ "$which" = all ] || [ "$which" = login ]; then
 fi
 if [ "$which" = all ] || [ "$which" = limits ]; then
   node bench/limits.mjs
+fi
+if [ "$which" = all ] || [ "$which" = size ]; then
+  node bench/size.mjs edge
+  node bench/size.mjs issuer
 fi

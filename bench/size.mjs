@@ -1,0 +1,99 @@
+// What each crate costs in a Worker's wasm (`bash scripts/bench.sh size`, or `node bench/size.mjs
+// [edge|issuer|full]` after the tools are set up). Builds the flavour's wasm with the release profile
+// but keeps the name section (CARGO_PROFILE_RELEASE_STRIP=false, into target/size/ so the shipped
+// build is untouched), then reads the binary itself: each function body is charged to the crate its
+// name starts with (demangled; for `<T as Trait>::f`, the crate of T), the data segments are one
+// line. Sizes are of the wasm before wasm-bindgen and wasm-opt, so the total is larger than the
+// shipped file; the shares are what matters. Prints a table, biggest first.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+
+const flavour = process.argv[2] ?? 'edge';
+const features = { edge: ['--no-default-features', '--features', 'edge'], issuer: ['--no-default-features', '--features', 'issuer'], full: [] }[flavour];
+if (!features) throw new Error(`unknown flavour ${flavour} (edge, issuer, full)`);
+const targetDir = new URL('../target/size/', import.meta.url).pathname;
+execFileSync('cargo', ['build', '--release', '--lib', '--target', 'wasm32-unknown-unknown', ...features], {
+  stdio: 'inherit',
+  env: { ...process.env, CARGO_TARGET_DIR: targetDir, CARGO_PROFILE_RELEASE_STRIP: 'false' },
+});
+const wasm = readFileSync(`${targetDir}wasm32-unknown-unknown/release/gatehouse.wasm`);
+
+let pos = 0;
+const u32 = () => {
+  let result = 0, shift = 0, byte;
+  do { byte = wasm[pos++]; result += (byte & 0x7f) * 2 ** shift; shift += 7; } while (byte & 0x80);
+  return result;
+};
+const name = () => { const n = u32(); const s = wasm.toString('utf8', pos, pos + n); pos += n; return s; };
+
+pos = 8;
+let importedFuncs = 0;
+const bodies = [];
+const names = new Map();
+let dataBytes = 0, customBytes = 0;
+while (pos < wasm.length) {
+  const id = wasm[pos++];
+  const size = u32();
+  const end = pos + size;
+  if (id === 2) {
+    for (let n = u32(); n > 0; n--) {
+      name(); name();
+      const kind = wasm[pos++];
+      if (kind === 0) { u32(); importedFuncs++; }
+      else if (kind === 1) { pos++; const flags = u32(); u32(); if (flags & 1) u32(); }
+      else if (kind === 2) { const flags = u32(); u32(); if (flags & 1) u32(); }
+      else if (kind === 3) { pos += 2; }
+      else throw new Error(`import kind ${kind}`);
+    }
+  } else if (id === 10) {
+    for (let n = u32(); n > 0; n--) { const len = u32(); bodies.push(len); pos += len; }
+  } else if (id === 11) {
+    dataBytes += size;
+  } else if (id === 0) {
+    const section = name();
+    if (section === 'name') {
+      while (pos < end) {
+        const sub = wasm[pos++];
+        const subSize = u32();
+        const subEnd = pos + subSize;
+        if (sub === 1) for (let n = u32(); n > 0; n--) { const idx = u32(); names.set(idx, name()); }
+        pos = subEnd;
+      }
+    } else customBytes += size;
+  }
+  pos = end;
+}
+
+/** The crate a (possibly mangled) function name belongs to. */
+function crateOf(raw) {
+  let s = raw;
+  if (s.startsWith('_ZN')) {
+    const m = /^_ZN(\d+)/.exec(s);
+    s = s.slice(m[0].length, m[0].length + Number(m[1]));
+    if (s.startsWith('_$LT$')) s = s.slice(5);
+  }
+  s = s.replace(/^[<&*]+|^dyn |^mut /g, '');
+  const m = /^([A-Za-z_][A-Za-z0-9_]*)(::|\$u20\$|\.\.|$)/.exec(s);
+  return m ? m[1] : '(other)';
+}
+
+const perCrate = new Map();
+bodies.forEach((len, i) => {
+  const n = names.get(importedFuncs + i);
+  const crate = n ? crateOf(n) : '(unnamed)';
+  const e = perCrate.get(crate) ?? { bytes: 0, fns: 0 };
+  e.bytes += len; e.fns += 1;
+  perCrate.set(crate, e);
+});
+perCrate.set('(data segments: strings, tables)', { bytes: dataBytes, fns: 0 });
+const total = [...perCrate.values()].reduce((a, e) => a + e.bytes, 0);
+console.log(`${flavour} Worker, wasm before wasm-bindgen and wasm-opt: ${(wasm.length / 1024).toFixed(0)} KiB ` +
+  `(${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped, of which names and other custom sections ${(customBytes / 1024).toFixed(0)} KiB)`);
+console.log('\n| crate | code + data, KiB | share | functions |\n|---|---:|---:|---:|');
+for (const [crate, e] of [...perCrate].sort((a, b) => b[1].bytes - a[1].bytes)) {
+  if (e.bytes < 2048) continue;
+  console.log(`| ${crate} | ${(e.bytes / 1024).toFixed(1)} | ${((100 * e.bytes) / total).toFixed(1)}% | ${e.fns || ''} |`);
+}
+const small = [...perCrate.values()].filter((e) => e.bytes < 2048);
+console.log(`| ${small.length} more, each under 2 KiB | ${(small.reduce((a, e) => a + e.bytes, 0) / 1024).toFixed(1)} | | |`);
