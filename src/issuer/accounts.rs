@@ -157,7 +157,10 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
             AccountOutcome::Registered { .. } | AccountOutcome::Refused { refusal: Refusal::EmailTaken } => {
                 Ok(response::json(&serde_json::json!({ "status": "accepted" }), 202, "no-store")?.into())
             }
-            other => Err(outcome(other).err().unwrap_or_else(|| unexpected(&AccountOutcome::Done))),
+            other => Err(match outcome(other) {
+                Err(refused) => refused,
+                Ok(answer) => unexpected(&answer),
+            }),
         };
     }
     match outcome(answer)? {
