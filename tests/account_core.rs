@@ -178,6 +178,33 @@ fn the_access_claims_are_those_of_the_contract() {
     assert_eq!(c["roles"], serde_json::json!(["user"]));
     assert_eq!(c["email"], EMAIL);
     assert_eq!(b64::decode(c["jti"].as_str().expect("jti")).expect("b64").len(), 16, "128 random bits");
+    assert_eq!(c["auth_time"], T0);
+    assert_eq!(c["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(c["acr"], "aal1");
+}
+
+#[test]
+fn a_refresh_keeps_the_sessions_auth_time_and_amr() {
+    let mut doc = registered();
+    let pair = login(&mut doc, T0, &mut rng(5));
+    let later = T0 + 3600;
+    let transition = core::apply(&mut doc, refresh_request(&pair.refresh_token), &settings(), ctx(later), &mut rng(6))
+        .expect("no fault");
+    let Reply::Sign(unsigned) = transition.reply else { panic!("a refresh signs a token") };
+    assert_eq!(unsigned.claims["iat"], later);
+    assert_eq!(unsigned.claims["auth_time"], T0, "a refresh is no new authentication");
+    assert_eq!(unsigned.claims["amr"], serde_json::json!(["pwd"]));
+    // A session stored before auth_time was recorded reads its start as the authentication.
+    let family = &mut doc.account.as_mut().expect("account").families[0];
+    family.auth_time = None;
+    family.amr.clear();
+    let stored = serde_json::to_value(&*family).expect("serialises");
+    assert!(stored.get("auth_time").is_none() && stored.get("amr").is_none());
+    let transition = core::apply(&mut doc, refresh_request(&pair.refresh_token), &settings(), ctx(later), &mut rng(6))
+        .expect("no fault");
+    let Reply::Sign(unsigned) = transition.reply else { panic!("a refresh signs a token") };
+    assert_eq!(unsigned.claims["auth_time"], T0);
+    assert_eq!(unsigned.claims["amr"], serde_json::json!(["pwd"]));
 }
 
 #[test]

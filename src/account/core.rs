@@ -19,6 +19,58 @@ use crate::password::{self, PasswordParams, Pbkdf2Hash};
 use crate::revocation::Revoked;
 use serde_json::{json, Value};
 
+/// The RFC 8176 §2 authentication method values gatehouse puts in `amr`.
+pub mod amr {
+    /// A password.
+    pub const PWD: &str = "pwd";
+    /// A one-time password (TOTP, or a recovery code).
+    pub const OTP: &str = "otp";
+    /// Proof of possession of a hardware-secured key (a passkey on a security key or platform).
+    pub const HWK: &str = "hwk";
+    /// Proof of possession of a software-secured key (a synced passkey).
+    pub const SWK: &str = "swk";
+    /// The authenticator verified the user (PIN or biometric) for a passkey.
+    pub const USER: &str = "user";
+    /// More than one factor.
+    pub const MFA: &str = "mfa";
+}
+
+/// The `acr` of a token whose login used one factor.
+pub const ACR_ONE_FACTOR: &str = "aal1";
+/// The `acr` of a token whose login used two factors (`amr` has `mfa`).
+pub const ACR_TWO_FACTORS: &str = "aal2";
+
+/// How and when the user authenticated to start a session: `auth_time`, `amr` and `acr` of its
+/// access tokens, kept by every refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// When the login completed, seconds since the epoch.
+    pub auth_time: i64,
+    /// RFC 8176 method values, in the order they were used.
+    pub amr: Vec<String>,
+}
+
+impl Authentication {
+    /// A password login at `now`.
+    pub fn password(now: i64) -> Self {
+        Authentication { auth_time: now, amr: vec![amr::PWD.to_owned()] }
+    }
+
+    /// The authentication a session started with.
+    pub fn of(family: &Family) -> Self {
+        Authentication { auth_time: family.auth_time(), amr: family.amr() }
+    }
+
+    /// The `acr`: [`ACR_TWO_FACTORS`] when `amr` lists `mfa`, else [`ACR_ONE_FACTOR`].
+    pub fn acr(&self) -> &'static str {
+        if self.amr.iter().any(|m| m == amr::MFA) {
+            ACR_TWO_FACTORS
+        } else {
+            ACR_ONE_FACTOR
+        }
+    }
+}
+
 /// What the state machine needs of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -360,9 +412,11 @@ fn login(
     let sid = b64::encode(random::<16>(rng)?);
     let first: Secret = random(rng)?;
     // RFC 9449 §5: the session (its refresh tokens) is bound to the key that proved possession.
-    let family = Family::new(sid.clone(), random(rng)?, &first, now).bound_to(jkt.clone());
+    let auth = Authentication::password(now);
+    let family =
+        Family::new(sid.clone(), random(rng)?, &first, now).bound_to(jkt.clone()).authenticated(now, auth.amr.clone());
     let refresh_expires_in = family.expires_at(now, &settings.lifetimes) - now;
-    let (claims, access_exp) = access_claims(settings, account, &sid, None, jkt.as_deref(), now, rng)?;
+    let (claims, access_exp) = access_claims(settings, account, (&sid, &auth), None, jkt.as_deref(), now, rng)?;
     let refresh_token = RefreshToken { account: account.sub.clone(), sid: sid.clone(), secret: first }.format();
     events.push(AuditEvent::new(Event::LoginSucceeded, Some(&sid), None));
     doc.start_session(family, now, &settings.lifetimes, settings.cover_until(now));
@@ -420,17 +474,18 @@ fn refresh(
     let live = |doc: &AccountDoc| {
         let account = doc.account.as_ref()?;
         let family = account.families.iter().find(|f| f.sid == sid)?;
-        Some((account.clone(), family.expires_at(now, &life) - now, family.jkt.clone()))
+        Some((account.clone(), family.expires_at(now, &life) - now, family.jkt.clone(), Authentication::of(family)))
     };
     match result {
         RefreshResult::Rotate { next } => {
-            let Some((account, refresh_expires_in, bound)) = live(doc) else {
+            let Some((account, refresh_expires_in, bound, auth)) = live(doc) else {
                 return Ok(refused(Refusal::InvalidGrant));
             };
             let account = &account;
             // A bound family's key is the proof's (checked); an unbound one takes the proof's key.
             let cnf = bound.as_deref().or(jkt);
-            let (claims, access_exp) = access_claims(settings, account, sid, scope, cnf, now, rng)?;
+            // The session's auth_time and amr, not the refresh's: a refresh is no authentication.
+            let (claims, access_exp) = access_claims(settings, account, (sid, &auth), scope, cnf, now, rng)?;
             let refresh_token =
                 RefreshToken { account: account.sub.clone(), sid: sid.to_owned(), secret: next }.format();
             events.push(AuditEvent::new(Event::RefreshRotated, Some(sid), None));
@@ -447,7 +502,7 @@ fn refresh(
             }))
         }
         RefreshResult::Replay { next, access_token, access_exp } => {
-            let Some((account, refresh_expires_in, bound)) = live(doc) else {
+            let Some((account, refresh_expires_in, bound, _)) = live(doc) else {
                 return Ok(refused(Refusal::InvalidGrant));
             };
             events.push(AuditEvent::new(Event::RefreshReplayed, Some(sid), None));
@@ -487,12 +542,12 @@ fn refresh(
     }
 }
 
-/// The claims of API.md "Tokens" for a session of `account`; `scope` narrows the granted scopes,
-/// and `cnf_jkt` binds the token to a DPoP key (`cnf.jkt`, RFC 9449 §6.1).
+/// The claims of API.md "Tokens" for session `sid` of `account`, authenticated as `auth`; `scope`
+/// narrows the granted scopes, and `cnf_jkt` binds the token to a DPoP key (`cnf.jkt`, RFC 9449 §6.1).
 fn access_claims(
     settings: &Settings,
     account: &Account,
-    sid: &str,
+    (sid, auth): (&str, &Authentication),
     scope: Option<&str>,
     cnf_jkt: Option<&str>,
     now: i64,
@@ -511,6 +566,9 @@ fn access_claims(
         "scope": scope.map(|s| scope_items(s).collect::<Vec<_>>().join(" ")).unwrap_or_else(|| account.scope.clone()),
         "roles": account.roles,
         "email": account.email,
+        "auth_time": auth.auth_time,
+        "amr": auth.amr,
+        "acr": auth.acr(),
     });
     if let (Some(jkt), Some(members)) = (cnf_jkt, claims.as_object_mut()) {
         members.insert("cnf".into(), json!({ "jkt": jkt }));
