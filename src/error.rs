@@ -29,6 +29,17 @@ pub enum ApiError {
     /// `acr` or `max_age` (401 `insufficient_user_authentication` with `acr_values` and `max_age`
     /// in the challenge, RFC 9470 §3); `dpop`: the token is DPoP-bound, so the challenge is `DPoP`.
     InsufficientUserAuthentication { reason: String, acr_values: Option<String>, max_age: Option<i64>, dpop: bool },
+    /// The password was right and a second factor is needed (403 `mfa_required`, the body carries
+    /// `mfa_ticket` and `methods`).
+    MfaRequired { ticket: String, methods: Vec<String> },
+    /// A second factor is enrolled already (409 `mfa_already_enabled`).
+    MfaAlreadyEnabled,
+    /// There is no second factor, or no pending enrolment, to act on (409 `mfa_not_enabled`).
+    MfaNotEnabled,
+    /// The second-factor code is wrong or was used already (401 `invalid_mfa_code`).
+    InvalidMfaCode,
+    /// The MFA ticket is unknown, expired, used, or of another DPoP key (401 `invalid_mfa_ticket`).
+    InvalidMfaTicket,
     /// The password is too short or too long (400 `weak_password`).
     WeakPassword,
     /// The email is registered already (409 `email_taken`).
@@ -101,6 +112,13 @@ impl ApiError {
             ApiError::InsufficientUserAuthentication { reason, .. } => {
                 (401, "insufficient_user_authentication", reason.clone())
             }
+            ApiError::MfaRequired { .. } => (403, "mfa_required", "a second factor is required".into()),
+            ApiError::MfaAlreadyEnabled => (409, "mfa_already_enabled", "a second factor is enrolled already".into()),
+            ApiError::MfaNotEnabled => (409, "mfa_not_enabled", "no second factor is enrolled or pending".into()),
+            ApiError::InvalidMfaCode => (401, "invalid_mfa_code", "the code is wrong or was used already".into()),
+            ApiError::InvalidMfaTicket => {
+                (401, "invalid_mfa_ticket", "the MFA ticket is invalid, expired or used; log in again".into())
+            }
             ApiError::WeakPassword => (400, "weak_password", "password must be 8 to 256 characters".into()),
             ApiError::EmailTaken => (409, "email_taken", "that email is already registered".into()),
             ApiError::InvalidCredentials => (401, "invalid_credentials", "email or password is wrong".into()),
@@ -138,7 +156,13 @@ impl ApiError {
             ApiError::Server(detail) | ApiError::Unavailable(detail) => Some(format!("{code}: {detail}")),
             _ => None,
         };
-        let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
+        let body = match self {
+            ApiError::MfaRequired { ticket, methods } => serde_json::json!({
+                "error": code, "error_description": description, "mfa_ticket": ticket, "methods": methods,
+            }),
+            _ => serde_json::json!({ "error": code, "error_description": description }),
+        }
+        .to_string();
         let mut headers: Vec<(&'static str, String)> =
             vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())];
         let realm = quoted(realm);

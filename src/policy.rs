@@ -325,7 +325,8 @@ fn is_token_value(value: &str) -> bool {
 
 /// Checks what the policies ask of the authentication (RFC 9470): every listed `amr` method, an
 /// accepted `acr`, and an `auth_time` no older than `max_age` (a token without `auth_time` falls
-/// short of any `max_age`). The challenge names the tightest `max_age` and the first `acr` list.
+/// short of any `max_age`). The challenge carries everything the route asks, whichever part fell
+/// short, so one new login meets it all: the first `acr` list and the tightest `max_age`.
 fn check_step_up<'a>(
     policies: impl Iterator<Item = &'a RoutePolicy>,
     claims: &AccessClaims,
@@ -335,29 +336,30 @@ fn check_step_up<'a>(
     let mut reasons = Vec::new();
     for policy in policies.filter(|p| p.asks_step_up()) {
         for method in policy.amr.iter().flatten() {
-            if !claims.amr.contains(method) && !step_up.amr.contains(method) {
-                reasons.push(format!("authentication method {method} is required"));
+            if !step_up.amr.contains(method) {
                 step_up.amr.push(method.clone());
+            }
+            if !claims.amr.contains(method) {
+                reasons.push(format!("authentication method {method} is required"));
             }
         }
         if let Some(acr) = &policy.acr {
+            step_up.acr_values.get_or_insert_with(|| acr.clone());
             if !claims.acr.as_deref().is_some_and(|have| scope_items(acr).any(|v| v == have)) {
                 reasons.push(format!("authentication context {acr} is required"));
-                step_up.acr_values.get_or_insert_with(|| acr.clone());
             }
         }
         if let Some(max_age) = policy.max_age {
-            let fresh = claims.auth_time.is_some_and(|at| now.saturating_sub(at) <= max_age);
-            if !fresh {
+            step_up.max_age = Some(step_up.max_age.map_or(max_age, |m: i64| m.min(max_age)));
+            if !claims.auth_time.is_some_and(|at| now.saturating_sub(at) <= max_age) {
                 reasons.push(format!("an authentication in the last {max_age} seconds is required"));
-                step_up.max_age = Some(step_up.max_age.map_or(max_age, |m: i64| m.min(max_age)));
             }
         }
     }
     if reasons.is_empty() {
         return Ok(());
     }
-    // Whatever else the route asks, the challenge carries every acr and max_age it needs.
+    reasons.dedup();
     Err(PolicyDenied { required_scope: None, reason: reasons.join("; "), step_up: Some(step_up) })
 }
 
@@ -515,6 +517,7 @@ mod tests {
         let pwd = authenticated(Some(now - 30), &["pwd"], Some("aal1"));
         let denied = check("/api/pay", &pwd).unwrap_err();
         assert_eq!(denied.step_up.as_ref().unwrap().amr, ["otp", "mfa"]);
+        assert_eq!(denied.reason, "authentication method otp is required; authentication method mfa is required");
         assert!(check("/api/pay", &authenticated(Some(now), &["pwd", "otp"], None)).is_err(), "mfa missing");
         // max_age: a token without auth_time is refused, and so is an old one.
         let denied = check("/api/keys", &authenticated(None, &["pwd", "otp", "mfa"], Some("aal2"))).unwrap_err();
@@ -527,6 +530,10 @@ mod tests {
         assert!(check("/api/vault", &authenticated(None, &[], None)).is_err(), "no acr");
         assert!(check("/api/vault", &authenticated(None, &[], Some("aal"))).is_err(), "substring of aal2");
         assert!(check("/api/vault", &authenticated(None, &[], Some("aal3"))).is_ok());
+        // The challenge names all the route asks, also what the token did meet.
+        let fresh_pwd = authenticated(Some(now), &["pwd"], None);
+        let denied = check("/api/pay/big", &fresh_pwd).unwrap_err();
+        assert_eq!(denied.step_up.unwrap().max_age, Some(60), "max_age met, amr not: max_age still named");
         // Nested policies: the tightest max_age is asked for, with the amr of the outer one.
         let stale = authenticated(Some(now - 120), &["pwd", "otp", "mfa"], None);
         let denied = check("/api/pay/big", &stale).unwrap_err();

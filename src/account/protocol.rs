@@ -40,6 +40,32 @@ pub enum AccountRequest {
     Logout { sid: String, token: TokenIds },
     /// End every session, asked by the access token `token`.
     LogoutAll { token: TokenIds },
+    /// Start (or restart) a TOTP enrolment: a new secret, pending until confirmed.
+    TotpEnroll,
+    /// Confirm the pending TOTP enrolment with a first code; answers the recovery codes.
+    TotpConfirm { code: String },
+    /// Remove the TOTP factor and its recovery codes (the router checked a fresh second factor).
+    TotpRemove,
+    /// Replace the recovery codes with a new set (the router checked a fresh second factor).
+    RecoveryRegenerate,
+    /// Redeem an MFA ticket (its secret, base64url) with a second factor; `jkt` as in `Login`.
+    MfaVerify {
+        ticket: String,
+        method: MfaMethod,
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
+    },
+}
+
+/// The second factor presented with an MFA ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaMethod {
+    /// An RFC 6238 code.
+    Totp,
+    /// One of the recovery codes.
+    RecoveryCode,
 }
 
 impl AccountRequest {
@@ -54,6 +80,11 @@ impl AccountRequest {
             AccountRequest::IntrospectRefresh { .. } => "introspect-refresh",
             AccountRequest::Logout { .. } => "logout",
             AccountRequest::LogoutAll { .. } => "logout-all",
+            AccountRequest::TotpEnroll => "totp-enroll",
+            AccountRequest::TotpConfirm { .. } => "totp-confirm",
+            AccountRequest::TotpRemove => "totp-remove",
+            AccountRequest::RecoveryRegenerate => "recovery-regenerate",
+            AccountRequest::MfaVerify { .. } => "mfa-verify",
         }
     }
 }
@@ -113,6 +144,12 @@ pub enum AccountOutcome {
     Done,
     /// An RFC 7662 introspection answer.
     Introspection { answer: serde_json::Value },
+    /// The password was right and a second factor is needed: redeem `ticket` with one of `methods`.
+    MfaRequired { ticket: String, methods: Vec<String> },
+    /// A TOTP enrolment started: the secret (base32) and its `otpauth://` URI, shown once.
+    TotpEnrollment { secret: String, otpauth_uri: String },
+    /// A new set of recovery codes, shown once.
+    RecoveryCodes { codes: Vec<String> },
     /// The request was refused, for this reason.
     Refused { refusal: Refusal },
     /// The object could not complete the request (storage, randomness, signing); the detail is in
@@ -139,6 +176,14 @@ pub enum Refusal {
     /// Refresh: DPoP is required and neither the request nor the session brings a key (RFC 9449
     /// §5); nothing changed.
     DpopProofRequired,
+    /// TOTP enrolment: a confirmed factor exists already (remove it first).
+    MfaAlreadyEnabled,
+    /// TOTP confirm or remove, recovery codes: there is no (pending) factor.
+    MfaNotEnabled,
+    /// MFA verify or TOTP confirm: the code is wrong, or was used already.
+    InvalidMfaCode,
+    /// MFA verify: the ticket is unknown, expired, used, or of another DPoP key.
+    InvalidMfaTicket,
 }
 
 #[cfg(test)]
