@@ -351,7 +351,7 @@ fn check_step_up<'a>(
         }
         if let Some(max_age) = policy.max_age {
             step_up.max_age = Some(step_up.max_age.map_or(max_age, |m: i64| m.min(max_age)));
-            if !claims.auth_time.is_some_and(|at| now.saturating_sub(at) <= max_age) {
+            if claims.auth_time.is_none_or(|at| now.saturating_sub(at) > max_age) {
                 reasons.push(format!("an authentication in the last {max_age} seconds is required"));
             }
         }

@@ -241,6 +241,156 @@ export interface paths {
         /** Not allowed (GET, HEAD only) */
         trace: operations["traceAuthMe"];
     };
+    "/auth/mfa/totp/enroll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaTotpEnroll"];
+        /**
+         * Start a TOTP enrolment
+         * @description Starts (or restarts) a TOTP enrolment: pending until confirmed.
+         */
+        post: operations["postAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaTotpEnroll"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaTotpEnroll"];
+    };
+    "/auth/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaTotpConfirm"];
+        /**
+         * Confirm the TOTP enrolment
+         * @description Turns the pending factor on with a first code.
+         */
+        post: operations["postAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaTotpConfirm"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaTotpConfirm"];
+    };
+    "/auth/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaRecoveryCodes"];
+        /**
+         * Replace the recovery codes
+         * @description A new set of recovery codes replaces every old one. Needs a fresh second factor.
+         */
+        post: operations["postAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaRecoveryCodes"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaRecoveryCodes"];
+    };
+    "/auth/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (DELETE only) */
+        get: operations["getAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        put: operations["putAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        post: operations["postAuthMfaTotp"];
+        /**
+         * Remove the TOTP factor
+         * @description Removes the TOTP factor and its recovery codes. Needs a fresh second factor.
+         */
+        delete: operations["deleteAuthMfaTotp"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        head: operations["headAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        patch: operations["patchAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        trace: operations["traceAuthMfaTotp"];
+    };
+    "/auth/mfa/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaVerify"];
+        /**
+         * Complete a login with the second factor
+         * @description The second step of a login: redeem the ticket of a `mfa_required` answer with a TOTP code or a recovery code. Each code and each ticket works once.
+         */
+        post: operations["postAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaVerify"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaVerify"];
+    };
     "/oauth/token": {
         parameters: {
             query?: never;
@@ -480,7 +630,7 @@ export interface components {
          * @description The stable error code (src/edge/error.rs).
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable";
+        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket";
         /** @description Every error the worker makes. The description never holds secrets, token contents or whether an account exists. */
         Error: {
             error: components["schemas"]["ErrorCode"];
@@ -525,7 +675,7 @@ export interface components {
         JwkSet: {
             keys: components["schemas"]["Jwk"][];
         };
-        /** @description RFC 8414 metadata. The introspection members are there only when INTROSPECTION_CLIENTS is set. */
+        /** @description RFC 8414 metadata. The introspection members are there only when INTROSPECTION_CLIENTS is set. `dpop_signing_alg_values_supported` is there unless DPOP_MODE is off. */
         AuthorizationServerMetadata: {
             /** @description ISSUER. */
             issuer: string;
@@ -553,6 +703,15 @@ export interface components {
             introspection_endpoint_auth_methods_supported?: [
                 "client_secret_basic",
                 "client_secret_post"
+            ];
+            /**
+             * @description RFC 9449 §5.1: the proof algorithms accepted (EdDSA also under its RFC 9864 name). Absent with DPOP_MODE=off.
+             * @constant
+             */
+            dpop_signing_alg_values_supported?: [
+                "EdDSA",
+                "Ed25519",
+                "ES256"
             ];
         };
         /** @description A JSON object without duplicate member names; unknown members are ignored. */
@@ -586,8 +745,11 @@ export interface components {
         TokenPair: {
             /** @description A compact JWS, `typ: at+jwt` (docs/API.md "Tokens"). */
             access_token: string;
-            /** @constant */
-            token_type: "Bearer";
+            /**
+             * @description `DPoP` when the access token is bound to the key of the request's DPoP proof (it then has `cnf.jkt`, RFC 9449 §5), else `Bearer`.
+             * @enum {unknown}
+             */
+            token_type: "Bearer" | "DPoP";
             /** @description Seconds until the access token expires. */
             expires_in: number;
             /** @description A refresh token: `ghr1.<account id>.<sid>.<secret>`; clients treat it as opaque. Absent when the refresh token travels in the cookie. */
@@ -621,6 +783,13 @@ export interface components {
             /** @description Empty when absent. */
             roles: string[];
             email?: string;
+            cnf?: components["schemas"]["Confirmation"];
+            /** @description When the user logged in (kept by refresh). */
+            auth_time?: number;
+            /** @description RFC 8176 methods: `["pwd"]`, or `["pwd", "otp", "mfa"]` after a second factor. */
+            amr?: string[];
+            /** @description `aal1` (one factor) or `aal2` (`amr` has `mfa`). */
+            acr?: string;
         };
         /** @description Form parameters: each at most once (a repeat is 400), empty values count as absent. */
         TokenRequest: {
@@ -638,8 +807,11 @@ export interface components {
         };
         TokenResponse: {
             access_token: string;
-            /** @constant */
-            token_type: "Bearer";
+            /**
+             * @description `DPoP` when the access token is bound to the key of the request's DPoP proof (it then has `cnf.jkt`, RFC 9449 §5), else `Bearer`.
+             * @enum {unknown}
+             */
+            token_type: "Bearer" | "DPoP";
             expires_in: number;
             /** @description A refresh token: `ghr1.<account id>.<sid>.<secret>`; clients treat it as opaque. */
             refresh_token: string;
@@ -676,8 +848,11 @@ export interface components {
         IntrospectionAccessToken: {
             /** @constant */
             active: true;
-            /** @constant */
-            token_type: "Bearer";
+            /**
+             * @description `DPoP` for a bound token, which also has `cnf` (RFC 9449 §6.2).
+             * @enum {unknown}
+             */
+            token_type: "Bearer" | "DPoP";
             scope: string;
             client_id?: string;
             /** @description The `email` claim. */
@@ -691,6 +866,7 @@ export interface components {
             jti?: string;
             sid?: string;
             roles: string[];
+            cnf?: components["schemas"]["Confirmation"];
         };
         IntrospectionRefreshToken: {
             /** @constant */
@@ -711,6 +887,11 @@ export interface components {
         };
         /** @description RFC 7662 §2.2. Anything not active is exactly `{"active": false}`. */
         Introspection: components["schemas"]["IntrospectionInactive"] | components["schemas"]["IntrospectionAccessToken"] | components["schemas"]["IntrospectionRefreshToken"];
+        /** @description The key a DPoP-bound token is bound to (RFC 7800 §3.1, RFC 9449 §6.1). */
+        Confirmation: {
+            /** @description The RFC 7638 SHA-256 thumbprint of the client's public key, base64url. */
+            jkt: string;
+        };
         Health: {
             /** @constant */
             status: "ok";
@@ -723,6 +904,39 @@ export interface components {
              * @enum {unknown}
              */
             worker: "all-in-one" | "edge" | "issuer";
+        };
+        /** @description A login whose password was right, for an account with a second factor. */
+        MfaRequired: {
+            /** @constant */
+            error: "mfa_required";
+            error_description: string;
+            /** @description Single use, 300 s: redeem at /auth/mfa/verify. */
+            mfa_ticket: string;
+            methods: ("totp" | "recovery_code")[];
+        };
+        TotpEnrollment: {
+            /** @description RFC 4648 base32, for manual entry. */
+            secret: string;
+            /** @description Key Uri Format: SHA1, 6 digits, 30 s. */
+            otpauth_uri: string;
+            /** @description The URI as an SVG QR code. */
+            qr_svg: string;
+        };
+        RecoveryCodes: {
+            /** @description Shown once; each works once. */
+            recovery_codes: string[];
+        };
+        MfaVerifyRequest: {
+            mfa_ticket: string;
+            /** @enum {unknown} */
+            method: "totp" | "recovery_code";
+            code: string;
+            /** @enum {unknown} */
+            transport?: "body" | "cookie";
+        };
+        MfaCode: {
+            /** @description The six digits the app shows. */
+            code: string;
         };
     };
     responses: {
@@ -842,31 +1056,6 @@ export interface components {
         PayloadTooLargeHead: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
-                "Cache-Control": components["headers"]["CacheNoStore"];
-                [name: string]: unknown;
-            };
-            content?: never;
-        };
-        /** @description No bearer access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`. Another scheme (Basic) counts as none. */
-        BearerUnauthorized: {
-            headers: {
-                "X-Request-Id": components["headers"]["XRequestId"];
-                "WWW-Authenticate": components["headers"]["WwwAuthenticateBearer"];
-                "Cache-Control": components["headers"]["CacheNoStore"];
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"] & {
-                    /** @constant */
-                    error?: "invalid_token";
-                };
-            };
-        };
-        /** @description No bearer access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`. Another scheme (Basic) counts as none. No body (HEAD). */
-        BearerUnauthorizedHead: {
-            headers: {
-                "X-Request-Id": components["headers"]["XRequestId"];
-                "WWW-Authenticate": components["headers"]["WwwAuthenticateBearer"];
                 "Cache-Control": components["headers"]["CacheNoStore"];
                 [name: string]: unknown;
             };
@@ -1057,8 +1246,63 @@ export interface components {
             };
             content?: never;
         };
+        /** @description No access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`; a bound token as a bearer token, the `DPoP` scheme with an unbound token, or a proof of another key: `invalid_token` with a DPoP challenge; a refused DPoP proof (typ, alg, jwk, signature, htm, htu, iat, ath, replayed): `invalid_dpop_proof`; a proof without a current server nonce: `use_dpop_nonce`, the nonce in DPoP-Nonce. Another scheme (Basic) counts as none. */
+        Unauthorized: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                "DPoP-Nonce": components["headers"]["DPoPNonce"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @enum {unknown} */
+                    error?: "invalid_token" | "invalid_dpop_proof" | "use_dpop_nonce";
+                };
+            };
+        };
+        /** @description No access token, or it is refused (malformed, bad signature or claims, unknown kid, revoked): `invalid_token`; a bound token as a bearer token, the `DPoP` scheme with an unbound token, or a proof of another key: `invalid_token` with a DPoP challenge; a refused DPoP proof (typ, alg, jwk, signature, htm, htu, iat, ath, replayed): `invalid_dpop_proof`; a proof without a current server nonce: `use_dpop_nonce`, the nonce in DPoP-Nonce. Another scheme (Basic) counts as none. No body (HEAD). */
+        UnauthorizedHead: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                "DPoP-Nonce": components["headers"]["DPoPNonce"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description Only DELETE is allowed here (`method_not_allowed`). */
+        MethodNotAllowedDelete: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                Allow: components["headers"]["AllowDelete"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @constant */
+                    error?: "method_not_allowed";
+                };
+            };
+        };
+        /** @description Only DELETE is allowed here (`method_not_allowed`). No body (HEAD). */
+        MethodNotAllowedDeleteHead: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                Allow: components["headers"]["AllowDelete"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
     };
-    parameters: never;
+    parameters: {
+        /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+        DPoP: string;
+    };
     requestBodies: never;
     headers: {
         /** @description The request id: Cloudflare's `cf-ray` when it is plain, else 32 random hex digits. On every response the worker makes (static assets have none). */
@@ -1088,7 +1332,7 @@ export interface components {
         PreflightAllowCredentials: "true";
         /** @description CORS_ALLOW_METHODS (default `GET, HEAD, POST`). */
         PreflightAllowMethods: string;
-        /** @description CORS_ALLOW_HEADERS (default `authorization, content-type`). */
+        /** @description CORS_ALLOW_HEADERS (default `authorization, content-type`), plus `dpop` unless DPOP_MODE is off or the list names it. */
         PreflightAllowHeaders: string;
         /** @description CORS_MAX_AGE (default 600). */
         PreflightMaxAge: number;
@@ -1098,6 +1342,15 @@ export interface components {
         AssetETag: string;
         /** @description Set by the static-assets server. */
         AssetCacheControl: string;
+        /** @description A fresh server nonce (RFC 9449 §8, §9) when DPOP_NONCE_SECRET is set: put it in the `nonce` claim of the next proofs (to this worker, for DPOP_NONCE_SECONDS). */
+        DPoPNonce: string;
+        /** @description A fresh server nonce (RFC 9449 §8, §9) when DPOP_NONCE_SECRET is set: put it in the `nonce` claim of the next proofs (to this worker, for DPOP_NONCE_SECONDS). */
+        DPoPNonceRequired: string;
+        /** @description RFC 6750 §3 for bearer tokens, RFC 9449 §7.1 for DPoP (realm = ISSUER). Without credentials: `Bearer realm="…"`, or with DPOP_MODE=required `DPoP realm="…", algs="…"`. A token presented with the `DPoP` scheme, a bound token presented as a bearer token, or (DPOP_MODE=required) an own token presented as a bearer token gets a `DPoP` challenge with `error` (`invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce`), `error_description` and `algs`; other refusals a `Bearer` one with `error="invalid_token"`. */
+        WwwAuthenticate: string;
+        /** @description As `WwwAuthenticate` for a refused token; for a token without a fresh second factor (RFC 9470 §3): `Bearer realm="…", error="insufficient_user_authentication", error_description="…", acr_values="aal2", max_age="300"` (`DPoP` scheme, with `algs`, for a bound token). None for a wrong code. */
+        WwwAuthenticateMfa: string;
+        AllowDelete: "DELETE";
     };
     pathItems: never;
 }
@@ -1541,7 +1794,10 @@ export interface operations {
     postAuthLogin: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1551,29 +1807,31 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Signed in. With `"transport": "cookie"` the refresh token is in Set-Cookie, not in the body. */
+            /** @description Signed in. With `"transport": "cookie"` the refresh token is in Set-Cookie, not in the body. With a DPoP proof (or DPOP_MODE=required) the session and the access token are bound to the proof's key: `token_type: "DPoP"`, `cnf.jkt` in the token. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
                     "Set-Cookie": components["headers"]["SetCookieRefresh"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description `invalid_request`: not application/json, not a JSON object, a missing or mistyped field, not an email address, or an unknown transport. Not counted as a failed login. */
+            /** @description `invalid_request`: not application/json, not a JSON object, a missing or mistyped field, not an email address, or an unknown transport. Not counted as a failed login. DPoP (RFC 9449 §5, §8): `invalid_dpop_proof` for a refused proof (typ, alg, jwk, signature, htm, htu, iat, an `ath`, replayed; or, with DPOP_MODE=required, none at all); `use_dpop_nonce` when a current server nonce is required, with it in DPoP-Nonce. */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
-                        /** @constant */
-                        error?: "invalid_request";
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_dpop_proof" | "use_dpop_nonce";
                     };
                 };
             };
@@ -1589,6 +1847,17 @@ export interface operations {
                         /** @constant */
                         error?: "invalid_credentials";
                     };
+                };
+            };
+            /** @description The password was right and the account has a second factor: no session yet (`mfa_required`); redeem the ticket at /auth/mfa/verify. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaRequired"];
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
@@ -1709,7 +1978,10 @@ export interface operations {
     postAuthRefresh: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1719,33 +1991,35 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The new pair, on the transport the token came in (cookie: Set-Cookie, and no `refresh_token` in the body). */
+            /** @description The new pair, on the transport the token came in (cookie: Set-Cookie, and no `refresh_token` in the body). A session bound to a DPoP key needs a proof of that key; another key, or none, is `invalid_grant` and ends the session as reuse does. A bearer session is bound by its first refresh with a proof. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
                     "Set-Cookie": components["headers"]["SetCookieRefresh"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description `invalid_request`: a non-empty body that is not a JSON object of application/json, a mistyped `refresh_token`, or no token at all (no body field and no cookie). */
+            /** @description `invalid_request`: a non-empty body that is not a JSON object of application/json, a mistyped `refresh_token`, or no token at all (no body field and no cookie). DPoP (RFC 9449 §5, §8): `invalid_dpop_proof` for a refused proof (typ, alg, jwk, signature, htm, htu, iat, an `ath`, replayed; or, with DPOP_MODE=required, none at all); `use_dpop_nonce` when a current server nonce is required, with it in DPoP-Nonce. */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
-                        /** @constant */
-                        error?: "invalid_request";
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_dpop_proof" | "use_dpop_nonce";
                     };
                 };
             };
-            /** @description The refresh token is malformed, unknown, forged, expired, idle too long, revoked or reused: `invalid_grant`. */
+            /** @description The refresh token is malformed, unknown, forged, expired, idle too long, revoked or reused: `invalid_grant`. Also: a session bound to a DPoP key presented without a proof of that key (the session is then revoked). */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -1876,7 +2150,10 @@ export interface operations {
     postAuthLogout: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1892,8 +2169,8 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description No bearer access token of gatehouse, or it is refused (bad signature or claims, names no account, has no `sid`): `invalid_token`. The denylist is not read: a token whose session already ended may log out again (204); a token revoked on its own (RFC 7009) gets 401, so the client refreshes and asks again. */
-            401: components["responses"]["BearerUnauthorized"];
+            /** @description No access token of gatehouse, or it is refused (or its DPoP proof: `invalid_dpop_proof`, `use_dpop_nonce`) (bad signature or claims, names no account, has no `sid`): `invalid_token`. The denylist is not read: a token whose session already ended may log out again (204); a token revoked on its own (RFC 7009) gets 401, so the client refreshes and asks again. */
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
             /** @description The account object (or, with managed keys, the key store) could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
@@ -1996,7 +2273,10 @@ export interface operations {
     postAuthLogoutAll: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2013,7 +2293,7 @@ export interface operations {
                 content?: never;
             };
             /** @description No bearer access token of gatehouse, or it is refused (bad signature or claims, names no account): `invalid_token`. The denylist is not read: a token whose session already ended may log out again (204); a token revoked on its own (RFC 7009) gets 401, so the client refreshes and asks again. */
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
             /** @description The account object (or, with managed keys, the key store) could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
@@ -2090,7 +2370,10 @@ export interface operations {
     getAuthMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2107,7 +2390,7 @@ export interface operations {
                     "application/json": components["schemas"]["Me"];
                 };
             };
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
             /** @description The denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
@@ -2171,7 +2454,10 @@ export interface operations {
     headAuthMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2186,7 +2472,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            401: components["responses"]["BearerUnauthorizedHead"];
+            401: components["responses"]["UnauthorizedHead"];
             500: components["responses"]["ServerErrorHead"];
             /** @description The denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["UnavailableHead"];
@@ -2215,6 +2501,757 @@ export interface operations {
         requestBody?: never;
         responses: {
             405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A new secret, its otpauth URI and QR code. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpEnrollment"];
+                };
+            };
+            /** @description No access token, or it is refused: `invalid_token`. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_token";
+                    };
+                };
+            };
+            /** @description A second factor is on already (`mfa_already_enabled`). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_already_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaCode"];
+            };
+        };
+        responses: {
+            /** @description The factor is on; ten recovery codes, shown this once. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Not JSON, or no `code` (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description No access token or a refused one (`invalid_token`, with the challenge); a wrong code (`invalid_mfa_code`, no challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "invalid_mfa_code";
+                    };
+                };
+            };
+            /** @description Nothing is pending, or a factor is on already. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_not_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ten new recovery codes, shown this once. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description 401: no access token or a refused one (`invalid_token`), or a token without a second factor in the last 300 s (`insufficient_user_authentication`, RFC 9470, with `acr_values="aal2"` and `max_age="300"` in the challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
+                    };
+                };
+            };
+            /** @description No second factor is on (`mfa_not_enabled`). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_not_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed: logins are one step again. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description 401: no access token or a refused one (`invalid_token`), or a token without a second factor in the last 300 s (`insufficient_user_authentication`, RFC 9470, with `acr_values="aal2"` and `max_age="300"` in the challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
+                    };
+                };
+            };
+            /** @description No second factor is on (`mfa_not_enabled`). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_not_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only DELETE is allowed here. */
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDeleteHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaVerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in with two factors: the login shape, the access token with `amr` `["pwd", "otp", "mfa"]` and `acr` `aal2`. On the transport asked for; a DPoP proof (of the login's key) binds the session. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Set-Cookie": components["headers"]["SetCookieRefresh"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description Not JSON, a missing field, or an unknown method (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description A wrong or used code (`invalid_mfa_code`); an unknown, expired, used or ended ticket (`invalid_mfa_ticket`): log in again. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_mfa_code" | "invalid_mfa_ticket";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
             500: components["responses"]["ServerError"];
         };
     };
@@ -2247,7 +3284,10 @@ export interface operations {
     postOauthToken: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2257,29 +3297,31 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The new pair. */
+            /** @description The new pair. Bound to a DPoP key as for /auth/refresh (`token_type: "DPoP"`). */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
                     Pragma: components["headers"]["PragmaNoCache"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
-            /** @description `invalid_request`: not application/x-www-form-urlencoded, not UTF-8, a control character, a repeated parameter, a missing parameter, or malformed client credentials; `unsupported_grant_type` (not refresh_token); `invalid_grant` (the refresh token is malformed, unknown, expired, revoked or reused); `invalid_scope` (a scope never granted). */
+            /** @description `invalid_request`: not application/x-www-form-urlencoded, not UTF-8, a control character, a repeated parameter, a missing parameter, or malformed client credentials; `unsupported_grant_type` (not refresh_token); `invalid_grant` (the refresh token is malformed, unknown, expired, revoked or reused); `invalid_scope` (a scope never granted). DPoP (RFC 9449 §5, §8): `invalid_dpop_proof` for a refused proof (typ, alg, jwk, signature, htm, htu, iat, an `ath`, replayed; or, with DPOP_MODE=required, none at all); `use_dpop_nonce` when a current server nonce is required, with it in DPoP-Nonce. */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request" | "unsupported_grant_type" | "invalid_grant" | "invalid_scope";
+                        error?: "invalid_request" | "unsupported_grant_type" | "invalid_grant" | "invalid_scope" | "invalid_dpop_proof" | "use_dpop_nonce";
                     };
                 };
             };
@@ -2641,7 +3683,10 @@ export interface operations {
     getApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2658,7 +3703,7 @@ export interface operations {
                     "application/json": components["schemas"]["AccessClaims"];
                 };
             };
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             500: components["responses"]["ServerError"];
             /** @description A trusted issuer's JWKS could not be fetched and no keys are held, the denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
@@ -2668,13 +3713,16 @@ export interface operations {
     putApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2686,13 +3734,16 @@ export interface operations {
     postApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2704,13 +3755,16 @@ export interface operations {
     deleteApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2722,14 +3776,17 @@ export interface operations {
     optionsApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
             204: components["responses"]["PreflightAllowed"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["PreflightOrPolicyForbidden"];
             /** @description Not a preflight, and the token was accepted: only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2741,7 +3798,10 @@ export interface operations {
     headApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2756,7 +3816,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            401: components["responses"]["BearerUnauthorizedHead"];
+            401: components["responses"]["UnauthorizedHead"];
             403: components["responses"]["InsufficientScopeHead"];
             500: components["responses"]["ServerErrorHead"];
             /** @description A trusted issuer's JWKS could not be fetched and no keys are held, the denylist (KV) could not be read, or with managed keys the key store could not be reached (`temporarily_unavailable`). */
@@ -2766,13 +3826,16 @@ export interface operations {
     patchApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2784,13 +3847,16 @@ export interface operations {
     traceApiWhoami: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             /** @description The token was accepted; only GET and HEAD are allowed here. */
             405: components["responses"]["MethodNotAllowedGetHead"];
@@ -2802,7 +3868,10 @@ export interface operations {
     getApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2812,7 +3881,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2824,7 +3893,10 @@ export interface operations {
     putApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2834,7 +3906,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2846,7 +3918,10 @@ export interface operations {
     postApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2856,7 +3931,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2868,7 +3943,10 @@ export interface operations {
     deleteApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2878,7 +3956,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2890,7 +3968,10 @@ export interface operations {
     optionsApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2901,7 +3982,7 @@ export interface operations {
         responses: {
             204: components["responses"]["PreflightAllowed"];
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["PreflightOrPolicyForbidden"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2913,7 +3994,10 @@ export interface operations {
     headApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2923,7 +4007,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparatorHead"];
-            401: components["responses"]["BearerUnauthorizedHead"];
+            401: components["responses"]["UnauthorizedHead"];
             403: components["responses"]["InsufficientScopeHead"];
             404: components["responses"]["NoOriginHead"];
             500: components["responses"]["ServerErrorHead"];
@@ -2935,7 +4019,10 @@ export interface operations {
     patchApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2945,7 +4032,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
@@ -2957,7 +4044,10 @@ export interface operations {
     traceApiPath: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path: {
                 /** @description The rest of the path (may contain `/`). */
                 path: string;
@@ -2967,7 +4057,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             400: components["responses"]["EncodedSeparator"];
-            401: components["responses"]["BearerUnauthorized"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["InsufficientScope"];
             404: components["responses"]["NoOrigin"];
             500: components["responses"]["ServerError"];
