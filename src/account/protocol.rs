@@ -198,6 +198,10 @@ mod tests {
             AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after: 4 } },
             AccountOutcome::Refused { refusal: Refusal::InvalidGrant },
             AccountOutcome::Failed { retryable: true },
+            AccountOutcome::MfaRequired { ticket: "ghm1.a.b".into(), methods: vec!["totp".into()] },
+            AccountOutcome::TotpEnrollment { secret: "ABC".into(), otpauth_uri: "otpauth://totp/x".into() },
+            AccountOutcome::RecoveryCodes { codes: vec!["abcd-efgh-jkmn-pqrs".into()] },
+            AccountOutcome::Refused { refusal: Refusal::InvalidMfaCode },
             AccountOutcome::Tokens {
                 pair: TokenPair {
                     access_token: "a".into(),
@@ -221,6 +225,16 @@ mod tests {
     fn debug_hides_secrets() {
         let request = AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into(), jkt: None };
         assert!(!format!("{request:?}").contains("hunter22"));
+        let verify = AccountRequest::MfaVerify {
+            ticket: "ticket-secret".into(),
+            method: MfaMethod::Totp,
+            code: "123456".into(),
+            jkt: None,
+        };
+        let shown = format!("{verify:?}");
+        assert!(!shown.contains("ticket-secret") && !shown.contains("123456"), "{shown}");
+        let confirm = AccountRequest::TotpConfirm { code: "654321".into() };
+        assert!(!format!("{confirm:?}").contains("654321"));
         let pair = TokenPair {
             access_token: "secret-access".into(),
             token_type: "Bearer".into(),
