@@ -43,6 +43,23 @@ fn require_fresh_second_factor(user: &Authenticated) -> Result<(), ApiError> {
     })
 }
 
+/// Refuses a token whose login is older than [`FRESH_SECOND_FACTOR_SECONDS`] (or says not when):
+/// a stolen access token must not be enough to put a factor on someone's account.
+fn require_recent_login(user: &Authenticated) -> Result<(), ApiError> {
+    let claims = user.claims();
+    let recent =
+        claims.auth_time.is_some_and(|at| web::now_seconds().saturating_sub(at) <= FRESH_SECOND_FACTOR_SECONDS);
+    if recent {
+        return Ok(());
+    }
+    Err(ApiError::InsufficientUserAuthentication {
+        reason: format!("a login in the last {FRESH_SECOND_FACTOR_SECONDS} seconds is required"),
+        acr_values: None,
+        max_age: Some(FRESH_SECOND_FACTOR_SECONDS),
+        dpop: claims.cnf.is_some(),
+    })
+}
+
 fn recovery_codes_answer(answer: AccountOutcome) -> Result<Reply, ApiError> {
     match outcome(answer)? {
         AccountOutcome::RecoveryCodes { codes } => {
@@ -52,10 +69,11 @@ fn recovery_codes_answer(answer: AccountOutcome) -> Result<Reply, ApiError> {
     }
 }
 
-/// `POST /auth/mfa/totp/enroll` (Bearer): a new secret, its `otpauth://` URI and that URI as an SVG
-/// QR code (a `data:` URI), pending until confirmed.
+/// `POST /auth/mfa/totp/enroll` (Bearer, a login in the last five minutes): a new secret, its
+/// `otpauth://` URI and that URI as an SVG QR code (a `data:` URI), pending until confirmed.
 pub async fn totp_enroll(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let user = verify::authenticate(&req, env, config, Accept::Own).await?;
+    require_recent_login(&user)?;
     match outcome(call(own_account(env, &user)?, &AccountRequest::TotpEnroll, rid).await?)? {
         AccountOutcome::TotpEnrollment { secret, otpauth_uri } => {
             let qr = qr::data_uri(&otpauth_uri).map_err(|e| ApiError::Server(format!("QR code: {e:?}")))?;

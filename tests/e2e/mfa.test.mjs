@@ -7,7 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { startWorker, challenge } from './harness.mjs';
+import { startWorker, challenge, signToken } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
 const json = (body, headers = {}) => ({ method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
@@ -80,6 +80,13 @@ describe('TOTP second factor, recovery codes and step-up', () => {
     assert.equal(typeof claimsOf(passwordOnly).auth_time, 'number');
 
     assert.equal((await w.fetch('/auth/mfa/totp/enroll', { method: 'POST' })).status, 401, 'Bearer required');
+    // A login older than five minutes (a stolen token, say) cannot put a factor on the account.
+    const sub = claimsOf(passwordOnly).sub;
+    const old = await signToken(w.keys, { claims: { sub, amr: ['pwd'], auth_time: Math.floor(Date.now() / 1000) - 301 } });
+    const stale = await w.fetch('/auth/mfa/totp/enroll', { method: 'POST', headers: bearer(old) });
+    assert.equal(stale.status, 401);
+    assert.equal((await stale.json()).error, 'insufficient_user_authentication');
+    assert.equal(challenge(stale).params.max_age, '300');
     const res = await w.fetch('/auth/mfa/totp/enroll', { method: 'POST', headers: bearer(passwordOnly) });
     const enrol = await res.json();
     assert.equal(res.status, 200, JSON.stringify(enrol));

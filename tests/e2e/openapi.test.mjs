@@ -446,6 +446,11 @@ function scenarios() {
   const post = (w, path, token) => w.fetch(path, { method: 'POST', headers: token ? bearer(token) : {} });
   add('A', ...P(EN), 200, 'a new secret', async (w) => post(w, EN, (await session(w)).access_token));
   add('A', ...P(EN), 401, 'no token', (w) => post(w, EN));
+  add('A', ...P(EN), 401, 'a login older than 300 s', async (w) => {
+    const s = await session(w);
+    const sub = JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url')).sub;
+    return post(w, EN, await signToken(w.keys, { claims: { sub, scope: 'api read', amr: ['pwd'], auth_time: Math.floor(Date.now() / 1000) - 301 } }));
+  });
   add('A', ...P(EN), 409, 'a factor is on already', async (w) => post(w, EN, (await mfaSession(w)).access_token));
   add('A', ...P(CF), 200, 'the first code', async (w) => {
     const s = await session(w);

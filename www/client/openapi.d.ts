@@ -254,7 +254,7 @@ export interface paths {
         put: operations["putAuthMfaTotpEnroll"];
         /**
          * Start a TOTP enrolment
-         * @description Starts (or restarts) a TOTP enrolment: pending until confirmed.
+         * @description Starts (or restarts) a TOTP enrolment: pending until confirmed. Needs a login in the last 300 s, so a stolen access token cannot put a factor on the account.
          */
         post: operations["postAuthMfaTotpEnroll"];
         /** Not allowed (POST only) */
@@ -2550,18 +2550,18 @@ export interface operations {
                     "application/json": components["schemas"]["TotpEnrollment"];
                 };
             };
-            /** @description No access token, or it is refused: `invalid_token`. */
+            /** @description No access token, or it is refused (`invalid_token`); a login older than 300 s (`insufficient_user_authentication`, with `max_age="300"` in the challenge). */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
-                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
-                        /** @constant */
-                        error?: "invalid_token";
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
                     };
                 };
             };
