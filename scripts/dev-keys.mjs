@@ -1,6 +1,7 @@
 // Writes fresh development signing keys (one Ed25519, one RSA 2048, as a private JWK Set) to the
-// .dev.vars-style file named on the command line, unless it already has SIGNING_KEYS.
-import { generateKeyPairSync } from 'node:crypto';
+// .dev.vars-style file named on the command line, unless it already has SIGNING_KEYS, and a fresh
+// MFA_ENCRYPTION_KEY (32 random bytes, unpadded base64url) unless it already has one.
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { calculateJwkThumbprint } from 'jose';
 
@@ -15,6 +16,11 @@ export async function devKeys() {
   return { keys: [ed, rsa] };
 }
 
+/** A fresh key sealing TOTP secrets: 32 random bytes, unpadded base64url. */
+export function devMfaKey() {
+  return randomBytes(32).toString('base64url');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
   const file = process.argv[2] ?? '.dev.vars';
   const existing = existsSync(file) ? readFileSync(file, 'utf8') : '';
@@ -24,5 +30,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const set = await devKeys();
     writeFileSync(file, `${existing}${existing && !existing.endsWith('\n') ? '\n' : ''}SIGNING_KEYS='${JSON.stringify(set)}'\n`, { mode: 0o600 });
     console.error(`[dev-keys] wrote new signing keys (${set.keys.map((k) => k.kid).join(', ')}) to ${file}`);
+  }
+  const now = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  if (!/^MFA_ENCRYPTION_KEY=/m.test(now)) {
+    writeFileSync(file, `${now}${now && !now.endsWith('\n') ? '\n' : ''}MFA_ENCRYPTION_KEY='${devMfaKey()}'\n`, { mode: 0o600 });
+    console.error(`[dev-keys] wrote a new MFA_ENCRYPTION_KEY to ${file}`);
   }
 }

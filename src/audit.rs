@@ -44,6 +44,27 @@ pub enum Event {
     /// A password hash was replaced by one of the configured scheme at login (PBKDF2 to argon2id).
     #[serde(rename = "password.rehashed")]
     PasswordRehashed,
+    /// A TOTP enrolment was started (a secret made, not yet confirmed).
+    #[serde(rename = "mfa.totp_enroll_started")]
+    MfaEnrollStarted,
+    /// A TOTP enrolment was confirmed with a first code: the factor is on, recovery codes issued.
+    #[serde(rename = "mfa.enrolled")]
+    MfaEnrolled,
+    /// A password login asked for the second factor (an MFA ticket was issued).
+    #[serde(rename = "mfa.required")]
+    MfaRequired,
+    /// A second factor was verified (the reason says which method).
+    #[serde(rename = "mfa.verified")]
+    MfaVerified,
+    /// A second factor was refused (wrong or replayed code, bad ticket; the reason says which).
+    #[serde(rename = "mfa.failed")]
+    MfaFailed,
+    /// The second factor was removed, with its recovery codes.
+    #[serde(rename = "mfa.removed")]
+    MfaRemoved,
+    /// The recovery codes were replaced by a new set.
+    #[serde(rename = "mfa.recovery_regenerated")]
+    RecoveryRegenerated,
 }
 
 /// One log line: an audit event of an account, or a refused request.

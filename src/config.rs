@@ -432,6 +432,19 @@ impl Config {
                 Some(Turnstile { secret, verify_url })
             }
         };
+        // The key sealing TOTP secrets (read by the account object): optional, and without it no
+        // second factor can be enrolled; when set it must be 32 bytes of unpadded base64url.
+        if runs_issuer {
+            if let Some(text) = secret("MFA_ENCRYPTION_KEY") {
+                let length = crate::jwt::b64::decode(text.trim()).map(|k| k.len());
+                if length != Ok(32) {
+                    return Err(ConfigError::Invalid {
+                        name: "MFA_ENCRYPTION_KEY",
+                        reason: "must be 32 random bytes in unpadded base64url".into(),
+                    });
+                }
+            }
+        }
 
         let dpop = Dpop::from_lookup(var, secret)?;
         let gateway =

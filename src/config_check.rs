@@ -133,6 +133,20 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_mfa_key_is_named() {
+        let key = stand_in_key();
+        let vars = [("ISSUER", "https://a.example"), ("AUDIENCE", "api")];
+        for bad in ["short", "AAAA", "not base64url!", &"A".repeat(44)] {
+            assert_eq!(
+                run(&vars, &[("SIGNING_KEYS", &key), ("MFA_ENCRYPTION_KEY", bad)], true),
+                ["MFA_ENCRYPTION_KEY"]
+            );
+        }
+        let good = b64::encode([1u8; 32]);
+        assert!(run(&vars, &[("SIGNING_KEYS", &key), ("MFA_ENCRYPTION_KEY", &good)], true).is_empty());
+    }
+
+    #[test]
     fn a_bad_key_set_is_named() {
         let found = run(&[("ISSUER", "https://a.example"), ("AUDIENCE", "api")], &[("SIGNING_KEYS", "{}")], true);
         assert_eq!(found, ["SIGNING_KEYS"]);

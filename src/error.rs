@@ -25,6 +25,21 @@ pub enum ApiError {
     InvalidToken(String),
     /// The token is valid but a route policy is not met (403 `insufficient_scope`).
     InsufficientScope { reason: String, scope: Option<String> },
+    /// The token is valid but how the user authenticated falls short of a route policy's `amr`,
+    /// `acr` or `max_age` (401 `insufficient_user_authentication` with `acr_values` and `max_age`
+    /// in the challenge, RFC 9470 §3); `dpop`: the token is DPoP-bound, so the challenge is `DPoP`.
+    InsufficientUserAuthentication { reason: String, acr_values: Option<String>, max_age: Option<i64>, dpop: bool },
+    /// The password was right and a second factor is needed (403 `mfa_required`, the body carries
+    /// `mfa_ticket` and `methods`).
+    MfaRequired { ticket: String, methods: Vec<String> },
+    /// A second factor is enrolled already (409 `mfa_already_enabled`).
+    MfaAlreadyEnabled,
+    /// There is no second factor, or no pending enrolment, to act on (409 `mfa_not_enabled`).
+    MfaNotEnabled,
+    /// The second-factor code is wrong or was used already (401 `invalid_mfa_code`).
+    InvalidMfaCode,
+    /// The MFA ticket is unknown, expired, used, or of another DPoP key (401 `invalid_mfa_ticket`).
+    InvalidMfaTicket,
     /// The password is too short or too long (400 `weak_password`).
     WeakPassword,
     /// The email is registered already (409 `email_taken`).
@@ -101,6 +116,16 @@ impl ApiError {
             ApiError::MissingToken => (401, "invalid_token", "a bearer access token is required".into()),
             ApiError::InvalidToken(why) => (401, "invalid_token", why.clone()),
             ApiError::InsufficientScope { reason, .. } => (403, "insufficient_scope", reason.clone()),
+            ApiError::InsufficientUserAuthentication { reason, .. } => {
+                (401, "insufficient_user_authentication", reason.clone())
+            }
+            ApiError::MfaRequired { .. } => (403, "mfa_required", "a second factor is required".into()),
+            ApiError::MfaAlreadyEnabled => (409, "mfa_already_enabled", "a second factor is enrolled already".into()),
+            ApiError::MfaNotEnabled => (409, "mfa_not_enabled", "no second factor is enrolled or pending".into()),
+            ApiError::InvalidMfaCode => (401, "invalid_mfa_code", "the code is wrong or was used already".into()),
+            ApiError::InvalidMfaTicket => {
+                (401, "invalid_mfa_ticket", "the MFA ticket is invalid, expired or used; log in again".into())
+            }
             ApiError::WeakPassword => (400, "weak_password", "password must be 8 to 256 characters".into()),
             ApiError::EmailTaken => (409, "email_taken", "that email is already registered".into()),
             ApiError::InvalidCredentials => (401, "invalid_credentials", "email or password is wrong".into()),
@@ -147,7 +172,13 @@ impl ApiError {
             ApiError::Server(detail) | ApiError::Unavailable(detail) => Some(format!("{code}: {detail}")),
             _ => None,
         };
-        let body = serde_json::json!({ "error": code, "error_description": description }).to_string();
+        let body = match self {
+            ApiError::MfaRequired { ticket, methods } => serde_json::json!({
+                "error": code, "error_description": description, "mfa_ticket": ticket, "methods": methods,
+            }),
+            _ => serde_json::json!({ "error": code, "error_description": description }),
+        }
+        .to_string();
         let mut headers: Vec<(&'static str, String)> =
             vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())];
         let realm = quoted(realm);
@@ -162,6 +193,16 @@ impl ApiError {
                 quoted(&description),
                 scope.as_ref().map(|s| format!(", scope=\"{}\"", quoted(s))).unwrap_or_default()
             )),
+            ApiError::InsufficientUserAuthentication { acr_values, max_age, dpop, .. } => {
+                let scheme = if *dpop { "DPoP" } else { "Bearer" };
+                let acr = acr_values.as_ref().map(|a| format!(", acr_values=\"{}\"", quoted(a))).unwrap_or_default();
+                let age = max_age.map(|m| format!(", max_age=\"{m}\"")).unwrap_or_default();
+                let algs = if *dpop { format!(", algs=\"{}\"", dpop_algs()) } else { String::new() };
+                Some(format!(
+                    "{scheme} realm=\"{realm}\", error=\"insufficient_user_authentication\", error_description=\"{}\"{acr}{age}{algs}",
+                    quoted(&description)
+                ))
+            }
             ApiError::InvalidClient => Some(format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")),
             ApiError::DpopRequired => Some(format!("DPoP realm=\"{realm}\", algs=\"{}\"", dpop_algs())),
             ApiError::DpopInvalidToken(_)
@@ -208,4 +249,43 @@ pub struct ErrorAnswer {
     pub body: String,
     /// What to log for a server fault (never sent).
     pub log: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn challenge(answer: &ErrorAnswer) -> Option<&str> {
+        answer.headers.iter().find(|(name, _)| *name == "www-authenticate").map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn insufficient_user_authentication_is_the_rfc_9470_challenge() {
+        let error = ApiError::InsufficientUserAuthentication {
+            reason: "authentication method otp is required".into(),
+            acr_values: Some("aal2".into()),
+            max_age: Some(300),
+            dpop: false,
+        };
+        let answer = error.answer("https://issuer.test");
+        assert_eq!(answer.status, 401);
+        assert!(answer.body.contains(r#""error":"insufficient_user_authentication""#));
+        assert_eq!(
+            challenge(&answer),
+            Some(
+                r#"Bearer realm="https://issuer.test", error="insufficient_user_authentication", error_description="authentication method otp is required", acr_values="aal2", max_age="300""#
+            )
+        );
+        // A DPoP-bound token gets the DPoP scheme (RFC 9449 §7.1), with its algs; no acr, no acr_values.
+        let dpop = ApiError::InsufficientUserAuthentication {
+            reason: "r".into(),
+            acr_values: None,
+            max_age: Some(0),
+            dpop: true,
+        }
+        .answer("https://issuer.test");
+        let c = challenge(&dpop).unwrap();
+        assert!(c.starts_with("DPoP realm=") && c.contains(r#"error="insufficient_user_authentication""#), "{c}");
+        assert!(c.contains(r#"max_age="0""#) && c.contains("algs=") && !c.contains("acr_values"), "{c}");
+    }
 }

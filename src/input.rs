@@ -148,6 +148,33 @@ pub fn login(body: &[u8]) -> Result<(Credentials, Transport), InputError> {
     Ok((creds, transport))
 }
 
+/// The longest second-factor code or ticket looked at, in bytes.
+const MAX_MFA_FIELD: usize = 256;
+
+fn mfa_field(body: &Map<String, Value>, name: &'static str) -> Result<String, InputError> {
+    string_field(body, name)?.filter(|v| !v.is_empty() && v.len() <= MAX_MFA_FIELD).ok_or(InputError::Field(name))
+}
+
+/// `POST /auth/mfa/totp/confirm` `{"code"}`.
+pub fn mfa_code(body: &[u8]) -> Result<String, InputError> {
+    mfa_field(&object(body)?, "code")
+}
+
+/// `POST /auth/mfa/verify` `{"mfa_ticket", "method", "code", "transport"?}`: the ticket, the method
+/// (`totp` | `recovery_code`), the code, and the refresh token's transport as at login.
+pub fn mfa_verify(body: &[u8]) -> Result<(String, String, String, Transport), InputError> {
+    let body = object(body)?;
+    let ticket = mfa_field(&body, "mfa_ticket")?;
+    let method = mfa_field(&body, "method")?;
+    let code = mfa_field(&body, "code")?;
+    let transport = match string_field(&body, "transport")?.as_deref() {
+        None | Some("body") => Transport::Body,
+        Some("cookie") => Transport::Cookie,
+        Some(_) => return Err(InputError::Field("transport")),
+    };
+    Ok((ticket, method, code, transport))
+}
+
 /// `POST /auth/refresh` `{"refresh_token"}`; an empty body means "use the cookie".
 pub fn refresh(body: &[u8]) -> Result<Option<String>, InputError> {
     if body.iter().all(u8::is_ascii_whitespace) {

@@ -51,6 +51,8 @@ pub enum Action<'a> {
     /// A login with this (normalised) email: `/auth/login` (and the hook for the MFA verify step
     /// and a password grant: each is a password guess against an account).
     Login { email: &'a str },
+    /// The second step of a login (`/auth/mfa/verify`) for this account id: a code is a guess too.
+    SecondFactor { account: &'a str },
     /// A registration.
     Register,
     /// A refresh-token redemption.
@@ -64,6 +66,10 @@ pub fn checks(action: Action<'_>, client: &str) -> Vec<(Limit, String)> {
         Action::Login { email } => vec![
             (Limit::LoginIp, format!("ip:{client}")),
             (Limit::LoginAccount, format!("ia:{}", digest(&["login-account", client, email]))),
+        ],
+        Action::SecondFactor { account } => vec![
+            (Limit::LoginIp, format!("ip:{client}")),
+            (Limit::LoginAccount, format!("ia:{}", digest(&["second-factor", client, account]))),
         ],
         Action::Register => vec![(Limit::RegisterIp, format!("ip:{client}"))],
         Action::Refresh => vec![(Limit::RefreshIp, format!("ip:{client}"))],

@@ -25,6 +25,22 @@ pub struct RoutePolicy {
     /// Roles, at least one of which the token must carry.
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+    /// Authentication methods (RFC 8176), all of which the token's `amr` must list.
+    #[serde(default)]
+    pub amr: Option<Vec<String>>,
+    /// Space-separated authentication context classes, one of which must be the token's `acr`.
+    #[serde(default)]
+    pub acr: Option<String>,
+    /// The longest time since the token's `auth_time`, seconds (a token without one falls short).
+    #[serde(default)]
+    pub max_age: Option<i64>,
+}
+
+impl RoutePolicy {
+    /// Whether the policy asks anything of how the user authenticated (RFC 9470).
+    fn asks_step_up(&self) -> bool {
+        self.amr.is_some() || self.acr.is_some() || self.max_age.is_some()
+    }
 }
 
 /// Why a policy was not met.
@@ -34,6 +50,20 @@ pub struct PolicyDenied {
     pub required_scope: Option<String>,
     /// A human-readable reason.
     pub reason: String,
+    /// Set when the token's authentication falls short (RFC 9470), not its grants: what to ask for.
+    pub step_up: Option<StepUp>,
+}
+
+/// What a route asks of the authentication itself, for the RFC 9470 §3 challenge
+/// (`insufficient_user_authentication` with `acr_values` and `max_age`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUp {
+    /// The acceptable `acr` values, space-separated, when the route names some.
+    pub acr_values: Option<String>,
+    /// The route's `max_age`, when it has one.
+    pub max_age: Option<i64>,
+    /// The `amr` methods the route requires (not part of the RFC 9470 challenge; for the description).
+    pub amr: Vec<String>,
 }
 
 /// How a forwarded path treats tokens, from the strictest down.
@@ -61,9 +91,12 @@ impl Decision<'_> {
         &self.policies
     }
 
-    /// Checks every policy that applies against the verified claims.
-    pub fn check(&self, claims: &AccessClaims) -> Result<(), PolicyDenied> {
-        check_all(self.policies.iter().copied(), claims)
+    /// Checks every policy that applies against the verified claims at `now` (seconds since the
+    /// epoch, for `max_age`): grants first (403 `insufficient_scope`), then the authentication
+    /// (401 `insufficient_user_authentication`, RFC 9470).
+    pub fn check(&self, claims: &AccessClaims, now: i64) -> Result<(), PolicyDenied> {
+        check_all(self.policies.iter().copied(), claims)?;
+        check_step_up(self.policies.iter().copied(), claims, now)
     }
 }
 
@@ -135,8 +168,24 @@ impl Routes {
         };
         let mut policies = Vec::with_capacity(parsed.len());
         for p in parsed {
-            if p.scope.is_none() && p.roles.is_none() {
-                return Err(RoutesError { name, reason: format!("policy for {:?} needs a scope or roles", p.prefix) });
+            if p.scope.is_none() && p.roles.is_none() && !p.asks_step_up() {
+                return Err(RoutesError {
+                    name,
+                    reason: format!("policy for {:?} needs a scope, roles, amr, acr or max_age", p.prefix),
+                });
+            }
+            if p.max_age.is_some_and(|age| age < 0) {
+                return Err(RoutesError { name, reason: format!("policy for {:?} has a negative max_age", p.prefix) });
+            }
+            if p.amr.as_ref().is_some_and(|amr| amr.is_empty() || amr.iter().any(|m| !is_token_value(m)))
+                || p.acr.as_deref().is_some_and(|acr| {
+                    scope_items(acr).next().is_none() || !acr.split(' ').all(|v| v.is_empty() || is_token_value(v))
+                })
+            {
+                return Err(RoutesError {
+                    name,
+                    reason: format!("policy for {:?} has an empty or unprintable amr or acr", p.prefix),
+                });
             }
             policies.push(RoutePolicy { prefix: prefix_key(name, &p.prefix)?, ..p });
         }
@@ -251,6 +300,7 @@ fn check_all<'a>(policies: impl Iterator<Item = &'a RoutePolicy>, claims: &Acces
                 return Err(PolicyDenied {
                     required_scope: Some(scope.clone()),
                     reason: format!("scope {} is required", missing.join(" ")),
+                    step_up: None,
                 });
             }
         }
@@ -259,11 +309,58 @@ fn check_all<'a>(policies: impl Iterator<Item = &'a RoutePolicy>, claims: &Acces
                 return Err(PolicyDenied {
                     required_scope: policy.scope.clone(),
                     reason: format!("one of the roles {} is required", roles.join(", ")),
+                    step_up: None,
                 });
             }
         }
     }
     Ok(())
+}
+
+/// Whether a configured `amr` or `acr` value can stand in a quoted challenge attribute: printable
+/// ASCII without spaces, quotes or backslashes.
+fn is_token_value(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+/// Checks what the policies ask of the authentication (RFC 9470): every listed `amr` method, an
+/// accepted `acr`, and an `auth_time` no older than `max_age` (a token without `auth_time` falls
+/// short of any `max_age`). The challenge carries everything the route asks, whichever part fell
+/// short, so one new login meets it all: the first `acr` list and the tightest `max_age`.
+fn check_step_up<'a>(
+    policies: impl Iterator<Item = &'a RoutePolicy>,
+    claims: &AccessClaims,
+    now: i64,
+) -> Result<(), PolicyDenied> {
+    let mut step_up = StepUp { acr_values: None, max_age: None, amr: Vec::new() };
+    let mut reasons = Vec::new();
+    for policy in policies.filter(|p| p.asks_step_up()) {
+        for method in policy.amr.iter().flatten() {
+            if !step_up.amr.contains(method) {
+                step_up.amr.push(method.clone());
+            }
+            if !claims.amr.contains(method) {
+                reasons.push(format!("authentication method {method} is required"));
+            }
+        }
+        if let Some(acr) = &policy.acr {
+            step_up.acr_values.get_or_insert_with(|| acr.clone());
+            if !claims.acr.as_deref().is_some_and(|have| scope_items(acr).any(|v| v == have)) {
+                reasons.push(format!("authentication context {acr} is required"));
+            }
+        }
+        if let Some(max_age) = policy.max_age {
+            step_up.max_age = Some(step_up.max_age.map_or(max_age, |m: i64| m.min(max_age)));
+            if claims.auth_time.is_none_or(|at| now.saturating_sub(at) > max_age) {
+                reasons.push(format!("an authentication in the last {max_age} seconds is required"));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        return Ok(());
+    }
+    reasons.dedup();
+    Err(PolicyDenied { required_scope: None, reason: reasons.join("; "), step_up: Some(step_up) })
 }
 
 #[cfg(test)]
@@ -285,6 +382,9 @@ mod tests {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             email: None,
             cnf: None,
+            auth_time: None,
+            amr: Vec::new(),
+            acr: None,
         }
     }
 
@@ -323,7 +423,7 @@ mod tests {
             "",
             r#"[{"prefix":"/api/","scope":"read"},{"prefix":"/api/admin","scope":"read admin","roles":["admin","ops"]}]"#,
         );
-        let check = |p: &str, c: &AccessClaims| r.decide(&path(p)).unwrap().check(c);
+        let check = |p: &str, c: &AccessClaims| r.decide(&path(p)).unwrap().check(c, 0);
         assert!(check("/api/x", &claims("read", &[])).is_ok());
         assert!(check("/api/x", &claims("write", &[])).is_err());
         let denied = check("/api/admin/x", &claims("read", &["admin"])).unwrap_err();
@@ -340,10 +440,10 @@ mod tests {
         let user = claims("", &["user"]);
         for p in ["/api/Admin/users", "/API/ADMIN", "/api/admin/", "/%61pi/admin", "/api/x/../admin", "/api/admin.json"]
         {
-            assert!(r.decide(&path(p)).unwrap().check(&user).is_err(), "{p} must be checked");
+            assert!(r.decide(&path(p)).unwrap().check(&user, 0).is_err(), "{p} must be checked");
         }
-        assert!(r.decide(&path("/api/administrator")).unwrap().check(&user).is_ok());
-        assert!(r.decide(&path("/api/admin.json/x")).unwrap().check(&user).is_ok());
+        assert!(r.decide(&path("/api/administrator")).unwrap().check(&user, 0).is_ok());
+        assert!(r.decide(&path("/api/admin.json/x")).unwrap().check(&user, 0).is_ok());
     }
 
     #[test]
@@ -387,5 +487,77 @@ mod tests {
         let defaults = Routes::parse(None, None, None, None).unwrap();
         assert_eq!(defaults.protected_prefixes(), ["/api/"]);
         assert!(defaults.policies().is_empty());
+    }
+
+    fn authenticated(auth_time: Option<i64>, amr: &[&str], acr: Option<&str>) -> AccessClaims {
+        AccessClaims {
+            auth_time,
+            amr: amr.iter().map(|m| m.to_string()).collect(),
+            acr: acr.map(str::to_owned),
+            ..claims("read", &[])
+        }
+    }
+
+    #[test]
+    fn step_up_rules_each_refuse_what_falls_short() {
+        let r = routes(
+            "/api/",
+            "",
+            "",
+            r#"[{"prefix":"/api/pay","amr":["otp","mfa"]},{"prefix":"/api/keys","max_age":300},
+                {"prefix":"/api/vault","acr":"aal2 aal3"},{"prefix":"/api/pay/big","max_age":60,"scope":"read"}]"#,
+        );
+        let now = 10_000;
+        let check = |p: &str, c: &AccessClaims| r.decide(&path(p)).unwrap().check(c, now);
+        let mfa = authenticated(Some(now - 30), &["pwd", "otp", "mfa"], Some("aal2"));
+        for p in ["/api/pay", "/api/keys", "/api/vault", "/api/pay/big"] {
+            assert_eq!(check(p, &mfa), Ok(()), "{p}");
+        }
+        // amr: every method listed, not any one of them.
+        let pwd = authenticated(Some(now - 30), &["pwd"], Some("aal1"));
+        let denied = check("/api/pay", &pwd).unwrap_err();
+        assert_eq!(denied.step_up.as_ref().unwrap().amr, ["otp", "mfa"]);
+        assert_eq!(denied.reason, "authentication method otp is required; authentication method mfa is required");
+        assert!(check("/api/pay", &authenticated(Some(now), &["pwd", "otp"], None)).is_err(), "mfa missing");
+        // max_age: a token without auth_time is refused, and so is an old one.
+        let denied = check("/api/keys", &authenticated(None, &["pwd", "otp", "mfa"], Some("aal2"))).unwrap_err();
+        assert_eq!(denied.step_up.unwrap().max_age, Some(300));
+        assert!(check("/api/keys", &authenticated(Some(now - 301), &["pwd"], None)).is_err());
+        assert!(check("/api/keys", &authenticated(Some(now - 300), &["pwd"], None)).is_ok());
+        // acr: one of the listed values, compared whole.
+        let denied = check("/api/vault", &pwd).unwrap_err();
+        assert_eq!(denied.step_up.unwrap().acr_values.as_deref(), Some("aal2 aal3"));
+        assert!(check("/api/vault", &authenticated(None, &[], None)).is_err(), "no acr");
+        assert!(check("/api/vault", &authenticated(None, &[], Some("aal"))).is_err(), "substring of aal2");
+        assert!(check("/api/vault", &authenticated(None, &[], Some("aal3"))).is_ok());
+        // The challenge names all the route asks, also what the token did meet.
+        let fresh_pwd = authenticated(Some(now), &["pwd"], None);
+        let denied = check("/api/pay/big", &fresh_pwd).unwrap_err();
+        assert_eq!(denied.step_up.unwrap().max_age, Some(60), "max_age met, amr not: max_age still named");
+        // Nested policies: the tightest max_age is asked for, with the amr of the outer one.
+        let stale = authenticated(Some(now - 120), &["pwd", "otp", "mfa"], None);
+        let denied = check("/api/pay/big", &stale).unwrap_err();
+        assert_eq!(denied.step_up.unwrap().max_age, Some(60));
+        // Grants are checked first: a missing scope is 403, not a step-up.
+        let no_scope = AccessClaims { scope: String::new(), ..mfa.clone() };
+        let denied = check("/api/pay/big", &no_scope).unwrap_err();
+        assert!(denied.step_up.is_none());
+        assert_eq!(denied.required_scope.as_deref(), Some("read"));
+    }
+
+    #[test]
+    fn step_up_configuration_is_checked() {
+        let parse = |po: &str| Routes::parse(Some("/api/"), Some(""), Some(""), Some(po));
+        assert!(parse(r#"[{"prefix":"/api/a","max_age":0}]"#).is_ok(), "a step-up alone is a policy");
+        for bad in [
+            r#"[{"prefix":"/api/a","max_age":-1}]"#,
+            r#"[{"prefix":"/api/a","amr":[]}]"#,
+            r#"[{"prefix":"/api/a","amr":["o\"tp"]}]"#,
+            r#"[{"prefix":"/api/a","acr":" "}]"#,
+            r#"[{"prefix":"/api/a","acr":"a\\b"}]"#,
+            r#"[{"prefix":"/api/a","max_age":"60"}]"#,
+        ] {
+            assert_eq!(parse(bad).unwrap_err().name, "ROUTE_POLICIES", "{bad}");
+        }
     }
 }

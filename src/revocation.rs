@@ -245,6 +245,9 @@ mod tests {
             roles: vec![],
             email: None,
             cnf: None,
+            auth_time: None,
+            amr: Vec::new(),
+            acr: None,
         }
     }
 

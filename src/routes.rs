@@ -27,6 +27,16 @@ pub enum IssuerRoute {
     LogoutAll,
     /// `GET /auth/me`
     Me,
+    /// `POST /auth/mfa/totp/enroll`
+    TotpEnroll,
+    /// `POST /auth/mfa/totp/confirm`
+    TotpConfirm,
+    /// `DELETE /auth/mfa/totp`
+    TotpRemove,
+    /// `POST /auth/mfa/recovery-codes`
+    RecoveryCodes,
+    /// `POST /auth/mfa/verify`
+    MfaVerify,
     /// `GET /.well-known/oauth-authorization-server` (RFC 8414)
     OAuthMetadata,
     /// `POST /oauth/token` (RFC 6749 §6, refresh grant)
@@ -52,6 +62,7 @@ pub enum Route {
 
 const GET: &[&str] = &["GET", "HEAD"];
 const POST: &[&str] = &["POST"];
+const DELETE: &[&str] = &["DELETE"];
 
 /// A short, bounded name of the route a path takes, for logs and metrics: the fixed path of a route
 /// of gatehouse's own, `gateway:protected` / `gateway:public` / `gateway:optional` for the gateway's
@@ -78,6 +89,11 @@ fn issuer_route(path: &str) -> Option<(IssuerRoute, &'static [&'static str], &'s
         "/auth/logout" => (IssuerRoute::Logout, POST, "POST"),
         "/auth/logout-all" => (IssuerRoute::LogoutAll, POST, "POST"),
         "/auth/me" => (IssuerRoute::Me, GET, "GET, HEAD"),
+        "/auth/mfa/totp/enroll" => (IssuerRoute::TotpEnroll, POST, "POST"),
+        "/auth/mfa/totp/confirm" => (IssuerRoute::TotpConfirm, POST, "POST"),
+        "/auth/mfa/totp" => (IssuerRoute::TotpRemove, DELETE, "DELETE"),
+        "/auth/mfa/recovery-codes" => (IssuerRoute::RecoveryCodes, POST, "POST"),
+        "/auth/mfa/verify" => (IssuerRoute::MfaVerify, POST, "POST"),
         oauth::METADATA_PATH => (IssuerRoute::OAuthMetadata, GET, "GET, HEAD"),
         oauth::TOKEN_PATH => (IssuerRoute::OAuthToken, POST, "POST"),
         oauth::REVOKE_PATH => (IssuerRoute::OAuthRevoke, POST, "POST"),

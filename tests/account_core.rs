@@ -8,10 +8,12 @@
 
 use gatehouse::account::core::{self, Context, Fault, Random, Reply, Settings, Transition};
 use gatehouse::account::family::{hash, Lifetimes};
-use gatehouse::account::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
+use gatehouse::account::protocol::{AccountOutcome, AccountRequest, MfaMethod, Refusal, TokenIds, TokenPair};
 use gatehouse::account::state::{AccountDoc, KNOWN_CLIENT_SECONDS, MAX_KNOWN_CLIENTS};
 use gatehouse::input::RefreshToken;
 use gatehouse::jwt::b64;
+use gatehouse::mfa::secretbox::EncryptionKey;
+use gatehouse::mfa::totp::Totp;
 use gatehouse::password::{self, PasswordParams, MIN_M_KIB};
 use proptest::prelude::*;
 use rand::{RngCore, SeedableRng};
@@ -61,8 +63,19 @@ fn dummy() -> &'static str {
     DUMMY.get_or_init(|| password::dummy_hash(&params()).expect("dummy hash"))
 }
 
+fn mfa_key() -> &'static EncryptionKey {
+    static KEY: OnceLock<EncryptionKey> = OnceLock::new();
+    KEY.get_or_init(|| EncryptionKey::from_bytes([7; 32]))
+}
+
 fn ctx(now: i64) -> Context<'static> {
-    Context { now, account_id: ACCOUNT, dummy_hash: Some(dummy()), pbkdf2: Default::default() }
+    Context {
+        now,
+        account_id: ACCOUNT,
+        dummy_hash: Some(dummy()),
+        pbkdf2: Default::default(),
+        mfa_key: Some(mfa_key()),
+    }
 }
 
 /// Applies a request and completes it as the object does: a made-up signature for the claims.
@@ -180,6 +193,234 @@ fn the_access_claims_are_those_of_the_contract() {
     assert_eq!(c["roles"], serde_json::json!(["user"]));
     assert_eq!(c["email"], EMAIL);
     assert_eq!(b64::decode(c["jti"].as_str().expect("jti")).expect("b64").len(), 16, "128 random bits");
+    assert_eq!(c["auth_time"], T0);
+    assert_eq!(c["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(c["acr"], "aal1");
+}
+
+#[test]
+fn a_refresh_keeps_the_sessions_auth_time_and_amr() {
+    let mut doc = registered();
+    let pair = login(&mut doc, T0, &mut rng(5));
+    let later = T0 + 3600;
+    let transition = core::apply(&mut doc, refresh_request(&pair.refresh_token), &settings(), ctx(later), &mut rng(6))
+        .expect("no fault");
+    let Reply::Sign(unsigned) = transition.reply else { panic!("a refresh signs a token") };
+    assert_eq!(unsigned.claims["iat"], later);
+    assert_eq!(unsigned.claims["auth_time"], T0, "a refresh is no new authentication");
+    assert_eq!(unsigned.claims["amr"], serde_json::json!(["pwd"]));
+    // A session stored before auth_time was recorded reads its start as the authentication.
+    let family = &mut doc.account.as_mut().expect("account").families[0];
+    family.auth_time = None;
+    family.amr.clear();
+    let stored = serde_json::to_value(&*family).expect("serialises");
+    assert!(stored.get("auth_time").is_none() && stored.get("amr").is_none());
+    let transition = core::apply(&mut doc, refresh_request(&pair.refresh_token), &settings(), ctx(later), &mut rng(6))
+        .expect("no fault");
+    let Reply::Sign(unsigned) = transition.reply else { panic!("a refresh signs a token") };
+    assert_eq!(unsigned.claims["auth_time"], T0);
+    assert_eq!(unsigned.claims["amr"], serde_json::json!(["pwd"]));
+}
+
+/// Enrols TOTP at `now` and confirms it with the code of that moment; the credential and the codes.
+fn enrol(doc: &mut AccountDoc, now: i64) -> (Totp, Vec<String>) {
+    let (outcome, t) = run(doc, AccountRequest::TotpEnroll, now, &mut rng(20));
+    let AccountOutcome::TotpEnrollment { secret, otpauth_uri } = outcome else { panic!("{outcome:?}") };
+    assert!(otpauth_uri.starts_with("otpauth://totp/gatehouse.test:ann%40example.com?secret="), "{otpauth_uri}");
+    assert_eq!(t.events.len(), 1);
+    let bytes = base32_decode(&secret);
+    let totp = Totp::new(bytes, Default::default(), Default::default()).expect("a secret");
+    let stored = serde_json::to_string(&doc.mfa).expect("serialises");
+    assert!(!stored.contains(&secret), "the secret is stored sealed, never in base32");
+    // Not on yet: a login still issues tokens at once.
+    assert!(!doc.mfa.required());
+    let wrong = run(doc, AccountRequest::TotpConfirm { code: "000000".into(), client: None }, now, &mut rng(21)).0;
+    let expected_wrong = if totp.code_at(now).unwrap() == "000000" {
+        wrong.clone()
+    } else {
+        AccountOutcome::Refused { refusal: Refusal::InvalidMfaCode }
+    };
+    assert_eq!(wrong, expected_wrong);
+    let code = totp.code_at(now).expect("a code");
+    let outcome = run(doc, AccountRequest::TotpConfirm { code, client: None }, now, &mut rng(22)).0;
+    let AccountOutcome::RecoveryCodes { codes } = outcome else { panic!("{outcome:?}") };
+    assert_eq!(codes.len(), 10);
+    assert!(doc.mfa.required());
+    doc.throttle = Default::default();
+    (totp, codes)
+}
+
+fn base32_decode(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut bits, mut value, mut out) = (0u32, 0u32, Vec::new());
+    for c in text.bytes() {
+        value = (value << 5) | alphabet.iter().position(|&a| a == c).expect("base32") as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((value >> bits) as u8);
+            value &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn password_login(doc: &mut AccountDoc, now: i64, jkt: Option<&str>) -> AccountOutcome {
+    let request = AccountRequest::Login {
+        email: EMAIL.into(),
+        password: PASSWORD.into(),
+        jkt: jkt.map(str::to_owned),
+        client: None,
+    };
+    // A new seed each time: two logins must not draw the same ticket.
+    static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
+    run(doc, request, now, &mut rng(SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed))).0
+}
+
+fn ticket_of(outcome: &AccountOutcome) -> String {
+    let AccountOutcome::MfaRequired { ticket, methods } = outcome else { panic!("{outcome:?}") };
+    assert!(methods.contains(&"totp".to_owned()));
+    let (_, secret) = gatehouse::account::mfa::parse_ticket(ticket).expect("a ticket");
+    b64::encode(secret)
+}
+
+fn verify(doc: &mut AccountDoc, ticket: &str, method: MfaMethod, code: &str, now: i64) -> (AccountOutcome, Transition) {
+    let request =
+        AccountRequest::MfaVerify { ticket: ticket.into(), method, code: code.into(), jkt: None, client: None };
+    run(doc, request, now, &mut rng(31))
+}
+
+const BAD_CODE: AccountOutcome = AccountOutcome::Refused { refusal: Refusal::InvalidMfaCode };
+const BAD_TICKET: AccountOutcome = AccountOutcome::Refused { refusal: Refusal::InvalidMfaTicket };
+
+#[test]
+fn a_login_with_totp_needs_the_code_and_each_code_and_ticket_works_once() {
+    let mut doc = registered();
+    let (totp, _) = enrol(&mut doc, T0);
+    let now = T0 + 600;
+    let first = password_login(&mut doc, now, None);
+    let ticket = ticket_of(&first);
+    assert!(doc.account.as_ref().unwrap().families.is_empty(), "no session before the second factor");
+    // A wrong code is refused and counts against the throttle.
+    let wrong = if totp.code_at(now).unwrap() == "123456" { "654321" } else { "123456" };
+    assert_eq!(verify(&mut doc, &ticket, MfaMethod::Totp, wrong, now).0, BAD_CODE);
+    assert_eq!(doc.throttle.failures, 1);
+    let code = totp.code_at(now).unwrap();
+    let transition = core::apply(
+        &mut doc,
+        AccountRequest::MfaVerify {
+            ticket: ticket.clone(),
+            method: MfaMethod::Totp,
+            code: code.clone(),
+            jkt: None,
+            client: None,
+        },
+        &settings(),
+        ctx(now),
+        &mut rng(32),
+    )
+    .expect("no fault");
+    let Reply::Sign(unsigned) = transition.reply else { panic!("tokens") };
+    assert_eq!(unsigned.claims["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    assert_eq!(unsigned.claims["acr"], "aal2");
+    assert_eq!(unsigned.claims["auth_time"], now);
+    let pair = pair_of(core::finish(&mut doc, unsigned, "access".into()));
+    // The strangers' failures stay counted after a success (issue 14: the owner's login must not
+    // give an attacker fresh attempts); a known client's own are forgotten (the test below).
+    assert_eq!(doc.throttle.failures, 1, "a completed login keeps the strangers' failures");
+    // The refresh keeps amr and auth_time.
+    let t =
+        core::apply(&mut doc, refresh_request(&pair.refresh_token), &settings(), ctx(now + 60), &mut rng(33)).unwrap();
+    let Reply::Sign(unsigned) = t.reply else { panic!("tokens") };
+    assert_eq!(
+        (unsigned.claims["amr"].clone(), unsigned.claims["auth_time"].clone()),
+        (serde_json::json!(["pwd", "otp", "mfa"]), now.into())
+    );
+    // The ticket is spent; the same code with a new ticket is a replay.
+    let again = password_login(&mut doc, now, None);
+    assert_eq!(verify(&mut doc, &ticket, MfaMethod::Totp, &code, now).0, BAD_TICKET);
+    let fresh = ticket_of(&again);
+    let (replayed, t) = verify(&mut doc, &fresh, MfaMethod::Totp, &code, now);
+    assert_eq!(replayed, BAD_CODE);
+    assert_eq!(t.events[0].reason, Some("code_replayed"));
+    // The next step's code works (±1 step window).
+    let next = totp.code_at(now + 30).unwrap();
+    assert!(matches!(verify(&mut doc, &fresh, MfaMethod::Totp, &next, now).0, AccountOutcome::Tokens { .. }));
+    // An expired ticket is refused.
+    let late = ticket_of(&password_login(&mut doc, now + 100, None));
+    assert_eq!(verify(&mut doc, &late, MfaMethod::Totp, &totp.code_at(now + 500).unwrap(), now + 500).0, BAD_TICKET);
+    // A forged ticket is refused without a code being checked.
+    assert_eq!(verify(&mut doc, &b64::encode([9u8; 32]), MfaMethod::Totp, &next, now).0, BAD_TICKET);
+    assert_eq!(verify(&mut doc, "not a ticket", MfaMethod::Totp, &next, now).0, BAD_TICKET);
+}
+
+#[test]
+fn recovery_codes_work_once_and_wrong_codes_throttle_and_end_the_ticket() {
+    let mut doc = registered();
+    let (_, codes) = enrol(&mut doc, T0);
+    let now = T0 + 60;
+    let ticket = ticket_of(&password_login(&mut doc, now, None));
+    let (outcome, t) = verify(&mut doc, &ticket, MfaMethod::RecoveryCode, &codes[0], now);
+    assert!(matches!(outcome, AccountOutcome::Tokens { .. }), "{outcome:?}");
+    assert_eq!(t.events[0].reason, Some("recovery_code"));
+    let ticket = ticket_of(&password_login(&mut doc, now, None));
+    assert_eq!(verify(&mut doc, &ticket, MfaMethod::RecoveryCode, &codes[0], now).0, BAD_CODE, "used once");
+    // Five wrong codes end the ticket; the throttle then locks.
+    for _ in 1..5 {
+        assert_eq!(verify(&mut doc, &ticket, MfaMethod::RecoveryCode, "aaaa-aaaa-aaaa-aaaa", now).0, BAD_CODE);
+    }
+    let locked = verify(&mut doc, &ticket, MfaMethod::RecoveryCode, &codes[1], now).0;
+    assert!(matches!(locked, AccountOutcome::Refused { refusal: Refusal::Throttled { .. } }), "{locked:?}");
+    assert_eq!(verify(&mut doc, &ticket, MfaMethod::RecoveryCode, &codes[1], now + 3600).0, BAD_TICKET);
+    // Regenerated codes replace the old ones.
+    let AccountOutcome::RecoveryCodes { codes: fresh } =
+        run(&mut doc, AccountRequest::RecoveryRegenerate, now, &mut rng(40)).0
+    else {
+        panic!("codes")
+    };
+    let ticket = ticket_of(&password_login(&mut doc, now + 4000, None));
+    assert_eq!(verify(&mut doc, &ticket, MfaMethod::RecoveryCode, &codes[2], now + 4000).0, BAD_CODE);
+    assert!(matches!(
+        verify(&mut doc, &ticket, MfaMethod::RecoveryCode, &fresh[2], now + 4000).0,
+        AccountOutcome::Tokens { .. }
+    ));
+}
+
+#[test]
+fn the_ticket_is_bound_to_the_logins_dpop_key_and_totp_can_be_removed() {
+    let mut doc = registered();
+    let (totp, _) = enrol(&mut doc, T0);
+    assert_eq!(
+        run(&mut doc, AccountRequest::TotpEnroll, T0, &mut rng(1)).0,
+        AccountOutcome::Refused { refusal: Refusal::MfaAlreadyEnabled }
+    );
+    let now = T0 + 90;
+    let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+    let ticket = ticket_of(&password_login(&mut doc, now, Some(jkt)));
+    let code = totp.code_at(now).unwrap();
+    let request = |jkt: Option<&str>| AccountRequest::MfaVerify {
+        ticket: ticket.clone(),
+        method: MfaMethod::Totp,
+        code: code.clone(),
+        jkt: jkt.map(str::to_owned),
+        client: None,
+    };
+    assert_eq!(run(&mut doc, request(None), now, &mut rng(2)).0, BAD_TICKET, "no proof");
+    assert_eq!(run(&mut doc, request(Some("other")), now, &mut rng(2)).0, BAD_TICKET, "another key");
+    let pair = pair_of(run(&mut doc, request(Some(jkt)), now, &mut rng(2)).0);
+    assert_eq!(pair.token_type, "DPoP");
+    assert_eq!(run(&mut doc, AccountRequest::TotpRemove, now, &mut rng(3)).0, AccountOutcome::Done);
+    assert!(matches!(password_login(&mut doc, now, None), AccountOutcome::Tokens { .. }), "no second factor any more");
+    assert_eq!(
+        run(&mut doc, AccountRequest::TotpRemove, now, &mut rng(3)).0,
+        AccountOutcome::Refused { refusal: Refusal::MfaNotEnabled }
+    );
+    // Without the sealing key nothing can be enrolled: a fault, nothing saved.
+    let no_key = Context { mfa_key: None, ..ctx(now) };
+    assert!(matches!(
+        core::apply(&mut doc, AccountRequest::TotpEnroll, &settings(), no_key, &mut rng(4)),
+        Err(Fault::Mfa(_))
+    ));
 }
 
 #[test]
@@ -562,4 +803,47 @@ proptest! {
             now += 1;
         }
     }
+}
+
+/// Second-factor codes are slowed down per client group like passwords: a stranger who has the
+/// password and guesses codes is slowed, while the owner's known client still completes its login.
+#[test]
+fn strangers_guessing_codes_never_slow_the_owners_known_client() {
+    let mut doc = registered();
+    let (totp, _) = enrol(&mut doc, T0);
+    let mut now = T0 + 600;
+    let mfa_login = |doc: &mut AccountDoc, client: &str, code: &str, now: i64| {
+        let outcome = run(doc, attempt(PASSWORD, client), now, &mut rng(now as u64)).0;
+        if retry_after(&outcome).is_some() {
+            return outcome;
+        }
+        let ticket = ticket_of(&outcome);
+        let request = AccountRequest::MfaVerify {
+            ticket,
+            method: MfaMethod::Totp,
+            code: code.into(),
+            jkt: None,
+            client: Some(client.into()),
+        };
+        run(doc, request, now, &mut rng(now as u64 + 1)).0
+    };
+    // The owner completes a login once: its client is known from then on.
+    let code = totp.code_at(now).unwrap();
+    assert!(matches!(mfa_login(&mut doc, OWNER, &code, now), AccountOutcome::Tokens { .. }));
+    // A stranger with the password guesses codes from many addresses until it is slowed down.
+    let mut slowed = false;
+    for i in 0..40 {
+        now += 1;
+        let wrong = if totp.code_at(now).unwrap() == "000000" { "111111" } else { "000000" };
+        let outcome = mfa_login(&mut doc, &format!("attacker-{}", i % 7), wrong, now);
+        assert!(matches!(outcome, AccountOutcome::Refused { .. }), "{outcome:?}");
+        slowed |= retry_after(&outcome).is_some();
+    }
+    assert!(slowed, "the stranger's guesses are slowed down");
+    assert!(doc.login_allowed(Some("attacker-0"), now).is_err());
+    // The owner's known client is not: password and the right code, tokens.
+    now += 31;
+    let code = totp.code_at(now).unwrap();
+    let outcome = mfa_login(&mut doc, OWNER, &code, now);
+    assert!(matches!(outcome, AccountOutcome::Tokens { .. }), "{outcome:?}");
 }

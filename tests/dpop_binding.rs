@@ -106,7 +106,7 @@ fn doc_with_session(sid: &str, jkt: Option<&str>) -> AccountDoc {
 
 fn apply(doc: &mut AccountDoc, request: AccountRequest, settings: &Settings, now: i64) -> Transition {
     let dummy = password::hash("dummy password", &[9; 16], &cheap()).expect("hashes");
-    let ctx = Context { now, account_id: SUB, dummy_hash: Some(&dummy), pbkdf2: Default::default() };
+    let ctx = Context { now, account_id: SUB, dummy_hash: Some(&dummy), pbkdf2: Default::default(), mfa_key: None };
     core::apply(doc, request, settings, ctx, &mut Counter(now as u8)).expect("no fault")
 }
 

@@ -155,6 +155,9 @@ fn user(iss: &str, sid: Option<&str>) -> AccessClaims {
         roles: vec!["user".into(), "beta".into()],
         email: Some("a@example.com".into()),
         cnf: None,
+        auth_time: None,
+        amr: Vec::new(),
+        acr: None,
     }
 }
 

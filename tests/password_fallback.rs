@@ -60,7 +60,7 @@ fn run(
     work: Pbkdf2Work<'_>,
     dummy: &str,
 ) -> Result<Transition, Fault> {
-    let ctx = Context { now: 1_767_225_600, account_id: "acct", dummy_hash: Some(dummy), pbkdf2: work };
+    let ctx = Context { now: 1_767_225_600, account_id: "acct", dummy_hash: Some(dummy), pbkdf2: work, mfa_key: None };
     apply(doc, request, &settings(scheme), ctx, &mut Counter(0))
 }
 

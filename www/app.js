@@ -51,6 +51,11 @@ const MESSAGES = {
   server_error: 'Something went wrong on our side. Please try again.',
   temporarily_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
   network: 'The server cannot be reached. Check your connection and try again.',
+  invalid_mfa_code: 'That code is not right, or was used already. Try the next one.',
+  invalid_mfa_ticket: 'The sign-in took too long or the code was wrong too often. Please sign in again.',
+  mfa_already_enabled: 'Two-step sign-in is on already.',
+  mfa_not_enabled: 'Two-step sign-in is not set up.',
+  insufficient_user_authentication: 'This needs a recent two-step sign-in. Enter a code to continue.',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -77,7 +82,10 @@ async function canProve() {
 }
 
 /** The token endpoints: a proof goes with every request, so the server can bind the session. */
-const TOKEN_PATHS = new Set(['/auth/login', '/auth/refresh']);
+const TOKEN_PATHS = new Set(['/auth/login', '/auth/refresh', '/auth/mfa/verify']);
+
+/** The email and MFA ticket of a login waiting for its second factor, and what to retry after it. */
+let pendingMfa = null;
 
 /**
  * Calls the API through the client package's `request` (www/client/); never throws. Returns
@@ -196,10 +204,11 @@ function endSession(res, error) {
   }
 }
 
-/** An API call that needs the access token: one silent refresh and retry after a 401. */
+/** An API call that needs the access token: one silent refresh and retry after a 401 (not after a
+ *  step-up refusal, which a refresh cannot answer: it keeps the session's authentication). */
 async function authorized(path, options = {}) {
   let result = await api(path, { ...options, auth: true });
-  if (result.res?.status === 401 && (await refresh())) {
+  if (result.res?.status === 401 && result.error !== 'insufficient_user_authentication' && (await refresh())) {
     result = await api(path, { ...options, auth: true });
   }
   return result;
@@ -236,6 +245,12 @@ function renderSignedIn() {
 /** Asks the edge who we are (as the protected API sees it) and shows its answer. */
 async function askWhoami() {
   const { res, data, error } = await authorized('/api/whoami');
+  if (error === 'insufficient_user_authentication' && session) {
+    // RFC 9470: the API wants a (recent) second factor; sign in again with it, then retry.
+    showError(messageFor(error, res));
+    askSecondFactor({ email: claimsOf(session.accessToken).email, ticket: null, retry: askWhoami });
+    return;
+  }
   if (error) {
     if (session) showError(messageFor(error, res));
     return;
@@ -277,7 +292,12 @@ async function onLogin(event) {
       method: 'POST',
       body: { email, password: form.password.value, transport: 'cookie' },
     });
+    const password = form.password.value;
     form.password.value = '';
+    if (error === 'mfa_required') {
+      askSecondFactor({ email, ticket: data.mfa_ticket });
+      return;
+    }
     if (error) {
       showError(messageFor(error, res));
       form.password.focus();
@@ -285,6 +305,87 @@ async function onLogin(event) {
     }
     setSession(data.access_token, Date.now() + data.expires_in * 1000, true, data.token_type);
     showStatus(data.token_type === 'DPoP' ? 'Signed in. Your session is bound to this browser\'s key.' : 'Signed in.');
+  });
+}
+
+/** Shows the code form for a login that needs its second factor (`ticket`), or for a step-up the
+ *  API asked for (no ticket: the form asks for the password too and signs in again with both). */
+function askSecondFactor(pending) {
+  pendingMfa = pending;
+  $('mfa-form').hidden = false;
+  // A step-up has no ticket yet: the password comes again, for a new login with the second factor.
+  $('mfa-password-row').hidden = Boolean(pending.ticket);
+  $('mfa-code').value = '';
+  $('mfa-code').focus();
+  showStatus('Enter the six-digit code from your authenticator app (or a recovery code).');
+}
+
+async function onMfaCode(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    if (!pendingMfa) return;
+    const code = form.code.value.trim();
+    const method = /^[0-9 ]+$/.test(code) ? 'totp' : 'recovery_code';
+    let ticket = pendingMfa.ticket;
+    if (!ticket) {
+      // A step-up: a new login with the password asked for again gives a ticket.
+      const login = await api('/auth/login', { method: 'POST', body: { email: pendingMfa.email, password: form.password.value, transport: 'cookie' } });
+      if (login.error !== 'mfa_required') {
+        showError(messageFor(login.error ?? 'invalid_request', login.res));
+        return;
+      }
+      ticket = login.data.mfa_ticket;
+    }
+    const { res, data, error } = await api('/auth/mfa/verify', { method: 'POST', body: { mfa_ticket: ticket, method, code, transport: 'cookie' } });
+    form.code.value = '';
+    form.password.value = '';
+    if (error) {
+      showError(messageFor(error, res));
+      if (error === 'invalid_mfa_ticket') pendingMfa = { ...pendingMfa, ticket: null };
+      return;
+    }
+    const retry = pendingMfa.retry;
+    pendingMfa = null;
+    $('mfa-form').hidden = true;
+    setSession(data.access_token, Date.now() + data.expires_in * 1000, true, data.token_type);
+    showStatus('Signed in with two steps.');
+    if (retry) await retry();
+  });
+}
+
+/** Starts the TOTP enrolment: shows the QR code and the secret, and asks for the first code. */
+async function onEnrollTotp(event) {
+  await withButton(event.currentTarget, async () => {
+    showError('');
+    const { res, data, error } = await authorized('/auth/mfa/totp/enroll', { method: 'POST' });
+    if (error) {
+      showError(messageFor(error, res));
+      return;
+    }
+    $('totp-qr').src = data.qr_svg;
+    $('totp-secret').textContent = data.secret;
+    $('totp-enroll').hidden = false;
+    $('totp-confirm-code').focus();
+  });
+}
+
+async function onConfirmTotp(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const { res, data, error } = await authorized('/auth/mfa/totp/confirm', { method: 'POST', body: { code: form.code.value.trim() } });
+    form.code.value = '';
+    if (error) {
+      showError(messageFor(error, res));
+      return;
+    }
+    $('totp-enroll').hidden = true;
+    $('recovery-codes').textContent = data.recovery_codes.join('\n');
+    $('recovery').hidden = false;
+    showStatus('Two-step sign-in is on. Keep the recovery codes somewhere safe: they are shown only now.');
   });
 }
 
@@ -348,6 +449,9 @@ async function start() {
   $('login-form').addEventListener('submit', onLogin);
   $('register-form').addEventListener('submit', onRegister);
   $('whoami-button').addEventListener('click', onWhoami);
+  $('mfa-form').addEventListener('submit', onMfaCode);
+  $('totp-enroll-button').addEventListener('click', onEnrollTotp);
+  $('totp-confirm-form').addEventListener('submit', onConfirmTotp);
   $('logout-button').addEventListener('click', (e) =>
     withButton(e.currentTarget, () => onLogout('/auth/logout', 'Signed out.')));
   $('logout-all-button').addEventListener('click', (e) =>

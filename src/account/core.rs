@@ -8,16 +8,70 @@
 //! load to the save, so no other request sees the document between the two.
 
 use super::family::{Family, Lifetimes, Refusal as FamilyRefusal, Secret};
-use super::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
+use super::mfa::{self as second, CodeCheck};
+use super::protocol::{AccountOutcome, AccountRequest, MfaMethod, Refusal, TokenIds, TokenPair};
 use super::state::{Account, AccountDoc, RefreshResult, Standing};
 use crate::audit::Event;
 use crate::config::{Config, CLIENT_ID};
 use crate::input::RefreshToken;
 use crate::jwt::b64;
 use crate::jwt::claims::scope_items;
+use crate::mfa::secretbox::EncryptionKey;
 use crate::password::{self, PasswordParams, Pbkdf2Hash};
 use crate::revocation::Revoked;
 use serde_json::{json, Value};
+
+/// The RFC 8176 §2 authentication method values gatehouse puts in `amr`.
+pub mod amr {
+    /// A password.
+    pub const PWD: &str = "pwd";
+    /// A one-time password (TOTP, or a recovery code).
+    pub const OTP: &str = "otp";
+    /// Proof of possession of a hardware-secured key (a passkey on a security key or platform).
+    pub const HWK: &str = "hwk";
+    /// Proof of possession of a software-secured key (a synced passkey).
+    pub const SWK: &str = "swk";
+    /// The authenticator verified the user (PIN or biometric) for a passkey.
+    pub const USER: &str = "user";
+    /// More than one factor.
+    pub const MFA: &str = "mfa";
+}
+
+/// The `acr` of a token whose login used one factor.
+pub const ACR_ONE_FACTOR: &str = "aal1";
+/// The `acr` of a token whose login used two factors (`amr` has `mfa`).
+pub const ACR_TWO_FACTORS: &str = "aal2";
+
+/// How and when the user authenticated to start a session: `auth_time`, `amr` and `acr` of its
+/// access tokens, kept by every refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// When the login completed, seconds since the epoch.
+    pub auth_time: i64,
+    /// RFC 8176 method values, in the order they were used.
+    pub amr: Vec<String>,
+}
+
+impl Authentication {
+    /// A password login at `now`.
+    pub fn password(now: i64) -> Self {
+        Authentication { auth_time: now, amr: vec![amr::PWD.to_owned()] }
+    }
+
+    /// The authentication a session started with.
+    pub fn of(family: &Family) -> Self {
+        Authentication { auth_time: family.auth_time(), amr: family.amr() }
+    }
+
+    /// The `acr`: [`ACR_TWO_FACTORS`] when `amr` lists `mfa`, else [`ACR_ONE_FACTOR`].
+    pub fn acr(&self) -> &'static str {
+        if self.amr.iter().any(|m| m == amr::MFA) {
+            ACR_TWO_FACTORS
+        } else {
+            ACR_ONE_FACTOR
+        }
+    }
+}
 
 /// What the state machine needs of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +136,8 @@ pub enum Fault {
     PasswordHash(String),
     /// A login was asked without the dummy hash unknown accounts are checked against.
     NoDummyHash,
+    /// A second-factor secret could not be sealed or opened (no `MFA_ENCRYPTION_KEY`, another key).
+    Mfa(String),
 }
 
 impl std::fmt::Display for Fault {
@@ -90,6 +146,7 @@ impl std::fmt::Display for Fault {
             Fault::Randomness => f.write_str("no randomness"),
             Fault::PasswordHash(why) => write!(f, "password hashing failed: {why}"),
             Fault::NoDummyHash => f.write_str("no dummy hash for the login"),
+            Fault::Mfa(why) => write!(f, "second factor: {why}"),
         }
     }
 }
@@ -106,6 +163,8 @@ pub struct Context<'a> {
     pub dummy_hash: Option<&'a str>,
     /// PBKDF2 work the runtime did beforehand (WebCrypto is asynchronous, this core is not).
     pub pbkdf2: Pbkdf2Work<'a>,
+    /// The key sealing TOTP secrets (`MFA_ENCRYPTION_KEY`), when configured.
+    pub mfa_key: Option<&'a EncryptionKey>,
 }
 
 /// What the object derived with WebCrypto before calling [`apply`], for PBKDF2 hashes
@@ -205,6 +264,7 @@ pub fn apply(
     let now = ctx.now;
     let revocation_before = doc.revocation.clone();
     doc.prune(now, &settings.lifetimes);
+    doc.mfa.prune(now);
     let mut events = Vec::new();
     let reply = match request {
         AccountRequest::Register { email, password } => {
@@ -243,6 +303,32 @@ pub fn apply(
                 Reply::Answer(AccountOutcome::Done)
             }
         },
+        AccountRequest::TotpEnroll => totp_enroll(doc, settings, ctx, rng, &mut events)?,
+        AccountRequest::TotpConfirm { code, client } => {
+            totp_confirm(doc, ctx, (&code, client.as_deref()), rng, &mut events)?
+        }
+        AccountRequest::TotpRemove => {
+            if !doc.mfa.required() {
+                refused(Refusal::MfaNotEnabled)
+            } else {
+                doc.mfa.remove();
+                events.push(AuditEvent::new(Event::MfaRemoved, None, Some("totp")));
+                Reply::Answer(AccountOutcome::Done)
+            }
+        }
+        AccountRequest::RecoveryRegenerate => {
+            if !doc.mfa.required() {
+                refused(Refusal::MfaNotEnabled)
+            } else {
+                let codes = doc.mfa.recovery.regenerate(&random_codes(rng)?);
+                events.push(AuditEvent::new(Event::RecoveryRegenerated, None, None));
+                Reply::Answer(AccountOutcome::RecoveryCodes { codes })
+            }
+        }
+        AccountRequest::MfaVerify { ticket, method, code, jkt, client } => {
+            let attempt = (&ticket[..], method, &code[..], client.as_deref());
+            mfa_verify(doc, settings, ctx, attempt, jkt, rng, &mut events)?
+        }
         AccountRequest::LogoutAll { token } => match revoked_by(&token, doc) {
             Err(refusal) => refused(refusal),
             Ok(true) => Reply::Answer(AccountOutcome::Done),
@@ -359,7 +445,6 @@ fn login(
         events.push(AuditEvent::new(Event::LoginFailed, None, Some(reason)));
         return Ok(refused(Refusal::InvalidCredentials));
     }
-    doc.login_succeeded(client, now);
     let Some(account) = doc.account.as_mut() else { return Ok(refused(Refusal::InvalidCredentials)) };
     // A hash of other argon2id parameters, or a PBKDF2 one once the plan allows argon2id, is
     // replaced now; never the other way (an argon2id hash is kept under PASSWORD_HASH=pbkdf2).
@@ -372,17 +457,172 @@ fn login(
         account.password = password::hash(password, &random(rng)?, &settings.password)
             .map_err(|e| Fault::PasswordHash(e.to_string()))?;
     }
+    if doc.mfa.required() {
+        // The password was right; the session waits for the second factor. The client is not
+        // made known and its throttle is not reset: wrong codes count on from the failures before.
+        let sub = account.sub.clone();
+        let secret: Secret = random(rng)?;
+        let ticket = doc.mfa.issue_ticket(&sub, &secret, jkt, now);
+        events.push(AuditEvent::new(Event::MfaRequired, None, None));
+        return Ok(Reply::Answer(AccountOutcome::MfaRequired { ticket, methods: doc.mfa.methods() }));
+    }
+    doc.login_succeeded(client, now);
+    start_session(doc, settings, now, Authentication::password(now), jkt, rng, events)
+}
+
+/// Starts a session for a completed login authenticated as `auth`: a new refresh family (bound to
+/// the DPoP key `jkt`, RFC 9449 §5) and the access token to sign.
+fn start_session(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    now: i64,
+    auth: Authentication,
+    jkt: Option<String>,
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    let Some(account) = doc.account.clone() else { return Ok(refused(Refusal::InvalidCredentials)) };
     let sid = b64::encode(random::<16>(rng)?);
     let first: Secret = random(rng)?;
     // RFC 9449 §5: the session (its refresh tokens) is bound to the key that proved possession.
-    let family = Family::new(sid.clone(), random(rng)?, &first, now).bound_to(jkt.clone());
+    let family = Family::new(sid.clone(), random(rng)?, &first, now)
+        .bound_to(jkt.clone())
+        .authenticated(auth.auth_time, auth.amr.clone());
     let refresh_expires_in = family.expires_at(now, &settings.lifetimes) - now;
-    let (claims, access_exp) = access_claims(settings, account, &sid, None, jkt.as_deref(), now, rng)?;
+    let (claims, access_exp) = access_claims(settings, &account, (&sid, &auth), None, jkt.as_deref(), now, rng)?;
     let refresh_token = RefreshToken { account: account.sub.clone(), sid: sid.clone(), secret: first }.format();
     events.push(AuditEvent::new(Event::LoginSucceeded, Some(&sid), None));
     doc.start_session(family, now, &settings.lifetimes, settings.cover_until(now));
     let token_type = token_type(jkt.as_deref());
     Ok(Reply::Sign(Unsigned { claims, now, access_exp, refresh_token, refresh_expires_in, rotation: None, token_type }))
+}
+
+fn mfa_fault(e: second::MfaError) -> Fault {
+    Fault::Mfa(e.to_string())
+}
+
+fn random_codes(rng: &mut dyn Random) -> Result<crate::mfa::recovery::Randomness, Fault> {
+    let mut codes = [[0u8; crate::mfa::recovery::CODE_BYTES]; crate::mfa::recovery::COUNT];
+    for code in &mut codes {
+        rng.fill(code)?;
+    }
+    Ok(codes)
+}
+
+/// The issuer's name in an enrolment URI: the host of `ISSUER` (a URL's colon cannot be in a label).
+fn issuer_label(issuer: &str) -> &str {
+    let rest = issuer.split_once("://").map_or(issuer, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    host.split(':').next().filter(|h| !h.is_empty()).unwrap_or("gatehouse")
+}
+
+fn totp_enroll(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    ctx: Context<'_>,
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    let Some(email) = doc.account.as_ref().map(|a| a.email.clone()) else {
+        return Ok(refused(Refusal::MfaNotEnabled));
+    };
+    if doc.mfa.required() {
+        return Ok(refused(Refusal::MfaAlreadyEnabled));
+    }
+    let totp =
+        doc.mfa.start_totp(ctx.mfa_key, ctx.account_id, (random(rng)?, random(rng)?), ctx.now).map_err(mfa_fault)?;
+    let otpauth_uri =
+        totp.otpauth_uri(issuer_label(&settings.issuer), &email).map_err(|e| Fault::Mfa(e.to_string()))?;
+    events.push(AuditEvent::new(Event::MfaEnrollStarted, None, Some("totp")));
+    Ok(Reply::Answer(AccountOutcome::TotpEnrollment { secret: totp.secret_base32(), otpauth_uri }))
+}
+
+fn totp_confirm(
+    doc: &mut AccountDoc,
+    ctx: Context<'_>,
+    (code, client): (&str, Option<&str>),
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    if doc.mfa.required() {
+        return Ok(refused(Refusal::MfaAlreadyEnabled));
+    }
+    if let Err(retry_after) = doc.login_allowed(client, ctx.now) {
+        events.push(AuditEvent::new(Event::LoginThrottled, None, Some("totp_confirm")));
+        return Ok(refused(Refusal::Throttled { retry_after }));
+    }
+    match doc.mfa.confirm_totp(ctx.mfa_key, ctx.account_id, code, ctx.now).map_err(mfa_fault)? {
+        None => Ok(refused(Refusal::MfaNotEnabled)),
+        Some(false) => {
+            doc.login_failed(client, ctx.now);
+            events.push(AuditEvent::new(Event::MfaFailed, None, Some("totp_confirm_wrong_code")));
+            Ok(refused(Refusal::InvalidMfaCode))
+        }
+        Some(true) => {
+            let (codes, shown) = crate::mfa::recovery::RecoveryCodes::generate(&random_codes(rng)?);
+            doc.mfa.recovery = codes;
+            events.push(AuditEvent::new(Event::MfaEnrolled, None, Some("totp")));
+            Ok(Reply::Answer(AccountOutcome::RecoveryCodes { codes: shown }))
+        }
+    }
+}
+
+/// Redeems an MFA ticket: throttled like a login; a wrong code counts against the throttle and the
+/// ticket (which ends after [`second::TICKET_ATTEMPTS`]); a right one spends the ticket and starts
+/// the session with `amr` `["pwd", "otp", "mfa"]`.
+fn mfa_verify(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    ctx: Context<'_>,
+    (ticket, method, code, client): (&str, MfaMethod, &str, Option<&str>),
+    jkt: Option<String>,
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    let now = ctx.now;
+    if let Err(retry_after) = doc.login_allowed(client, now) {
+        events.push(AuditEvent::new(Event::LoginThrottled, None, Some("mfa_verify")));
+        return Ok(refused(Refusal::Throttled { retry_after }));
+    }
+    let found = secret_of(ticket).and_then(|secret| doc.mfa.find_ticket(&secret, now));
+    let Some(index) = found.filter(|_| doc.account.is_some() && doc.mfa.required()) else {
+        events.push(AuditEvent::new(Event::MfaFailed, None, Some("invalid_ticket")));
+        return Ok(refused(Refusal::InvalidMfaTicket));
+    };
+    let bound = doc.mfa.tickets.get(index).and_then(|t| t.jkt.clone());
+    // The session is bound to the login's key; the second step must prove the same key.
+    if bound.is_some() && bound != jkt {
+        events.push(AuditEvent::new(Event::MfaFailed, None, Some("dpop_key_mismatch")));
+        return Ok(refused(Refusal::InvalidMfaTicket));
+    }
+    let check = match method {
+        MfaMethod::Totp => doc.mfa.check_totp(ctx.mfa_key, ctx.account_id, code, now).map_err(mfa_fault)?,
+        MfaMethod::RecoveryCode => doc.mfa.check_recovery(code),
+    };
+    let method_name = match method {
+        MfaMethod::Totp => "totp",
+        MfaMethod::RecoveryCode => "recovery_code",
+    };
+    if check != CodeCheck::Accepted {
+        doc.login_failed(client, now);
+        if let Some(t) = doc.mfa.tickets.get_mut(index) {
+            t.failures += 1;
+            if t.failures >= second::TICKET_ATTEMPTS {
+                doc.mfa.tickets.remove(index);
+            }
+        }
+        let reason = if check == CodeCheck::Replayed { "code_replayed" } else { "wrong_code" };
+        events.push(AuditEvent::new(Event::MfaFailed, None, Some(reason)));
+        return Ok(refused(Refusal::InvalidMfaCode));
+    }
+    // Single use: the ticket is spent whatever happens next.
+    doc.mfa.tickets.remove(index);
+    // Both factors passed: now the client is known (its failures forgotten), as after a login.
+    doc.login_succeeded(client, now);
+    events.push(AuditEvent::new(Event::MfaVerified, None, Some(method_name)));
+    let auth = Authentication { auth_time: now, amr: vec![amr::PWD.into(), amr::OTP.into(), amr::MFA.into()] };
+    start_session(doc, settings, now, auth, bound, rng, events)
 }
 
 /// A refresh token as presented: its session, its secret (base64url), and the thumbprint of the
@@ -435,17 +675,18 @@ fn refresh(
     let live = |doc: &AccountDoc| {
         let account = doc.account.as_ref()?;
         let family = account.families.iter().find(|f| f.sid == sid)?;
-        Some((account.clone(), family.expires_at(now, &life) - now, family.jkt.clone()))
+        Some((account.clone(), family.expires_at(now, &life) - now, family.jkt.clone(), Authentication::of(family)))
     };
     match result {
         RefreshResult::Rotate { next } => {
-            let Some((account, refresh_expires_in, bound)) = live(doc) else {
+            let Some((account, refresh_expires_in, bound, auth)) = live(doc) else {
                 return Ok(refused(Refusal::InvalidGrant));
             };
             let account = &account;
             // A bound family's key is the proof's (checked); an unbound one takes the proof's key.
             let cnf = bound.as_deref().or(jkt);
-            let (claims, access_exp) = access_claims(settings, account, sid, scope, cnf, now, rng)?;
+            // The session's auth_time and amr, not the refresh's: a refresh is no authentication.
+            let (claims, access_exp) = access_claims(settings, account, (sid, &auth), scope, cnf, now, rng)?;
             let refresh_token =
                 RefreshToken { account: account.sub.clone(), sid: sid.to_owned(), secret: next }.format();
             events.push(AuditEvent::new(Event::RefreshRotated, Some(sid), None));
@@ -462,7 +703,7 @@ fn refresh(
             }))
         }
         RefreshResult::Replay { next, access_token, access_exp } => {
-            let Some((account, refresh_expires_in, bound)) = live(doc) else {
+            let Some((account, refresh_expires_in, bound, _)) = live(doc) else {
                 return Ok(refused(Refusal::InvalidGrant));
             };
             events.push(AuditEvent::new(Event::RefreshReplayed, Some(sid), None));
@@ -502,12 +743,12 @@ fn refresh(
     }
 }
 
-/// The claims of API.md "Tokens" for a session of `account`; `scope` narrows the granted scopes,
-/// and `cnf_jkt` binds the token to a DPoP key (`cnf.jkt`, RFC 9449 §6.1).
+/// The claims of API.md "Tokens" for session `sid` of `account`, authenticated as `auth`; `scope`
+/// narrows the granted scopes, and `cnf_jkt` binds the token to a DPoP key (`cnf.jkt`, RFC 9449 §6.1).
 fn access_claims(
     settings: &Settings,
     account: &Account,
-    sid: &str,
+    (sid, auth): (&str, &Authentication),
     scope: Option<&str>,
     cnf_jkt: Option<&str>,
     now: i64,
@@ -526,6 +767,9 @@ fn access_claims(
         "scope": scope.map(|s| scope_items(s).collect::<Vec<_>>().join(" ")).unwrap_or_else(|| account.scope.clone()),
         "roles": account.roles,
         "email": account.email,
+        "auth_time": auth.auth_time,
+        "amr": auth.amr,
+        "acr": auth.acr(),
     });
     if let (Some(jkt), Some(members)) = (cnf_jkt, claims.as_object_mut()) {
         members.insert("cnf".into(), json!({ "jkt": jkt }));

@@ -105,6 +105,14 @@ pub struct Family {
     /// refresh that brings a proof.
     #[serde(default)]
     pub jkt: Option<String>,
+    /// When the user authenticated to start the session (`auth_time`, kept by every refresh);
+    /// `None` for sessions stored before it was recorded, which use `created_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// How the user authenticated (RFC 8176 `amr`, kept by every refresh); empty for sessions
+    /// stored before it was recorded, which were password logins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 impl std::fmt::Debug for Family {
@@ -117,6 +125,8 @@ impl std::fmt::Debug for Family {
             .field("last_used", &self.last_used)
             .field("revoked", &self.revoked)
             .field("jkt", &self.jkt)
+            .field("auth_time", &self.auth_time)
+            .field("amr", &self.amr)
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +175,29 @@ impl Family {
             last_used: now,
             revoked: None,
             jkt: None,
+            auth_time: None,
+            amr: Vec::new(),
+        }
+    }
+
+    /// The same session with how and when the user authenticated to start it.
+    pub fn authenticated(mut self, auth_time: i64, amr: Vec<String>) -> Self {
+        self.auth_time = Some(auth_time);
+        self.amr = amr;
+        self
+    }
+
+    /// When the user authenticated to start the session (OIDC `auth_time`).
+    pub fn auth_time(&self) -> i64 {
+        self.auth_time.unwrap_or(self.created_at)
+    }
+
+    /// How the user authenticated to start the session (RFC 8176 `amr`).
+    pub fn amr(&self) -> Vec<String> {
+        if self.amr.is_empty() {
+            vec!["pwd".to_owned()]
+        } else {
+            self.amr.clone()
         }
     }
 

@@ -6,5 +6,7 @@
 #[cfg(feature = "issuer")]
 pub mod core;
 pub mod family;
+#[cfg(feature = "issuer")]
+pub mod mfa;
 pub mod protocol;
 pub mod state;

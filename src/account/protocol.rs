@@ -44,6 +44,40 @@ pub enum AccountRequest {
     Logout { sid: String, token: TokenIds },
     /// End every session, asked by the access token `token`.
     LogoutAll { token: TokenIds },
+    /// Start (or restart) a TOTP enrolment: a new secret, pending until confirmed.
+    TotpEnroll,
+    /// Confirm the pending TOTP enrolment with a first code; answers the recovery codes. `client`
+    /// as in `Login`: wrong codes slow down the client's group only.
+    TotpConfirm {
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// Remove the TOTP factor and its recovery codes (the router checked a fresh second factor).
+    TotpRemove,
+    /// Replace the recovery codes with a new set (the router checked a fresh second factor).
+    RecoveryRegenerate,
+    /// Redeem an MFA ticket (its secret, base64url) with a second factor; `jkt` and `client` as in
+    /// `Login` (so strangers guessing codes never slow down the owner's known client).
+    MfaVerify {
+        ticket: String,
+        method: MfaMethod,
+        code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+}
+
+/// The second factor presented with an MFA ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaMethod {
+    /// An RFC 6238 code.
+    Totp,
+    /// One of the recovery codes.
+    RecoveryCode,
 }
 
 impl AccountRequest {
@@ -58,6 +92,11 @@ impl AccountRequest {
             AccountRequest::IntrospectRefresh { .. } => "introspect-refresh",
             AccountRequest::Logout { .. } => "logout",
             AccountRequest::LogoutAll { .. } => "logout-all",
+            AccountRequest::TotpEnroll => "totp-enroll",
+            AccountRequest::TotpConfirm { .. } => "totp-confirm",
+            AccountRequest::TotpRemove => "totp-remove",
+            AccountRequest::RecoveryRegenerate => "recovery-regenerate",
+            AccountRequest::MfaVerify { .. } => "mfa-verify",
         }
     }
 }
@@ -117,6 +156,12 @@ pub enum AccountOutcome {
     Done,
     /// An RFC 7662 introspection answer.
     Introspection { answer: serde_json::Value },
+    /// The password was right and a second factor is needed: redeem `ticket` with one of `methods`.
+    MfaRequired { ticket: String, methods: Vec<String> },
+    /// A TOTP enrolment started: the secret (base32) and its `otpauth://` URI, shown once.
+    TotpEnrollment { secret: String, otpauth_uri: String },
+    /// A new set of recovery codes, shown once.
+    RecoveryCodes { codes: Vec<String> },
     /// The request was refused, for this reason.
     Refused { refusal: Refusal },
     /// The object could not complete the request (storage, randomness, signing); the detail is in
@@ -144,6 +189,14 @@ pub enum Refusal {
     /// Refresh: DPoP is required and neither the request nor the session brings a key (RFC 9449
     /// §5); nothing changed.
     DpopProofRequired,
+    /// TOTP enrolment: a confirmed factor exists already (remove it first).
+    MfaAlreadyEnabled,
+    /// TOTP confirm or remove, recovery codes: there is no (pending) factor.
+    MfaNotEnabled,
+    /// MFA verify or TOTP confirm: the code is wrong, or was used already.
+    InvalidMfaCode,
+    /// MFA verify: the ticket is unknown, expired, used, or of another DPoP key.
+    InvalidMfaTicket,
 }
 
 #[cfg(test)]
@@ -158,6 +211,10 @@ mod tests {
             AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after: 4 } },
             AccountOutcome::Refused { refusal: Refusal::InvalidGrant },
             AccountOutcome::Failed { retryable: true },
+            AccountOutcome::MfaRequired { ticket: "ghm1.a.b".into(), methods: vec!["totp".into()] },
+            AccountOutcome::TotpEnrollment { secret: "ABC".into(), otpauth_uri: "otpauth://totp/x".into() },
+            AccountOutcome::RecoveryCodes { codes: vec!["abcd-efgh-jkmn-pqrs".into()] },
+            AccountOutcome::Refused { refusal: Refusal::InvalidMfaCode },
             AccountOutcome::Tokens {
                 pair: TokenPair {
                     access_token: "a".into(),
@@ -182,6 +239,17 @@ mod tests {
         let request =
             AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into(), jkt: None, client: None };
         assert!(!format!("{request:?}").contains("hunter22"));
+        let verify = AccountRequest::MfaVerify {
+            ticket: "ticket-secret".into(),
+            method: MfaMethod::Totp,
+            code: "123456".into(),
+            jkt: None,
+            client: None,
+        };
+        let shown = format!("{verify:?}");
+        assert!(!shown.contains("ticket-secret") && !shown.contains("123456"), "{shown}");
+        let confirm = AccountRequest::TotpConfirm { code: "654321".into(), client: None };
+        assert!(!format!("{confirm:?}").contains("654321"));
         let pair = TokenPair {
             access_token: "secret-access".into(),
             token_type: "Bearer".into(),

@@ -122,6 +122,15 @@ pub struct AccountDoc {
     /// The latest `revocation_version` known to be in KV.
     #[serde(default)]
     pub mirrored_version: u64,
+    /// The second factor: TOTP, recovery codes and MFA tickets.
+    #[cfg(feature = "issuer")]
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub mfa: super::mfa::Mfa,
+}
+
+#[cfg(feature = "issuer")]
+fn is_default(mfa: &super::mfa::Mfa) -> bool {
+    *mfa == super::mfa::Mfa::default()
 }
 
 impl Default for AccountDoc {
@@ -133,6 +142,8 @@ impl Default for AccountDoc {
             revocation: RevocationRecord::new(),
             revocation_version: 0,
             mirrored_version: 0,
+            #[cfg(feature = "issuer")]
+            mfa: Default::default(),
         }
     }
 }

@@ -173,7 +173,7 @@ fn decide(req: web_sys::Request, resume: &Resume) -> Option<Decided> {
             NowCheck::Full => return None,
         }
     }
-    decision.check(user.claims()).ok()?;
+    decision.check(user.claims(), crate::web::now_seconds()).ok()?;
     // How the token was presented (RFC 9449 §7), last of the checks (an EdDSA proof's signature is
     // the dearest): a DPoP proof with an EdDSA key is checked here, anything else is the full path's.
     let jkt = user.claims().cnf.as_ref().map(|c| c.jkt.as_str());

@@ -82,9 +82,18 @@ async fn gateway(req: Request, path: &CanonicalPath, config: &Config, env: &Env,
         Access::Protected => Some(verify::authenticate(&req, env, config, Accept::Any).await?),
     };
     if let Some(user) = &user {
-        decision.check(user.claims()).map_err(|d| {
+        decision.check(user.claims(), web::now_seconds()).map_err(|d| {
             web::note_subject(rid, &user.claims().sub);
-            ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope }
+            match d.step_up {
+                // RFC 9470 §3; a DPoP-bound token was presented with the DPoP scheme (RFC 9449 §7.1).
+                Some(step_up) => ApiError::InsufficientUserAuthentication {
+                    reason: d.reason,
+                    acr_values: step_up.acr_values,
+                    max_age: step_up.max_age,
+                    dpop: user.claims().cnf.is_some(),
+                },
+                None => ApiError::InsufficientScope { reason: d.reason, scope: d.required_scope },
+            }
         })?;
     }
     match (&config.origin_url, &user) {

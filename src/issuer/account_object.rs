@@ -17,6 +17,7 @@ use crate::account::state::AccountDoc;
 use crate::audit::AuditLine;
 use crate::config::Config;
 use crate::error::{json_error_detail, ApiError};
+use crate::mfa::secretbox::EncryptionKey;
 use crate::password::{self, Pbkdf2Hash, Scheme};
 use crate::revocation;
 use crate::web::{self, denylist::DENYLIST_BINDING, webcrypto};
@@ -28,6 +29,9 @@ thread_local! {
     /// The dummy hash for unknown accounts, made once per isolate with the configured parameters.
     static DUMMY_HASH: RefCell<Option<(password::PasswordParams, String)>> = const { RefCell::new(None) };
 }
+
+/// The secret holding the key that seals TOTP secrets (unpadded base64url of 32 bytes).
+pub const MFA_KEY_SECRET: &str = "MFA_ENCRYPTION_KEY";
 
 /// The header that carries the router's request id to the object.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -117,7 +121,10 @@ impl Account {
         let settings = Settings::from_config(config);
         // What the transition may need is made before the lock: the signing key (which may ask the
         // key store) and the dummy hash (one argon2id hash per isolate).
-        let issues_token = matches!(request, AccountRequest::Login { .. } | AccountRequest::Refresh { .. });
+        let issues_token = matches!(
+            request,
+            AccountRequest::Login { .. } | AccountRequest::Refresh { .. } | AccountRequest::MfaVerify { .. }
+        );
         let signer = match issues_token {
             true => Some(signing::signing_key(config, &self.env, now).await?),
             false => None,
@@ -134,7 +141,9 @@ impl Account {
         let mut doc = before.clone();
         let (derived, new_hash) = pbkdf2_work(&doc, &request, config.password_scheme, dummy.as_deref(), now).await?;
         let pbkdf2 = Pbkdf2Work { derived: derived.as_ref(), new_hash: new_hash.as_deref() };
-        let ctx = Context { now, account_id: &account_id, dummy_hash: dummy.as_deref(), pbkdf2 };
+        let mfa_key = mfa_key(&self.env);
+        let ctx =
+            Context { now, account_id: &account_id, dummy_hash: dummy.as_deref(), pbkdf2, mfa_key: mfa_key.as_ref() };
         let transition = core::apply(&mut doc, request, &settings, ctx, &mut PlatformRandom).map_err(fault)?;
         let outcome = match transition.reply {
             Reply::Answer(outcome) => outcome,
@@ -267,6 +276,19 @@ async fn pbkdf2_work(
 /// PBKDF2-HMAC-SHA-256 of a password by WebCrypto.
 async fn derive(password: &str, salt: &[u8], iterations: u32) -> Result<[u8; 32], ApiError> {
     webcrypto::pbkdf2_sha256(password.as_bytes(), salt, iterations).await.map_err(ApiError::Server)
+}
+
+/// The key sealing TOTP secrets, from the `MFA_ENCRYPTION_KEY` secret (none: second factors cannot
+/// be enrolled or checked; `scripts/check-config` refuses a malformed one before a deploy).
+fn mfa_key(env: &Env) -> Option<EncryptionKey> {
+    let text = env.secret(MFA_KEY_SECRET).ok()?.to_string();
+    match EncryptionKey::parse(&text) {
+        Ok(key) => Some(key),
+        Err(e) => {
+            worker::console_error!("{e}");
+            None
+        }
+    }
 }
 
 fn dummy_hash(config: &Config) -> Result<String, ApiError> {

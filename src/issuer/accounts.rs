@@ -31,7 +31,7 @@ impl From<InputError> for ApiError {
 
 /// Reads a JSON request body, refusing other content types and stopping at the size cap without
 /// reading the rest.
-async fn read_json_body(req: &mut Request, allow_empty: bool) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_json_body(req: &mut Request, allow_empty: bool) -> Result<Vec<u8>, ApiError> {
     let content_type = req.headers().get("content-type")?;
     let body = read_body(req).await?;
     if body.is_empty() && allow_empty {
@@ -80,9 +80,14 @@ pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiErro
                 why: crate::jwt::dpop::ProofError::Missing.to_string(),
                 at: DpopSite::TokenEndpoint,
             },
+            Refusal::MfaAlreadyEnabled => ApiError::MfaAlreadyEnabled,
+            Refusal::MfaNotEnabled => ApiError::MfaNotEnabled,
+            Refusal::InvalidMfaCode => ApiError::InvalidMfaCode,
+            Refusal::InvalidMfaTicket => ApiError::InvalidMfaTicket,
         }),
         AccountOutcome::Failed { retryable: true } => Err(ApiError::Unavailable("account object failed".into())),
         AccountOutcome::Failed { retryable: false } => Err(ApiError::Server("account object failed".into())),
+        AccountOutcome::MfaRequired { ticket, methods } => Err(ApiError::MfaRequired { ticket, methods }),
         other => Ok(other),
     }
 }
@@ -120,7 +125,7 @@ pub(crate) fn by_id(env: &Env, hex_id: &str, on_bad_id: ApiError) -> Result<work
 }
 
 /// A token pair on the requested transport (with a fresh `DPoP-Nonce` when nonces are on).
-fn deliver(pair: TokenPair, transport: Transport, config: &Config) -> Result<Response, ApiError> {
+pub(crate) fn deliver(pair: TokenPair, transport: Transport, config: &Config) -> Result<Response, ApiError> {
     let mut body = serde_json::to_value(&pair).map_err(|e| ApiError::Server(e.to_string()))?;
     if transport == Transport::Cookie {
         if let Some(fields) = body.as_object_mut() {

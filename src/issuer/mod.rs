@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod cookies;
 pub mod document;
 pub mod key_store;
+pub mod mfa;
 pub mod oauth;
 pub mod signing;
 
@@ -51,6 +52,11 @@ pub async fn dispatch(
         IssuerRoute::Logout => accounts::logout(req, env, &config, rid).await,
         IssuerRoute::LogoutAll => accounts::logout_all(req, env, &config, rid).await,
         IssuerRoute::Me => accounts::me(&verify::authenticate(&req, env, &config, Accept::Own).await?),
+        IssuerRoute::TotpEnroll => mfa::totp_enroll(req, env, &config, rid).await,
+        IssuerRoute::TotpConfirm => mfa::totp_confirm(req, env, &config, rid).await,
+        IssuerRoute::TotpRemove => mfa::totp_remove(req, env, &config, rid).await,
+        IssuerRoute::RecoveryCodes => mfa::recovery_codes(req, env, &config, rid).await,
+        IssuerRoute::MfaVerify => mfa::verify(req, env, &config, rid).await,
         IssuerRoute::OAuthMetadata => Ok(Reply::public(oauth::metadata(&config)?)),
         IssuerRoute::OAuthToken => oauth::token(req, env, &config, rid).await,
         IssuerRoute::OAuthRevoke => oauth::revoke(req, env, &config, rid).await,

@@ -122,6 +122,16 @@ pub struct AccessClaims {
     /// The key the token is bound to (RFC 9449 §6.1), when it is DPoP-bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// When the user last authenticated (OIDC Core §2), when present: what a route's `max_age`
+    /// is measured from (RFC 9470 §3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The authentication methods of that authentication (RFC 8176 values; empty when absent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// The authentication context class reference (OIDC Core §2), when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
 }
 
 /// The confirmation claim of a DPoP-bound token (RFC 7800 §3.1, RFC 9449 §6.1): `{"jkt": "..."}`.
@@ -302,6 +312,9 @@ impl Validator {
             email: string(c, "email")?,
             // A `cnf` that is not an object with a SHA-256 `jkt` is refused, never taken as unbound.
             cnf: confirmation_jkt(c)?.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
+            auth_time: numeric_date(c, "auth_time")?,
+            amr: string_array(c.get("amr"), "amr")?,
+            acr: string(c, "acr")?,
         })
     }
 }

@@ -56,9 +56,25 @@ function whoami(w, token, proof, scheme = 'DPoP') {
 describe('DPoP, DPOP_MODE=optional (the default), no nonces', () => {
   let w;
   before(async () => {
-    w = await startWorker({ vars: { INTROSPECTION_CLIENTS: JSON.stringify({ [CLIENT]: SECRET }), ALLOWED_ORIGINS: 'https://app.example.com' } });
+    w = await startWorker({
+      vars: {
+        INTROSPECTION_CLIENTS: JSON.stringify({ [CLIENT]: SECRET }),
+        ALLOWED_ORIGINS: 'https://app.example.com',
+        ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/step', amr: ['otp'] }]),
+      },
+    });
   });
   after(async () => { await w?.cleanup(); });
+
+  test('a DPoP token short of a step-up policy gets the RFC 9470 challenge in the DPoP scheme', async () => {
+    const key = makeKey('ES256');
+    const tokens = await signIn(w, key);
+    const htu = `${w.url}/api/step/x`;
+    const res = await w.fetch('/api/step/x', { headers: { authorization: `DPoP ${tokens.access_token}`, dpop: key.proof({ htu, token: tokens.access_token }) } });
+    const r = await refusal(res);
+    assert.deepEqual([r.status, r.error, r.challenge.scheme, r.challenge.params.error], [401, 'insufficient_user_authentication', 'DPoP', 'insufficient_user_authentication']);
+    assert.deepEqual(claimsOf(tokens.access_token).amr, ['pwd']);
+  });
 
   const resource = () => `${w.url}/api/whoami`;
 

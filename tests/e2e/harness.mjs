@@ -11,7 +11,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { SignJWT, importJWK } from 'jose';
-import { devKeys } from '../../scripts/dev-keys.mjs';
+import { devKeys, devMfaKey } from '../../scripts/dev-keys.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
@@ -101,7 +101,7 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const keySet = keys === undefined ? await devKeys() : keys;
   const persist = persistDir ?? join(dir, 'state');
-  const env = { ISSUER, AUDIENCE, ...vars };
+  const env = { ISSUER, AUDIENCE, MFA_ENCRYPTION_KEY: devMfaKey(), ...vars };
   const envFile = join(dir, 'test.env');
   const quote = (v) => `'${String(v).replace(/'/g, '')}'`;
   const writeEnv = (keys, vars) => writeFileSync(

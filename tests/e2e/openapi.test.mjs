@@ -28,7 +28,7 @@ import { join } from 'node:path';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { Miniflare } from 'miniflare';
 import { devKeys } from '../../scripts/dev-keys.mjs';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, createHmac } from 'node:crypto';
 import { startWorker, startFakeIssuer, signToken, freePort, workerModules, KV_FAULT, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
 import { makeKey } from './dpop-proofs.mjs';
 
@@ -325,6 +325,31 @@ const email = (tag) => `openapi-${tag}-${Date.now()}-${counter++}@example.com`;
 const refreshTokenFor = (account) => `ghr1.${account}.${Buffer.alloc(16, 1).toString('base64url')}.${Buffer.alloc(32, 2).toString('base64url')}`;
 const UNKNOWN_RT = refreshTokenFor('ab'.repeat(32));
 
+/** The RFC 6238 code (SHA-1, six digits) of a base32 `secret` at `step` (30 s steps from now + offset). */
+function totpCode(secret, offset = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0; let value = 0; const key = [];
+  for (const c of secret) { value = (value << 5) | alphabet.indexOf(c); bits += 5; if (bits >= 8) { bits -= 8; key.push((value >> bits) & 0xff); } }
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000) + offset));
+  const mac = createHmac('sha1', Buffer.from(key)).update(counter).digest();
+  const at = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, '0');
+}
+
+/** A session of an account with TOTP on: its password-only token, the secret and the `sub`. */
+async function mfaSession(w) {
+  const s = await session(w);
+  const enrol = await (await w.fetch('/auth/mfa/totp/enroll', { method: 'POST', headers: bearer(s.access_token) })).json();
+  const confirm = await w.fetch('/auth/mfa/totp/confirm', json({ code: totpCode(enrol.secret) }, bearer(s.access_token)));
+  assert.equal(confirm.status, 200);
+  await confirm.arrayBuffer();
+  const sub = JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url')).sub;
+  return { ...s, secret: enrol.secret, sub };
+}
+/** A token of `sub` as a fresh two-factor login would have it. */
+const freshMfaToken = (w, sub) => signToken(w.keys, { claims: { sub, scope: 'api read', amr: ['pwd', 'otp', 'mfa'], acr: 'aal2', auth_time: Math.floor(Date.now() / 1000) } });
+
 async function session(w, extra = {}) {
   const address = email('s');
   const reg = await w.fetch('/auth/register', json({ email: address, password: PASSWORD }));
@@ -429,6 +454,60 @@ function scenarios() {
 
   // Issuer routes.
   const P = (path) => ['post', path];
+  // Second factor.
+  const EN = '/auth/mfa/totp/enroll';
+  const CF = '/auth/mfa/totp/confirm';
+  const RC = '/auth/mfa/recovery-codes';
+  const VF = '/auth/mfa/verify';
+  const post = (w, path, token) => w.fetch(path, { method: 'POST', headers: token ? bearer(token) : {} });
+  add('A', ...P(EN), 200, 'a new secret', async (w) => post(w, EN, (await session(w)).access_token));
+  add('A', ...P(EN), 401, 'no token', (w) => post(w, EN));
+  add('A', ...P(EN), 401, 'a login older than 300 s', async (w) => {
+    const s = await session(w);
+    const sub = JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url')).sub;
+    return post(w, EN, await signToken(w.keys, { claims: { sub, scope: 'api read', amr: ['pwd'], auth_time: Math.floor(Date.now() / 1000) - 301 } }));
+  });
+  add('A', ...P(EN), 409, 'a factor is on already', async (w) => post(w, EN, (await mfaSession(w)).access_token));
+  add('A', ...P(CF), 200, 'the first code', async (w) => {
+    const s = await session(w);
+    const enrol = await (await post(w, EN, s.access_token)).json();
+    return w.fetch(CF, json({ code: totpCode(enrol.secret) }, bearer(s.access_token)));
+  });
+  add('A', ...P(CF), 400, 'no code', async (w, c) => w.fetch(CF, json({}, bearer(c.s1.access_token))));
+  add('A', ...P(CF), 401, 'no token', (w) => w.fetch(CF, json({ code: '123456' })));
+  add('A', ...P(CF), 401, 'a wrong code', async (w) => {
+    const s = await session(w);
+    const enrol = await (await post(w, EN, s.access_token)).json();
+    return w.fetch(CF, json({ code: totpCode(enrol.secret, 9) }, bearer(s.access_token)));
+  });
+  add('A', ...P(CF), 409, 'nothing pending', async (w) => w.fetch(CF, json({ code: '123456' }, bearer((await session(w)).access_token))));
+  add('A', ...P(RC), 200, 'a fresh second factor', async (w) => post(w, RC, await freshMfaToken(w, (await mfaSession(w)).sub)));
+  add('A', ...P(RC), 401, 'no token', (w) => post(w, RC));
+  add('A', ...P(RC), 401, 'a password-only token', async (w) => post(w, RC, (await mfaSession(w)).access_token));
+  add('A', ...P(RC), 409, 'no factor on', async (w) => {
+    const s = await session(w);
+    return post(w, RC, await freshMfaToken(w, JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url')).sub));
+  });
+  const del = (w, token) => w.fetch('/auth/mfa/totp', { method: 'DELETE', headers: token ? bearer(token) : {} });
+  add('A', 'delete', '/auth/mfa/totp', 204, 'a fresh second factor', async (w) => del(w, await freshMfaToken(w, (await mfaSession(w)).sub)));
+  add('A', 'delete', '/auth/mfa/totp', 401, 'no token', (w) => del(w));
+  add('A', 'delete', '/auth/mfa/totp', 401, 'a password-only token', async (w) => del(w, (await mfaSession(w)).access_token));
+  add('A', 'delete', '/auth/mfa/totp', 409, 'no factor on', async (w) => {
+    const s = await session(w);
+    return del(w, await freshMfaToken(w, JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url')).sub));
+  });
+  const ticketOf = async (w, s) => (await (await w.fetch('/auth/login', json({ email: s.email, password: PASSWORD }))).json()).mfa_ticket;
+  add('A', ...P('/auth/login'), 403, 'a second factor is on', async (w) => w.fetch('/auth/login', json({ email: (await mfaSession(w)).email, password: PASSWORD })));
+  add('A', ...P(VF), 200, 'the next code', async (w) => {
+    const s = await mfaSession(w);
+    return w.fetch(VF, json({ mfa_ticket: await ticketOf(w, s), method: 'totp', code: totpCode(s.secret, 1) }));
+  });
+  add('A', ...P(VF), 400, 'an unknown method', (w) => w.fetch(VF, json({ mfa_ticket: 'x', method: 'sms', code: '1' })));
+  add('A', ...P(VF), 401, 'a forged ticket', (w) => w.fetch(VF, json({ mfa_ticket: `ghm1.${'ab'.repeat(32)}.${Buffer.alloc(32, 3).toString('base64url')}`, method: 'totp', code: '123456' })));
+  add('A', ...P(VF), 401, 'a used code', async (w) => {
+    const s = await mfaSession(w);
+    return w.fetch(VF, json({ mfa_ticket: await ticketOf(w, s), method: 'totp', code: totpCode(s.secret, -1) }));
+  });
   add('A', ...P('/auth/register'), 201, 'registered', (w) => w.fetch('/auth/register', json({ email: email('reg'), password: PASSWORD })));
   add('A', ...P('/auth/register'), 400, 'not an email address', (w) => w.fetch('/auth/register', json({ email: 'nope', password: PASSWORD })));
   add('A', ...P('/auth/register'), 400, 'wrong content type', (w) => w.fetch('/auth/register', { ...json({ email: email('ct'), password: PASSWORD }), headers: { 'content-type': 'text/plain' } }));

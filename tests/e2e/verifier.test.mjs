@@ -287,6 +287,8 @@ describe('edge verifier: forwarding and route policies', () => {
         ROUTE_POLICIES: JSON.stringify([
           { prefix: '/api/admin', roles: ['admin'] },
           { prefix: '/api/write', scope: 'write' },
+          { prefix: '/api/step', amr: ['otp', 'mfa'], acr: 'aal2', max_age: 300 },
+          { prefix: '/api/recent', max_age: 60 },
         ]),
       },
     });
@@ -399,6 +401,41 @@ describe('edge verifier: forwarding and route policies', () => {
     assert.equal(res.status, 401);
     await res.arrayBuffer();
     assert.equal(origin.received.length, count);
+  });
+
+  test('step-up policies (RFC 9470): amr, acr and max_age each refuse what falls short, with the challenge', async () => {
+    const count = origin.received.length;
+    const now = Math.floor(Date.now() / 1000);
+    const good = { auth_time: now - 10, amr: ['pwd', 'otp', 'mfa'], acr: 'aal2' };
+    const refusals = [
+      ['password only', { ...good, amr: ['pwd'], acr: 'aal1' }],
+      ['otp without mfa', { ...good, amr: ['pwd', 'otp'] }],
+      ['acr aal1', { ...good, acr: 'aal1' }],
+      ['no acr', { ...good, acr: undefined }],
+      ['no auth_time', { ...good, auth_time: undefined }],
+      ['auth_time 301 s ago', { ...good, auth_time: now - 301 }],
+    ];
+    for (const [what, claims] of refusals) {
+      const res = await worker.fetch('/api/step/x', { headers: bearer(await signToken(worker.keys, { claims })) });
+      assert.equal(res.status, 401, what);
+      assert.equal((await res.json()).error, 'insufficient_user_authentication', what);
+      const c = challenge(res);
+      assert.equal(c.scheme, 'Bearer', what);
+      assert.equal(c.params.error, 'insufficient_user_authentication', what);
+      assert.equal(c.params.acr_values, 'aal2', what);
+      assert.equal(c.params.max_age, '300', what);
+    }
+    // A token without auth_time never passes a max_age route, whatever else it has.
+    const r = await worker.fetch('/api/recent', { headers: bearer(await signToken(worker.keys, { claims: { ...good, auth_time: undefined } })) });
+    assert.equal(r.status, 401);
+    assert.equal(challenge(r).params.max_age, '60');
+    await r.arrayBuffer();
+    assert.equal(origin.received.length, count, 'refused requests are not forwarded');
+    for (const path of ['/api/step/x', '/api/recent']) {
+      const res = await worker.fetch(path, { headers: bearer(await signToken(worker.keys, { claims: good })) });
+      assert.equal(res.status, 200, path);
+      await res.arrayBuffer();
+    }
   });
 
   test('route policies: 403 insufficient_scope with the challenge, encoded paths included', async () => {

@@ -472,6 +472,156 @@ export interface paths {
         /** Not allowed (static asset) */
         trace: operations["traceOpenApi"];
     };
+    "/auth/mfa/totp/enroll": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaTotpEnroll"];
+        /**
+         * Start a TOTP enrolment
+         * @description Starts (or restarts) a TOTP enrolment: pending until confirmed. Needs a login in the last 300 s, so a stolen access token cannot put a factor on the account.
+         */
+        post: operations["postAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaTotpEnroll"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaTotpEnroll"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaTotpEnroll"];
+    };
+    "/auth/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaTotpConfirm"];
+        /**
+         * Confirm the TOTP enrolment
+         * @description Turns the pending factor on with a first code.
+         */
+        post: operations["postAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaTotpConfirm"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaTotpConfirm"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaTotpConfirm"];
+    };
+    "/auth/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaRecoveryCodes"];
+        /**
+         * Replace the recovery codes
+         * @description A new set of recovery codes replaces every old one. Needs a fresh second factor.
+         */
+        post: operations["postAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaRecoveryCodes"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaRecoveryCodes"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaRecoveryCodes"];
+    };
+    "/auth/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (DELETE only) */
+        get: operations["getAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        put: operations["putAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        post: operations["postAuthMfaTotp"];
+        /**
+         * Remove the TOTP factor
+         * @description Removes the TOTP factor and its recovery codes. Needs a fresh second factor.
+         */
+        delete: operations["deleteAuthMfaTotp"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        head: operations["headAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        patch: operations["patchAuthMfaTotp"];
+        /** Not allowed (DELETE only) */
+        trace: operations["traceAuthMfaTotp"];
+    };
+    "/auth/mfa/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthMfaVerify"];
+        /**
+         * Complete a login with the second factor
+         * @description The second step of a login: redeem the ticket of a `mfa_required` answer with a TOTP code or a recovery code. Each code and each ticket works once.
+         */
+        post: operations["postAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthMfaVerify"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthMfaVerify"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthMfaVerify"];
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -480,7 +630,7 @@ export interface components {
          * @description The stable error code (src/edge/error.rs).
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed";
+        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket";
         /** @description Every error the worker makes. The description never holds secrets, token contents or whether an account exists. */
         Error: {
             error: components["schemas"]["ErrorCode"];
@@ -638,6 +788,12 @@ export interface components {
             roles: string[];
             email?: string;
             cnf?: components["schemas"]["Confirmation"];
+            /** @description When the user logged in (kept by refresh). */
+            auth_time?: number;
+            /** @description RFC 8176 methods: `["pwd"]`, or `["pwd", "otp", "mfa"]` after a second factor. */
+            amr?: string[];
+            /** @description `aal1` (one factor) or `aal2` (`amr` has `mfa`). */
+            acr?: string;
         };
         /** @description Form parameters: each at most once (a repeat is 400), empty values count as absent. */
         TokenRequest: {
@@ -757,6 +913,39 @@ export interface components {
         Accepted: {
             /** @constant */
             status: "accepted";
+        };
+        /** @description A login whose password was right, for an account with a second factor. */
+        MfaRequired: {
+            /** @constant */
+            error: "mfa_required";
+            error_description: string;
+            /** @description Single use, 300 s: redeem at /auth/mfa/verify. */
+            mfa_ticket: string;
+            methods: ("totp" | "recovery_code")[];
+        };
+        TotpEnrollment: {
+            /** @description RFC 4648 base32, for manual entry. */
+            secret: string;
+            /** @description Key Uri Format: SHA1, 6 digits, 30 s. */
+            otpauth_uri: string;
+            /** @description The URI as an SVG QR code. */
+            qr_svg: string;
+        };
+        RecoveryCodes: {
+            /** @description Shown once; each works once. */
+            recovery_codes: string[];
+        };
+        MfaVerifyRequest: {
+            mfa_ticket: string;
+            /** @enum {unknown} */
+            method: "totp" | "recovery_code";
+            code: string;
+            /** @enum {unknown} */
+            transport?: "body" | "cookie";
+        };
+        MfaCode: {
+            /** @description The six digits the app shows. */
+            code: string;
         };
     };
     responses: {
@@ -1122,6 +1311,31 @@ export interface components {
                 };
             };
         };
+        /** @description Only DELETE is allowed here (`method_not_allowed`). */
+        MethodNotAllowedDelete: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                Allow: components["headers"]["AllowDelete"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @constant */
+                    error?: "method_not_allowed";
+                };
+            };
+        };
+        /** @description Only DELETE is allowed here (`method_not_allowed`). No body (HEAD). */
+        MethodNotAllowedDeleteHead: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                Allow: components["headers"]["AllowDelete"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
     };
     parameters: {
         /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
@@ -1172,6 +1386,9 @@ export interface components {
         DPoPNonceRequired: string;
         /** @description RFC 6750 §3 for bearer tokens, RFC 9449 §7.1 for DPoP (realm = ISSUER). Without credentials: `Bearer realm="…"`, or with DPOP_MODE=required `DPoP realm="…", algs="…"`. A token presented with the `DPoP` scheme, a bound token presented as a bearer token, or (DPOP_MODE=required) an own token presented as a bearer token gets a `DPoP` challenge with `error` (`invalid_token`, `invalid_dpop_proof` or `use_dpop_nonce`), `error_description` and `algs`; other refusals a `Bearer` one with `error="invalid_token"`. */
         WwwAuthenticate: string;
+        /** @description As `WwwAuthenticate` for a refused token; for a token without a fresh second factor (RFC 9470 §3): `Bearer realm="…", error="insufficient_user_authentication", error_description="…", acr_values="aal2", max_age="300"` (`DPoP` scheme, with `algs`, for a bound token). None for a wrong code. */
+        WwwAuthenticateMfa: string;
+        AllowDelete: "DELETE";
     };
     pathItems: never;
 }
@@ -1684,6 +1901,7 @@ export interface operations {
                     };
                 };
             };
+            /** @description The password was right and the account has a second factor: no session yet (`mfa_required`); redeem the ticket at /auth/mfa/verify. */
             403: components["responses"]["TurnstileFailed"];
             413: components["responses"]["PayloadTooLarge"];
             /** @description `too_many_attempts`: too many failed logins for this email from this client's group (clients that have not logged in to the account before, registered or not; or this known client alone), so even the right password waits. `too_many_requests`: a rate limit of the client's address, or of the address and this email, is spent. */
@@ -3403,6 +3621,757 @@ export interface operations {
         requestBody?: never;
         responses: {
             405: components["responses"]["AssetMethodNotAllowed"];
+        };
+    };
+    getAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A new secret, its otpauth URI and QR code. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpEnrollment"];
+                };
+            };
+            /** @description No access token, or it is refused (`invalid_token`); a login older than 300 s (`insufficient_user_authentication`, with `max_age="300"` in the challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
+                    };
+                };
+            };
+            /** @description A second factor is on already (`mfa_already_enabled`). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_already_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaTotpEnroll: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaCode"];
+            };
+        };
+        responses: {
+            /** @description The factor is on; ten recovery codes, shown this once. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Not JSON, or no `code` (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description No access token or a refused one (`invalid_token`, with the challenge); a wrong code (`invalid_mfa_code`, no challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "invalid_mfa_code";
+                    };
+                };
+            };
+            /** @description Nothing is pending, or a factor is on already. */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_not_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaTotpConfirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Ten new recovery codes, shown this once. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description 401: no access token or a refused one (`invalid_token`), or a token without a second factor in the last 300 s (`insufficient_user_authentication`, RFC 9470, with `acr_values="aal2"` and `max_age="300"` in the challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
+                    };
+                };
+            };
+            /** @description No second factor is on (`mfa_not_enabled`). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_not_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaRecoveryCodes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Removed: logins are one step again. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description 401: no access token or a refused one (`invalid_token`), or a token without a second factor in the last 300 s (`insufficient_user_authentication`, RFC 9470, with `acr_values="aal2"` and `max_age="300"` in the challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
+                    };
+                };
+            };
+            /** @description No second factor is on (`mfa_not_enabled`). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "mfa_not_enabled";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only DELETE is allowed here. */
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDeleteHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaTotp: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MfaVerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in with two factors: the login shape, the access token with `amr` `["pwd", "otp", "mfa"]` and `acr` `aal2`. On the transport asked for; a DPoP proof (of the login's key) binds the session. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Set-Cookie": components["headers"]["SetCookieRefresh"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description Not JSON, a missing field, or an unknown method (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description A wrong or used code (`invalid_mfa_code`); an unknown, expired, used or ended ticket (`invalid_mfa_ticket`): log in again. */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_mfa_code" | "invalid_mfa_ticket";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
         };
     };
 }

@@ -1,0 +1,243 @@
+//! An account's second factor: the TOTP credential (sealed at rest), its pending enrolment, the
+//! recovery codes, and the short-lived single-use MFA tickets a password login hands out when a
+//! second factor is needed. Pure: time, randomness and the sealing key are arguments; the account
+//! core ([`super::core`]) calls these and the Durable Object stores the result.
+
+use super::family::{hash, Secret};
+use crate::jwt::b64;
+use crate::mfa::recovery::RecoveryCodes;
+use crate::mfa::secretbox::{self, EncryptionKey};
+use crate::mfa::totp::{Totp, TotpError};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+/// How long an MFA ticket lasts, seconds.
+pub const TICKET_SECONDS: i64 = 300;
+/// How long a started enrolment waits for its first code, seconds.
+pub const ENROLL_SECONDS: i64 = 900;
+/// Wrong codes a ticket survives; the next one ends it.
+pub const TICKET_ATTEMPTS: u32 = 5;
+/// Tickets an account holds at once (the oldest go first).
+pub const MAX_TICKETS: usize = 10;
+/// The prefix of an MFA ticket: `ghm1.<account id>.<secret>`.
+pub const TICKET_PREFIX: &str = "ghm1";
+
+/// A confirmed TOTP credential: the secret sealed under `MFA_ENCRYPTION_KEY`, and the last step a
+/// code was accepted for (RFC 6238 §5.2: each code works once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpFactor {
+    /// `v1.<nonce>.<ciphertext>` of [`secretbox`], bound to the account and [`secretbox::TOTP_SECRET`].
+    pub sealed: String,
+    /// The step of the last accepted code.
+    pub last_used_step: Option<u64>,
+    /// When it was confirmed.
+    pub enrolled_at: i64,
+}
+
+/// A TOTP enrolment waiting for its first code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingTotp {
+    /// The sealed secret, as in [`TotpFactor`].
+    pub sealed: String,
+    /// When it was started.
+    pub started_at: i64,
+}
+
+/// An MFA ticket: only the SHA-256 of its secret is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// SHA-256 of the ticket's secret.
+    pub hash: [u8; 32],
+    /// When it stops working.
+    pub expires_at: i64,
+    /// The DPoP key of the login (RFC 7638 thumbprint): the session will be bound to it.
+    #[serde(default)]
+    pub jkt: Option<String>,
+    /// Wrong codes presented with it so far.
+    #[serde(default)]
+    pub failures: u32,
+}
+
+/// The second-factor state of an account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mfa {
+    /// The confirmed TOTP credential.
+    #[serde(default)]
+    pub totp: Option<TotpFactor>,
+    /// An enrolment waiting for its first code.
+    #[serde(default)]
+    pub pending: Option<PendingTotp>,
+    /// The unused recovery codes (digests).
+    #[serde(default)]
+    pub recovery: RecoveryCodes,
+    /// Live MFA tickets.
+    #[serde(default)]
+    pub tickets: Vec<Ticket>,
+}
+
+/// Why a second-factor step failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaError {
+    /// The sealing key is not configured (the operator's fault).
+    NoKey,
+    /// The stored secret would not open or seal (the key changed, or storage is damaged).
+    Sealed(secretbox::BoxError),
+    /// The TOTP primitive refused (never for a stored secret).
+    Totp(TotpError),
+}
+
+impl std::fmt::Display for MfaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MfaError::NoKey => f.write_str("MFA_ENCRYPTION_KEY is not set"),
+            MfaError::Sealed(e) => write!(f, "TOTP secret: {e}"),
+            MfaError::Totp(e) => write!(f, "TOTP: {e}"),
+        }
+    }
+}
+
+/// What checking a code did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Accepted (and recorded as used).
+    Accepted,
+    /// Wrong (or malformed).
+    Wrong,
+    /// A code already used (its step, or an earlier one).
+    Replayed,
+}
+
+impl Mfa {
+    /// Whether the account has a second factor that a login must pass.
+    pub fn required(&self) -> bool {
+        self.totp.is_some()
+    }
+
+    /// The methods a ticket may be redeemed with, in the order offered.
+    pub fn methods(&self) -> Vec<String> {
+        let mut methods = Vec::new();
+        if self.totp.is_some() {
+            methods.push("totp".to_owned());
+        }
+        if self.totp.is_some() && self.recovery.remaining() > 0 {
+            methods.push("recovery_code".to_owned());
+        }
+        methods
+    }
+
+    /// Drops expired tickets and a stale pending enrolment.
+    pub fn prune(&mut self, now: i64) {
+        self.tickets.retain(|t| t.expires_at > now);
+        if self.pending.as_ref().is_some_and(|p| now >= p.started_at.saturating_add(ENROLL_SECONDS)) {
+            self.pending = None;
+        }
+    }
+
+    /// Issues a ticket for `account`, bound to the login's DPoP key; returns its text.
+    pub fn issue_ticket(&mut self, account: &str, secret: &Secret, jkt: Option<String>, now: i64) -> String {
+        self.prune(now);
+        self.tickets.push(Ticket { hash: hash(secret), expires_at: now + TICKET_SECONDS, jkt, failures: 0 });
+        while self.tickets.len() > MAX_TICKETS {
+            self.tickets.remove(0);
+        }
+        format!("{TICKET_PREFIX}.{account}.{}", b64::encode(secret))
+    }
+
+    /// The live ticket whose secret is `secret`, by index.
+    pub fn find_ticket(&self, secret: &Secret, now: i64) -> Option<usize> {
+        let presented = hash(secret);
+        self.tickets.iter().position(|t| t.expires_at > now && bool::from(t.hash.ct_eq(&presented)))
+    }
+
+    /// Starts (or restarts) a TOTP enrolment with a fresh secret; returns the credential to show.
+    pub fn start_totp(
+        &mut self,
+        key: Option<&EncryptionKey>,
+        account: &str,
+        random: ([u8; crate::mfa::totp::SECRET_BYTES], [u8; secretbox::NONCE_BYTES]),
+        now: i64,
+    ) -> Result<Totp, MfaError> {
+        let key = key.ok_or(MfaError::NoKey)?;
+        let totp = Totp::generate(random.0);
+        let sealed = key.seal(random.1, account, secretbox::TOTP_SECRET, totp.secret()).map_err(MfaError::Sealed)?;
+        self.pending = Some(PendingTotp { sealed, started_at: now });
+        Ok(totp)
+    }
+
+    fn open(key: Option<&EncryptionKey>, account: &str, sealed: &str) -> Result<Totp, MfaError> {
+        let key = key.ok_or(MfaError::NoKey)?;
+        let secret = key.open(account, secretbox::TOTP_SECRET, sealed).map_err(MfaError::Sealed)?;
+        Totp::new(secret, Default::default(), Default::default()).map_err(MfaError::Totp)
+    }
+
+    /// Confirms the pending enrolment with its first code: the factor is on and a new set of
+    /// recovery codes replaces any old one. `Ok(None)`: no pending enrolment; `Ok(Some(false))`:
+    /// wrong code (the enrolment stays pending).
+    pub fn confirm_totp(
+        &mut self,
+        key: Option<&EncryptionKey>,
+        account: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Option<bool>, MfaError> {
+        let Some(pending) = self.pending.clone() else { return Ok(None) };
+        let totp = Self::open(key, account, &pending.sealed)?;
+        match totp.verify(code, now, None) {
+            Ok(step) => {
+                self.totp = Some(TotpFactor { sealed: pending.sealed, last_used_step: Some(step), enrolled_at: now });
+                self.pending = None;
+                Ok(Some(true))
+            }
+            Err(TotpError::Clock) => Err(MfaError::Totp(TotpError::Clock)),
+            Err(_) => Ok(Some(false)),
+        }
+    }
+
+    /// Checks a TOTP code against the confirmed factor, recording its step when accepted.
+    pub fn check_totp(
+        &mut self,
+        key: Option<&EncryptionKey>,
+        account: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<CodeCheck, MfaError> {
+        let Some(factor) = self.totp.as_mut() else { return Ok(CodeCheck::Wrong) };
+        let totp = Self::open(key, account, &factor.sealed)?;
+        match totp.verify(code, now, factor.last_used_step) {
+            Ok(step) => {
+                factor.last_used_step = Some(step);
+                Ok(CodeCheck::Accepted)
+            }
+            Err(TotpError::Replayed) => Ok(CodeCheck::Replayed),
+            Err(TotpError::Clock) => Err(MfaError::Totp(TotpError::Clock)),
+            Err(_) => Ok(CodeCheck::Wrong),
+        }
+    }
+
+    /// Uses a recovery code (each works once).
+    pub fn check_recovery(&mut self, code: &str) -> CodeCheck {
+        if self.totp.is_some() && self.recovery.consume(code) {
+            CodeCheck::Accepted
+        } else {
+            CodeCheck::Wrong
+        }
+    }
+
+    /// Removes the factor, its recovery codes and every ticket.
+    pub fn remove(&mut self) {
+        *self = Mfa::default();
+    }
+}
+
+/// A presented MFA ticket's parts: the account's object id and the secret.
+pub fn parse_ticket(text: &str) -> Option<(String, Secret)> {
+    let mut parts = text.split('.');
+    let (Some(TICKET_PREFIX), Some(account), Some(secret), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let hex_id = account.len() == 64 && account.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let secret: Secret = b64::decode(secret).ok()?.try_into().ok()?;
+    hex_id.then(|| (account.to_owned(), secret))
+}
