@@ -117,7 +117,20 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
       this.env = { ...this.env, ...vars };
       writeEnv(keys, this.env);
     },
+    /** Starts wrangler dev; a start that fails (a port taken between `freePort` and wrangler's
+     *  bind, which wrangler's own ephemeral listeners can do) is tried again on new ports, twice. */
     async start() {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.startOnce();
+        } catch (e) {
+          await this.stop();
+          if (attempt === 3) throw e;
+          console.error(`# wrangler dev did not start (attempt ${attempt}), trying new ports: ${String(e.message).slice(0, 2000)}`);
+        }
+      }
+    },
+    async startOnce() {
       this.port = await freePort();
       const inspector = await freePort();
       this.url = `http://127.0.0.1:${this.port}`;
@@ -139,7 +152,7 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
       );
       this.proc.stdout.on('data', (d) => { this.logs += d; });
       this.proc.stderr.on('data', (d) => { this.logs += d; });
-      const deadline = Date.now() + 60_000;
+      const deadline = Date.now() + 90_000;
       while (Date.now() < deadline) {
         if (this.proc.exitCode !== null) throw new Error(`wrangler exited early:\n${this.logs}`);
         try {
@@ -150,11 +163,17 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
         } catch { /* not up yet */ }
         await sleep(200);
       }
-      throw new Error(`wrangler did not become ready in 60 s:\n${this.logs}`);
+      throw new Error(`wrangler did not become ready in 90 s:\n${this.logs}`);
     },
     async stop() {
       const proc = this.proc;
-      if (!proc || proc.exitCode !== null) return;
+      if (!proc) return;
+      if (proc.exitCode !== null) {
+        // wrangler is gone; anything it left in its process group (workerd) goes with it.
+        try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* nothing left */ }
+        this.proc = null;
+        return;
+      }
       const exited = new Promise((r) => proc.once('exit', r));
       try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* already gone */ }
       const timer = setTimeout(() => { try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ } }, 5000);
