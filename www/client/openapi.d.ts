@@ -1901,8 +1901,20 @@ export interface operations {
                     };
                 };
             };
-            /** @description The password was right and the account has a second factor: no session yet (`mfa_required`); redeem the ticket at /auth/mfa/verify. */
-            403: components["responses"]["TurnstileFailed"];
+            /** @description `mfa_required`: the password was right and the account has a second factor: no session yet; redeem the ticket at /auth/mfa/verify. `turnstile_failed` (with TURNSTILE_SECRET set): Cloudflare Turnstile's siteverify refused the request's token. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MfaRequired"] | (components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "turnstile_failed";
+                    });
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
             /** @description `too_many_attempts`: too many failed logins for this email from this client's group (clients that have not logged in to the account before, registered or not; or this known client alone), so even the right password waits. `too_many_requests`: a rate limit of the client's address, or of the address and this email, is spent. */
             429: {
