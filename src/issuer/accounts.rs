@@ -83,6 +83,8 @@ pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiErro
             Refusal::MfaNotEnabled => ApiError::MfaNotEnabled,
             Refusal::InvalidMfaCode => ApiError::InvalidMfaCode,
             Refusal::InvalidMfaTicket => ApiError::InvalidMfaTicket,
+            Refusal::InvalidPasskey => ApiError::InvalidPasskey,
+            Refusal::PasskeyLimit => ApiError::PasskeyLimit,
         }),
         AccountOutcome::Failed { retryable: true } => Err(ApiError::Unavailable("account object failed".into())),
         AccountOutcome::Failed { retryable: false } => Err(ApiError::Server("account object failed".into())),
