@@ -114,7 +114,7 @@ pub(crate) fn done(answer: AccountOutcome) -> Result<(), ApiError> {
     }
 }
 
-fn by_email(env: &Env, email: &str) -> Result<worker::Stub, ApiError> {
+pub(crate) fn by_email(env: &Env, email: &str) -> Result<worker::Stub, ApiError> {
     Ok(accounts(env)?.id_from_name(&format!("email:{email}"))?.get_stub()?)
 }
 

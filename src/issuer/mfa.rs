@@ -22,7 +22,7 @@ use worker::{Env, Request, Response};
 pub const FRESH_SECOND_FACTOR_SECONDS: i64 = 300;
 
 /// The caller's account object.
-fn own_account(env: &Env, user: &Authenticated) -> Result<worker::Stub, ApiError> {
+pub(crate) fn own_account(env: &Env, user: &Authenticated) -> Result<worker::Stub, ApiError> {
     by_id(env, &user.claims().sub, ApiError::InvalidToken("token names no account".into()))
 }
 
@@ -45,7 +45,7 @@ fn require_fresh_second_factor(user: &Authenticated) -> Result<(), ApiError> {
 
 /// Refuses a token whose login is older than [`FRESH_SECOND_FACTOR_SECONDS`] (or says not when):
 /// a stolen access token must not be enough to put a factor on someone's account.
-fn require_recent_login(user: &Authenticated) -> Result<(), ApiError> {
+pub(crate) fn require_recent_login(user: &Authenticated) -> Result<(), ApiError> {
     let claims = user.claims();
     let recent =
         claims.auth_time.is_some_and(|at| web::now_seconds().saturating_sub(at) <= FRESH_SECOND_FACTOR_SECONDS);
@@ -112,11 +112,19 @@ pub async fn recovery_codes(req: Request, env: &Env, config: &Config, rid: &str)
 /// login; answers as `/auth/login` does. With a DPoP proof the session is bound to its key, which
 /// must be the login's.
 pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let (ticket, method, code, transport) = input::mfa_verify(&read_json_body(&mut req, false).await?)?;
+    let body = read_json_body(&mut req, false).await?;
+    if input::mfa_method(&body).ok().as_deref() == Some("webauthn") {
+        let parsed = input::webauthn_login(&body)?;
+        if !matches!(parsed.0, input::PasskeyFor::Ticket(_)) {
+            return Err(ApiError::InvalidRequest("mfa_ticket is required".into()));
+        }
+        return super::passkeys::redeem(&req, env, config, rid, parsed).await;
+    }
+    let (ticket, method, code, transport) = input::mfa_verify(&body)?;
     let method = match method.as_str() {
         "totp" => MfaMethod::Totp,
         "recovery_code" => MfaMethod::RecoveryCode,
-        _ => return Err(ApiError::InvalidRequest("method must be totp or recovery_code".into())),
+        _ => return Err(ApiError::InvalidRequest("method must be totp, recovery_code or webauthn".into())),
     };
     let (account, secret) = parse_ticket(&ticket).ok_or(ApiError::InvalidMfaTicket)?;
     let jkt = dpop::token_request_key(&req, config, config.dpop.mode == DpopMode::Required).await?;
