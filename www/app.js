@@ -267,6 +267,8 @@ async function askWhoami() {
 
 function renderSignedOut(reason) {
   clearSession();
+  pendingMfa = null;
+  $('mfa-form').hidden = true;
   $('loading').hidden = true;
   $('signed-in').hidden = true;
   $('signed-out').hidden = false;
@@ -455,6 +457,8 @@ async function onPasskeyLogin(event) {
       showError(messageFor(error, res));
       return;
     }
+    pendingMfa = null;
+    $('mfa-form').hidden = true;
     setSession(data.access_token, Date.now() + data.expires_in * 1000, true, data.token_type);
     showStatus('Signed in with a passkey.');
   });

@@ -78,9 +78,9 @@ function splitConfigs(dir, { vars, edgeVars, issuerVars, keys, verifier }) {
  * Starts the worker. `vars` override wrangler.toml [vars]; `keys` defaults to fresh dev keys.
  * `split: 'both'` runs the edge and issuer Workers of a split deployment in one wrangler dev session
  * (the edge in front, `edgeVars`/`issuerVars` for one of them only); `split: 'verifier'` runs the edge
- * Worker alone.
+ * Worker alone. `port`: listen there, for a test whose vars name the origin.
  */
-export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {} } = {}) {
+export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {}, port } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const keySet = keys === undefined ? await devKeys() : keys;
   const persist = persistDir ?? join(dir, 'state');
@@ -101,7 +101,8 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
       writeEnv(keys, this.env);
     },
     async start() {
-      this.port = await freePort();
+      // `port`: a fixed port (a test whose vars name its origin).
+      this.port = port ?? await freePort();
       const inspector = await freePort();
       this.url = `http://127.0.0.1:${this.port}`;
       this.logs = '';
