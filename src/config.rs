@@ -106,8 +106,20 @@ pub struct Config {
 
 /// `WEBAUTHN_RP_ID` and `WEBAUTHN_ORIGINS`, or their defaults from `ISSUER`: every origin must be
 /// `https://` (or `http://` on a loopback host) and its host the RP ID or a subdomain of it
-/// (WebAuthn §5.1.3: a browser refuses any other pair anyway).
+/// (WebAuthn §5.1.3: a browser refuses any other pair anyway). With neither var set and an `ISSUER`
+/// that gives no such pair, there is no relying party (empty): every passkey ceremony fails.
 fn webauthn_rp(var: &dyn Fn(&str) -> Option<String>, issuer: &str) -> Result<(String, Vec<String>), ConfigError> {
+    let set = |name: &str| var(name).is_some_and(|t| !t.trim().is_empty());
+    match checked_webauthn_rp(var, issuer) {
+        Err(_) if !set("WEBAUTHN_RP_ID") && !set("WEBAUTHN_ORIGINS") => Ok((String::new(), Vec::new())),
+        other => other,
+    }
+}
+
+fn checked_webauthn_rp(
+    var: &dyn Fn(&str) -> Option<String>,
+    issuer: &str,
+) -> Result<(String, Vec<String>), ConfigError> {
     let invalid = |name: &'static str, reason: &str| ConfigError::Invalid { name, reason: reason.into() };
     let nonempty = |name: &str| var(name).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     let origins_text = nonempty("WEBAUTHN_ORIGINS");

@@ -332,7 +332,7 @@ pub fn apply(
         AccountRequest::MfaVerify { ticket, method, code, jkt } => {
             mfa_verify(doc, settings, ctx, (&ticket, method, &code), jkt, rng, &mut events)?
         }
-        AccountRequest::PasskeyRegisterOptions => passkey_register_options(doc, ctx, rng, &mut events)?,
+        AccountRequest::PasskeyRegisterOptions => passkey_register_options(doc, ctx, rng)?,
         AccountRequest::PasskeyRegisterVerify { client_data_json, attestation_object, transports } => {
             passkey_register_verify(
                 doc,
@@ -650,12 +650,7 @@ struct AssertionParts<'a> {
     signature: &'a str,
 }
 
-fn passkey_register_options(
-    doc: &mut AccountDoc,
-    ctx: Context<'_>,
-    rng: &mut dyn Random,
-    events: &mut Vec<AuditEvent>,
-) -> Result<Reply, Fault> {
+fn passkey_register_options(doc: &mut AccountDoc, ctx: Context<'_>, rng: &mut dyn Random) -> Result<Reply, Fault> {
     let Some(email) = doc.account.as_ref().map(|a| a.email.clone()) else {
         return Ok(refused(Refusal::InvalidCredentials));
     };
@@ -664,7 +659,6 @@ fn passkey_register_options(
     }
     let challenge: [u8; second::CHALLENGE_BYTES] = random(rng)?;
     doc.mfa.issue_challenge(challenge, ChallengePurpose::Register, ctx.now);
-    events.push(AuditEvent::new(Event::MfaEnrollStarted, None, Some("webauthn")));
     Ok(Reply::Answer(AccountOutcome::PasskeyOptions {
         challenge: b64::encode(challenge),
         user_id: ctx.account_id.to_owned(),

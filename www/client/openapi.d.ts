@@ -750,7 +750,7 @@ export interface components {
          * @description The stable error code (src/edge/error.rs).
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket";
+        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket" | "passkey_limit" | "invalid_passkey";
         /** @description Every error the worker makes. The description never holds secrets, token contents or whether an account exists. */
         Error: {
             error: components["schemas"]["ErrorCode"];
@@ -1032,7 +1032,7 @@ export interface components {
             error_description: string;
             /** @description Single use, 300 s: redeem at /auth/mfa/verify. */
             mfa_ticket: string;
-            methods: ("totp" | "recovery_code")[];
+            methods: ("totp" | "webauthn" | "recovery_code")[];
         };
         TotpEnrollment: {
             /** @description RFC 4648 base32, for manual entry. */
