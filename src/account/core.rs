@@ -774,7 +774,17 @@ fn check_assertion(
         )?;
     passkey.credential.record(&assertion);
     passkey.last_used_at = Some(now);
-    Ok((second::passkey_amr(&passkey.credential), assertion.user_verified()))
+    Ok((passkey_amr(&passkey.credential), assertion.user_verified()))
+}
+
+/// The RFC 8176 `amr` value of a passkey: `swk` when the credential may be backed up (a synced
+/// passkey: its private key leaves the device), `hwk` when it is bound to one authenticator.
+fn passkey_amr(credential: &webauthn::Credential) -> &'static str {
+    if credential.backup_eligible() {
+        amr::SWK
+    } else {
+        amr::HWK
+    }
 }
 
 /// Signs in with a passkey: the second step of a password login (with its ticket, which is spent

@@ -317,16 +317,6 @@ impl Mfa {
     }
 }
 
-/// The RFC 8176 `amr` value of a passkey: `swk` when the credential may be backed up (a synced
-/// passkey: its private key leaves the device), `hwk` when it is bound to one authenticator.
-pub fn passkey_amr(credential: &Credential) -> &'static str {
-    if credential.backup_eligible() {
-        super::core::amr::SWK
-    } else {
-        super::core::amr::HWK
-    }
-}
-
 /// A presented MFA ticket's parts: the account's object id and the secret.
 pub fn parse_ticket(text: &str) -> Option<(String, Secret)> {
     let mut parts = text.split('.');

@@ -3,14 +3,14 @@
 //! account object with the typed protocol, and shapes the answer; refusals map in
 //! [`super::accounts::outcome`] and `crate::error`.
 
-use super::accounts::{by_id, call, deliver, done, outcome, read_json_body, unexpected};
+use super::accounts::{by_email, by_id, call, deliver, done, outcome, read_json_body, tokens, unexpected};
 use crate::account::core::amr;
 use crate::account::core::ACR_TWO_FACTORS;
 use crate::account::mfa::parse_ticket;
 use crate::account::protocol::{AccountOutcome, AccountRequest, MfaMethod};
 use crate::config::{Config, DpopMode};
 use crate::error::ApiError;
-use crate::input;
+use crate::input::{self, PasskeyFor, WebAuthnCredential};
 use crate::jwt::b64;
 use crate::mfa::qr;
 use crate::web::response;
@@ -118,7 +118,7 @@ pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
         if !matches!(parsed.0, input::PasskeyFor::Ticket(_)) {
             return Err(ApiError::InvalidRequest("mfa_ticket is required".into()));
         }
-        return super::passkeys::redeem(&req, env, config, rid, parsed).await;
+        return redeem_passkey(&req, env, config, rid, parsed).await;
     }
     let (ticket, method, code, transport) = input::mfa_verify(&body)?;
     let method = match method.as_str() {
@@ -133,5 +133,45 @@ pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     let pair = super::accounts::tokens(call(stub, &request, rid).await?)?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
     crate::web::denylist::forget(&account);
+    Ok(deliver(pair, transport, config)?.into())
+}
+
+/// The account object a passkey login goes to, and the ticket secret (for a second step).
+pub(crate) fn target(env: &Env, whom: &PasskeyFor) -> Result<(worker::Stub, String, Option<String>), ApiError> {
+    match whom {
+        PasskeyFor::Email(email) => {
+            let stub = by_email(env, email)?;
+            Ok((stub, String::new(), None))
+        }
+        PasskeyFor::Ticket(ticket) => {
+            let (account, secret) = parse_ticket(ticket).ok_or(ApiError::InvalidMfaTicket)?;
+            let stub = by_id(env, &account, ApiError::InvalidMfaTicket)?;
+            Ok((stub, account, Some(b64::encode(secret))))
+        }
+    }
+}
+
+/// Redeems an assertion: a passwordless login or a ticket's second step; answers as a login.
+pub(crate) async fn redeem_passkey(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    rid: &str,
+    (whom, credential, transport): (PasskeyFor, WebAuthnCredential, input::Transport),
+) -> Result<Reply, ApiError> {
+    let jkt = dpop::token_request_key(req, config, config.dpop.mode == DpopMode::Required).await?;
+    let (stub, account, ticket) = target(env, &whom)?;
+    let request = AccountRequest::PasskeyLogin {
+        ticket,
+        credential_id: credential.id,
+        client_data_json: credential.client_data_json,
+        authenticator_data: credential.authenticator_data.unwrap_or_default(),
+        signature: credential.signature.unwrap_or_default(),
+        jkt,
+    };
+    let pair = tokens(call(stub, &request, rid).await?)?;
+    if !account.is_empty() {
+        crate::web::denylist::forget(&account);
+    }
     Ok(deliver(pair, transport, config)?.into())
 }

@@ -3,18 +3,18 @@
 //! The ceremonies are verified by the account object ([`crate::account::core`] with
 //! [`crate::mfa::webauthn`]); these handlers validate input, call it and shape the WebAuthn options.
 
-use super::accounts::{by_email, by_id, call, deliver, outcome, read_json_body, tokens, unexpected};
-use super::mfa::{own_account, require_recent_login};
-use crate::account::mfa::{parse_ticket, CHALLENGE_SECONDS};
+use super::accounts::{call, outcome, read_json_body, unexpected};
+use super::mfa::{own_account, redeem_passkey, require_recent_login, target};
+use crate::account::mfa::CHALLENGE_SECONDS;
 use crate::account::protocol::{AccountOutcome, AccountRequest};
-use crate::config::{Config, DpopMode};
+use crate::config::Config;
 use crate::error::ApiError;
-use crate::input::{self, PasskeyFor, WebAuthnCredential};
+use crate::input::{self, PasskeyFor};
 use crate::jwt::b64;
 use crate::mfa::webauthn::CoseAlgorithm;
 use crate::web::response;
 use crate::web::verify::{self, Accept};
-use crate::web::{dpop, Reply};
+use crate::web::Reply;
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
@@ -62,21 +62,6 @@ pub async fn register_verify(mut req: Request, env: &Env, config: &Config, rid: 
     }
 }
 
-/// The account object a passkey login goes to, and the ticket secret (for a second step).
-fn target(env: &Env, whom: &PasskeyFor) -> Result<(worker::Stub, String, Option<String>), ApiError> {
-    match whom {
-        PasskeyFor::Email(email) => {
-            let stub = by_email(env, email)?;
-            Ok((stub, String::new(), None))
-        }
-        PasskeyFor::Ticket(ticket) => {
-            let (account, secret) = parse_ticket(ticket).ok_or(ApiError::InvalidMfaTicket)?;
-            let stub = by_id(env, &account, ApiError::InvalidMfaTicket)?;
-            Ok((stub, account, Some(b64::encode(secret))))
-        }
-    }
-}
-
 /// `POST /auth/webauthn/login/options` `{"email"}` (passwordless; the same shape for every email)
 /// or `{"mfa_ticket"}` (the second step): the `PublicKeyCredentialRequestOptions` (JSON form).
 pub async fn login_options(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
@@ -95,33 +80,8 @@ pub async fn login_options(mut req: Request, env: &Env, config: &Config, rid: &s
     }
 }
 
-/// Redeems an assertion: a passwordless login or a ticket's second step; answers as a login.
-pub(crate) async fn redeem(
-    req: &Request,
-    env: &Env,
-    config: &Config,
-    rid: &str,
-    (whom, credential, transport): (PasskeyFor, WebAuthnCredential, input::Transport),
-) -> Result<Reply, ApiError> {
-    let jkt = dpop::token_request_key(req, config, config.dpop.mode == DpopMode::Required).await?;
-    let (stub, account, ticket) = target(env, &whom)?;
-    let request = AccountRequest::PasskeyLogin {
-        ticket,
-        credential_id: credential.id,
-        client_data_json: credential.client_data_json,
-        authenticator_data: credential.authenticator_data.unwrap_or_default(),
-        signature: credential.signature.unwrap_or_default(),
-        jkt,
-    };
-    let pair = tokens(call(stub, &request, rid).await?)?;
-    if !account.is_empty() {
-        crate::web::denylist::forget(&account);
-    }
-    Ok(deliver(pair, transport, config)?.into())
-}
-
 /// `POST /auth/webauthn/login/verify` `{"email" | "mfa_ticket", "credential", "transport"?}`.
 pub async fn login_verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let parsed = input::webauthn_login(&read_json_body(&mut req, false).await?)?;
-    redeem(&req, env, config, rid, parsed).await
+    redeem_passkey(&req, env, config, rid, parsed).await
 }
