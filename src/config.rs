@@ -102,6 +102,10 @@ pub struct Config {
     pub registration_mode: RegistrationMode,
     /// Cloudflare Turnstile on registration and login (`TURNSTILE_SECRET`); `None`: off.
     pub turnstile: Option<Turnstile>,
+    /// The WebAuthn relying party id (`WEBAUTHN_RP_ID`; default: the host of `ISSUER`).
+    pub webauthn_rp_id: String,
+    /// The origins passkey ceremonies may run on (`WEBAUTHN_ORIGINS`; default: `ISSUER`'s origin).
+    pub webauthn_origins: Vec<String>,
 }
 
 /// `REGISTRATION_MODE`: what `POST /auth/register` answers for an email that is registered already.
@@ -128,6 +132,58 @@ impl fmt::Debug for Turnstile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Turnstile").field("verify_url", &self.verify_url).finish_non_exhaustive()
     }
+}
+
+/// `WEBAUTHN_RP_ID` and `WEBAUTHN_ORIGINS`, or their defaults from `ISSUER`: every origin must be
+/// `https://` (or `http://` on a loopback host) and its host the RP ID or a subdomain of it
+/// (WebAuthn §5.1.3: a browser refuses any other pair anyway). With neither var set and an `ISSUER`
+/// that gives no such pair, there is no relying party (empty): every passkey ceremony fails.
+fn webauthn_rp(var: &dyn Fn(&str) -> Option<String>, issuer: &str) -> Result<(String, Vec<String>), ConfigError> {
+    let set = |name: &str| var(name).is_some_and(|t| !t.trim().is_empty());
+    match checked_webauthn_rp(var, issuer) {
+        Err(_) if !set("WEBAUTHN_RP_ID") && !set("WEBAUTHN_ORIGINS") => Ok((String::new(), Vec::new())),
+        other => other,
+    }
+}
+
+fn checked_webauthn_rp(
+    var: &dyn Fn(&str) -> Option<String>,
+    issuer: &str,
+) -> Result<(String, Vec<String>), ConfigError> {
+    let invalid = |name: &'static str, reason: &str| ConfigError::Invalid { name, reason: reason.into() };
+    let nonempty = |name: &str| var(name).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let origins_text = nonempty("WEBAUTHN_ORIGINS");
+    let issuer_url = url::Url::parse(issuer).ok();
+    let origins: Vec<String> = match &origins_text {
+        Some(text) => {
+            text.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
+        }
+        None => issuer_url.iter().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null").collect(),
+    };
+    let rp_id = match nonempty("WEBAUTHN_RP_ID") {
+        Some(id) => id.to_ascii_lowercase(),
+        None => issuer_url.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default(),
+    };
+    let name = if origins_text.is_some() { "WEBAUTHN_ORIGINS" } else { "WEBAUTHN_RP_ID" };
+    if rp_id.is_empty() || rp_id.contains([':', '/']) {
+        return Err(invalid("WEBAUTHN_RP_ID", "must be a host name (default: the host of ISSUER)"));
+    }
+    if origins.is_empty() {
+        return Err(invalid(name, "no origin: set WEBAUTHN_ORIGINS or an http(s) ISSUER"));
+    }
+    for origin in &origins {
+        let url = url::Url::parse(origin).map_err(|e| invalid("WEBAUTHN_ORIGINS", &e.to_string()))?;
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
+        let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+        if !scheme_ok || url.origin().ascii_serialization() != *origin {
+            return Err(invalid("WEBAUTHN_ORIGINS", "each origin must be https://host[:port] (http only on loopback)"));
+        }
+        if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+            return Err(invalid(name, "every origin's host must be WEBAUTHN_RP_ID or a subdomain of it"));
+        }
+    }
+    Ok((rp_id, origins))
 }
 
 /// Where the edge Worker of a split deployment reads the issuer's published keys
@@ -447,6 +503,7 @@ impl Config {
         }
 
         let dpop = Dpop::from_lookup(var, secret)?;
+        let (webauthn_rp_id, webauthn_origins) = webauthn_rp(var, &issuer)?;
         let gateway =
             Gateway::from_lookup(var, origin_url.as_deref(), keys.as_ref().is_some_and(|k| k.signing_key().is_some()))?;
 
@@ -477,6 +534,8 @@ impl Config {
             dpop,
             registration_mode,
             turnstile,
+            webauthn_rp_id,
+            webauthn_origins,
         })
     }
 

@@ -147,6 +147,29 @@ mod tests {
     }
 
     #[test]
+    fn webauthn_relying_party_is_checked() {
+        let key = stand_in_key();
+        let secrets = [("SIGNING_KEYS", key.as_str())];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut vars = vec![("ISSUER", "https://login.example.com"), ("AUDIENCE", "api")];
+            vars.extend_from_slice(extra);
+            run(&vars, &secrets, true)
+        };
+        assert!(with(&[]).is_empty(), "defaults from ISSUER");
+        assert!(with(&[("WEBAUTHN_RP_ID", "example.com")]).is_empty(), "a parent domain");
+        assert!(with(&[("WEBAUTHN_RP_ID", "localhost"), ("WEBAUTHN_ORIGINS", "http://localhost:8787")]).is_empty());
+        assert_eq!(with(&[("WEBAUTHN_RP_ID", "other.example")]), ["WEBAUTHN_RP_ID"], "the origin is not under it");
+        assert_eq!(
+            with(&[("WEBAUTHN_ORIGINS", "http://login.example.com")]),
+            ["WEBAUTHN_ORIGINS"],
+            "http off loopback"
+        );
+        assert_eq!(with(&[("WEBAUTHN_ORIGINS", "https://login.example.com/path")]), ["WEBAUTHN_ORIGINS"]);
+        assert_eq!(with(&[("WEBAUTHN_ORIGINS", "https://evil.example")]), ["WEBAUTHN_ORIGINS"]);
+        assert_eq!(with(&[("WEBAUTHN_RP_ID", "example.com:443")]), ["WEBAUTHN_RP_ID"]);
+    }
+
+    #[test]
     fn a_bad_key_set_is_named() {
         let found = run(&[("ISSUER", "https://a.example"), ("AUDIENCE", "api")], &[("SIGNING_KEYS", "{}")], true);
         assert_eq!(found, ["SIGNING_KEYS"]);

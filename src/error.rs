@@ -40,6 +40,11 @@ pub enum ApiError {
     InvalidMfaCode,
     /// The MFA ticket is unknown, expired, used, or of another DPoP key (401 `invalid_mfa_ticket`).
     InvalidMfaTicket,
+    /// A passkey registration did not verify, its challenge was unknown, used or expired, or the
+    /// credential is registered already (400 `invalid_passkey`).
+    InvalidPasskey,
+    /// The account has the most passkeys it may (409 `passkey_limit`).
+    PasskeyLimit,
     /// The password is too short or too long (400 `weak_password`).
     WeakPassword,
     /// The email is registered already (409 `email_taken`).
@@ -126,6 +131,10 @@ impl ApiError {
             ApiError::InvalidMfaTicket => {
                 (401, "invalid_mfa_ticket", "the MFA ticket is invalid, expired or used; log in again".into())
             }
+            ApiError::InvalidPasskey => {
+                (400, "invalid_passkey", "the passkey ceremony did not verify, or its challenge was used".into())
+            }
+            ApiError::PasskeyLimit => (409, "passkey_limit", "the account has the most passkeys it may".into()),
             ApiError::WeakPassword => (400, "weak_password", "password must be 8 to 256 characters".into()),
             ApiError::EmailTaken => (409, "email_taken", "that email is already registered".into()),
             ApiError::InvalidCredentials => (401, "invalid_credentials", "email or password is wrong".into()),

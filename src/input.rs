@@ -175,6 +175,132 @@ pub fn mfa_verify(body: &[u8]) -> Result<(String, String, String, Transport), In
     Ok((ticket, method, code, transport))
 }
 
+/// The longest base64url member of a WebAuthn credential looked at, in characters.
+const MAX_WEBAUTHN_FIELD: usize = 12 * 1024;
+
+/// A `PublicKeyCredential` as JSON (WebAuthn §5.1.8 `toJSON()`): `{"id", "type":"public-key",
+/// "response": {...}}`, every byte member base64url. `Debug` shows the id only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebAuthnCredential {
+    /// The credential id (base64url).
+    pub id: String,
+    /// `response.clientDataJSON`.
+    pub client_data_json: String,
+    /// `response.attestationObject` (registration).
+    pub attestation_object: Option<String>,
+    /// `response.authenticatorData` (authentication).
+    pub authenticator_data: Option<String>,
+    /// `response.signature` (authentication).
+    pub signature: Option<String>,
+    /// `response.userHandle` (authentication with a discoverable credential).
+    pub user_handle: Option<String>,
+    /// `response.transports` (registration).
+    pub transports: Vec<String>,
+}
+
+impl std::fmt::Debug for WebAuthnCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebAuthnCredential").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+fn b64_member(map: &Map<String, Value>, name: &'static str) -> Result<Option<String>, InputError> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) if text.len() <= MAX_WEBAUTHN_FIELD && b64::decode(text).is_ok() => {
+            Ok(Some(text.clone()))
+        }
+        Some(_) => Err(InputError::Field(name)),
+    }
+}
+
+fn webauthn_credential(body: &Map<String, Value>) -> Result<WebAuthnCredential, InputError> {
+    let Some(Value::Object(credential)) = body.get("credential") else { return Err(InputError::Field("credential")) };
+    if credential.get("type").is_some_and(|t| t != "public-key") {
+        return Err(InputError::Field("credential.type"));
+    }
+    let id = b64_member(credential, "id")?.filter(|i| !i.is_empty()).ok_or(InputError::Field("credential.id"))?;
+    let Some(Value::Object(response)) = credential.get("response") else {
+        return Err(InputError::Field("credential.response"));
+    };
+    let transports = match response.get("transports") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= 8 => items
+            .iter()
+            .map(|t| t.as_str().filter(|t| t.len() <= 32).map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or(InputError::Field("transports"))?,
+        Some(_) => return Err(InputError::Field("transports")),
+    };
+    Ok(WebAuthnCredential {
+        id,
+        client_data_json: b64_member(response, "clientDataJSON")?.ok_or(InputError::Field("clientDataJSON"))?,
+        attestation_object: b64_member(response, "attestationObject")?,
+        authenticator_data: b64_member(response, "authenticatorData")?,
+        signature: b64_member(response, "signature")?,
+        user_handle: b64_member(response, "userHandle")?,
+        transports,
+    })
+}
+
+fn transport(body: &Map<String, Value>) -> Result<Transport, InputError> {
+    match string_field(body, "transport")?.as_deref() {
+        None | Some("body") => Ok(Transport::Body),
+        Some("cookie") => Ok(Transport::Cookie),
+        Some(_) => Err(InputError::Field("transport")),
+    }
+}
+
+/// `POST /auth/webauthn/register/verify` `{"credential"}`: the credential of `create()`.
+pub fn webauthn_register(body: &[u8]) -> Result<WebAuthnCredential, InputError> {
+    let credential = webauthn_credential(&object(body)?)?;
+    if credential.attestation_object.is_none() {
+        return Err(InputError::Field("attestationObject"));
+    }
+    Ok(credential)
+}
+
+/// Whom a passkey login is for: the email (passwordless) or the MFA ticket (a second step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasskeyFor {
+    /// A passwordless login of this (normalised) email.
+    Email(String),
+    /// The second step of the login that answered this ticket.
+    Ticket(String),
+}
+
+fn passkey_for(body: &Map<String, Value>) -> Result<PasskeyFor, InputError> {
+    match (string_field(body, "email")?, body.contains_key("mfa_ticket")) {
+        (Some(email), false) => Ok(PasskeyFor::Email(normalize_email(&email)?)),
+        (None, true) => Ok(PasskeyFor::Ticket(mfa_field(body, "mfa_ticket")?)),
+        _ => Err(InputError::Field("email")),
+    }
+}
+
+/// `POST /auth/webauthn/login/options` `{"email"}` or `{"mfa_ticket"}`.
+pub fn webauthn_login_options(body: &[u8]) -> Result<PasskeyFor, InputError> {
+    passkey_for(&object(body)?)
+}
+
+/// `POST /auth/webauthn/login/verify` `{"email" | "mfa_ticket", "credential", "transport"?}`, and
+/// `POST /auth/mfa/verify` with `"method": "webauthn"`: the credential of `get()`.
+pub fn webauthn_login(body: &[u8]) -> Result<(PasskeyFor, WebAuthnCredential, Transport), InputError> {
+    let body = object(body)?;
+    let credential = webauthn_credential(&body)?;
+    if credential.authenticator_data.is_none() {
+        return Err(InputError::Field("authenticatorData"));
+    }
+    if credential.signature.is_none() {
+        return Err(InputError::Field("signature"));
+    }
+    Ok((passkey_for(&body)?, credential, transport(&body)?))
+}
+
+/// The `method` of a `POST /auth/mfa/verify` body.
+pub fn mfa_method(body: &[u8]) -> Result<String, InputError> {
+    mfa_field(&object(body)?, "method")
+}
+
 /// `POST /auth/refresh` `{"refresh_token"}`; an empty body means "use the cookie".
 pub fn refresh(body: &[u8]) -> Result<Option<String>, InputError> {
     if body.iter().all(u8::is_ascii_whitespace) {

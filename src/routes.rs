@@ -37,6 +37,14 @@ pub enum IssuerRoute {
     RecoveryCodes,
     /// `POST /auth/mfa/verify`
     MfaVerify,
+    /// `POST /auth/webauthn/register/options`
+    PasskeyRegisterOptions,
+    /// `POST /auth/webauthn/register/verify`
+    PasskeyRegisterVerify,
+    /// `POST /auth/webauthn/login/options`
+    PasskeyLoginOptions,
+    /// `POST /auth/webauthn/login/verify`
+    PasskeyLoginVerify,
     /// `GET /.well-known/oauth-authorization-server` (RFC 8414)
     OAuthMetadata,
     /// `POST /oauth/token` (RFC 6749 §6, refresh grant)
@@ -94,6 +102,10 @@ fn issuer_route(path: &str) -> Option<(IssuerRoute, &'static [&'static str], &'s
         "/auth/mfa/totp" => (IssuerRoute::TotpRemove, DELETE, "DELETE"),
         "/auth/mfa/recovery-codes" => (IssuerRoute::RecoveryCodes, POST, "POST"),
         "/auth/mfa/verify" => (IssuerRoute::MfaVerify, POST, "POST"),
+        "/auth/webauthn/register/options" => (IssuerRoute::PasskeyRegisterOptions, POST, "POST"),
+        "/auth/webauthn/register/verify" => (IssuerRoute::PasskeyRegisterVerify, POST, "POST"),
+        "/auth/webauthn/login/options" => (IssuerRoute::PasskeyLoginOptions, POST, "POST"),
+        "/auth/webauthn/login/verify" => (IssuerRoute::PasskeyLoginVerify, POST, "POST"),
         oauth::METADATA_PATH => (IssuerRoute::OAuthMetadata, GET, "GET, HEAD"),
         oauth::TOKEN_PATH => (IssuerRoute::OAuthToken, POST, "POST"),
         oauth::REVOKE_PATH => (IssuerRoute::OAuthRevoke, POST, "POST"),

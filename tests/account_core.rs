@@ -55,6 +55,8 @@ fn settings() -> Settings {
         default_scope: "api read".into(),
         default_roles: vec!["user".into()],
         dpop_required: false,
+        webauthn_rp_id: "gatehouse.test".into(),
+        webauthn_origins: vec!["https://gatehouse.test".into()],
     }
 }
 
@@ -846,4 +848,321 @@ fn strangers_guessing_codes_never_slow_the_owners_known_client() {
     let code = totp.code_at(now).unwrap();
     let outcome = mfa_login(&mut doc, OWNER, &code, now);
     assert!(matches!(outcome, AccountOutcome::Tokens { .. }), "{outcome:?}");
+}
+
+// ---- passkeys: a software authenticator (ES256, CBOR written by hand) through the account core ----
+
+mod passkey {
+    use super::*;
+    use gatehouse::account::mfa::{ChallengePurpose, CHALLENGE_SECONDS};
+    use p256::ecdsa::signature::Signer as _;
+    use serde_json::json;
+    use sha2::{Digest, Sha256};
+
+    const RP_ID: &str = "gatehouse.test";
+    const ORIGIN: &str = "https://gatehouse.test";
+    const CREDENTIAL_ID: [u8; 16] = [0x42; 16];
+
+    fn head(major: u8, n: usize) -> Vec<u8> {
+        let m = major << 5;
+        if n < 24 {
+            vec![m | n as u8]
+        } else {
+            vec![m | 24, n as u8]
+        }
+    }
+
+    fn int(n: i64) -> Vec<u8> {
+        if n >= 0 {
+            head(0, n as usize)
+        } else {
+            head(1, (-1 - n) as usize)
+        }
+    }
+
+    fn bstr(b: &[u8]) -> Vec<u8> {
+        [head(2, b.len()), b.to_vec()].concat()
+    }
+
+    fn tstr(t: &str) -> Vec<u8> {
+        [head(3, t.len()), t.as_bytes().to_vec()].concat()
+    }
+
+    fn map(entries: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+        let mut out = head(5, entries.len());
+        for (k, v) in entries {
+            out.extend_from_slice(k);
+            out.extend_from_slice(v);
+        }
+        out
+    }
+
+    /// A device-bound authenticator (BE clear) with a counter.
+    pub struct Authenticator {
+        key: p256::ecdsa::SigningKey,
+        pub counter: u32,
+        pub backup_eligible: bool,
+    }
+
+    impl Authenticator {
+        pub fn new() -> Self {
+            Authenticator {
+                key: p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).unwrap(),
+                counter: 0,
+                backup_eligible: false,
+            }
+        }
+
+        fn cose(&self) -> Vec<u8> {
+            let point = self.key.verifying_key().to_encoded_point(false);
+            map(&[
+                (int(1), int(2)),
+                (int(3), int(-7)),
+                (int(-1), int(1)),
+                (int(-2), bstr(point.x().unwrap())),
+                (int(-3), bstr(point.y().unwrap())),
+            ])
+        }
+
+        fn flags(&self, attested: bool) -> u8 {
+            0x01 | 0x04 | if attested { 0x40 } else { 0 } | if self.backup_eligible { 0x08 } else { 0 }
+        }
+
+        fn client_data(kind: &str, challenge: &str) -> Vec<u8> {
+            serde_json::to_vec(&json!({ "type": kind, "challenge": challenge, "origin": ORIGIN, "crossOrigin": false }))
+                .unwrap()
+        }
+
+        /// `navigator.credentials.create()`: (clientDataJSON, attestationObject), base64url.
+        pub fn create(&self, challenge: &str) -> (String, String) {
+            let mut auth_data = Sha256::digest(RP_ID.as_bytes()).to_vec();
+            auth_data.push(self.flags(true));
+            auth_data.extend_from_slice(&self.counter.to_be_bytes());
+            auth_data.extend_from_slice(&[0u8; 16]);
+            auth_data.extend_from_slice(&(CREDENTIAL_ID.len() as u16).to_be_bytes());
+            auth_data.extend_from_slice(&CREDENTIAL_ID);
+            auth_data.extend_from_slice(&self.cose());
+            let object =
+                map(&[(tstr("fmt"), tstr("none")), (tstr("attStmt"), map(&[])), (tstr("authData"), bstr(&auth_data))]);
+            (b64::encode(Self::client_data("webauthn.create", challenge)), b64::encode(object))
+        }
+
+        /// `navigator.credentials.get()`: the parts of an assertion, base64url.
+        pub fn get(&mut self, challenge: &str) -> [String; 4] {
+            self.counter += 1;
+            let client_data = Self::client_data("webauthn.get", challenge);
+            let mut auth_data = Sha256::digest(RP_ID.as_bytes()).to_vec();
+            auth_data.push(self.flags(false));
+            auth_data.extend_from_slice(&self.counter.to_be_bytes());
+            let message = [auth_data.as_slice(), Sha256::digest(&client_data).as_slice()].concat();
+            let signature: p256::ecdsa::Signature = self.key.sign(&message);
+            [
+                b64::encode(CREDENTIAL_ID),
+                b64::encode(&client_data),
+                b64::encode(&auth_data),
+                b64::encode(signature.to_der().as_bytes()),
+            ]
+        }
+    }
+
+    fn options(outcome: AccountOutcome) -> (String, Vec<String>) {
+        match outcome {
+            AccountOutcome::PasskeyOptions { challenge, credentials, .. } => (challenge, credentials),
+            other => panic!("expected options, got {other:?}"),
+        }
+    }
+
+    pub fn register(doc: &mut AccountDoc, authenticator: &Authenticator, now: i64) {
+        let (challenge, _) = options(run(doc, AccountRequest::PasskeyRegisterOptions, now, &mut rng(41)).0);
+        let (client_data_json, attestation_object) = authenticator.create(&challenge);
+        let verify = AccountRequest::PasskeyRegisterVerify {
+            client_data_json,
+            attestation_object,
+            transports: vec!["internal".into(), "bogus".into()],
+        };
+        let (outcome, t) = run(doc, verify, now, &mut rng(42));
+        assert_eq!(outcome, AccountOutcome::PasskeyRegistered { id: b64::encode(CREDENTIAL_ID) });
+        assert_eq!(t.events.last().map(|e| e.reason), Some(Some("webauthn")));
+    }
+
+    fn login_request(ticket: Option<&str>, parts: [String; 4]) -> AccountRequest {
+        let [credential_id, client_data_json, authenticator_data, signature] = parts;
+        AccountRequest::PasskeyLogin {
+            ticket: ticket.map(str::to_owned),
+            credential_id,
+            client_data_json,
+            authenticator_data,
+            signature,
+            jkt: None,
+            client: None,
+        }
+    }
+
+    fn session_amr(doc: &AccountDoc) -> Vec<String> {
+        let family = doc.account.as_ref().unwrap().families.last().expect("a session");
+        core::Authentication::of(family).amr
+    }
+
+    #[test]
+    fn registration_stores_the_credential_and_its_challenge_works_once() {
+        let mut doc = registered();
+        let authenticator = Authenticator::new();
+        let (challenge, excluded) = options(run(&mut doc, AccountRequest::PasskeyRegisterOptions, T0, &mut rng(40)).0);
+        assert!(excluded.is_empty());
+        assert_eq!(doc.mfa.challenges.len(), 1);
+        assert_eq!(doc.mfa.challenges[0].purpose, ChallengePurpose::Register);
+        let (client_data_json, attestation_object) = authenticator.create(&challenge);
+        let verify = AccountRequest::PasskeyRegisterVerify {
+            client_data_json,
+            attestation_object,
+            transports: vec!["internal".into()],
+        };
+        let (outcome, _) = run(&mut doc, verify.clone(), T0 + 1, &mut rng(41));
+        assert_eq!(outcome, AccountOutcome::PasskeyRegistered { id: b64::encode(CREDENTIAL_ID) });
+        let stored = &doc.mfa.passkeys[0];
+        assert_eq!(stored.credential.id(), CREDENTIAL_ID);
+        assert_eq!(stored.created_at, T0 + 1);
+        assert_eq!(stored.credential.transports(), ["internal".to_owned()]);
+        assert!(doc.mfa.challenges.is_empty(), "the challenge is spent");
+        // The same ceremony again: its challenge is gone.
+        let (outcome, t) = run(&mut doc, verify, T0 + 2, &mut rng(42));
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidPasskey });
+        assert_eq!(t.events[0].reason, Some("webauthn_challenge"));
+        // A fresh challenge for the same credential: refused as registered already (§7.1 step 25),
+        // and the options exclude it.
+        let (challenge, excluded) = options(run(&mut doc, AccountRequest::PasskeyRegisterOptions, T0, &mut rng(43)).0);
+        assert_eq!(excluded, vec![b64::encode(CREDENTIAL_ID)]);
+        let (client_data_json, attestation_object) = authenticator.create(&challenge);
+        let again = AccountRequest::PasskeyRegisterVerify { client_data_json, attestation_object, transports: vec![] };
+        let (outcome, t) = run(&mut doc, again, T0 + 3, &mut rng(44));
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidPasskey });
+        assert_eq!(t.events[0].reason, Some("webauthn_duplicate"));
+        assert_eq!(doc.mfa.passkeys.len(), 1);
+        // The stored document round-trips through JSON (the object's storage).
+        let text = serde_json::to_string(&doc).unwrap();
+        assert_eq!(serde_json::from_str::<AccountDoc>(&text).unwrap(), doc);
+    }
+
+    #[test]
+    fn a_challenge_expires_and_serves_only_its_own_ceremony() {
+        let mut doc = registered();
+        let authenticator = Authenticator::new();
+        let (challenge, _) = options(run(&mut doc, AccountRequest::PasskeyRegisterOptions, T0, &mut rng(40)).0);
+        let (client_data_json, attestation_object) = authenticator.create(&challenge);
+        let late = AccountRequest::PasskeyRegisterVerify { client_data_json, attestation_object, transports: vec![] };
+        let (outcome, _) = run(&mut doc, late, T0 + CHALLENGE_SECONDS, &mut rng(41));
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidPasskey });
+        // A registration challenge cannot sign in.
+        register(&mut doc, &authenticator, T0 + 400);
+        let (challenge, _) = options(run(&mut doc, AccountRequest::PasskeyRegisterOptions, T0 + 401, &mut rng(45)).0);
+        let mut authenticator = authenticator;
+        let (outcome, t) = run(&mut doc, login_request(None, authenticator.get(&challenge)), T0 + 402, &mut rng(46));
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
+        assert_eq!(t.events[0].reason, Some("webauthn_challenge"));
+        assert!(doc.mfa.challenges.is_empty(), "spent by the failed attempt");
+    }
+
+    #[test]
+    fn passwordless_login_issues_hwk_mfa_and_a_replay_is_refused() {
+        let mut doc = registered();
+        let mut authenticator = Authenticator::new();
+        register(&mut doc, &authenticator, T0);
+        let now = T0 + 10;
+        let request = AccountRequest::PasskeyLoginOptions { ticket: None };
+        let (challenge, allowed) = options(run(&mut doc, request, now, &mut rng(50)).0);
+        assert!(allowed.is_empty(), "a passwordless login lists no credentials");
+        let parts = authenticator.get(&challenge);
+        let (outcome, _) = run(&mut doc, login_request(None, parts.clone()), now, &mut rng(51));
+        pair_of(outcome);
+        assert_eq!(session_amr(&doc), vec!["hwk".to_owned(), "mfa".to_owned()]);
+        assert_eq!(doc.mfa.passkeys[0].credential.sign_count(), 1);
+        // The same assertion again: its challenge is spent.
+        let (outcome, t) = run(&mut doc, login_request(None, parts), now + 1, &mut rng(52));
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
+        assert_eq!(t.events[0].reason, Some("webauthn_challenge"));
+        // A fresh challenge but a counter that does not increase (a cloned authenticator).
+        let request = AccountRequest::PasskeyLoginOptions { ticket: None };
+        let (challenge, _) = options(run(&mut doc, request, now + 2, &mut rng(53)).0);
+        authenticator.counter = 0;
+        let (outcome, t) = run(&mut doc, login_request(None, authenticator.get(&challenge)), now + 2, &mut rng(54));
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
+        assert_eq!(t.events[0].reason, Some("webauthn_counter_regression"));
+        assert_eq!(doc.mfa.passkeys[0].credential.sign_count(), 1, "the stored counter is unchanged");
+    }
+
+    #[test]
+    fn passwordless_options_have_one_shape_for_every_email() {
+        let mut unknown = AccountDoc::default();
+        let mut without = registered();
+        let mut with = registered();
+        register(&mut with, &Authenticator::new(), T0);
+        let request = || AccountRequest::PasskeyLoginOptions { ticket: None };
+        for doc in [&mut unknown, &mut without, &mut with] {
+            let outcome = run(doc, request(), T0 + 1, &mut rng(60)).0;
+            let AccountOutcome::PasskeyOptions { challenge, user_id, user_name, credentials } = outcome else {
+                panic!("options")
+            };
+            assert_eq!(b64::decode(&challenge).unwrap().len(), 32);
+            assert!(user_id.is_empty() && user_name.is_empty() && credentials.is_empty());
+        }
+        assert!(unknown.mfa.challenges.is_empty() && without.mfa.challenges.is_empty());
+        assert_eq!(with.mfa.challenges.len(), 1);
+    }
+
+    #[test]
+    fn a_passkey_is_a_second_factor_bound_to_the_ticket() {
+        let mut doc = registered();
+        let mut authenticator = Authenticator::new();
+        register(&mut doc, &authenticator, T0);
+        let now = T0 + 20;
+        let first = password_login(&mut doc, now, None);
+        let AccountOutcome::MfaRequired { ticket, methods } = &first else { panic!("{first:?}") };
+        assert_eq!(methods, &vec!["webauthn".to_owned()]);
+        let (_, secret) = gatehouse::account::mfa::parse_ticket(ticket).unwrap();
+        let ticket = b64::encode(secret);
+        // Options without a valid ticket are refused.
+        let bogus = AccountRequest::PasskeyLoginOptions { ticket: Some(b64::encode([1u8; 32])) };
+        assert_eq!(run(&mut doc, bogus, now, &mut rng(70)).0, BAD_TICKET);
+        let request = AccountRequest::PasskeyLoginOptions { ticket: Some(ticket.clone()) };
+        let (challenge, allowed) = options(run(&mut doc, request, now, &mut rng(71)).0);
+        assert_eq!(allowed, vec![b64::encode(CREDENTIAL_ID)]);
+        // The ticket's challenge cannot serve a passwordless login.
+        let parts = authenticator.get(&challenge);
+        let (outcome, _) = run(&mut doc, login_request(None, parts), now, &mut rng(72));
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
+        // Nor does a passwordless challenge serve the ticket.
+        let (challenge, _) =
+            options(run(&mut doc, AccountRequest::PasskeyLoginOptions { ticket: None }, now, &mut rng(73)).0);
+        let (outcome, _) =
+            run(&mut doc, login_request(Some(&ticket), authenticator.get(&challenge)), now, &mut rng(74));
+        assert_eq!(outcome, BAD_CODE);
+        // The ticket's own challenge: tokens with pwd hwk mfa; the ticket is spent.
+        let request = AccountRequest::PasskeyLoginOptions { ticket: Some(ticket.clone()) };
+        let (challenge, _) = options(run(&mut doc, request, now, &mut rng(75)).0);
+        let parts = authenticator.get(&challenge);
+        pair_of(run(&mut doc, login_request(Some(&ticket), parts.clone()), now, &mut rng(76)).0);
+        assert_eq!(session_amr(&doc), vec!["pwd".to_owned(), "hwk".to_owned(), "mfa".to_owned()]);
+        assert!(doc.mfa.tickets.is_empty());
+        // Replaying the assertion with the used ticket is refused.
+        assert_eq!(run(&mut doc, login_request(Some(&ticket), parts), now + 1, &mut rng(77)).0, BAD_TICKET);
+    }
+
+    #[test]
+    fn a_synced_passkey_is_swk_and_totp_removal_keeps_passkeys() {
+        let mut doc = registered();
+        let mut authenticator = Authenticator::new();
+        authenticator.backup_eligible = true;
+        register(&mut doc, &authenticator, T0);
+        let (challenge, _) =
+            options(run(&mut doc, AccountRequest::PasskeyLoginOptions { ticket: None }, T0 + 1, &mut rng(80)).0);
+        pair_of(run(&mut doc, login_request(None, authenticator.get(&challenge)), T0 + 1, &mut rng(81)).0);
+        assert_eq!(session_amr(&doc), vec!["swk".to_owned(), "mfa".to_owned()]);
+        doc.mfa.remove();
+        assert_eq!(doc.mfa.passkeys.len(), 1);
+        // TOTP removal without TOTP is refused even though a passkey is a factor.
+        assert_eq!(
+            run(&mut doc, AccountRequest::TotpRemove, T0 + 2, &mut rng(82)).0,
+            AccountOutcome::Refused { refusal: Refusal::MfaNotEnabled }
+        );
+    }
 }

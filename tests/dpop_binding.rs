@@ -66,6 +66,8 @@ fn settings(dpop_required: bool) -> Settings {
         default_scope: "api".into(),
         default_roles: vec!["user".into()],
         dpop_required,
+        webauthn_rp_id: "issuer.test".into(),
+        webauthn_origins: vec!["https://issuer.test".into()],
     }
 }
 

@@ -41,6 +41,8 @@ fn settings(scheme: Scheme) -> Settings {
         default_scope: "api".into(),
         default_roles: vec!["user".into()],
         dpop_required: false,
+        webauthn_rp_id: "gatehouse.test".into(),
+        webauthn_origins: vec!["https://gatehouse.test".into()],
     }
 }
 

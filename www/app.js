@@ -55,6 +55,8 @@ const MESSAGES = {
   invalid_mfa_ticket: 'The sign-in took too long or the code was wrong too often. Please sign in again.',
   mfa_already_enabled: 'Two-step sign-in is on already.',
   mfa_not_enabled: 'Two-step sign-in is not set up.',
+  invalid_passkey: 'The passkey could not be added. Please try again.',
+  passkey_limit: 'This account has as many passkeys as it may.',
   insufficient_user_authentication: 'This needs a recent two-step sign-in. Enter a code to continue.',
 };
 
@@ -82,7 +84,7 @@ async function canProve() {
 }
 
 /** The token endpoints: a proof goes with every request, so the server can bind the session. */
-const TOKEN_PATHS = new Set(['/auth/login', '/auth/refresh', '/auth/mfa/verify']);
+const TOKEN_PATHS = new Set(['/auth/login', '/auth/refresh', '/auth/mfa/verify', '/auth/webauthn/login/verify']);
 
 /** The email and MFA ticket of a login waiting for its second factor, and what to retry after it. */
 let pendingMfa = null;
@@ -265,6 +267,8 @@ async function askWhoami() {
 
 function renderSignedOut(reason) {
   clearSession();
+  pendingMfa = null;
+  $('mfa-form').hidden = true;
   $('loading').hidden = true;
   $('signed-in').hidden = true;
   $('signed-out').hidden = false;
@@ -295,7 +299,7 @@ async function onLogin(event) {
     const password = form.password.value;
     form.password.value = '';
     if (error === 'mfa_required') {
-      askSecondFactor({ email, ticket: data.mfa_ticket });
+      askSecondFactor({ email, ticket: data.mfa_ticket, methods: data.methods });
       return;
     }
     if (error) {
@@ -316,8 +320,42 @@ function askSecondFactor(pending) {
   // A step-up has no ticket yet: the password comes again, for a new login with the second factor.
   $('mfa-password-row').hidden = Boolean(pending.ticket);
   $('mfa-code').value = '';
+  // A passkey is offered when the login said the account has one, and for a step-up (the login
+  // made then will say; the button is harmless if it has none).
+  $('mfa-passkey-button').hidden = !(pending.ticket === null || pending.methods?.includes('webauthn'));
   $('mfa-code').focus();
   showStatus('Enter the six-digit code from your authenticator app (or a recovery code).');
+}
+
+/** The pending login's ticket; for a step-up, a new login with the password in `form` gives one. */
+async function ticketFor(form) {
+  if (pendingMfa.ticket) return pendingMfa.ticket;
+  const login = await api('/auth/login', { method: 'POST', body: { email: pendingMfa.email, password: form.password.value, transport: 'cookie' } });
+  if (login.error !== 'mfa_required') {
+    showError(messageFor(login.error ?? 'invalid_request', login.res));
+    return null;
+  }
+  pendingMfa = { ...pendingMfa, ticket: login.data.mfa_ticket, methods: login.data.methods };
+  return pendingMfa.ticket;
+}
+
+/** Redeems the ticket at /auth/mfa/verify and adopts the session (then retries a step-up's call). */
+async function finishSecondFactor(body) {
+  const form = $('mfa-form');
+  const { res, data, error } = await api('/auth/mfa/verify', { method: 'POST', body });
+  form.code.value = '';
+  form.password.value = '';
+  if (error) {
+    showError(messageFor(error, res));
+    if (error === 'invalid_mfa_ticket') pendingMfa = { ...pendingMfa, ticket: null };
+    return;
+  }
+  const retry = pendingMfa.retry;
+  pendingMfa = null;
+  form.hidden = true;
+  setSession(data.access_token, Date.now() + data.expires_in * 1000, true, data.token_type);
+  showStatus('Signed in with two steps.');
+  if (retry) await retry();
 }
 
 async function onMfaCode(event) {
@@ -328,30 +366,119 @@ async function onMfaCode(event) {
     if (!pendingMfa) return;
     const code = form.code.value.trim();
     const method = /^[0-9 ]+$/.test(code) ? 'totp' : 'recovery_code';
-    let ticket = pendingMfa.ticket;
-    if (!ticket) {
-      // A step-up: a new login with the password asked for again gives a ticket.
-      const login = await api('/auth/login', { method: 'POST', body: { email: pendingMfa.email, password: form.password.value, transport: 'cookie' } });
-      if (login.error !== 'mfa_required') {
-        showError(messageFor(login.error ?? 'invalid_request', login.res));
-        return;
-      }
-      ticket = login.data.mfa_ticket;
-    }
-    const { res, data, error } = await api('/auth/mfa/verify', { method: 'POST', body: { mfa_ticket: ticket, method, code, transport: 'cookie' } });
-    form.code.value = '';
-    form.password.value = '';
-    if (error) {
-      showError(messageFor(error, res));
-      if (error === 'invalid_mfa_ticket') pendingMfa = { ...pendingMfa, ticket: null };
+    const ticket = await ticketFor(form);
+    if (!ticket) return;
+    await finishSecondFactor({ mfa_ticket: ticket, method, code, transport: 'cookie' });
+  });
+}
+
+// ---- passkeys (WebAuthn): the options and credentials travel as JSON with base64url bytes ----
+
+function fromB64u(text) {
+  const bin = atob(text.replace(/-/g, '+').replace(/_/g, '/'));
+  return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+}
+
+function toB64u(buffer) {
+  let bin = '';
+  for (const b of new Uint8Array(buffer)) bin += String.fromCharCode(b);
+  return btoa(bin).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+const descriptors = (list = []) => list.map((c) => ({ ...c, id: fromB64u(c.id) }));
+
+/** `PublicKeyCredential.toJSON()`, by hand (not every browser has it yet). */
+function credentialJSON(credential) {
+  const r = credential.response;
+  const response = { clientDataJSON: toB64u(r.clientDataJSON) };
+  if (r.attestationObject) {
+    response.attestationObject = toB64u(r.attestationObject);
+    response.transports = r.getTransports?.() ?? [];
+  } else {
+    response.authenticatorData = toB64u(r.authenticatorData);
+    response.signature = toB64u(r.signature);
+    response.userHandle = r.userHandle ? toB64u(r.userHandle) : null;
+  }
+  return { id: credential.id, type: credential.type, response };
+}
+
+/** Runs `navigator.credentials.get()` with the server's options; null when the user cancels. */
+async function getAssertion(options) {
+  try {
+    const publicKey = { ...options.publicKey, challenge: fromB64u(options.publicKey.challenge), allowCredentials: descriptors(options.publicKey.allowCredentials) };
+    return credentialJSON(await navigator.credentials.get({ publicKey }));
+  } catch (e) {
+    showError(`The passkey was not used (${e.name}).`);
+    return null;
+  }
+}
+
+/** Adds a passkey to the signed-in account (a recent sign-in is needed). */
+async function onAddPasskey(event) {
+  await withButton(event.currentTarget, async () => {
+    showError('');
+    const options = await authorized('/auth/webauthn/register/options', { method: 'POST' });
+    if (options.error) {
+      showError(messageFor(options.error, options.res));
       return;
     }
-    const retry = pendingMfa.retry;
+    const o = options.data.publicKey;
+    const publicKey = { ...o, challenge: fromB64u(o.challenge), user: { ...o.user, id: fromB64u(o.user.id) }, excludeCredentials: descriptors(o.excludeCredentials) };
+    let credential;
+    try {
+      credential = credentialJSON(await navigator.credentials.create({ publicKey }));
+    } catch (e) {
+      showError(`No passkey was made (${e.name}).`);
+      return;
+    }
+    const { res, error } = await authorized('/auth/webauthn/register/verify', { method: 'POST', body: { credential } });
+    if (error) {
+      showError(messageFor(error, res));
+      return;
+    }
+    showStatus('Passkey added. You can sign in with it, with no password.');
+  });
+}
+
+/** Passwordless sign-in with a passkey of the email typed in the sign-in form. */
+async function onPasskeyLogin(event) {
+  await withButton(event.currentTarget, async () => {
+    showError('');
+    const email = $('login-email').value.trim();
+    const options = await api('/auth/webauthn/login/options', { method: 'POST', body: { email } });
+    if (options.error) {
+      showError(messageFor(options.error, options.res));
+      return;
+    }
+    const credential = await getAssertion(options.data);
+    if (!credential) return;
+    const { res, data, error } = await api('/auth/webauthn/login/verify', { method: 'POST', body: { email, credential, transport: 'cookie' } });
+    if (error) {
+      showError(messageFor(error, res));
+      return;
+    }
     pendingMfa = null;
     $('mfa-form').hidden = true;
     setSession(data.access_token, Date.now() + data.expires_in * 1000, true, data.token_type);
-    showStatus('Signed in with two steps.');
-    if (retry) await retry();
+    showStatus('Signed in with a passkey.');
+  });
+}
+
+/** The second step with a passkey instead of a code. */
+async function onMfaPasskey(event) {
+  await withButton(event.currentTarget, async () => {
+    showError('');
+    if (!pendingMfa) return;
+    const ticket = await ticketFor($('mfa-form'));
+    if (!ticket) return;
+    const options = await api('/auth/webauthn/login/options', { method: 'POST', body: { mfa_ticket: ticket } });
+    if (options.error) {
+      showError(messageFor(options.error, options.res));
+      return;
+    }
+    const credential = await getAssertion(options.data);
+    if (!credential) return;
+    await finishSecondFactor({ mfa_ticket: ticket, method: 'webauthn', credential, transport: 'cookie' });
   });
 }
 
@@ -452,6 +579,9 @@ async function start() {
   $('mfa-form').addEventListener('submit', onMfaCode);
   $('totp-enroll-button').addEventListener('click', onEnrollTotp);
   $('totp-confirm-form').addEventListener('submit', onConfirmTotp);
+  $('passkey-add-button').addEventListener('click', onAddPasskey);
+  $('passkey-login-button').addEventListener('click', onPasskeyLogin);
+  $('mfa-passkey-button').addEventListener('click', onMfaPasskey);
   $('logout-button').addEventListener('click', (e) =>
     withButton(e.currentTarget, () => onLogout('/auth/logout', 'Signed out.')));
   $('logout-all-button').addEventListener('click', (e) =>

@@ -8,7 +8,7 @@
 //! load to the save, so no other request sees the document between the two.
 
 use super::family::{Family, Lifetimes, Refusal as FamilyRefusal, Secret};
-use super::mfa::{self as second, CodeCheck};
+use super::mfa::{self as second, ChallengePurpose, CodeCheck};
 use super::protocol::{AccountOutcome, AccountRequest, MfaMethod, Refusal, TokenIds, TokenPair};
 use super::state::{Account, AccountDoc, RefreshResult, Standing};
 use crate::audit::Event;
@@ -17,6 +17,7 @@ use crate::input::RefreshToken;
 use crate::jwt::b64;
 use crate::jwt::claims::scope_items;
 use crate::mfa::secretbox::EncryptionKey;
+use crate::mfa::webauthn::{self, Expected};
 use crate::password::{self, PasswordParams, Pbkdf2Hash};
 use crate::revocation::Revoked;
 use serde_json::{json, Value};
@@ -96,6 +97,10 @@ pub struct Settings {
     pub default_roles: Vec<String>,
     /// `DPOP_MODE=required`: a refresh of a session bound to no key must bring a proof.
     pub dpop_required: bool,
+    /// The WebAuthn relying party id (`WEBAUTHN_RP_ID`, else the host of `ISSUER`).
+    pub webauthn_rp_id: String,
+    /// The origins a WebAuthn ceremony may run on (`WEBAUTHN_ORIGINS`, else the origin of `ISSUER`).
+    pub webauthn_origins: Vec<String>,
 }
 
 impl Settings {
@@ -112,6 +117,8 @@ impl Settings {
             default_scope: config.default_scope.clone(),
             default_roles: config.default_roles.clone(),
             dpop_required: config.dpop.mode == crate::config::DpopMode::Required,
+            webauthn_rp_id: config.webauthn_rp_id.clone(),
+            webauthn_origins: config.webauthn_origins.clone(),
         }
     }
 
@@ -308,7 +315,7 @@ pub fn apply(
             totp_confirm(doc, ctx, (&code, client.as_deref()), rng, &mut events)?
         }
         AccountRequest::TotpRemove => {
-            if !doc.mfa.required() {
+            if doc.mfa.totp.is_none() {
                 refused(Refusal::MfaNotEnabled)
             } else {
                 doc.mfa.remove();
@@ -317,7 +324,7 @@ pub fn apply(
             }
         }
         AccountRequest::RecoveryRegenerate => {
-            if !doc.mfa.required() {
+            if doc.mfa.totp.is_none() {
                 refused(Refusal::MfaNotEnabled)
             } else {
                 let codes = doc.mfa.recovery.regenerate(&random_codes(rng)?);
@@ -328,6 +335,36 @@ pub fn apply(
         AccountRequest::MfaVerify { ticket, method, code, jkt, client } => {
             let attempt = (&ticket[..], method, &code[..], client.as_deref());
             mfa_verify(doc, settings, ctx, attempt, jkt, rng, &mut events)?
+        }
+        AccountRequest::PasskeyRegisterOptions => passkey_register_options(doc, ctx, rng)?,
+        AccountRequest::PasskeyRegisterVerify { client_data_json, attestation_object, transports } => {
+            passkey_register_verify(
+                doc,
+                settings,
+                ctx,
+                (&client_data_json, &attestation_object),
+                &transports,
+                &mut events,
+            )
+        }
+        AccountRequest::PasskeyLoginOptions { ticket } => passkey_login_options(doc, ctx, ticket.as_deref(), rng)?,
+        AccountRequest::PasskeyLogin {
+            ticket,
+            credential_id,
+            client_data_json,
+            authenticator_data,
+            signature,
+            jkt,
+            client,
+        } => {
+            let parts = AssertionParts {
+                credential_id: &credential_id,
+                client_data_json: &client_data_json,
+                authenticator_data: &authenticator_data,
+                signature: &signature,
+            };
+            let whom = (ticket.as_deref(), client.as_deref());
+            passkey_login(doc, settings, ctx, whom, parts, jkt, rng, &mut events)?
         }
         AccountRequest::LogoutAll { token } => match revoked_by(&token, doc) {
             Err(refusal) => refused(refusal),
@@ -527,7 +564,7 @@ fn totp_enroll(
     let Some(email) = doc.account.as_ref().map(|a| a.email.clone()) else {
         return Ok(refused(Refusal::MfaNotEnabled));
     };
-    if doc.mfa.required() {
+    if doc.mfa.totp.is_some() {
         return Ok(refused(Refusal::MfaAlreadyEnabled));
     }
     let totp =
@@ -545,7 +582,7 @@ fn totp_confirm(
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
-    if doc.mfa.required() {
+    if doc.mfa.totp.is_some() {
         return Ok(refused(Refusal::MfaAlreadyEnabled));
     }
     if let Err(retry_after) = doc.login_allowed(client, ctx.now) {
@@ -623,6 +660,221 @@ fn mfa_verify(
     events.push(AuditEvent::new(Event::MfaVerified, None, Some(method_name)));
     let auth = Authentication { auth_time: now, amr: vec![amr::PWD.into(), amr::OTP.into(), amr::MFA.into()] };
     start_session(doc, settings, now, auth, bound, rng, events)
+}
+
+/// The base64url parts of a WebAuthn assertion as the browser reported them.
+#[derive(Clone, Copy)]
+struct AssertionParts<'a> {
+    credential_id: &'a str,
+    client_data_json: &'a str,
+    authenticator_data: &'a str,
+    signature: &'a str,
+}
+
+fn passkey_register_options(doc: &mut AccountDoc, ctx: Context<'_>, rng: &mut dyn Random) -> Result<Reply, Fault> {
+    let Some(email) = doc.account.as_ref().map(|a| a.email.clone()) else {
+        return Ok(refused(Refusal::InvalidCredentials));
+    };
+    if doc.mfa.passkeys.len() >= second::MAX_PASSKEYS {
+        return Ok(refused(Refusal::PasskeyLimit));
+    }
+    let challenge: [u8; second::CHALLENGE_BYTES] = random(rng)?;
+    doc.mfa.issue_challenge(challenge, ChallengePurpose::Register, ctx.now);
+    Ok(Reply::Answer(AccountOutcome::PasskeyOptions {
+        challenge: b64::encode(challenge),
+        user_id: ctx.account_id.to_owned(),
+        user_name: email,
+        credentials: doc.mfa.passkeys.iter().map(|p| b64::encode(p.credential.id())).collect(),
+    }))
+}
+
+fn passkey_register_verify(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    ctx: Context<'_>,
+    (client_data_json, attestation_object): (&str, &str),
+    transports: &[String],
+    events: &mut Vec<AuditEvent>,
+) -> Reply {
+    let mut fail = |reason: &'static str| {
+        events.push(AuditEvent::new(Event::MfaFailed, None, Some(reason)));
+        refused(Refusal::InvalidPasskey)
+    };
+    if doc.account.is_none() {
+        return fail("no_account");
+    }
+    if doc.mfa.passkeys.len() >= second::MAX_PASSKEYS {
+        return refused(Refusal::PasskeyLimit);
+    }
+    let (Ok(client_data), Ok(attestation)) = (b64::decode(client_data_json), b64::decode(attestation_object)) else {
+        return fail("webauthn_malformed");
+    };
+    let Some(challenge) = doc.mfa.take_challenge(&client_data, &ChallengePurpose::Register, ctx.now) else {
+        return fail("webauthn_challenge");
+    };
+    let expected = Expected {
+        challenge: &challenge,
+        rp_id: &settings.webauthn_rp_id,
+        origins: &settings.webauthn_origins,
+        require_user_verification: false,
+    };
+    let credential = match webauthn::verify_registration(&expected, &client_data, &attestation) {
+        Ok(credential) => credential.with_transports(transports),
+        Err(_) => return fail("webauthn_registration"),
+    };
+    // §7.1 step 25: a credential id registered already (here, or on this account) is refused.
+    if doc.mfa.find_passkey(credential.id()).is_some() {
+        return fail("webauthn_duplicate");
+    }
+    let id = b64::encode(credential.id());
+    doc.mfa.passkeys.push(second::Passkey { credential, created_at: ctx.now, last_used_at: None });
+    events.push(AuditEvent::new(Event::MfaEnrolled, None, Some("webauthn")));
+    Reply::Answer(AccountOutcome::PasskeyRegistered { id })
+}
+
+/// Options to sign in with a passkey. A passwordless login answers the same shape for every email
+/// (a challenge, no credential ids): it is stored only when the account has a passkey.
+fn passkey_login_options(
+    doc: &mut AccountDoc,
+    ctx: Context<'_>,
+    ticket: Option<&str>,
+    rng: &mut dyn Random,
+) -> Result<Reply, Fault> {
+    let challenge: [u8; second::CHALLENGE_BYTES] = random(rng)?;
+    let options = |credentials: Vec<String>| {
+        Reply::Answer(AccountOutcome::PasskeyOptions {
+            challenge: b64::encode(challenge),
+            user_id: String::new(),
+            user_name: String::new(),
+            credentials,
+        })
+    };
+    let Some(ticket) = ticket else {
+        if doc.account.is_some() && !doc.mfa.passkeys.is_empty() {
+            doc.mfa.issue_challenge(challenge, ChallengePurpose::Login, ctx.now);
+        }
+        return Ok(options(Vec::new()));
+    };
+    let found = secret_of(ticket).and_then(|secret| doc.mfa.find_ticket(&secret, ctx.now));
+    let Some(hash) =
+        found.filter(|_| !doc.mfa.passkeys.is_empty()).and_then(|i| doc.mfa.tickets.get(i)).map(|t| t.hash)
+    else {
+        return Ok(refused(Refusal::InvalidMfaTicket));
+    };
+    doc.mfa.issue_challenge(challenge, ChallengePurpose::SecondFactor { ticket: hash }, ctx.now);
+    Ok(options(doc.mfa.passkeys.iter().map(|p| b64::encode(p.credential.id())).collect()))
+}
+
+/// Checks an assertion against the challenge it names (spent whatever the result) and the stored
+/// passkey, recording the new counter: the passkey's `amr` value and whether the user was verified.
+fn check_assertion(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    now: i64,
+    purpose: &ChallengePurpose,
+    parts: AssertionParts<'_>,
+) -> Result<(&'static str, bool), &'static str> {
+    let decode = |text: &str| b64::decode(text).map_err(|_| "webauthn_malformed");
+    let (id, client_data) = (decode(parts.credential_id)?, decode(parts.client_data_json)?);
+    let (auth_data, signature) = (decode(parts.authenticator_data)?, decode(parts.signature)?);
+    let challenge = doc.mfa.take_challenge(&client_data, purpose, now).ok_or("webauthn_challenge")?;
+    let index = doc.mfa.find_passkey(&id).ok_or("webauthn_unknown_credential")?;
+    let passkey = &mut doc.mfa.passkeys[index];
+    let expected = Expected {
+        challenge: &challenge,
+        rp_id: &settings.webauthn_rp_id,
+        origins: &settings.webauthn_origins,
+        require_user_verification: *purpose == ChallengePurpose::Login,
+    };
+    let assertion =
+        webauthn::verify_authentication(&expected, &passkey.credential, &client_data, &auth_data, &signature).map_err(
+            |e| match e {
+                webauthn::WebAuthnError::CounterRegression { .. } => "webauthn_counter_regression",
+                _ => "webauthn_assertion",
+            },
+        )?;
+    passkey.credential.record(&assertion);
+    passkey.last_used_at = Some(now);
+    Ok((passkey_amr(&passkey.credential), assertion.user_verified()))
+}
+
+/// The RFC 8176 `amr` value of a passkey: `swk` when the credential may be backed up (a synced
+/// passkey: its private key leaves the device), `hwk` when it is bound to one authenticator.
+fn passkey_amr(credential: &webauthn::Credential) -> &'static str {
+    if credential.backup_eligible() {
+        amr::SWK
+    } else {
+        amr::HWK
+    }
+}
+
+/// Signs in with a passkey: the second step of a password login (with its ticket, which is spent
+/// on success; `amr` `["pwd", "hwk"|"swk", "mfa"]`), or a passwordless login (user verification
+/// required; `amr` `["hwk"|"swk", "mfa"]`: the key is possession, the PIN or biometric the
+/// authenticator checked is the second factor). Throttled like a password login.
+#[allow(clippy::too_many_arguments)]
+fn passkey_login(
+    doc: &mut AccountDoc,
+    settings: &Settings,
+    ctx: Context<'_>,
+    (ticket, client): (Option<&str>, Option<&str>),
+    parts: AssertionParts<'_>,
+    jkt: Option<String>,
+    rng: &mut dyn Random,
+    events: &mut Vec<AuditEvent>,
+) -> Result<Reply, Fault> {
+    let now = ctx.now;
+    if let Err(retry_after) = doc.login_allowed(client, now) {
+        events.push(AuditEvent::new(Event::LoginThrottled, None, Some("webauthn")));
+        return Ok(refused(Refusal::Throttled { retry_after }));
+    }
+    let Some(ticket) = ticket else {
+        if doc.account.is_none() {
+            doc.login_failed(client, now);
+            events.push(AuditEvent::new(Event::LoginFailed, None, Some("unknown_account")));
+            return Ok(refused(Refusal::InvalidCredentials));
+        }
+        return match check_assertion(doc, settings, now, &ChallengePurpose::Login, parts) {
+            Ok((method, _)) => {
+                doc.login_succeeded(client, now);
+                let auth = Authentication { auth_time: now, amr: vec![method.into(), amr::MFA.into()] };
+                start_session(doc, settings, now, auth, jkt, rng, events)
+            }
+            Err(reason) => {
+                doc.login_failed(client, now);
+                events.push(AuditEvent::new(Event::LoginFailed, None, Some(reason)));
+                Ok(refused(Refusal::InvalidCredentials))
+            }
+        };
+    };
+    let found = secret_of(ticket).and_then(|secret| doc.mfa.find_ticket(&secret, now));
+    let Some(index) = found.filter(|_| doc.account.is_some() && !doc.mfa.passkeys.is_empty()) else {
+        events.push(AuditEvent::new(Event::MfaFailed, None, Some("invalid_ticket")));
+        return Ok(refused(Refusal::InvalidMfaTicket));
+    };
+    let (hash, bound) = (doc.mfa.tickets[index].hash, doc.mfa.tickets[index].jkt.clone());
+    if bound.is_some() && bound != jkt {
+        events.push(AuditEvent::new(Event::MfaFailed, None, Some("dpop_key_mismatch")));
+        return Ok(refused(Refusal::InvalidMfaTicket));
+    }
+    match check_assertion(doc, settings, now, &ChallengePurpose::SecondFactor { ticket: hash }, parts) {
+        Ok((method, _)) => {
+            doc.mfa.tickets.retain(|t| t.hash != hash);
+            doc.login_succeeded(client, now);
+            events.push(AuditEvent::new(Event::MfaVerified, None, Some("webauthn")));
+            let auth = Authentication { auth_time: now, amr: vec![amr::PWD.into(), method.into(), amr::MFA.into()] };
+            start_session(doc, settings, now, auth, bound, rng, events)
+        }
+        Err(reason) => {
+            doc.login_failed(client, now);
+            if let Some(t) = doc.mfa.tickets.iter_mut().find(|t| t.hash == hash) {
+                t.failures += 1;
+            }
+            doc.mfa.tickets.retain(|t| t.failures < second::TICKET_ATTEMPTS);
+            events.push(AuditEvent::new(Event::MfaFailed, None, Some(reason)));
+            Ok(refused(Refusal::InvalidMfaCode))
+        }
+    }
 }
 
 /// A refresh token as presented: its session, its secret (base64url), and the thumbprint of the

@@ -8,6 +8,7 @@ use crate::jwt::b64;
 use crate::mfa::recovery::RecoveryCodes;
 use crate::mfa::secretbox::{self, EncryptionKey};
 use crate::mfa::totp::{Totp, TotpError};
+use crate::mfa::webauthn::Credential;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -21,6 +22,56 @@ pub const TICKET_ATTEMPTS: u32 = 5;
 pub const MAX_TICKETS: usize = 10;
 /// The prefix of an MFA ticket: `ghm1.<account id>.<secret>`.
 pub const TICKET_PREFIX: &str = "ghm1";
+
+/// How long a WebAuthn challenge lasts, seconds (also the `timeout` the options ask of the browser).
+pub const CHALLENGE_SECONDS: i64 = 300;
+/// WebAuthn challenges an account holds at once (the oldest go first).
+pub const MAX_CHALLENGES: usize = 10;
+/// Passkeys an account may register.
+pub const MAX_PASSKEYS: usize = 10;
+/// Bytes of a WebAuthn challenge (at least [`crate::mfa::webauthn::MIN_CHALLENGE_BYTES`]).
+pub const CHALLENGE_BYTES: usize = 32;
+
+/// A registered passkey: the verified credential (id, COSE public key, signature counter, flags)
+/// and when it was added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passkey {
+    /// The credential [`crate::mfa::webauthn::verify_registration`] made; its counter is updated
+    /// by every assertion.
+    pub credential: Credential,
+    /// When it was registered.
+    pub created_at: i64,
+    /// When it last signed in.
+    #[serde(default)]
+    pub last_used_at: Option<i64>,
+}
+
+/// What a WebAuthn challenge was issued for; a challenge serves only its own ceremony.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum ChallengePurpose {
+    /// Adding a passkey to the account (asked with an access token).
+    Register,
+    /// The second step of a password login: bound to the MFA ticket (SHA-256 of its secret).
+    SecondFactor {
+        /// The ticket's hash, as in [`Ticket::hash`].
+        ticket: [u8; 32],
+    },
+    /// A passwordless login.
+    Login,
+}
+
+/// A WebAuthn challenge waiting for its ceremony: single use, short-lived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The challenge bytes sent in the options.
+    #[serde(with = "crate::mfa::serde_b64")]
+    pub challenge: Vec<u8>,
+    /// The ceremony it is for.
+    pub purpose: ChallengePurpose,
+    /// When it stops working.
+    pub expires_at: i64,
+}
 
 /// A confirmed TOTP credential: the secret sealed under `MFA_ENCRYPTION_KEY`, and the last step a
 /// code was accepted for (RFC 6238 §5.2: each code works once).
@@ -73,6 +124,12 @@ pub struct Mfa {
     /// Live MFA tickets.
     #[serde(default)]
     pub tickets: Vec<Ticket>,
+    /// Registered passkeys.
+    #[serde(default)]
+    pub passkeys: Vec<Passkey>,
+    /// Live WebAuthn challenges.
+    #[serde(default)]
+    pub challenges: Vec<Challenge>,
 }
 
 /// Why a second-factor step failed.
@@ -110,7 +167,7 @@ pub enum CodeCheck {
 impl Mfa {
     /// Whether the account has a second factor that a login must pass.
     pub fn required(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
 
     /// The methods a ticket may be redeemed with, in the order offered.
@@ -118,6 +175,9 @@ impl Mfa {
         let mut methods = Vec::new();
         if self.totp.is_some() {
             methods.push("totp".to_owned());
+        }
+        if !self.passkeys.is_empty() {
+            methods.push("webauthn".to_owned());
         }
         if self.totp.is_some() && self.recovery.remaining() > 0 {
             methods.push("recovery_code".to_owned());
@@ -128,6 +188,7 @@ impl Mfa {
     /// Drops expired tickets and a stale pending enrolment.
     pub fn prune(&mut self, now: i64) {
         self.tickets.retain(|t| t.expires_at > now);
+        self.challenges.retain(|c| c.expires_at > now);
         if self.pending.as_ref().is_some_and(|p| now >= p.started_at.saturating_add(ENROLL_SECONDS)) {
             self.pending = None;
         }
@@ -223,9 +284,36 @@ impl Mfa {
         }
     }
 
-    /// Removes the factor, its recovery codes and every ticket.
+    /// Removes the TOTP factor, its recovery codes and every ticket; passkeys stay.
     pub fn remove(&mut self) {
-        *self = Mfa::default();
+        let passkeys = std::mem::take(&mut self.passkeys);
+        *self = Mfa { passkeys, ..Mfa::default() };
+    }
+
+    /// Stores a fresh challenge for `purpose` (the oldest go past [`MAX_CHALLENGES`]).
+    pub fn issue_challenge(&mut self, challenge: [u8; CHALLENGE_BYTES], purpose: ChallengePurpose, now: i64) {
+        self.prune(now);
+        self.challenges.push(Challenge { challenge: challenge.to_vec(), purpose, expires_at: now + CHALLENGE_SECONDS });
+        while self.challenges.len() > MAX_CHALLENGES {
+            self.challenges.remove(0);
+        }
+    }
+
+    /// Takes (removes) the live challenge that `client_data_json` names, if it was issued for
+    /// `purpose`: a challenge is spent by the first ceremony that presents it, whatever its result.
+    pub fn take_challenge(&mut self, client_data_json: &[u8], purpose: &ChallengePurpose, now: i64) -> Option<Vec<u8>> {
+        let named = serde_json::from_slice::<serde_json::Value>(client_data_json).ok()?;
+        let named = b64::decode(named.get("challenge")?.as_str()?).ok()?;
+        let index = self.challenges.iter().position(|c| {
+            c.expires_at > now && c.challenge.len() == named.len() && bool::from(c.challenge.ct_eq(&named))
+        })?;
+        let challenge = self.challenges.remove(index);
+        (challenge.purpose == *purpose).then_some(challenge.challenge)
+    }
+
+    /// The passkey whose credential id is `id`, by index.
+    pub fn find_passkey(&self, id: &[u8]) -> Option<usize> {
+        self.passkeys.iter().position(|p| p.credential.id() == id)
     }
 }
 

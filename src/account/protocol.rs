@@ -68,6 +68,36 @@ pub enum AccountRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
     },
+    /// WebAuthn options to add a passkey: a fresh challenge (asked with a recent login's token).
+    PasskeyRegisterOptions,
+    /// A registration ceremony's result (clientDataJSON and attestation object, base64url), and
+    /// the transports `getTransports()` reported.
+    PasskeyRegisterVerify {
+        client_data_json: String,
+        attestation_object: String,
+        #[serde(default)]
+        transports: Vec<String>,
+    },
+    /// WebAuthn options to sign in: with `ticket`, the second step of a password login; without,
+    /// a passwordless login.
+    PasskeyLoginOptions {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
+    },
+    /// An assertion (base64url parts): with `ticket`, it redeems the MFA ticket; without, it is a
+    /// passwordless login. `jkt` and `client` as in `Login`.
+    PasskeyLogin {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ticket: Option<String>,
+        credential_id: String,
+        client_data_json: String,
+        authenticator_data: String,
+        signature: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jkt: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
 }
 
 /// The second factor presented with an MFA ticket.
@@ -97,6 +127,10 @@ impl AccountRequest {
             AccountRequest::TotpRemove => "totp-remove",
             AccountRequest::RecoveryRegenerate => "recovery-regenerate",
             AccountRequest::MfaVerify { .. } => "mfa-verify",
+            AccountRequest::PasskeyRegisterOptions => "passkey-register-options",
+            AccountRequest::PasskeyRegisterVerify { .. } => "passkey-register-verify",
+            AccountRequest::PasskeyLoginOptions { .. } => "passkey-login-options",
+            AccountRequest::PasskeyLogin { .. } => "passkey-login",
         }
     }
 }
@@ -160,6 +194,12 @@ pub enum AccountOutcome {
     MfaRequired { ticket: String, methods: Vec<String> },
     /// A TOTP enrolment started: the secret (base32) and its `otpauth://` URI, shown once.
     TotpEnrollment { secret: String, otpauth_uri: String },
+    /// WebAuthn options: the challenge (base64url), the user handle and name (registration), and
+    /// the ids of the account's credentials (to exclude at registration, to allow at a second
+    /// step; always empty for a passwordless login, which would otherwise tell accounts apart).
+    PasskeyOptions { challenge: String, user_id: String, user_name: String, credentials: Vec<String> },
+    /// A passkey was added; `id` is its credential id (base64url).
+    PasskeyRegistered { id: String },
     /// A new set of recovery codes, shown once.
     RecoveryCodes { codes: Vec<String> },
     /// The request was refused, for this reason.
@@ -197,6 +237,11 @@ pub enum Refusal {
     InvalidMfaCode,
     /// MFA verify: the ticket is unknown, expired, used, or of another DPoP key.
     InvalidMfaTicket,
+    /// Passkey registration: the ceremony did not verify, its challenge was unknown, used or
+    /// expired, or the credential is registered already.
+    InvalidPasskey,
+    /// Passkey registration: the account has [`super::mfa::MAX_PASSKEYS`] already.
+    PasskeyLimit,
 }
 
 #[cfg(test)]

@@ -123,7 +123,10 @@ impl Account {
         // key store) and the dummy hash (one argon2id hash per isolate).
         let issues_token = matches!(
             request,
-            AccountRequest::Login { .. } | AccountRequest::Refresh { .. } | AccountRequest::MfaVerify { .. }
+            AccountRequest::Login { .. }
+                | AccountRequest::Refresh { .. }
+                | AccountRequest::MfaVerify { .. }
+                | AccountRequest::PasskeyLogin { .. }
         );
         let signer = match issues_token {
             true => Some(signing::signing_key(config, &self.env, now).await?),

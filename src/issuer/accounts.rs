@@ -84,6 +84,8 @@ pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiErro
             Refusal::MfaNotEnabled => ApiError::MfaNotEnabled,
             Refusal::InvalidMfaCode => ApiError::InvalidMfaCode,
             Refusal::InvalidMfaTicket => ApiError::InvalidMfaTicket,
+            Refusal::InvalidPasskey => ApiError::InvalidPasskey,
+            Refusal::PasskeyLimit => ApiError::PasskeyLimit,
         }),
         AccountOutcome::Failed { retryable: true } => Err(ApiError::Unavailable("account object failed".into())),
         AccountOutcome::Failed { retryable: false } => Err(ApiError::Server("account object failed".into())),
@@ -113,8 +115,15 @@ pub(crate) fn done(answer: AccountOutcome) -> Result<(), ApiError> {
     }
 }
 
-fn by_email(env: &Env, email: &str) -> Result<worker::Stub, ApiError> {
-    Ok(accounts(env)?.id_from_name(&format!("email:{email}"))?.get_stub()?)
+pub(crate) fn by_email(env: &Env, email: &str) -> Result<worker::Stub, ApiError> {
+    Ok(by_email_with_id(env, email)?.0)
+}
+
+/// The object an email names, and its id (the account's `sub` once registered).
+pub(crate) fn by_email_with_id(env: &Env, email: &str) -> Result<(worker::Stub, String), ApiError> {
+    let namespace = accounts(env)?;
+    let id = namespace.id_from_name(&format!("email:{email}"))?;
+    Ok((id.get_stub()?, id.to_string()))
 }
 
 /// The object a refresh token or a `sub` names; an id this namespace did not make is refused.

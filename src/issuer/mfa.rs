@@ -3,14 +3,14 @@
 //! account object with the typed protocol, and shapes the answer; refusals map in
 //! [`super::accounts::outcome`] and `crate::error`.
 
-use super::accounts::{by_id, call, deliver, done, outcome, read_json_body, unexpected};
+use super::accounts::{by_email_with_id, by_id, call, deliver, done, outcome, read_json_body, tokens, unexpected};
 use crate::account::core::amr;
 use crate::account::core::ACR_TWO_FACTORS;
 use crate::account::mfa::parse_ticket;
 use crate::account::protocol::{AccountOutcome, AccountRequest, MfaMethod};
 use crate::config::{Config, DpopMode};
 use crate::error::ApiError;
-use crate::input;
+use crate::input::{self, PasskeyFor, WebAuthnCredential};
 use crate::jwt::b64;
 use crate::limits::Action;
 use crate::mfa::qr;
@@ -23,7 +23,7 @@ use worker::{Env, Request, Response};
 pub const FRESH_SECOND_FACTOR_SECONDS: i64 = 300;
 
 /// The caller's account object.
-fn own_account(env: &Env, user: &Authenticated) -> Result<worker::Stub, ApiError> {
+pub(crate) fn own_account(env: &Env, user: &Authenticated) -> Result<worker::Stub, ApiError> {
     by_id(env, &user.claims().sub, ApiError::InvalidToken("token names no account".into()))
 }
 
@@ -46,7 +46,7 @@ fn require_fresh_second_factor(user: &Authenticated) -> Result<(), ApiError> {
 
 /// Refuses a token whose login is older than [`FRESH_SECOND_FACTOR_SECONDS`] (or says not when):
 /// a stolen access token must not be enough to put a factor on someone's account.
-fn require_recent_login(user: &Authenticated) -> Result<(), ApiError> {
+pub(crate) fn require_recent_login(user: &Authenticated) -> Result<(), ApiError> {
     let claims = user.claims();
     let recent =
         claims.auth_time.is_some_and(|at| web::now_seconds().saturating_sub(at) <= FRESH_SECOND_FACTOR_SECONDS);
@@ -114,11 +114,19 @@ pub async fn recovery_codes(req: Request, env: &Env, config: &Config, rid: &str)
 /// login; answers as `/auth/login` does. With a DPoP proof the session is bound to its key, which
 /// must be the login's.
 pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let (ticket, method, code, transport) = input::mfa_verify(&read_json_body(&mut req, false).await?)?;
+    let body = read_json_body(&mut req, false).await?;
+    if input::mfa_method(&body).ok().as_deref() == Some("webauthn") {
+        let parsed = input::webauthn_login(&body)?;
+        if !matches!(parsed.0, input::PasskeyFor::Ticket(_)) {
+            return Err(ApiError::InvalidRequest("mfa_ticket is required".into()));
+        }
+        return redeem_passkey(&req, env, config, rid, parsed).await;
+    }
+    let (ticket, method, code, transport) = input::mfa_verify(&body)?;
     let method = match method.as_str() {
         "totp" => MfaMethod::Totp,
         "recovery_code" => MfaMethod::RecoveryCode,
-        _ => return Err(ApiError::InvalidRequest("method must be totp or recovery_code".into())),
+        _ => return Err(ApiError::InvalidRequest("method must be totp, recovery_code or webauthn".into())),
     };
     let (account, secret) = parse_ticket(&ticket).ok_or(ApiError::InvalidMfaTicket)?;
     // Each code is a guess at the account, limited like a password guess (per address, and per
@@ -130,6 +138,52 @@ pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     let request = AccountRequest::MfaVerify { ticket: b64::encode(secret), method, code, jkt, client };
     let pair = super::accounts::tokens(call(stub, &request, rid).await?)?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
+    crate::web::denylist::forget(&account);
+    Ok(deliver(pair, transport, config)?.into())
+}
+
+/// The account object a passkey login goes to, its id, and the ticket secret (for a second step).
+pub(crate) fn target(env: &Env, whom: &PasskeyFor) -> Result<(worker::Stub, String, Option<String>), ApiError> {
+    match whom {
+        PasskeyFor::Email(email) => {
+            let (stub, id) = by_email_with_id(env, email)?;
+            Ok((stub, id, None))
+        }
+        PasskeyFor::Ticket(ticket) => {
+            let (account, secret) = parse_ticket(ticket).ok_or(ApiError::InvalidMfaTicket)?;
+            let stub = by_id(env, &account, ApiError::InvalidMfaTicket)?;
+            Ok((stub, account, Some(b64::encode(secret))))
+        }
+    }
+}
+
+/// Redeems an assertion: a passwordless login or a ticket's second step; answers as a login.
+pub(crate) async fn redeem_passkey(
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    rid: &str,
+    (whom, credential, transport): (PasskeyFor, WebAuthnCredential, input::Transport),
+) -> Result<Reply, ApiError> {
+    let jkt = dpop::token_request_key(req, config, config.dpop.mode == DpopMode::Required).await?;
+    let (stub, account, ticket) = target(env, &whom)?;
+    // An assertion is a guess at the account too: limited per address, and per address and account.
+    let action = match &whom {
+        PasskeyFor::Email(email) => Action::Login { email },
+        PasskeyFor::Ticket(_) => Action::SecondFactor { account: &account },
+    };
+    web::limits::admit(env, req, action).await?;
+    let client = web::limits::client(req).map(|c| crate::limits::client_tag(&account, &c));
+    let request = AccountRequest::PasskeyLogin {
+        ticket,
+        credential_id: credential.id,
+        client_data_json: credential.client_data_json,
+        authenticator_data: credential.authenticator_data.unwrap_or_default(),
+        signature: credential.signature.unwrap_or_default(),
+        jkt,
+        client,
+    };
+    let pair = tokens(call(stub, &request, rid).await?)?;
     crate::web::denylist::forget(&account);
     Ok(deliver(pair, transport, config)?.into())
 }

@@ -10,6 +10,7 @@ pub mod document;
 pub mod key_store;
 pub mod mfa;
 pub mod oauth;
+pub mod passkeys;
 pub mod signing;
 
 use crate::config::Config;
@@ -57,6 +58,10 @@ pub async fn dispatch(
         IssuerRoute::TotpRemove => mfa::totp_remove(req, env, &config, rid).await,
         IssuerRoute::RecoveryCodes => mfa::recovery_codes(req, env, &config, rid).await,
         IssuerRoute::MfaVerify => mfa::verify(req, env, &config, rid).await,
+        IssuerRoute::PasskeyRegisterOptions => passkeys::register_options(req, env, &config, rid).await,
+        IssuerRoute::PasskeyRegisterVerify => passkeys::register_verify(req, env, &config, rid).await,
+        IssuerRoute::PasskeyLoginOptions => passkeys::login_options(req, env, &config, rid).await,
+        IssuerRoute::PasskeyLoginVerify => passkeys::login_verify(req, env, &config, rid).await,
         IssuerRoute::OAuthMetadata => Ok(Reply::public(oauth::metadata(&config)?)),
         IssuerRoute::OAuthToken => oauth::token(req, env, &config, rid).await,
         IssuerRoute::OAuthRevoke => oauth::revoke(req, env, &config, rid).await,

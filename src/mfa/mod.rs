@@ -22,4 +22,4 @@ pub mod secretbox;
 pub mod totp;
 pub mod webauthn;
 
-mod serde_b64;
+pub(crate) mod serde_b64;

@@ -95,9 +95,9 @@ function mainConfig(dir, ratelimits) {
  * `ratelimits`: the Rate Limiting bindings instead of wrangler.toml's (all-in-one only).
  * `split: 'both'` runs the edge and issuer Workers of a split deployment in one wrangler dev session
  * (the edge in front, `edgeVars`/`issuerVars` for one of them only); `split: 'verifier'` runs the edge
- * Worker alone.
+ * Worker alone. `port`: listen there, for a test whose vars name the origin.
  */
-export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {}, ratelimits } = {}) {
+export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {}, ratelimits, port } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const keySet = keys === undefined ? await devKeys() : keys;
   const persist = persistDir ?? join(dir, 'state');
@@ -131,7 +131,8 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
       }
     },
     async startOnce() {
-      this.port = await freePort();
+      // `port`: a fixed port (a test whose vars name its origin).
+      this.port = port ?? await freePort();
       const inspector = await freePort();
       this.url = `http://127.0.0.1:${this.port}`;
       this.logs = '';

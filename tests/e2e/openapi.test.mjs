@@ -29,6 +29,7 @@ import Ajv2020 from 'ajv/dist/2020.js';
 import { Miniflare } from 'miniflare';
 import { devKeys } from '../../scripts/dev-keys.mjs';
 import { randomBytes, createHmac } from 'node:crypto';
+import { Authenticator } from './passkey-authenticator.mjs';
 import { startWorker, startFakeIssuer, signToken, freePort, workerModules, KV_FAULT, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
 import { makeKey } from './dpop-proofs.mjs';
 
@@ -508,6 +509,88 @@ function scenarios() {
     const s = await mfaSession(w);
     return w.fetch(VF, json({ mfa_ticket: await ticketOf(w, s), method: 'totp', code: totpCode(s.secret, -1) }));
   });
+  // Passkeys (runtime A: ISSUER https://gatehouse.test, so the RP ID and origin are its).
+  const RO = '/auth/webauthn/register/options';
+  const RV = '/auth/webauthn/register/verify';
+  const LO = '/auth/webauthn/login/options';
+  const LV = '/auth/webauthn/login/verify';
+  const authenticator = () => new Authenticator({ origin: ISSUER, rpId: new URL(ISSUER).hostname });
+  const addPasskey = async (w, token, a = authenticator()) => {
+    const options = await (await post(w, RO, token)).json();
+    return w.fetch(RV, json({ credential: a.create(options.publicKey) }, bearer(token)));
+  };
+  /** A session of an account with a passkey: the password login's token, and the authenticator. */
+  const passkeySession = async (w) => {
+    const s = await session(w);
+    const a = authenticator();
+    const added = await addPasskey(w, s.access_token, a);
+    assert.equal(added.status, 201);
+    await added.arrayBuffer();
+    return { ...s, a };
+  };
+  const loginOptions = async (w, body) => (await (await w.fetch(LO, json(body))).json()).publicKey;
+  add('A', ...P(RO), 200, 'a recent login', async (w) => post(w, RO, (await session(w)).access_token));
+  add('A', ...P(RO), 401, 'no token', (w) => post(w, RO));
+  const oldLogin = async (w) => {
+    const s = await session(w);
+    const sub = JSON.parse(Buffer.from(s.access_token.split('.')[1], 'base64url')).sub;
+    return signToken(w.keys, { claims: { sub, scope: 'api read', amr: ['pwd'], auth_time: Math.floor(Date.now() / 1000) - 301 } });
+  };
+  add('A', ...P(RO), 401, 'a login older than 300 s', async (w) => post(w, RO, await oldLogin(w)));
+  add('A', ...P(RV), 401, 'a login older than 300 s', async (w) => w.fetch(RV, json({ credential: authenticator().create({ challenge: 'AAAA' }) }, bearer(await oldLogin(w)))));
+  add('A', ...P(RO), 409, 'ten passkeys already', async (w) => {
+    const s = await session(w);
+    for (let i = 0; i < 10; i++) assert.equal((await addPasskey(w, s.access_token)).status, 201);
+    return post(w, RO, s.access_token);
+  });
+  add('A', ...P(RV), 201, 'a verified registration', async (w) => addPasskey(w, (await session(w)).access_token));
+  add('A', ...P(RV), 400, 'no credential', async (w, c) => w.fetch(RV, json({}, bearer(c.s1.access_token))));
+  add('A', ...P(RV), 400, 'a challenge never issued', async (w) => {
+    const s = await session(w);
+    return w.fetch(RV, json({ credential: authenticator().create({ challenge: randomBytes(32).toString('base64url') }) }, bearer(s.access_token)));
+  });
+  add('A', ...P(RV), 401, 'no token', (w) => w.fetch(RV, json({ credential: authenticator().create({ challenge: 'AAAA' }) })));
+  add('A', ...P(LO), 200, 'an email (the same shape for any)', (w) => w.fetch(LO, json({ email: email('nobody') })));
+  add('A', ...P(LO), 400, 'neither email nor ticket', (w) => w.fetch(LO, json({})));
+  add('A', ...P(LO), 401, 'a forged ticket', (w) => w.fetch(LO, json({ mfa_ticket: `ghm1.${'ab'.repeat(32)}.${Buffer.alloc(32, 3).toString('base64url')}` })));
+  add('D', ...P(LO), 503, 'the account object throws', (w) => w.fetch(LO, json({ email: email('down') })));
+  add('A', ...P(LV), 200, 'a passwordless login', async (w) => {
+    const s = await passkeySession(w);
+    const credential = s.a.get(await loginOptions(w, { email: s.email }));
+    return w.fetch(LV, json({ email: s.email, credential }));
+  }, { check: (res, body) => assert.deepEqual(JSON.parse(Buffer.from(body.access_token.split('.')[1], 'base64url')).amr, ['hwk', 'mfa']) });
+  add('A', ...P(LV), 400, 'no credential', (w) => w.fetch(LV, json({ email: email('nobody') })));
+  add('A', ...P(LV), 401, 'an assertion sent again', async (w) => {
+    const s = await passkeySession(w);
+    const credential = s.a.get(await loginOptions(w, { email: s.email }));
+    const first = await w.fetch(LV, json({ email: s.email, credential }));
+    assert.equal(first.status, 200);
+    await first.arrayBuffer();
+    return w.fetch(LV, json({ email: s.email, credential }));
+  }, { check: (res, body) => assert.equal(body.error, 'invalid_credentials') });
+  add('A', ...P(LV), 401, 'a second step signed by another key', async (w) => {
+    const s = await passkeySession(w);
+    const ticket = await ticketOf(w, s);
+    const credential = authenticator().get(await loginOptions(w, { mfa_ticket: ticket }));
+    return w.fetch(LV, json({ mfa_ticket: ticket, credential }));
+  }, { check: (res, body) => assert.equal(body.error, 'invalid_mfa_code') });
+  add('A', ...P(LV), 401, 'a forged ticket', (w) => w.fetch(LV, json({ mfa_ticket: `ghm1.${'ab'.repeat(32)}.${Buffer.alloc(32, 3).toString('base64url')}`, credential: authenticator().get({ challenge: 'AAAA' }) })));
+  add('A', ...P(LV), 429, 'after five failures', async (w) => {
+    const address = email('pk-throttle');
+    for (let i = 0; i < 5; i++) {
+      const res = await w.fetch(LV, json({ email: address, credential: authenticator().get({ challenge: 'AAAA' }) }));
+      assert.equal(res.status, 401);
+      await res.arrayBuffer();
+    }
+    return w.fetch(LV, json({ email: address, credential: authenticator().get({ challenge: 'AAAA' }) }));
+  });
+  add('D', ...P(LV), 503, 'the account object throws', (w) => w.fetch(LV, json({ email: email('down'), credential: authenticator().get({ challenge: 'AAAA' }) })));
+  add('A', ...P(VF), 200, 'a passkey as the second step', async (w) => {
+    const s = await passkeySession(w);
+    const ticket = await ticketOf(w, s);
+    const credential = s.a.get(await loginOptions(w, { mfa_ticket: ticket }));
+    return w.fetch(VF, json({ mfa_ticket: ticket, method: 'webauthn', credential }));
+  }, { check: (res, body) => assert.deepEqual(JSON.parse(Buffer.from(body.access_token.split('.')[1], 'base64url')).amr, ['pwd', 'hwk', 'mfa']) });
   add('A', ...P('/auth/register'), 201, 'registered', (w) => w.fetch('/auth/register', json({ email: email('reg'), password: PASSWORD })));
   add('A', ...P('/auth/register'), 400, 'not an email address', (w) => w.fetch('/auth/register', json({ email: 'nope', password: PASSWORD })));
   add('A', ...P('/auth/register'), 400, 'wrong content type', (w) => w.fetch('/auth/register', { ...json({ email: email('ct'), password: PASSWORD }), headers: { 'content-type': 'text/plain' } }));

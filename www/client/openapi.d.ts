@@ -605,7 +605,7 @@ export interface paths {
         put: operations["putAuthMfaVerify"];
         /**
          * Complete a login with the second factor
-         * @description The second step of a login: redeem the ticket of a `mfa_required` answer with a TOTP code or a recovery code. Each code and each ticket works once.
+         * @description The second step of a login: redeem the ticket of a `mfa_required` answer with a TOTP code, a recovery code, or a passkey (`"method": "webauthn"` with the assertion of `get()` for the options of `/auth/webauthn/login/options` with this ticket). Each code, each ticket and each challenge works once.
          */
         post: operations["postAuthMfaVerify"];
         /** Not allowed (POST only) */
@@ -622,6 +622,126 @@ export interface paths {
         /** Not allowed (POST only) */
         trace: operations["traceAuthMfaVerify"];
     };
+    "/auth/webauthn/register/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthWebauthnRegisterOptions"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthWebauthnRegisterOptions"];
+        /**
+         * Options to add a passkey
+         * @description Bearer; the login must be at most 300 s old (a stolen access token cannot add a passkey). Answers `PublicKeyCredentialCreationOptions` in their JSON form (bytes as base64url) with a fresh single-use challenge valid for 300 s: a discoverable credential, ES256 or EdDSA, attestation `none`, the account's passkeys excluded.
+         */
+        post: operations["postAuthWebauthnRegisterOptions"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthWebauthnRegisterOptions"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthWebauthnRegisterOptions"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthWebauthnRegisterOptions"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthWebauthnRegisterOptions"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthWebauthnRegisterOptions"];
+    };
+    "/auth/webauthn/register/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthWebauthnRegisterVerify"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthWebauthnRegisterVerify"];
+        /**
+         * Add a passkey
+         * @description Bearer, a login at most 300 s old. The credential `navigator.credentials.create()` made, in its JSON form. The registration ceremony (WebAuthn §7.1) is verified against the challenge it names (spent by this attempt, whatever its result), `WEBAUTHN_RP_ID` and `WEBAUTHN_ORIGINS`; the credential id, public key, signature counter and creation time are stored on the account.
+         */
+        post: operations["postAuthWebauthnRegisterVerify"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthWebauthnRegisterVerify"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthWebauthnRegisterVerify"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthWebauthnRegisterVerify"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthWebauthnRegisterVerify"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthWebauthnRegisterVerify"];
+    };
+    "/auth/webauthn/login/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthWebauthnLoginOptions"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthWebauthnLoginOptions"];
+        /**
+         * Options to sign in with a passkey
+         * @description `{"email"}`: a passwordless login; the answer has the same shape for every email, registered or not, with or without a passkey (no `allowCredentials`: the passkey is discoverable), and user verification is required. `{"mfa_ticket"}`: the second step of a password login that answered `mfa_required`; `allowCredentials` lists the account's passkeys. The challenge works once, for 300 s, for that ceremony only.
+         */
+        post: operations["postAuthWebauthnLoginOptions"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthWebauthnLoginOptions"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthWebauthnLoginOptions"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthWebauthnLoginOptions"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthWebauthnLoginOptions"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthWebauthnLoginOptions"];
+    };
+    "/auth/webauthn/login/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthWebauthnLoginVerify"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthWebauthnLoginVerify"];
+        /**
+         * Sign in with a passkey
+         * @description The assertion `navigator.credentials.get()` made (JSON form), with the `email` or `mfa_ticket` its options were asked with. Verified (WebAuthn §7.2) against the challenge it names, which this attempt spends; an assertion sent again, or one whose signature counter does not increase (when not zero), is refused. Failures count against the account's login throttle.
+         */
+        post: operations["postAuthWebauthnLoginVerify"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthWebauthnLoginVerify"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthWebauthnLoginVerify"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthWebauthnLoginVerify"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthWebauthnLoginVerify"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthWebauthnLoginVerify"];
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -630,7 +750,7 @@ export interface components {
          * @description The stable error code (src/edge/error.rs).
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket";
+        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket" | "passkey_limit" | "invalid_passkey";
         /** @description Every error the worker makes. The description never holds secrets, token contents or whether an account exists. */
         Error: {
             error: components["schemas"]["ErrorCode"];
@@ -921,7 +1041,7 @@ export interface components {
             error_description: string;
             /** @description Single use, 300 s: redeem at /auth/mfa/verify. */
             mfa_ticket: string;
-            methods: ("totp" | "recovery_code")[];
+            methods: ("totp" | "webauthn" | "recovery_code")[];
         };
         TotpEnrollment: {
             /** @description RFC 4648 base32, for manual entry. */
@@ -942,10 +1062,103 @@ export interface components {
             code: string;
             /** @enum {unknown} */
             transport?: "body" | "cookie";
+        } | {
+            mfa_ticket: string;
+            /** @constant */
+            method: "webauthn";
+            credential: components["schemas"]["PasskeyAssertion"];
+            /** @enum {unknown} */
+            transport?: "body" | "cookie";
         };
         MfaCode: {
             /** @description The six digits the app shows. */
             code: string;
+        };
+        PasskeyCreationOptions: {
+            publicKey: {
+                challenge: string;
+                rp: {
+                    id: string;
+                    name: string;
+                };
+                user: {
+                    id: string;
+                    name: string;
+                    displayName: string;
+                };
+                pubKeyCredParams: {
+                    /** @constant */
+                    type: "public-key";
+                    /** @enum {unknown} */
+                    alg: -7 | -8;
+                }[];
+                timeout: number;
+                /** @constant */
+                attestation: "none";
+                authenticatorSelection: Record<string, never>;
+                excludeCredentials: {
+                    /** @constant */
+                    type: "public-key";
+                    id: string;
+                }[];
+            };
+        };
+        PasskeyRequestOptions: {
+            publicKey: {
+                challenge: string;
+                rpId: string;
+                timeout: number;
+                /** @enum {unknown} */
+                userVerification: "required" | "preferred";
+                allowCredentials: {
+                    /** @constant */
+                    type: "public-key";
+                    id: string;
+                }[];
+            };
+        };
+        PasskeyRegistered: {
+            id: string;
+        };
+        /** @description `PublicKeyCredential.toJSON()` of `create()`. */
+        PasskeyAttestation: {
+            id: string;
+            /** @constant */
+            type?: "public-key";
+            response: {
+                clientDataJSON: string;
+                attestationObject: string;
+                transports?: string[];
+            };
+        };
+        /** @description `PublicKeyCredential.toJSON()` of `get()`. */
+        PasskeyAssertion: {
+            id: string;
+            /** @constant */
+            type?: "public-key";
+            response: {
+                clientDataJSON: string;
+                authenticatorData: string;
+                signature: string;
+                userHandle?: string | null;
+            };
+        };
+        PasskeyRegisterRequest: {
+            credential: components["schemas"]["PasskeyAttestation"];
+        };
+        PasskeyLoginOptionsRequest: {
+            /** Format: email */
+            email: string;
+        } | {
+            mfa_ticket: string;
+        };
+        PasskeyLoginRequest: {
+            /** Format: email */
+            email?: string;
+            mfa_ticket?: string;
+            credential: components["schemas"]["PasskeyAssertion"];
+            /** @enum {unknown} */
+            transport?: "body" | "cookie";
         };
     };
     responses: {
@@ -4274,7 +4487,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Signed in with two factors: the login shape, the access token with `amr` `["pwd", "otp", "mfa"]` and `acr` `aal2`. On the transport asked for; a DPoP proof (of the login's key) binds the session. */
+            /** @description Signed in with two factors: the login shape, the access token with `amr` `["pwd", "otp", "mfa"]` (a passkey: `["pwd", "hwk" | "swk", "mfa"]`) and `acr` `aal2`. On the transport asked for; a DPoP proof (of the login's key) binds the session. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -4301,7 +4514,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description A wrong or used code (`invalid_mfa_code`); an unknown, expired, used or ended ticket (`invalid_mfa_ticket`): log in again. */
+            /** @description A wrong or used code, or a passkey assertion that does not verify (`invalid_mfa_code`); an unknown, expired, used or ended ticket (`invalid_mfa_ticket`): log in again. */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -4374,6 +4587,618 @@ export interface operations {
         };
     };
     traceAuthMfaVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The creation options, under `publicKey`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyCreationOptions"];
+                };
+            };
+            /** @description No access token, or it is refused (`invalid_token`); a login older than 300 s (`insufficient_user_authentication`, with `max_age="300"` in the challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
+                    };
+                };
+            };
+            /** @description The account has 10 passkeys already (`passkey_limit`). */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "passkey_limit";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthWebauthnRegisterOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyRegisterRequest"];
+            };
+        };
+        responses: {
+            /** @description The passkey was added; `id` is its credential id. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyRegistered"];
+                };
+            };
+            /** @description Not JSON or a missing field (`invalid_request`); the ceremony does not verify, its challenge is unknown, used or expired, or the credential is registered already (`invalid_passkey`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_passkey";
+                    };
+                };
+            };
+            /** @description No access token, or it is refused (`invalid_token`); a login older than 300 s (`insufficient_user_authentication`, with `max_age="300"` in the challenge). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticateMfa"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_token" | "insufficient_user_authentication";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthWebauthnRegisterVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyLoginOptionsRequest"];
+            };
+        };
+        responses: {
+            /** @description The request options, under `publicKey`. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PasskeyRequestOptions"];
+                };
+            };
+            /** @description Not JSON, neither or both of `email` and `mfa_ticket`, or not an email address (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description An unknown, expired or used ticket, or an account without a passkey (`invalid_mfa_ticket`). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_mfa_ticket";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthWebauthnLoginOptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthWebauthnLoginVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthWebauthnLoginVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthWebauthnLoginVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasskeyLoginRequest"];
+            };
+        };
+        responses: {
+            /** @description Signed in: the login shape. Passwordless: `amr` `["hwk", "mfa"]` (`swk` for a synced passkey) and `acr` `aal2`, since the authenticator verified the user; as a second step: `["pwd", "hwk" | "swk", "mfa"]`. On the transport asked for; a DPoP proof binds the session. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Set-Cookie": components["headers"]["SetCookieRefresh"];
+                    "DPoP-Nonce": components["headers"]["DPoPNonce"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenPair"];
+                };
+            };
+            /** @description Not JSON or a missing field (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            /** @description Passwordless: the assertion does not verify, names no live challenge, or the email has no such passkey (`invalid_credentials`, the same for every email). Second step: the assertion does not verify (`invalid_mfa_code`); the ticket is unknown, expired or used (`invalid_mfa_ticket`). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_credentials" | "invalid_mfa_code" | "invalid_mfa_ticket";
+                    };
+                };
+            };
+            /** @description Too many failures for this account (`too_many_attempts`). */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "too_many_attempts";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAuthWebauthnLoginVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthWebauthnLoginVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthWebauthnLoginVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthWebauthnLoginVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthWebauthnLoginVerify: {
         parameters: {
             query?: never;
             header?: never;
