@@ -18,16 +18,25 @@ const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
 export const ISSUER = 'https://gatehouse.test';
 export const AUDIENCE = 'gatehouse-e2e';
 
+const handedOut = new Set();
+/** A loopback port that was free a moment ago, never the same one twice in this process (workers
+ *  started side by side must not race for one port). */
 export async function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.on('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const { port: p } = srv.address();
+        srv.close(() => resolve(p));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -136,6 +136,18 @@ const WRANGLER = join(ROOT, 'node_modules', '.bin', 'wrangler');
  * whatever the configuration) and then for the worker's 500.
  */
 async function startMisconfigured(vars) {
+  // A start that fails (a port taken between freePort and workerd's bind) is tried on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startMisconfiguredOnce(vars);
+    } catch (e) {
+      if (attempt === 3) throw e;
+      console.error(`# wrangler dev did not start (attempt ${attempt}), trying new ports`);
+    }
+  }
+}
+
+async function startMisconfiguredOnce(vars) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-openapi-'));
   const env = { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(await devKeys()), ...vars };
   const envFile = join(dir, 'test.env');
