@@ -13,7 +13,7 @@ const flavour = process.argv[2] ?? 'edge';
 const features = { edge: ['--no-default-features', '--features', 'edge'], issuer: ['--no-default-features', '--features', 'issuer'], full: [] }[flavour];
 if (!features) throw new Error(`unknown flavour ${flavour} (edge, issuer, full)`);
 const targetDir = new URL('../target/size/', import.meta.url).pathname;
-execFileSync('cargo', ['build', '--release', '--lib', '--target', 'wasm32-unknown-unknown', ...features], {
+if (!process.env.SIZE_NO_BUILD) execFileSync('cargo', ['build', '--release', '--lib', '--target', 'wasm32-unknown-unknown', ...features], {
   stdio: 'inherit',
   env: { ...process.env, CARGO_TARGET_DIR: targetDir, CARGO_PROFILE_RELEASE_STRIP: 'false' },
 });
@@ -68,12 +68,23 @@ while (pos < wasm.length) {
 /** The crate a (possibly mangled) function name belongs to. */
 function crateOf(raw) {
   let s = raw;
+  // v0 mangling: the first crate root, `C` + optional disambiguator `s…_` + length + name.
+  if (s.startsWith('_R')) {
+    const m = /C(?:s[0-9A-Za-z]*_)?(\d+)/.exec(s);
+    if (m) return s.slice(m.index + m[0].length, m.index + m[0].length + Number(m[1]));
+  }
   if (s.startsWith('_ZN')) {
     const m = /^_ZN(\d+)/.exec(s);
     s = s.slice(m[0].length, m[0].length + Number(m[1]));
     if (s.startsWith('_$LT$')) s = s.slice(5);
   }
-  s = s.replace(/^[<&*]+|^dyn |^mut /g, '');
+  s = s.replace(/^[<&*]+/, '').replace(/^(dyn|mut)( |\$u20\$)/, '');
+  if (/^__wbg|^__wbindgen/.test(s)) return 'wasm_bindgen (generated glue)';
+  if (!/^(_ZN|_R|<)/.test(raw) && !raw.includes('::')) return '(compiler builtins, libc: memcpy, __multi3, …)';
+  // `<T as core::fmt::Debug>::fmt`, `<f64 as …>`: a generic or primitive self type; the trait's
+  // crate is the better guess.
+  const generic = /^([A-Za-z_][A-Za-z0-9_]*)(?: as |\$u20\$as\$u20\$)([A-Za-z_][A-Za-z0-9_]*)(?:::|\.\.)/.exec(s);
+  if (generic && !generic[1].includes('::') && /^([A-Z]|[iuf](8|16|32|64|128|size)|bool|str|char)$/.test(generic[1])) return generic[2];
   const m = /^([A-Za-z_][A-Za-z0-9_]*)(::|\$u20\$|\.\.|$)/.exec(s);
   return m ? m[1] : '(other)';
 }
@@ -81,7 +92,7 @@ function crateOf(raw) {
 const perCrate = new Map();
 bodies.forEach((len, i) => {
   const n = names.get(importedFuncs + i);
-  const crate = n ? crateOf(n) : '(unnamed)';
+  const crate = n ? crateOf(n) : "(unnamed)";
   const e = perCrate.get(crate) ?? { bytes: 0, fns: 0 };
   e.bytes += len; e.fns += 1;
   perCrate.set(crate, e);
