@@ -253,6 +253,20 @@ fn random<const N: usize>(rng: &mut dyn Random) -> Result<[u8; N], Fault> {
     Ok(bytes)
 }
 
+/// The refusal of an attempt (a second factor, a passkey) while `client`'s group is slowed down,
+/// audited with `what`; `None`: go on.
+fn slowed_down(
+    doc: &AccountDoc,
+    client: Option<&str>,
+    now: i64,
+    what: &'static str,
+    events: &mut Vec<AuditEvent>,
+) -> Option<Reply> {
+    let retry_after = doc.login_allowed(client, now).err()?;
+    events.push(AuditEvent::new(Event::LoginThrottled, None, Some(what)));
+    Some(refused(Refusal::Throttled { retry_after }))
+}
+
 fn refused(refusal: Refusal) -> Reply {
     Reply::Answer(AccountOutcome::Refused { refusal })
 }
@@ -585,9 +599,8 @@ fn totp_confirm(
     if doc.mfa.totp.is_some() {
         return Ok(refused(Refusal::MfaAlreadyEnabled));
     }
-    if let Err(retry_after) = doc.login_allowed(client, ctx.now) {
-        events.push(AuditEvent::new(Event::LoginThrottled, None, Some("totp_confirm")));
-        return Ok(refused(Refusal::Throttled { retry_after }));
+    if let Some(refusal) = slowed_down(doc, client, ctx.now, "totp_confirm", events) {
+        return Ok(refusal);
     }
     match doc.mfa.confirm_totp(ctx.mfa_key, ctx.account_id, code, ctx.now).map_err(mfa_fault)? {
         None => Ok(refused(Refusal::MfaNotEnabled)),
@@ -618,9 +631,8 @@ fn mfa_verify(
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
     let now = ctx.now;
-    if let Err(retry_after) = doc.login_allowed(client, now) {
-        events.push(AuditEvent::new(Event::LoginThrottled, None, Some("mfa_verify")));
-        return Ok(refused(Refusal::Throttled { retry_after }));
+    if let Some(refusal) = slowed_down(doc, client, now, "mfa_verify", events) {
+        return Ok(refusal);
     }
     let found = secret_of(ticket).and_then(|secret| doc.mfa.find_ticket(&secret, now));
     let Some(index) = found.filter(|_| doc.account.is_some() && doc.mfa.required()) else {
@@ -824,9 +836,8 @@ fn passkey_login(
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
     let now = ctx.now;
-    if let Err(retry_after) = doc.login_allowed(client, now) {
-        events.push(AuditEvent::new(Event::LoginThrottled, None, Some("webauthn")));
-        return Ok(refused(Refusal::Throttled { retry_after }));
+    if let Some(refusal) = slowed_down(doc, client, now, "webauthn", events) {
+        return Ok(refusal);
     }
     let Some(ticket) = ticket else {
         if doc.account.is_none() {
