@@ -1166,3 +1166,26 @@ mod passkey {
         );
     }
 }
+
+/// An assertion that names no challenge the account issued could never pass: it neither slows the
+/// client's group down nor spends a ticket, so sending garbage cannot be turned against the owner.
+#[test]
+fn assertions_naming_no_live_challenge_count_against_nobody() {
+    let mut doc = registered();
+    let client_data = serde_json::json!({ "type": "webauthn.get", "challenge": b64::encode([9u8; 32]) });
+    let garbage = |client: &str| AccountRequest::PasskeyLogin {
+        ticket: None,
+        credential_id: b64::encode([1u8; 16]),
+        client_data_json: b64::encode(serde_json::to_vec(&client_data).unwrap()),
+        authenticator_data: b64::encode([0u8; 37]),
+        signature: b64::encode([0u8; 64]),
+        jkt: None,
+        client: Some(client.into()),
+    };
+    for i in 0..50 {
+        let outcome = run(&mut doc, garbage(&format!("attacker-{i}")), T0 + i, &mut rng(90)).0;
+        assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
+    }
+    assert_eq!(doc.throttle.failures, 0, "no stranger was slowed down by assertions that could not pass");
+    assert!(doc.login_allowed(Some("new-phone"), T0 + 50).is_ok());
+}

@@ -330,6 +330,19 @@ fn nbf_and_iat_boundaries_with_leeway() {
 }
 
 #[test]
+fn auth_time_in_the_future_is_refused() {
+    // It would pass every `max_age` step-up rule (RFC 9470) for as long as it lies ahead.
+    let h = header(&ed_key());
+    let mut c = claims();
+    c["auth_time"] = json!(NOW + 100);
+    let t = token_with(&h, &c);
+    assert_eq!(check_at(&t, NOW + 100 - LEEWAY - 1), invalid(ValidationError::Claim("auth_time")));
+    assert!(check_at(&t, NOW + 100 - LEEWAY).is_ok());
+    c["auth_time"] = json!(NOW - 5);
+    assert!(check(&token_with(&h, &c)).is_ok());
+}
+
+#[test]
 fn other_claims_have_their_types() {
     let h = header(&ed_key());
     for (name, bad) in [

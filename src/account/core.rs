@@ -824,6 +824,15 @@ fn passkey_amr(credential: &webauthn::Credential) -> &'static str {
 /// on success; `amr` `["pwd", "hwk"|"swk", "mfa"]`), or a passwordless login (user verification
 /// required; `amr` `["hwk"|"swk", "mfa"]`: the key is possession, the PIN or biometric the
 /// authenticator checked is the second factor). Throttled like a password login.
+/// Whether a refused assertion was a real attempt at the account (a signature, a credential, a
+/// counter checked against a challenge the account issued), which slows down the client's group and
+/// uses up the ticket. A malformed one, or one naming no live challenge of this kind, could never
+/// have passed: counting it would let anyone slow down the owner, or spend the owner's ticket, by
+/// sending garbage.
+fn counts_as_attempt(reason: &str) -> bool {
+    !matches!(reason, "webauthn_malformed" | "webauthn_challenge")
+}
+
 #[allow(clippy::too_many_arguments)]
 fn passkey_login(
     doc: &mut AccountDoc,
@@ -852,7 +861,9 @@ fn passkey_login(
                 start_session(doc, settings, now, auth, jkt, rng, events)
             }
             Err(reason) => {
-                doc.login_failed(client, now);
+                if counts_as_attempt(reason) {
+                    doc.login_failed(client, now);
+                }
                 events.push(AuditEvent::new(Event::LoginFailed, None, Some(reason)));
                 Ok(refused(Refusal::InvalidCredentials))
             }
@@ -877,9 +888,11 @@ fn passkey_login(
             start_session(doc, settings, now, auth, bound, rng, events)
         }
         Err(reason) => {
-            doc.login_failed(client, now);
-            if let Some(t) = doc.mfa.tickets.iter_mut().find(|t| t.hash == hash) {
-                t.failures += 1;
+            if counts_as_attempt(reason) {
+                doc.login_failed(client, now);
+                if let Some(t) = doc.mfa.tickets.iter_mut().find(|t| t.hash == hash) {
+                    t.failures += 1;
+                }
             }
             doc.mfa.tickets.retain(|t| t.failures < second::TICKET_ATTEMPTS);
             events.push(AuditEvent::new(Event::MfaFailed, None, Some(reason)));

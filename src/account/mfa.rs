@@ -290,12 +290,18 @@ impl Mfa {
         *self = Mfa { passkeys, ..Mfa::default() };
     }
 
-    /// Stores a fresh challenge for `purpose` (the oldest go past [`MAX_CHALLENGES`]).
+    /// Stores a fresh challenge for `purpose`. Passwordless-login challenges, which anyone may ask
+    /// for, and the others (a signed-in user's or a ticket's) are kept apart, at most
+    /// [`MAX_CHALLENGES`] of each, the oldest of the same kind going first: a stranger asking for
+    /// login options never pushes out the owner's pending ceremony.
     pub fn issue_challenge(&mut self, challenge: [u8; CHALLENGE_BYTES], purpose: ChallengePurpose, now: i64) {
         self.prune(now);
+        let anyones = purpose == ChallengePurpose::Login;
         self.challenges.push(Challenge { challenge: challenge.to_vec(), purpose, expires_at: now + CHALLENGE_SECONDS });
-        while self.challenges.len() > MAX_CHALLENGES {
-            self.challenges.remove(0);
+        let same_kind = |c: &Challenge| (c.purpose == ChallengePurpose::Login) == anyones;
+        while self.challenges.iter().filter(|c| same_kind(c)).count() > MAX_CHALLENGES {
+            let Some(oldest) = self.challenges.iter().position(same_kind) else { break };
+            self.challenges.remove(oldest);
         }
     }
 
@@ -328,4 +334,44 @@ pub fn parse_ticket(text: &str) -> Option<(String, Secret)> {
     let hex_id = account.len() == 64 && account.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     let secret: Secret = b64::decode(secret).ok()?.try_into().ok()?;
     hex_id.then(|| (account.to_owned(), secret))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_data(challenge: &[u8]) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({ "type": "webauthn.get", "challenge": b64::encode(challenge) })).unwrap()
+    }
+
+    #[test]
+    fn strangers_asking_for_login_options_never_push_out_the_owners_pending_ceremonies() {
+        let mut mfa = Mfa::default();
+        let now = 1_000;
+        let ticket = [7u8; 32];
+        mfa.issue_challenge([1; CHALLENGE_BYTES], ChallengePurpose::Register, now);
+        mfa.issue_challenge([2; CHALLENGE_BYTES], ChallengePurpose::SecondFactor { ticket }, now);
+        // Anyone may ask for passwordless options, as often as the rate limit lets them.
+        for i in 0..(3 * MAX_CHALLENGES as u8) {
+            mfa.issue_challenge([100 + i; CHALLENGE_BYTES], ChallengePurpose::Login, now);
+        }
+        let logins = mfa.challenges.iter().filter(|c| c.purpose == ChallengePurpose::Login).count();
+        assert_eq!(logins, MAX_CHALLENGES, "passwordless challenges are capped among themselves");
+        assert!(mfa.take_challenge(&client_data(&[1; CHALLENGE_BYTES]), &ChallengePurpose::Register, now).is_some());
+        let second = ChallengePurpose::SecondFactor { ticket };
+        assert!(mfa.take_challenge(&client_data(&[2; CHALLENGE_BYTES]), &second, now).is_some());
+        // The oldest passwordless ones went first; the newest is there.
+        let newest = [100 + 3 * MAX_CHALLENGES as u8 - 1; CHALLENGE_BYTES];
+        assert!(mfa.take_challenge(&client_data(&[100; CHALLENGE_BYTES]), &ChallengePurpose::Login, now).is_none());
+        assert!(mfa.take_challenge(&client_data(&newest), &ChallengePurpose::Login, now).is_some());
+    }
+
+    #[test]
+    fn the_owners_own_challenges_are_capped_too() {
+        let mut mfa = Mfa::default();
+        for i in 0..(MAX_CHALLENGES as u8 + 3) {
+            mfa.issue_challenge([i; CHALLENGE_BYTES], ChallengePurpose::Register, 5);
+        }
+        assert_eq!(mfa.challenges.len(), MAX_CHALLENGES);
+    }
 }

@@ -96,7 +96,9 @@ pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiErro
 
 /// An outcome a route did not expect.
 pub(crate) fn unexpected(outcome: &AccountOutcome) -> ApiError {
-    ApiError::Server(format!("account object answered {outcome:?}"))
+    // Only the outcome's name: some carry secrets (a TOTP secret, recovery codes, a token pair).
+    let name = serde_json::to_value(outcome).ok().and_then(|v| v.get("outcome")?.as_str().map(str::to_owned));
+    ApiError::Server(format!("account object answered {}", name.as_deref().unwrap_or("an unexpected outcome")))
 }
 
 /// The token pair of a login or refresh outcome.

@@ -11,10 +11,11 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::input::{self, PasskeyFor};
 use crate::jwt::b64;
+use crate::limits::Action;
 use crate::mfa::webauthn::CoseAlgorithm;
 use crate::web::response;
 use crate::web::verify::{self, Accept};
-use crate::web::Reply;
+use crate::web::{limits, Reply};
 use serde_json::{json, Value};
 use worker::{Env, Request};
 
@@ -66,6 +67,10 @@ pub async fn register_verify(mut req: Request, env: &Env, config: &Config, rid: 
 /// or `{"mfa_ticket"}` (the second step): the `PublicKeyCredentialRequestOptions` (JSON form).
 pub async fn login_options(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let whom = input::webauthn_login_options(&read_json_body(&mut req, false).await?)?;
+    // Anyone may ask for passwordless options: limited like a login attempt at that email.
+    if let PasskeyFor::Email(email) = &whom {
+        limits::admit(env, &req, Action::Login { email }).await?;
+    }
     let passwordless = matches!(whom, PasskeyFor::Email(_));
     let (stub, _, ticket) = target(env, &whom)?;
     match outcome(call(stub, &AccountRequest::PasskeyLoginOptions { ticket }, rid).await?)? {
@@ -82,6 +87,11 @@ pub async fn login_options(mut req: Request, env: &Env, config: &Config, rid: &s
 
 /// `POST /auth/webauthn/login/verify` `{"email" | "mfa_ticket", "credential", "transport"?}`.
 pub async fn login_verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let parsed = input::webauthn_login(&read_json_body(&mut req, false).await?)?;
+    let body = read_json_body(&mut req, false).await?;
+    let parsed = input::webauthn_login(&body)?;
+    // A passwordless login is a first factor: Turnstile as on /auth/login, when it is on.
+    if matches!(parsed.0, PasskeyFor::Email(_)) {
+        limits::turnstile(config, &req, &body).await?;
+    }
     redeem_passkey(&req, env, config, rid, parsed).await
 }

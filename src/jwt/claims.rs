@@ -284,6 +284,10 @@ impl Validator {
         if iat.is_some_and(|iat| iat > now.saturating_add(self.leeway)) {
             return Err(ValidationError::IssuedInFuture);
         }
+        // A login after now would pass every `max_age` step-up rule for as long as it lies ahead.
+        if numeric_date(c, "auth_time")?.is_some_and(|at| at > now.saturating_add(self.leeway)) {
+            return Err(ValidationError::Claim("auth_time"));
+        }
         let sub = identifier(c, "sub")?.ok_or(ValidationError::Claim("sub"))?;
         let scope = match &self.scope_claim {
             None => string(c, "scope")?.unwrap_or_default(),

@@ -4973,6 +4973,8 @@ export interface operations {
                     };
                 };
             };
+            /** @description Too many passwordless options requests from this address, or for this email from it (`too_many_requests`). */
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["ServerError"];
             503: components["responses"]["Unavailable"];
         };
@@ -5097,7 +5099,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description Not JSON or a missing field (`invalid_request`). */
+            /** @description Not JSON or a missing field (`invalid_request`). With TURNSTILE_SECRET set, a passwordless login without a Turnstile token (`turnstile_required`). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -5107,7 +5109,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request";
+                        error?: "invalid_request" | "turnstile_required";
                     };
                 };
             };
@@ -5125,17 +5127,20 @@ export interface operations {
                     };
                 };
             };
-            /** @description Too many failures for this account (`too_many_attempts`). */
+            /** @description With TURNSTILE_SECRET set: a passwordless login whose Turnstile token siteverify refused (`turnstile_failed`). */
+            403: components["responses"]["TurnstileFailed"];
+            /** @description `too_many_attempts`: too many failed attempts from this client's group (strangers, or this known client alone). `too_many_requests`: a rate limit of the client's address, or of the address and the account, is spent. */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "too_many_attempts";
+                        error?: "too_many_attempts" | "too_many_requests";
                     };
                 };
             };
