@@ -14,7 +14,7 @@ const SRC = join(ROOT, 'src');
 
 /** Pure layers: directory or file module names (first path segment under src/). */
 const PURE = new Set(['jwt', 'config', 'error', 'routes', 'policy', 'revocation', 'issuers', 'account', 'password',
-  'input', 'oauth', 'rotation', 'audit', 'mfa', 'health', 'metrics', 'config_check', 'limits']);
+  'input', 'oauth', 'rotation', 'audit', 'mfa', 'health', 'metrics', 'config_check', 'limits', 'mail']);
 /** What each top-level module may not import. */
 const FORBIDDEN = {
   pure: ['web', 'edge', 'issuer'],

@@ -65,6 +65,42 @@ pub enum Event {
     /// The recovery codes were replaced by a new set.
     #[serde(rename = "mfa.recovery_regenerated")]
     RecoveryRegenerated,
+    /// An email verification link was made (and handed to the mailer).
+    #[serde(rename = "email.verification_sent")]
+    EmailVerificationSent,
+    /// The account's email was verified through its link.
+    #[serde(rename = "email.verified")]
+    EmailVerified,
+    /// A verification or reset link was refused (unknown, expired, used; the reason says which kind).
+    #[serde(rename = "link.refused")]
+    LinkRefused,
+    /// A password reset was asked for an existing account (a link made unless mail was throttled).
+    #[serde(rename = "password.reset_requested")]
+    PasswordResetRequested,
+    /// The password was reset through a link: every session ended.
+    #[serde(rename = "password.reset")]
+    PasswordReset,
+    /// A signed-in user changed the password: every other session ended.
+    #[serde(rename = "password.changed")]
+    PasswordChanged,
+    /// The user ended one of their sessions from the session list.
+    #[serde(rename = "session.revoked")]
+    SessionRevoked,
+    /// Roles, scope or metadata changed (the reason says which).
+    #[serde(rename = "account.updated")]
+    AccountUpdated,
+    /// An admin disabled the account: every session ended.
+    #[serde(rename = "account.disabled")]
+    AccountDisabled,
+    /// An admin enabled the account again.
+    #[serde(rename = "account.enabled")]
+    AccountEnabled,
+    /// The account was deleted (by its user or an admin: the reason says which).
+    #[serde(rename = "account.deleted")]
+    AccountDeleted,
+    /// An admin called an admin route (`sub`: the admin; `account`: the account acted on).
+    #[serde(rename = "admin.action")]
+    AdminAction,
 }
 
 /// One log line: an audit event of an account, or a refused request.

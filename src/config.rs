@@ -106,6 +106,90 @@ pub struct Config {
     pub webauthn_rp_id: String,
     /// The origins passkey ceremonies may run on (`WEBAUTHN_ORIGINS`; default: `ISSUER`'s origin).
     pub webauthn_origins: Vec<String>,
+    /// How mail is sent (`MAIL_TRANSPORT` and friends); `None`: no mail.
+    pub mail: Option<crate::mail::MailConfig>,
+    /// `EMAIL_VERIFICATION=required`: an unverified account cannot log in.
+    pub email_verification_required: bool,
+    /// `ADMIN_EMAILS`: verified accounts with these emails hold [`ADMIN_ROLE`] (normalised).
+    pub admin_emails: Vec<String>,
+    /// `TOKEN_CLAIMS`: metadata fields copied into access tokens.
+    pub token_claims: Vec<TokenClaim>,
+}
+
+/// The role the admin routes require.
+pub const ADMIN_ROLE: &str = "admin";
+/// The most JSON bytes `TOKEN_CLAIMS` may add to an access token; fields beyond are left out.
+pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 1024;
+/// The most JSON bytes of one metadata object (`app_metadata`, `user_metadata`).
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// Claims `TOKEN_CLAIMS` may not name: gatehouse sets them, and an origin trusts them.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "iat",
+    "exp",
+    "nbf",
+    "jti",
+    "sid",
+    "client_id",
+    "scope",
+    "roles",
+    "email",
+    "email_verified",
+    "auth_time",
+    "amr",
+    "acr",
+    "cnf",
+    "azp",
+    "nonce",
+    "typ",
+    "act",
+    "may_act",
+];
+
+/// Which metadata a token claim is copied from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// `app_metadata`, set by admins.
+    App,
+    /// `user_metadata`, set by the user: never a basis for authorization.
+    User,
+}
+
+/// One `TOKEN_CLAIMS` entry: `app_metadata.<key>` or `user_metadata.<key>` becomes the claim `<key>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaim {
+    /// Where the value comes from.
+    pub source: MetadataSource,
+    /// The field, and the claim's name.
+    pub key: String,
+}
+
+/// Parses `TOKEN_CLAIMS`.
+pub fn token_claims(text: &str) -> Result<Vec<TokenClaim>, String> {
+    let mut claims: Vec<TokenClaim> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (source, key) = match item.split_once('.') {
+            Some(("app_metadata", key)) => (MetadataSource::App, key),
+            Some(("user_metadata", key)) => (MetadataSource::User, key),
+            _ => return Err(format!("{item:?} is not app_metadata.<key> or user_metadata.<key>")),
+        };
+        let plain = !key.is_empty()
+            && key.len() <= 64
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b':');
+        if !plain {
+            return Err(format!("{item:?}: the key must be 1 to 64 of A-Z a-z 0-9 _ - :"));
+        }
+        if RESERVED_CLAIMS.contains(&key) {
+            return Err(format!("{item:?}: {key:?} is a claim gatehouse sets"));
+        }
+        if claims.iter().any(|c| c.key == key) {
+            return Err(format!("{item:?}: the claim {key:?} is named twice"));
+        }
+        claims.push(TokenClaim { source, key: key.to_owned() });
+    }
+    Ok(claims)
 }
 
 /// `REGISTRATION_MODE`: what `POST /auth/register` answers for an email that is registered already.
@@ -502,6 +586,32 @@ impl Config {
             }
         }
 
+        let mail = crate::mail::MailConfig::from_lookup(var, &issuer)
+            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let email_verification_required = match var("EMAIL_VERIFICATION").as_deref().map(str::trim) {
+            None | Some("") | Some("optional") => false,
+            Some("required") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "EMAIL_VERIFICATION",
+                    reason: format!("{other:?} is not \"optional\" or \"required\""),
+                })
+            }
+        };
+        if email_verification_required && mail.is_none() && runs_issuer {
+            return Err(ConfigError::Invalid {
+                name: "EMAIL_VERIFICATION",
+                reason: "\"required\" needs a MAIL_TRANSPORT, or nobody could verify".into(),
+            });
+        }
+        let admin_emails = var("ADMIN_EMAILS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|e| e.trim().to_lowercase())
+            .filter(|e| !e.is_empty())
+            .collect();
+        let token_claims = token_claims(&var("TOKEN_CLAIMS").unwrap_or_default())
+            .map_err(|reason| ConfigError::Invalid { name: "TOKEN_CLAIMS", reason })?;
         let dpop = Dpop::from_lookup(var, secret)?;
         let (webauthn_rp_id, webauthn_origins) = webauthn_rp(var, &issuer)?;
         let gateway =
@@ -536,6 +646,10 @@ impl Config {
             turnstile,
             webauthn_rp_id,
             webauthn_origins,
+            mail,
+            email_verification_required,
+            admin_emails,
+            token_claims,
         })
     }
 

@@ -13,6 +13,18 @@ pub fn json_error_detail(e: &serde_json::Error) -> String {
 pub enum ApiError {
     /// The client sent a request that cannot be processed (400 `invalid_request`).
     InvalidRequest(String),
+    /// 400 `invalid_or_expired_token`: a verification or reset link is unknown, used or expired.
+    InvalidLink,
+    /// 403 `invalid_credentials`: a signed-in user's current password is wrong.
+    WrongPassword,
+    /// 403 `account_disabled`: an admin disabled the account.
+    AccountDisabled,
+    /// 403 `email_not_verified`: `EMAIL_VERIFICATION=required` and the email is not verified.
+    EmailNotVerified,
+    /// 403 `forbidden`: the route needs a role the token does not carry.
+    Forbidden(String),
+    /// 503 `mail_unavailable`: no mail transport is configured, or the mail could not be sent.
+    MailUnavailable,
     /// The body is over the limit (413 `invalid_request`).
     PayloadTooLarge,
     /// No route here (404 `not_found`).
@@ -115,6 +127,16 @@ impl ApiError {
     pub fn parts(&self) -> (u16, &'static str, String) {
         match self {
             ApiError::InvalidRequest(why) => (400, "invalid_request", why.clone()),
+            ApiError::InvalidLink => {
+                (400, "invalid_or_expired_token", "the link is invalid, expired or used already".into())
+            }
+            ApiError::WrongPassword => (403, "invalid_credentials", "the current password is wrong".into()),
+            ApiError::AccountDisabled => (403, "account_disabled", "this account is disabled".into()),
+            ApiError::EmailNotVerified => {
+                (403, "email_not_verified", "verify the email address first; a new link was sent".into())
+            }
+            ApiError::Forbidden(why) => (403, "forbidden", why.clone()),
+            ApiError::MailUnavailable => (503, "mail_unavailable", "mail cannot be sent now".into()),
             ApiError::PayloadTooLarge => (413, "invalid_request", "request body is too large".into()),
             ApiError::NotFound => (404, "not_found", "no such resource".into()),
             ApiError::MethodNotAllowed(_) => (405, "method_not_allowed", "method not allowed here".into()),

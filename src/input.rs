@@ -27,6 +27,8 @@ pub enum InputError {
     Email,
     /// The password is under 8 or over 256 characters (registration only).
     WeakPassword,
+    /// A field this request does not take.
+    Unknown,
 }
 
 impl InputError {
@@ -39,6 +41,7 @@ impl InputError {
             InputError::Field(name) => format!("field {name} is missing or has the wrong type"),
             InputError::Email => "email is not a valid address".into(),
             InputError::WeakPassword => "password must be 8 to 256 characters".into(),
+            InputError::Unknown => "the body has a field this request does not take".into(),
         }
     }
 }
@@ -424,4 +427,135 @@ mod tests {
         assert_eq!(RefreshToken::parse(&s[..s.len() - 1]), None);
         assert_eq!(RefreshToken::parse(""), None);
     }
+}
+
+/// A field that must be a string.
+fn required_string(body: &Map<String, Value>, name: &'static str) -> Result<String, InputError> {
+    string_field(body, name)?.ok_or(InputError::Field(name))
+}
+
+/// A new password: 8 to 256 characters.
+fn new_password(body: &Map<String, Value>, name: &'static str) -> Result<String, InputError> {
+    let password = required_string(body, name)?;
+    if !password::acceptable(&password) {
+        return Err(InputError::WeakPassword);
+    }
+    Ok(password)
+}
+
+/// `POST /auth/email/verify` `{"token"}`.
+pub fn link_token(body: &[u8]) -> Result<String, InputError> {
+    required_string(&object(body)?, "token")
+}
+
+/// `POST /auth/password/forgot` `{"email"}`: the normalised email.
+pub fn forgot(body: &[u8]) -> Result<String, InputError> {
+    normalize_email(&required_string(&object(body)?, "email")?)
+}
+
+/// `POST /auth/password/reset` `{"token", "password"}`.
+pub fn reset(body: &[u8]) -> Result<(String, String), InputError> {
+    let body = object(body)?;
+    Ok((required_string(&body, "token")?, new_password(&body, "password")?))
+}
+
+/// `POST /auth/password/change` `{"current_password", "new_password"}`.
+pub fn password_change(body: &[u8]) -> Result<(String, String), InputError> {
+    let body = object(body)?;
+    Ok((required_string(&body, "current_password")?, new_password(&body, "new_password")?))
+}
+
+/// `DELETE /auth/me` `{"password"}`.
+pub fn password_only(body: &[u8]) -> Result<String, InputError> {
+    required_string(&object(body)?, "password")
+}
+
+/// A metadata object: a JSON object of at most [`crate::config::MAX_METADATA_BYTES`].
+fn metadata(value: Option<&Value>, name: &'static str) -> Result<Value, InputError> {
+    match value {
+        Some(Value::Object(fields))
+            if Value::Object(fields.clone()).to_string().len() <= crate::config::MAX_METADATA_BYTES =>
+        {
+            Ok(Value::Object(fields.clone()))
+        }
+        _ => Err(InputError::Field(name)),
+    }
+}
+
+/// `PATCH /auth/me` `{"user_metadata": {...}}`: the new object (it replaces the old one).
+pub fn user_metadata(body: &[u8]) -> Result<Value, InputError> {
+    let body = object(body)?;
+    if body.keys().any(|k| k != "user_metadata") {
+        return Err(InputError::Field("user_metadata"));
+    }
+    metadata(body.get("user_metadata"), "user_metadata")
+}
+
+/// What `PATCH /admin/users/{sub}` changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminUpdate {
+    /// New roles.
+    pub roles: Option<Vec<String>>,
+    /// New scopes (space-separated).
+    pub scope: Option<String>,
+    /// Disable or enable.
+    pub disabled: Option<bool>,
+    /// New app metadata (replaces the old object).
+    pub app_metadata: Option<Value>,
+}
+
+/// The most roles an account may hold.
+pub const MAX_ROLES: usize = 32;
+
+/// A role or scope name: 1 to 64 of `A-Z a-z 0-9 _ - . :`.
+fn is_name(text: &str) -> bool {
+    (1..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.:".contains(&b))
+}
+
+/// `PATCH /admin/users/{sub}` `{"roles"?, "scope"?, "disabled"?, "app_metadata"?}`: at least one,
+/// nothing else.
+pub fn admin_update(body: &[u8]) -> Result<AdminUpdate, InputError> {
+    let body = object(body)?;
+    const FIELDS: [&str; 4] = ["roles", "scope", "disabled", "app_metadata"];
+    if body.keys().any(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(InputError::Unknown);
+    }
+    if body.is_empty() {
+        return Err(InputError::Field("roles"));
+    }
+    let roles = match body.get("roles") {
+        None => None,
+        Some(Value::Array(items)) if items.len() <= MAX_ROLES => {
+            let mut roles: Vec<String> = Vec::new();
+            for item in items {
+                match item.as_str() {
+                    Some(role) if is_name(role) => {
+                        if !roles.iter().any(|r| r == role) {
+                            roles.push(role.to_owned());
+                        }
+                    }
+                    _ => return Err(InputError::Field("roles")),
+                }
+            }
+            Some(roles)
+        }
+        Some(_) => return Err(InputError::Field("roles")),
+    };
+    let scope = match body.get("scope") {
+        None => None,
+        Some(Value::String(text)) if text.len() <= 1024 && text.split(' ').filter(|s| !s.is_empty()).all(is_name) => {
+            Some(text.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" "))
+        }
+        Some(_) => return Err(InputError::Field("scope")),
+    };
+    let disabled = match body.get("disabled") {
+        None => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => return Err(InputError::Field("disabled")),
+    };
+    let app_metadata = match body.get("app_metadata") {
+        None => None,
+        value => Some(metadata(value, "app_metadata")?),
+    };
+    Ok(AdminUpdate { roles, scope, disabled, app_metadata })
 }

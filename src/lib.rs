@@ -5,7 +5,7 @@
 //!   HTTP), [`routes`], [`health`] (what `GET /healthz` says), [`config_check`] (every problem at once);
 //! - pure domain modules: [`policy`], [`gateway`] (the canonical path, header hygiene, the origin
 //!   assertion), [`revocation`], [`issuers`], [`account`] (the account core:
-//!   state, refresh families, protocol, state machine), [`password`], [`input`], [`oauth`],
+//!   state, refresh families, protocol, state machine), [`password`], [`input`], [`oauth`], [`mail`] (templates and settings),
 //!   [`rotation`], [`audit`] (the JSON log lines), [`metrics`] (the Analytics Engine data point);
 //! - worker glue shared by both routers: `web` (configuration per isolate, serving, CORS, token
 //!   verification, the denylist read, other key sets, WebCrypto);
@@ -26,6 +26,7 @@ pub mod input;
 pub mod issuers;
 pub mod jwt;
 pub mod limits;
+pub mod mail;
 pub mod metrics;
 #[cfg(feature = "issuer")]
 pub mod mfa;
@@ -45,8 +46,8 @@ pub mod web;
 /// The all-in-one Worker's fetch entry: the edge router fronts everything, the issuer built in behind it.
 #[cfg(all(feature = "edge", feature = "issuer"))]
 #[worker::event(fetch)]
-pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
-    edge::handle(req, env, Some(issuer_routes)).await
+pub async fn fetch(req: worker::Request, env: worker::Env, ctx: worker::Context) -> worker::Result<worker::Response> {
+    edge::handle(req, env, Some(ctx), Some(issuer_routes)).await
 }
 
 /// The issuer's router, as the edge calls it in the all-in-one build.
@@ -64,13 +65,13 @@ fn issuer_routes(
 /// The edge Worker's fetch entry: its issuer, if any, is another Worker behind `ISSUER_SERVICE`.
 #[cfg(all(feature = "edge", not(feature = "issuer")))]
 #[worker::event(fetch)]
-pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
-    edge::handle(req, env, None).await
+pub async fn fetch(req: worker::Request, env: worker::Env, ctx: worker::Context) -> worker::Result<worker::Response> {
+    edge::handle(req, env, Some(ctx), None).await
 }
 
 /// The issuer Worker's fetch entry.
 #[cfg(all(feature = "issuer", not(feature = "edge")))]
 #[worker::event(fetch)]
-pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
-    issuer::handle(req, env).await
+pub async fn fetch(req: worker::Request, env: worker::Env, ctx: worker::Context) -> worker::Result<worker::Response> {
+    issuer::handle(req, env, Some(ctx)).await
 }

@@ -381,6 +381,7 @@ mod tests {
             scope: scope.into(),
             roles: roles.iter().map(|r| r.to_string()).collect(),
             email: None,
+            email_verified: None,
             cnf: None,
             auth_time: None,
             amr: Vec::new(),

@@ -244,6 +244,7 @@ mod tests {
             scope: String::new(),
             roles: vec![],
             email: None,
+            email_verified: None,
             cnf: None,
             auth_time: None,
             amr: Vec::new(),

@@ -57,6 +57,10 @@ fn settings() -> Settings {
         dpop_required: false,
         webauthn_rp_id: "gatehouse.test".into(),
         webauthn_origins: vec!["https://gatehouse.test".into()],
+        email_verification_required: false,
+        mail_enabled: false,
+        admin_emails: Vec::new(),
+        token_claims: Vec::new(),
     }
 }
 
@@ -100,14 +104,15 @@ fn registered() -> AccountDoc {
         let mut doc = AccountDoc::default();
         let request = AccountRequest::Register { email: EMAIL.into(), password: PASSWORD.into() };
         let (outcome, _) = run(&mut doc, request, T0, &mut rng(1));
-        assert_eq!(outcome, AccountOutcome::Registered { sub: ACCOUNT.into() });
+        assert_eq!(outcome, AccountOutcome::Registered { sub: ACCOUNT.into(), mail: None });
         doc
     })
     .clone()
 }
 
 fn login(doc: &mut AccountDoc, now: i64, rng: &mut Seeded) -> TokenPair {
-    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None, client: None };
+    let request =
+        AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None, client: None, device: None };
     match run(doc, request, now, rng).0 {
         AccountOutcome::Tokens { pair } => pair,
         other => panic!("login: {other:?}"),
@@ -153,8 +158,13 @@ fn registration_is_once_per_account_and_stores_only_a_hash() {
 #[test]
 fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
     let mut doc = registered();
-    let wrong =
-        AccountRequest::Login { email: EMAIL.into(), password: "wrong password".into(), jkt: None, client: None };
+    let wrong = AccountRequest::Login {
+        email: EMAIL.into(),
+        password: "wrong password".into(),
+        jkt: None,
+        client: None,
+        device: None,
+    };
     let (outcome, _) = run(&mut doc, wrong.clone(), T0, &mut rng(3));
     assert_eq!(outcome, AccountOutcome::Refused { refusal: Refusal::InvalidCredentials });
     assert_eq!(doc.throttle.failures, 1);
@@ -183,7 +193,8 @@ fn login_issues_a_session_and_wrong_passwords_count_against_the_throttle() {
 #[test]
 fn the_access_claims_are_those_of_the_contract() {
     let mut doc = registered();
-    let request = AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None, client: None };
+    let request =
+        AccountRequest::Login { email: EMAIL.into(), password: PASSWORD.into(), jkt: None, client: None, device: None };
     let transition = core::apply(&mut doc, request, &settings(), ctx(T0), &mut rng(5)).expect("no fault");
     let Reply::Sign(unsigned) = transition.reply else { panic!("a login signs a token") };
     let c = &unsigned.claims;
@@ -273,6 +284,7 @@ fn password_login(doc: &mut AccountDoc, now: i64, jkt: Option<&str>) -> AccountO
         password: PASSWORD.into(),
         jkt: jkt.map(str::to_owned),
         client: None,
+        device: None,
     };
     // A new seed each time: two logins must not draw the same ticket.
     static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1000);
@@ -287,8 +299,14 @@ fn ticket_of(outcome: &AccountOutcome) -> String {
 }
 
 fn verify(doc: &mut AccountDoc, ticket: &str, method: MfaMethod, code: &str, now: i64) -> (AccountOutcome, Transition) {
-    let request =
-        AccountRequest::MfaVerify { ticket: ticket.into(), method, code: code.into(), jkt: None, client: None };
+    let request = AccountRequest::MfaVerify {
+        ticket: ticket.into(),
+        method,
+        code: code.into(),
+        jkt: None,
+        client: None,
+        device: None,
+    };
     run(doc, request, now, &mut rng(31))
 }
 
@@ -316,6 +334,7 @@ fn a_login_with_totp_needs_the_code_and_each_code_and_ticket_works_once() {
             code: code.clone(),
             jkt: None,
             client: None,
+            device: None,
         },
         &settings(),
         ctx(now),
@@ -406,6 +425,7 @@ fn the_ticket_is_bound_to_the_logins_dpop_key_and_totp_can_be_removed() {
         code: code.clone(),
         jkt: jkt.map(str::to_owned),
         client: None,
+        device: None,
     };
     assert_eq!(run(&mut doc, request(None), now, &mut rng(2)).0, BAD_TICKET, "no proof");
     assert_eq!(run(&mut doc, request(Some("other")), now, &mut rng(2)).0, BAD_TICKET, "another key");
@@ -651,7 +671,13 @@ proptest! {
 const OWNER: &str = "owner-client-tag";
 
 fn attempt(password: &str, client: &str) -> AccountRequest {
-    AccountRequest::Login { email: EMAIL.into(), password: password.into(), jkt: None, client: Some(client.into()) }
+    AccountRequest::Login {
+        email: EMAIL.into(),
+        password: password.into(),
+        jkt: None,
+        client: Some(client.into()),
+        device: None,
+    }
 }
 
 fn retry_after(outcome: &AccountOutcome) -> Option<i64> {
@@ -826,6 +852,7 @@ fn strangers_guessing_codes_never_slow_the_owners_known_client() {
             code: code.into(),
             jkt: None,
             client: Some(client.into()),
+            device: None,
         };
         run(doc, request, now, &mut rng(now as u64 + 1)).0
     };
@@ -991,6 +1018,7 @@ mod passkey {
             ticket: ticket.map(str::to_owned),
             credential_id,
             client_data_json,
+            device: None,
             authenticator_data,
             signature,
             jkt: None,
@@ -1181,6 +1209,7 @@ fn assertions_naming_no_live_challenge_count_against_nobody() {
         signature: b64::encode([0u8; 64]),
         jkt: None,
         client: Some(client.into()),
+        device: None,
     };
     for i in 0..50 {
         let outcome = run(&mut doc, garbage(&format!("attacker-{i}")), T0 + i, &mut rng(90)).0;

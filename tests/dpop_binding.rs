@@ -68,6 +68,10 @@ fn settings(dpop_required: bool) -> Settings {
         dpop_required,
         webauthn_rp_id: "issuer.test".into(),
         webauthn_origins: vec!["https://issuer.test".into()],
+        email_verification_required: false,
+        mail_enabled: false,
+        admin_emails: Vec::new(),
+        token_claims: Vec::new(),
     }
 }
 
@@ -82,6 +86,10 @@ fn account_doc() -> AccountDoc {
             scope: "api".into(),
             roles: vec!["user".into()],
             families: vec![],
+            email_verified: false,
+            disabled: false,
+            app_metadata: serde_json::Value::Null,
+            user_metadata: serde_json::Value::Null,
         }),
         ..AccountDoc::default()
     }
@@ -98,6 +106,10 @@ fn doc_with_session(sid: &str, jkt: Option<&str>) -> AccountDoc {
             scope: "api".into(),
             roles: vec!["user".into()],
             families: vec![],
+            email_verified: false,
+            disabled: false,
+            app_metadata: serde_json::Value::Null,
+            user_metadata: serde_json::Value::Null,
         }),
         ..AccountDoc::default()
     };
@@ -165,6 +177,7 @@ fn a_login_with_a_proof_binds_the_session_and_its_tokens() {
         password: PASSWORD.into(),
         jkt: Some(KEY_A.into()),
         client: None,
+        device: None,
     };
     let (outcome, claims) = run(&mut doc, login, &settings(false), T0);
     let pair = tokens(outcome);
@@ -174,8 +187,13 @@ fn a_login_with_a_proof_binds_the_session_and_its_tokens() {
     assert_eq!(family(&doc, &sid).and_then(|f| f.jkt.as_deref()), Some(KEY_A));
 
     // Without a proof: a bearer session, no cnf.
-    let login =
-        AccountRequest::Login { email: "a@example.com".into(), password: PASSWORD.into(), jkt: None, client: None };
+    let login = AccountRequest::Login {
+        email: "a@example.com".into(),
+        password: PASSWORD.into(),
+        jkt: None,
+        client: None,
+        device: None,
+    };
     let (outcome, claims) = run(&mut doc, login, &settings(false), T0 + 1);
     let pair = tokens(outcome);
     assert_eq!(pair.token_type, "Bearer");

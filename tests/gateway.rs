@@ -154,6 +154,7 @@ fn user(iss: &str, sid: Option<&str>) -> AccessClaims {
         scope: "read write".into(),
         roles: vec!["user".into(), "beta".into()],
         email: Some("a@example.com".into()),
+        email_verified: None,
         cnf: None,
         auth_time: None,
         amr: Vec::new(),

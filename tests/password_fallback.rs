@@ -43,6 +43,10 @@ fn settings(scheme: Scheme) -> Settings {
         dpop_required: false,
         webauthn_rp_id: "gatehouse.test".into(),
         webauthn_origins: vec!["https://gatehouse.test".into()],
+        email_verification_required: false,
+        mail_enabled: false,
+        admin_emails: Vec::new(),
+        token_claims: Vec::new(),
     }
 }
 
@@ -67,7 +71,7 @@ fn run(
 }
 
 fn login(password: &str) -> AccountRequest {
-    AccountRequest::Login { email: EMAIL.into(), password: password.into(), jkt: None, client: None }
+    AccountRequest::Login { email: EMAIL.into(), password: password.into(), jkt: None, client: None, device: None }
 }
 
 /// A registered account whose hash is a PBKDF2 one (made as the object makes it).

@@ -158,6 +158,10 @@ fn doc_with_account() -> AccountDoc {
             scope: "api".into(),
             roles: vec!["user".into()],
             families: vec![],
+            email_verified: false,
+            disabled: false,
+            app_metadata: serde_json::Value::Null,
+            user_metadata: serde_json::Value::Null,
         }),
         ..AccountDoc::default()
     }

@@ -7,18 +7,20 @@
 //! to sign, and [`finish`] completes it with the signed token. The object holds its lock from the
 //! load to the save, so no other request sees the document between the two.
 
-use super::family::{Family, Lifetimes, Refusal as FamilyRefusal, Secret};
+use super::family::{Device, Family, Refusal as FamilyRefusal, Secret};
+use super::lifecycle::{self, AdminChanges};
 use super::mfa::{self as second, ChallengePurpose, CodeCheck};
 use super::protocol::{AccountOutcome, AccountRequest, MfaMethod, Refusal, TokenIds, TokenPair};
 use super::state::{Account, AccountDoc, RefreshResult, Standing};
+use super::transition::{random, refused, slowed_down, verify, Rotation};
+pub use super::transition::{AuditEvent, Context, Fault, Pbkdf2Work, Random, Reply, Settings, Transition, Unsigned};
 use crate::audit::Event;
-use crate::config::{Config, CLIENT_ID};
+use crate::config::CLIENT_ID;
 use crate::input::RefreshToken;
 use crate::jwt::b64;
 use crate::jwt::claims::scope_items;
-use crate::mfa::secretbox::EncryptionKey;
 use crate::mfa::webauthn::{self, Expected};
-use crate::password::{self, PasswordParams, Pbkdf2Hash};
+use crate::password::{self, Pbkdf2Hash};
 use crate::revocation::Revoked;
 use serde_json::{json, Value};
 
@@ -74,203 +76,6 @@ impl Authentication {
     }
 }
 
-/// What the state machine needs of the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// `iss` of issued tokens.
-    pub issuer: String,
-    /// `aud` of issued tokens.
-    pub audience: String,
-    /// Access-token lifetime, seconds.
-    pub access_ttl: i64,
-    /// Clock skew tolerated by verifiers, seconds (revocations cover it).
-    pub leeway: i64,
-    /// Session lifetimes.
-    pub lifetimes: Lifetimes,
-    /// argon2id cost of new hashes.
-    pub password: PasswordParams,
-    /// The scheme of new hashes (`PASSWORD_HASH`).
-    pub password_scheme: password::Scheme,
-    /// Scopes of new accounts.
-    pub default_scope: String,
-    /// Roles of new accounts.
-    pub default_roles: Vec<String>,
-    /// `DPOP_MODE=required`: a refresh of a session bound to no key must bring a proof.
-    pub dpop_required: bool,
-    /// The WebAuthn relying party id (`WEBAUTHN_RP_ID`, else the host of `ISSUER`).
-    pub webauthn_rp_id: String,
-    /// The origins a WebAuthn ceremony may run on (`WEBAUTHN_ORIGINS`, else the origin of `ISSUER`).
-    pub webauthn_origins: Vec<String>,
-}
-
-impl Settings {
-    /// The settings of a configuration.
-    pub fn from_config(config: &Config) -> Self {
-        Settings {
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-            access_ttl: config.access_ttl,
-            leeway: config.leeway,
-            lifetimes: config.lifetimes(),
-            password: config.password,
-            password_scheme: config.password_scheme,
-            default_scope: config.default_scope.clone(),
-            default_roles: config.default_roles.clone(),
-            dpop_required: config.dpop.mode == crate::config::DpopMode::Required,
-            webauthn_rp_id: config.webauthn_rp_id.clone(),
-            webauthn_origins: config.webauthn_origins.clone(),
-        }
-    }
-
-    /// Until when a revocation made at `now` must stand: the last access token it covers expires by then.
-    pub fn cover_until(&self, now: i64) -> i64 {
-        now + self.access_ttl + self.leeway
-    }
-}
-
-/// A source of secret randomness (the platform's, or a seeded one in tests).
-pub trait Random {
-    /// Fills `out` with random bytes.
-    fn fill(&mut self, out: &mut [u8]) -> Result<(), Fault>;
-}
-
-/// Why a transition could not be completed. Always the server's fault; nothing is saved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// The platform gave no randomness.
-    Randomness,
-    /// Hashing a password failed (the parameters).
-    PasswordHash(String),
-    /// A login was asked without the dummy hash unknown accounts are checked against.
-    NoDummyHash,
-    /// A second-factor secret could not be sealed or opened (no `MFA_ENCRYPTION_KEY`, another key).
-    Mfa(String),
-}
-
-impl std::fmt::Display for Fault {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Fault::Randomness => f.write_str("no randomness"),
-            Fault::PasswordHash(why) => write!(f, "password hashing failed: {why}"),
-            Fault::NoDummyHash => f.write_str("no dummy hash for the login"),
-            Fault::Mfa(why) => write!(f, "second factor: {why}"),
-        }
-    }
-}
-
-/// The request's circumstances.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    /// Seconds since the epoch.
-    pub now: i64,
-    /// This account's id (its object id): the `sub` of its tokens.
-    pub account_id: &'a str,
-    /// An argon2id hash of the configured cost that no password matches, checked for unknown
-    /// accounts so that they take as long as known ones (needed by logins only).
-    pub dummy_hash: Option<&'a str>,
-    /// PBKDF2 work the runtime did beforehand (WebCrypto is asynchronous, this core is not).
-    pub pbkdf2: Pbkdf2Work<'a>,
-    /// The key sealing TOTP secrets (`MFA_ENCRYPTION_KEY`), when configured.
-    pub mfa_key: Option<&'a EncryptionKey>,
-}
-
-/// What the object derived with WebCrypto before calling [`apply`], for PBKDF2 hashes
-/// (`PASSWORD_HASH=pbkdf2`, docs/DEPLOY.md "Plans"). Empty for argon2id, which the core runs itself.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Pbkdf2Work<'a> {
-    /// A login's password derived with the salt and iterations of the PBKDF2 hash it is checked
-    /// against (the account's, or the dummy's).
-    pub derived: Option<&'a [u8; 32]>,
-    /// A new PBKDF2 hash of a registration's password, under a fresh salt.
-    pub new_hash: Option<&'a str>,
-}
-
-/// One audit event of a transition, logged once the transition is saved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// What happened.
-    pub event: Event,
-    /// The session, when there is one.
-    pub sid: Option<String>,
-    /// A short reason code.
-    pub reason: Option<&'static str>,
-}
-
-impl AuditEvent {
-    fn new(event: Event, sid: Option<&str>, reason: Option<&'static str>) -> Self {
-        AuditEvent { event, sid: sid.map(str::to_owned), reason }
-    }
-}
-
-/// How a transition ends.
-#[derive(Debug)]
-pub enum Reply {
-    /// The outcome.
-    Answer(AccountOutcome),
-    /// Sign these claims as an access token, then call [`finish`].
-    Sign(Unsigned),
-}
-
-/// A transition waiting for its access token. `Debug` hides the refresh secrets it carries.
-pub struct Unsigned {
-    /// The access-token claims to sign (API.md "Tokens").
-    pub claims: Value,
-    now: i64,
-    access_exp: i64,
-    refresh_token: String,
-    refresh_expires_in: i64,
-    rotation: Option<Rotation>,
-    token_type: &'static str,
-}
-
-impl std::fmt::Debug for Unsigned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Unsigned").field("rotation", &self.rotation.is_some()).finish_non_exhaustive()
-    }
-}
-
-/// A refresh-token rotation to commit with its access token.
-struct Rotation {
-    sid: String,
-    presented: Secret,
-    next: Secret,
-    /// The request's DPoP key, which binds a family that is not bound yet.
-    jkt: Option<String>,
-}
-
-/// A transition's result: how it ends, and the audit events to log once it is saved.
-#[derive(Debug)]
-pub struct Transition {
-    /// The outcome, or the token to sign first.
-    pub reply: Reply,
-    /// The events, in order.
-    pub events: Vec<AuditEvent>,
-}
-
-fn random<const N: usize>(rng: &mut dyn Random) -> Result<[u8; N], Fault> {
-    let mut bytes = [0u8; N];
-    rng.fill(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// The refusal of an attempt (a second factor, a passkey) while `client`'s group is slowed down,
-/// audited with `what`; `None`: go on.
-fn slowed_down(
-    doc: &AccountDoc,
-    client: Option<&str>,
-    now: i64,
-    what: &'static str,
-    events: &mut Vec<AuditEvent>,
-) -> Option<Reply> {
-    let retry_after = doc.login_allowed(client, now).err()?;
-    events.push(AuditEvent::new(Event::LoginThrottled, None, Some(what)));
-    Some(refused(Refusal::Throttled { retry_after }))
-}
-
-fn refused(refusal: Refusal) -> Reply {
-    Reply::Answer(AccountOutcome::Refused { refusal })
-}
-
 /// Applies one request to the document. Refusals can change it too (a failed login counts against
 /// the throttle, a reuse revokes the family), so the caller saves whatever this leaves, once
 /// [`finish`] (if asked for) has run. The revocation version is bumped whenever the denylist record
@@ -291,10 +96,39 @@ pub fn apply(
         AccountRequest::Register { email, password } => {
             register(doc, settings, ctx, email, &password, rng, &mut events)?
         }
-        AccountRequest::Login { email, password, jkt, client } => {
-            let attempt = Attempt { email: &email, password: &password, client: client.as_deref() };
+        AccountRequest::Login { email, password, jkt, client, device } => {
+            let attempt = Attempt { email: &email, password: &password, client: client.as_deref(), device };
             login(doc, settings, ctx, attempt, jkt, rng, &mut events)?
         }
+        AccountRequest::EmailVerifyRequest => lifecycle::verify_request(doc, ctx, rng, &mut events)?,
+        AccountRequest::EmailVerify { secret } => lifecycle::verify_email(doc, &secret, now, &mut events),
+        AccountRequest::PasswordForgot { email } => lifecycle::forgot(doc, &email, ctx, rng, &mut events)?,
+        AccountRequest::PasswordReset { secret, password } => {
+            lifecycle::reset(doc, settings, ctx, (&secret, &password), rng, &mut events)?
+        }
+        AccountRequest::PasswordChange { sid, current, new, client } => {
+            let asked = (sid.as_deref(), &current[..], &new[..], client.as_deref());
+            lifecycle::change(doc, settings, ctx, asked, rng, &mut events)?
+        }
+        AccountRequest::Sessions { current } => match doc.account {
+            Some(_) => {
+                Reply::Answer(AccountOutcome::Sessions { sessions: lifecycle::sessions(doc, current.as_deref()) })
+            }
+            None => refused(Refusal::NoSuchAccount),
+        },
+        AccountRequest::SessionRevoke { sid } => lifecycle::revoke_session(doc, settings, &sid, now, &mut events),
+        AccountRequest::UserMetadata { value } => lifecycle::set_user_metadata(doc, value, &mut events),
+        AccountRequest::Export => lifecycle::export(doc, now),
+        AccountRequest::DeleteSelf { password, client } => {
+            lifecycle::delete_self(doc, settings, ctx, (&password, client.as_deref()), &mut events)
+        }
+        AccountRequest::AdminGet => lifecycle::view(doc),
+        AccountRequest::AdminUpdate { roles, scope, disabled, app_metadata } => {
+            let changes = AdminChanges { roles, scope, disabled, app_metadata };
+            lifecycle::admin_update(doc, settings, changes, now, &mut events)
+        }
+        AccountRequest::AdminRevokeSessions => lifecycle::admin_revoke_sessions(doc, settings, now, &mut events),
+        AccountRequest::AdminDelete => lifecycle::admin_delete(doc, settings, now, &mut events),
         AccountRequest::Refresh { sid, secret, scope, jkt } => {
             let presented = Presented { sid: &sid, secret: &secret, jkt: jkt.as_deref() };
             refresh(doc, settings, ctx, presented, scope.as_deref(), rng, &mut events)?
@@ -346,9 +180,9 @@ pub fn apply(
                 Reply::Answer(AccountOutcome::RecoveryCodes { codes })
             }
         }
-        AccountRequest::MfaVerify { ticket, method, code, jkt, client } => {
+        AccountRequest::MfaVerify { ticket, method, code, jkt, client, device } => {
             let attempt = (&ticket[..], method, &code[..], client.as_deref());
-            mfa_verify(doc, settings, ctx, attempt, jkt, rng, &mut events)?
+            mfa_verify(doc, settings, ctx, attempt, (jkt, device), rng, &mut events)?
         }
         AccountRequest::PasskeyRegisterOptions => passkey_register_options(doc, ctx, rng)?,
         AccountRequest::PasskeyRegisterVerify { client_data_json, attestation_object, transports } => {
@@ -370,6 +204,7 @@ pub fn apply(
             signature,
             jkt,
             client,
+            device,
         } => {
             let parts = AssertionParts {
                 credential_id: &credential_id,
@@ -378,7 +213,7 @@ pub fn apply(
                 signature: &signature,
             };
             let whom = (ticket.as_deref(), client.as_deref());
-            passkey_login(doc, settings, ctx, whom, parts, jkt, rng, &mut events)?
+            passkey_login(doc, settings, ctx, whom, parts, (jkt, device), rng, &mut events)?
         }
         AccountRequest::LogoutAll { token } => match revoked_by(&token, doc) {
             Err(refusal) => refused(refusal),
@@ -437,13 +272,7 @@ fn register(
 ) -> Result<Reply, Fault> {
     // Hashed before the email is looked at, so a taken email costs what a new one does
     // (REGISTRATION_MODE=uniform answers both alike, docs/HARDENING.md).
-    let phc = match settings.password_scheme {
-        password::Scheme::Argon2id => password::hash(password, &random(rng)?, &settings.password)
-            .map_err(|e| Fault::PasswordHash(e.to_string()))?,
-        password::Scheme::Pbkdf2 => {
-            ctx.pbkdf2.new_hash.ok_or_else(|| Fault::PasswordHash("no PBKDF2 hash was derived".into()))?.to_owned()
-        }
-    };
+    let phc = lifecycle::new_hash(settings, ctx, password, rng)?;
     if doc.account.is_some() {
         return Ok(refused(Refusal::EmailTaken));
     }
@@ -455,9 +284,20 @@ fn register(
         scope: settings.default_scope.clone(),
         roles: settings.default_roles.clone(),
         families: Vec::new(),
+        email_verified: false,
+        disabled: false,
+        app_metadata: Value::Null,
+        user_metadata: Value::Null,
     });
     events.push(AuditEvent::new(Event::Register, None, None));
-    Ok(Reply::Answer(AccountOutcome::Registered { sub: ctx.account_id.to_owned() }))
+    let mail = match settings.mail_enabled {
+        true => lifecycle::verification_for_registration(doc, ctx, rng)?,
+        false => None,
+    };
+    if mail.is_some() {
+        events.push(AuditEvent::new(Event::EmailVerificationSent, None, Some("register")));
+    }
+    Ok(Reply::Answer(AccountOutcome::Registered { sub: ctx.account_id.to_owned(), mail }))
 }
 
 /// A login attempt: the credentials, and the tag of the client's address.
@@ -465,13 +305,14 @@ struct Attempt<'a> {
     email: &'a str,
     password: &'a str,
     client: Option<&'a str>,
+    device: Option<Device>,
 }
 
 fn login(
     doc: &mut AccountDoc,
     settings: &Settings,
     ctx: Context<'_>,
-    Attempt { email, password, client }: Attempt<'_>,
+    Attempt { email, password, client, device }: Attempt<'_>,
     jkt: Option<String>,
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
@@ -508,17 +349,23 @@ fn login(
         account.password = password::hash(password, &random(rng)?, &settings.password)
             .map_err(|e| Fault::PasswordHash(e.to_string()))?;
     }
+    // A disabled account, or an unverified one when verification is required, goes no further.
+    if let Some(reply) = lifecycle::admission(doc, settings, ctx, rng, events)? {
+        return Ok(reply);
+    }
+    let Some(sub) = doc.account.as_ref().map(|a| a.sub.clone()) else {
+        return Ok(refused(Refusal::InvalidCredentials));
+    };
     if doc.mfa.required() {
         // The password was right; the session waits for the second factor. The client is not
         // made known and its throttle is not reset: wrong codes count on from the failures before.
-        let sub = account.sub.clone();
         let secret: Secret = random(rng)?;
         let ticket = doc.mfa.issue_ticket(&sub, &secret, jkt, now);
         events.push(AuditEvent::new(Event::MfaRequired, None, None));
         return Ok(Reply::Answer(AccountOutcome::MfaRequired { ticket, methods: doc.mfa.methods() }));
     }
     doc.login_succeeded(client, now);
-    start_session(doc, settings, now, Authentication::password(now), jkt, rng, events)
+    start_session(doc, settings, ctx, Authentication::password(now), (jkt, device), rng, events)
 }
 
 /// Starts a session for a completed login authenticated as `auth`: a new refresh family (bound to
@@ -526,19 +373,24 @@ fn login(
 fn start_session(
     doc: &mut AccountDoc,
     settings: &Settings,
-    now: i64,
+    ctx: Context<'_>,
     auth: Authentication,
-    jkt: Option<String>,
+    (jkt, device): (Option<String>, Option<Device>),
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
+    let now = ctx.now;
+    if let Some(reply) = lifecycle::admission(doc, settings, ctx, rng, events)? {
+        return Ok(reply);
+    }
     let Some(account) = doc.account.clone() else { return Ok(refused(Refusal::InvalidCredentials)) };
     let sid = b64::encode(random::<16>(rng)?);
     let first: Secret = random(rng)?;
     // RFC 9449 §5: the session (its refresh tokens) is bound to the key that proved possession.
     let family = Family::new(sid.clone(), random(rng)?, &first, now)
         .bound_to(jkt.clone())
-        .authenticated(auth.auth_time, auth.amr.clone());
+        .authenticated(auth.auth_time, auth.amr.clone())
+        .on_device(device);
     let refresh_expires_in = family.expires_at(now, &settings.lifetimes) - now;
     let (claims, access_exp) = access_claims(settings, &account, (&sid, &auth), None, jkt.as_deref(), now, rng)?;
     let refresh_token = RefreshToken { account: account.sub.clone(), sid: sid.clone(), secret: first }.format();
@@ -626,7 +478,7 @@ fn mfa_verify(
     settings: &Settings,
     ctx: Context<'_>,
     (ticket, method, code, client): (&str, MfaMethod, &str, Option<&str>),
-    jkt: Option<String>,
+    (jkt, device): (Option<String>, Option<Device>),
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
@@ -671,7 +523,7 @@ fn mfa_verify(
     doc.login_succeeded(client, now);
     events.push(AuditEvent::new(Event::MfaVerified, None, Some(method_name)));
     let auth = Authentication { auth_time: now, amr: vec![amr::PWD.into(), amr::OTP.into(), amr::MFA.into()] };
-    start_session(doc, settings, now, auth, bound, rng, events)
+    start_session(doc, settings, ctx, auth, (bound, device), rng, events)
 }
 
 /// The base64url parts of a WebAuthn assertion as the browser reported them.
@@ -840,7 +692,7 @@ fn passkey_login(
     ctx: Context<'_>,
     (ticket, client): (Option<&str>, Option<&str>),
     parts: AssertionParts<'_>,
-    jkt: Option<String>,
+    (jkt, device): (Option<String>, Option<Device>),
     rng: &mut dyn Random,
     events: &mut Vec<AuditEvent>,
 ) -> Result<Reply, Fault> {
@@ -858,7 +710,7 @@ fn passkey_login(
             Ok((method, _)) => {
                 doc.login_succeeded(client, now);
                 let auth = Authentication { auth_time: now, amr: vec![method.into(), amr::MFA.into()] };
-                start_session(doc, settings, now, auth, jkt, rng, events)
+                start_session(doc, settings, ctx, auth, (jkt, device), rng, events)
             }
             Err(reason) => {
                 if counts_as_attempt(reason) {
@@ -885,7 +737,7 @@ fn passkey_login(
             doc.login_succeeded(client, now);
             events.push(AuditEvent::new(Event::MfaVerified, None, Some("webauthn")));
             let auth = Authentication { auth_time: now, amr: vec![amr::PWD.into(), method.into(), amr::MFA.into()] };
-            start_session(doc, settings, now, auth, bound, rng, events)
+            start_session(doc, settings, ctx, auth, (bound, device), rng, events)
         }
         Err(reason) => {
             if counts_as_attempt(reason) {
@@ -931,6 +783,11 @@ fn refresh(
     let now = ctx.now;
     let Presented { sid, secret, jkt } = presented;
     let Some(secret) = secret_of(secret) else { return Ok(refused(Refusal::InvalidGrant)) };
+    if doc.account.as_ref().is_some_and(|a| a.disabled) {
+        // Its sessions were revoked when it was disabled; this only holds if one was not.
+        events.push(AuditEvent::new(Event::RefreshRefused, Some(sid), Some("account_disabled")));
+        return Ok(refused(Refusal::InvalidGrant));
+    }
     if let (Some(requested), Some(account)) = (scope, doc.account.as_ref()) {
         // Checked before anything changes, so a refused scope does not spend the token.
         if !is_subset(requested, &account.scope) {
@@ -1041,25 +898,53 @@ fn access_claims(
         "sid": sid,
         "client_id": CLIENT_ID,
         "scope": scope.map(|s| scope_items(s).collect::<Vec<_>>().join(" ")).unwrap_or_else(|| account.scope.clone()),
-        "roles": account.roles,
+        "roles": roles(settings, account),
         "email": account.email,
+        "email_verified": account.email_verified,
         "auth_time": auth.auth_time,
         "amr": auth.amr,
         "acr": auth.acr(),
     });
-    if let (Some(jkt), Some(members)) = (cnf_jkt, claims.as_object_mut()) {
-        members.insert("cnf".into(), json!({ "jkt": jkt }));
+    if let Some(members) = claims.as_object_mut() {
+        if let Some(jkt) = cnf_jkt {
+            members.insert("cnf".into(), json!({ "jkt": jkt }));
+        }
+        for (name, value) in custom_claims(settings, account) {
+            members.entry(name).or_insert(value);
+        }
     }
     Ok((claims, exp))
 }
 
-/// Checks a password against a stored hash by the hash's own scheme: argon2id here, PBKDF2 by the
-/// key the object derived beforehand (none derived: no match).
-fn verify(password: &str, phc: &str, derived: Option<&[u8; 32]>) -> bool {
-    match Pbkdf2Hash::parse(phc) {
-        Some(hash) => derived.is_some_and(|d| hash.matches(d)),
-        None => password::verify(password, phc),
+/// The account's roles, with `admin` when its email is verified and listed in `ADMIN_EMAILS`.
+fn roles(settings: &Settings, account: &Account) -> Vec<String> {
+    let mut roles = account.roles.clone();
+    let listed = settings.admin_emails.contains(&account.email);
+    if listed && account.email_verified && !roles.iter().any(|r| r == crate::config::ADMIN_ROLE) {
+        roles.push(crate::config::ADMIN_ROLE.to_owned());
     }
+    roles
+}
+
+/// The metadata fields `TOKEN_CLAIMS` copies into access tokens, in its order, while their JSON
+/// stays within [`crate::config::MAX_CUSTOM_CLAIMS_BYTES`] (the rest are left out).
+fn custom_claims(settings: &Settings, account: &Account) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut size = 0usize;
+    for claim in &settings.token_claims {
+        let source = match claim.source {
+            crate::config::MetadataSource::App => &account.app_metadata,
+            crate::config::MetadataSource::User => &account.user_metadata,
+        };
+        let Some(value) = source.get(&claim.key).filter(|v| !v.is_null()) else { continue };
+        let cost = claim.key.len() + value.to_string().len() + 4;
+        if size + cost > crate::config::MAX_CUSTOM_CLAIMS_BYTES {
+            continue;
+        }
+        size += cost;
+        out.push((claim.key.clone(), value.clone()));
+    }
+    out
 }
 
 /// The refresh token secret of its text form, if it is one.

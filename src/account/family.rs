@@ -113,6 +113,39 @@ pub struct Family {
     /// stored before it was recorded, which were password logins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The device that started the session, as its login reported it (for the user's list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<Device>,
+}
+
+/// What a user sees of the device that started a session: the `User-Agent` it sent (cut to
+/// [`Device::MAX_USER_AGENT`] characters) and the country Cloudflare placed its address in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    /// The `User-Agent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// ISO 3166 alpha-2 country of the client's address (`request.cf.country`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+}
+
+impl Device {
+    /// The longest `User-Agent` kept, in characters.
+    pub const MAX_USER_AGENT: usize = 256;
+
+    /// A device from what the request said; control characters are dropped, the agent is cut.
+    pub fn new(user_agent: Option<&str>, country: Option<&str>) -> Self {
+        let clean = |text: &str, max: usize| -> Option<String> {
+            let kept: String = text.chars().filter(|c| !c.is_control()).take(max).collect();
+            let kept = kept.trim().to_owned();
+            (!kept.is_empty()).then_some(kept)
+        };
+        let country = country
+            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
+            .map(|c| c.to_ascii_uppercase());
+        Device { user_agent: user_agent.and_then(|ua| clean(ua, Self::MAX_USER_AGENT)), country }
+    }
 }
 
 impl std::fmt::Debug for Family {
@@ -177,7 +210,14 @@ impl Family {
             jkt: None,
             auth_time: None,
             amr: Vec::new(),
+            device: None,
         }
+    }
+
+    /// The same session, started from `device`.
+    pub fn on_device(mut self, device: Option<Device>) -> Self {
+        self.device = device;
+        self
     }
 
     /// The same session with how and when the user authenticated to start it.

@@ -7,6 +7,10 @@
 pub mod core;
 pub mod family;
 #[cfg(feature = "issuer")]
+pub mod lifecycle;
+#[cfg(feature = "issuer")]
 pub mod mfa;
 pub mod protocol;
 pub mod state;
+#[cfg(feature = "issuer")]
+pub mod transition;

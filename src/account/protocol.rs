@@ -2,7 +2,9 @@
 //! enum and one outcome enum, carried as JSON. No HTTP status crosses it: the object answers what
 //! happened, and the router alone decides what that means on the wire (`issuer::accounts`).
 
+use super::family::Device;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// A request from the router to an account object. Inputs are already validated by the router.
 /// `Debug` shows the operation only, never a password or a token secret.
@@ -22,6 +24,8 @@ pub enum AccountRequest {
         jkt: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<Device>,
     },
     /// Rotate a refresh token of session `sid`; with `scope`, the new access token carries only
     /// those scopes, which must all have been granted (RFC 6749 §6). `jkt`: the thumbprint of the
@@ -67,6 +71,8 @@ pub enum AccountRequest {
         jkt: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<Device>,
     },
     /// WebAuthn options to add a passkey: a fresh challenge (asked with a recent login's token).
     PasskeyRegisterOptions,
@@ -97,8 +103,62 @@ pub enum AccountRequest {
         jkt: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device: Option<Device>,
     },
+    /// Make an email verification link for the account's email (nothing if it is verified).
+    EmailVerifyRequest,
+    /// Redeem an email verification link (its secret, base64url).
+    EmailVerify { secret: String },
+    /// Make a password reset link for `email` if it names this account (nothing otherwise, and
+    /// nothing for a disabled account: the router answers alike).
+    PasswordForgot { email: String },
+    /// Redeem a reset link with a new password: every session ends.
+    PasswordReset { secret: String, password: String },
+    /// Change the password of a signed-in user (`sid`: the asking session, which stays); `client`
+    /// as in `Login`: wrong current passwords slow down the client's group.
+    PasswordChange {
+        sid: Option<String>,
+        current: String,
+        new: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// The account's live sessions (`current`: the asking session).
+    Sessions { current: Option<String> },
+    /// End one session of this account (unknown: refused).
+    SessionRevoke { sid: String },
+    /// Replace the user's own metadata (an object, validated by the router).
+    UserMetadata { value: Value },
+    /// Everything stored about the user (no secret).
+    Export,
+    /// Delete the account, asked by its user with the password; `client` as in `Login`.
+    DeleteSelf {
+        password: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+    /// An admin's view of the account.
+    AdminGet,
+    /// An admin changes the account (fields left out stay).
+    AdminUpdate {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roles: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        disabled: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app_metadata: Option<Value>,
+    },
+    /// An admin ends every session.
+    AdminRevokeSessions,
+    /// An admin deletes the account.
+    AdminDelete,
 }
+
+/// What a one-time link is for, as the router tells the mailer.
+pub use super::state::LinkPurpose;
 
 /// The second factor presented with an MFA ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +191,20 @@ impl AccountRequest {
             AccountRequest::PasskeyRegisterVerify { .. } => "passkey-register-verify",
             AccountRequest::PasskeyLoginOptions { .. } => "passkey-login-options",
             AccountRequest::PasskeyLogin { .. } => "passkey-login",
+            AccountRequest::EmailVerifyRequest => "email-verify-request",
+            AccountRequest::EmailVerify { .. } => "email-verify",
+            AccountRequest::PasswordForgot { .. } => "password-forgot",
+            AccountRequest::PasswordReset { .. } => "password-reset",
+            AccountRequest::PasswordChange { .. } => "password-change",
+            AccountRequest::Sessions { .. } => "sessions",
+            AccountRequest::SessionRevoke { .. } => "session-revoke",
+            AccountRequest::UserMetadata { .. } => "user-metadata",
+            AccountRequest::Export => "export",
+            AccountRequest::DeleteSelf { .. } => "delete-self",
+            AccountRequest::AdminGet => "admin-get",
+            AccountRequest::AdminUpdate { .. } => "admin-update",
+            AccountRequest::AdminRevokeSessions => "admin-revoke-sessions",
+            AccountRequest::AdminDelete => "admin-delete",
         }
     }
 }
@@ -182,8 +256,13 @@ impl std::fmt::Debug for TokenPair {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum AccountOutcome {
-    /// The account was created; `sub` is its stable id.
-    Registered { sub: String },
+    /// The account was created; `sub` is its stable id; `mail`: the verification link to send
+    /// (when a mail transport is configured).
+    Registered {
+        sub: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mail: Option<MailLink>,
+    },
     /// A session started or a refresh token rotated (or a grace replay returned the same pair).
     Tokens { pair: TokenPair },
     /// The request was carried out (or was already true: logout is idempotent).
@@ -202,11 +281,56 @@ pub enum AccountOutcome {
     PasskeyRegistered { id: String },
     /// A new set of recovery codes, shown once.
     RecoveryCodes { codes: Vec<String> },
+    /// Send this one-time link to `to` (the router mails it; the object stored only its hash).
+    Mail { purpose: LinkPurpose, to: String, token: String },
+    /// The password was right but the email is not verified and `EMAIL_VERIFICATION=required`;
+    /// `mail`: a new verification link to send, unless one went out within the last minute.
+    EmailNotVerified { mail: Option<MailLink> },
+    /// The account's live sessions, newest first.
+    Sessions { sessions: Vec<SessionInfo> },
+    /// The account as a user or an admin sees it (docs/API.md "User view").
+    User { user: Value },
+    /// Everything stored about the user, as JSON (docs/API.md "Export").
+    Export { data: Value },
     /// The request was refused, for this reason.
     Refused { refusal: Refusal },
     /// The object could not complete the request (storage, randomness, signing); the detail is in
     /// the object's log. `retryable`: nothing was committed and the same request may be sent again.
     Failed { retryable: bool },
+}
+
+/// A one-time link to mail. `Debug` hides the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailLink {
+    /// The recipient.
+    pub to: String,
+    /// The link's token.
+    pub token: String,
+}
+
+impl std::fmt::Debug for MailLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailLink").field("to", &self.to).finish_non_exhaustive()
+    }
+}
+
+/// One live session as its user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    /// The session id (`sid` of its tokens).
+    pub sid: String,
+    /// When it started.
+    pub created_at: i64,
+    /// When it last issued a token.
+    pub last_used_at: i64,
+    /// The `User-Agent` of its login, if any.
+    pub user_agent: Option<String>,
+    /// The country of its login's address, if known.
+    pub country: Option<String>,
+    /// How the user authenticated (RFC 8176).
+    pub amr: Vec<String>,
+    /// Whether it is the asking session.
+    pub current: bool,
 }
 
 /// Why an account object refused a request.
@@ -242,6 +366,18 @@ pub enum Refusal {
     InvalidPasskey,
     /// Passkey registration: the account has [`super::mfa::MAX_PASSKEYS`] already.
     PasskeyLimit,
+    /// A verification or reset link is unknown, expired, used, or of the other kind.
+    InvalidLink,
+    /// Password change or account deletion: the current password is wrong.
+    WrongPassword,
+    /// There is no account here (admin routes, a deleted account).
+    NoSuchAccount,
+    /// Session revocation: the account has no such live session.
+    NoSuchSession,
+    /// Login: the account is disabled (the password was right).
+    AccountDisabled,
+    /// The mail would be the second of its kind within a minute: not sent.
+    MailThrottled { retry_after: i64 },
 }
 
 #[cfg(test)]
@@ -251,7 +387,7 @@ mod tests {
     #[test]
     fn outcomes_round_trip_as_tagged_json() {
         let outcomes = [
-            AccountOutcome::Registered { sub: "s".into() },
+            AccountOutcome::Registered { sub: "s".into(), mail: None },
             AccountOutcome::Done,
             AccountOutcome::Refused { refusal: Refusal::Throttled { retry_after: 4 } },
             AccountOutcome::Refused { refusal: Refusal::InvalidGrant },
@@ -281,8 +417,13 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let request =
-            AccountRequest::Login { email: "a@b.co".into(), password: "hunter22".into(), jkt: None, client: None };
+        let request = AccountRequest::Login {
+            email: "a@b.co".into(),
+            password: "hunter22".into(),
+            jkt: None,
+            client: None,
+            device: None,
+        };
         assert!(!format!("{request:?}").contains("hunter22"));
         let verify = AccountRequest::MfaVerify {
             ticket: "ticket-secret".into(),
@@ -290,6 +431,7 @@ mod tests {
             code: "123456".into(),
             jkt: None,
             client: None,
+            device: None,
         };
         let shown = format!("{verify:?}");
         assert!(!shown.contains("ticket-secret") && !shown.contains("123456"), "{shown}");

@@ -100,6 +100,18 @@ pub struct Account {
     pub roles: Vec<String>,
     /// Live sessions (revoked and expired ones are pruned on every write).
     pub families: Vec<Family>,
+    /// Whether the user proved control of `email` (a verification or reset link).
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Disabled by an admin: no login, no refresh (its sessions were revoked when it was disabled).
+    #[serde(default)]
+    pub disabled: bool,
+    /// Metadata only admins set (a JSON object, or null).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub app_metadata: serde_json::Value,
+    /// Metadata the user sets (a JSON object, or null): never a basis for authorization.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub user_metadata: serde_json::Value,
 }
 
 /// Everything one account object stores.
@@ -122,10 +134,75 @@ pub struct AccountDoc {
     /// The latest `revocation_version` known to be in KV.
     #[serde(default)]
     pub mirrored_version: u64,
+    /// Live one-time links (email verification, password reset), stored hashed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// When the last mail of each kind went out (`[verify, reset]`), to send at most one a
+    /// [`MAIL_INTERVAL_SECONDS`] whoever asks, so nobody can flood a victim's inbox.
+    #[serde(default, skip_serializing_if = "is_zero_pair")]
+    pub mailed_at: [i64; 2],
     /// The second factor: TOTP, recovery codes and MFA tickets.
     #[cfg(feature = "issuer")]
     #[serde(default, skip_serializing_if = "is_default")]
     pub mfa: super::mfa::Mfa,
+}
+
+fn is_zero_pair(pair: &[i64; 2]) -> bool {
+    *pair == [0, 0]
+}
+
+/// At most one mail of a kind per account in this many seconds.
+pub const MAIL_INTERVAL_SECONDS: i64 = 60;
+/// How long an email verification link works, seconds (24 hours).
+pub const VERIFY_LINK_SECONDS: i64 = 86_400;
+/// How long a password reset link works, seconds (30 minutes).
+pub const RESET_LINK_SECONDS: i64 = 1_800;
+
+/// What a one-time link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkPurpose {
+    /// Proves control of the account's email.
+    Verify,
+    /// Sets a new password without the old one.
+    Reset,
+}
+
+impl LinkPurpose {
+    /// The index of this kind in [`AccountDoc::mailed_at`].
+    pub fn index(self) -> usize {
+        match self {
+            LinkPurpose::Verify => 0,
+            LinkPurpose::Reset => 1,
+        }
+    }
+
+    /// How long a link of this kind works, seconds.
+    pub fn lifetime(self) -> i64 {
+        match self {
+            LinkPurpose::Verify => VERIFY_LINK_SECONDS,
+            LinkPurpose::Reset => RESET_LINK_SECONDS,
+        }
+    }
+
+    /// The prefix of the link's token text.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            LinkPurpose::Verify => "ghv1",
+            LinkPurpose::Reset => "ghp1",
+        }
+    }
+}
+
+/// A live one-time link: the SHA-256 of its secret (base64url), never the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// What it is for.
+    pub purpose: LinkPurpose,
+    /// SHA-256 of the secret, base64url.
+    pub hash: String,
+    /// When it stops working.
+    pub expires_at: i64,
 }
 
 #[cfg(feature = "issuer")]
@@ -142,6 +219,8 @@ impl Default for AccountDoc {
             revocation: RevocationRecord::new(),
             revocation_version: 0,
             mirrored_version: 0,
+            links: Vec::new(),
+            mailed_at: [0, 0],
             #[cfg(feature = "issuer")]
             mfa: Default::default(),
         }
@@ -176,6 +255,7 @@ impl AccountDoc {
             account.families.retain(|f| f.is_active(now, life));
         }
         self.revocation.prune(now);
+        self.links.retain(|l| l.expires_at > now);
         self.known_clients.retain(|c| now - c.last_login <= KNOWN_CLIENT_SECONDS);
     }
 

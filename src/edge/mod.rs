@@ -29,8 +29,14 @@ pub type BuiltInIssuer =
     fn(IssuerRoute, Request, Env, Rc<Config>, String) -> Pin<Box<dyn Future<Output = Result<Reply, ApiError>>>>;
 
 /// The edge Worker's fetch handler (and the all-in-one Worker's, with `built_in` set).
-pub async fn handle(req: Request, env: Env, built_in: Option<BuiltInIssuer>) -> worker::Result<Response> {
-    web::serve(req, env, |req, env, config, rid| async move { dispatch(req, env, config, rid, built_in).await }).await
+pub async fn handle(
+    req: Request,
+    env: Env,
+    ctx: Option<worker::Context>,
+    built_in: Option<BuiltInIssuer>,
+) -> worker::Result<Response> {
+    web::serve(req, env, ctx, |req, env, config, rid| async move { dispatch(req, env, config, rid, built_in).await })
+        .await
 }
 
 async fn dispatch(

@@ -265,15 +265,36 @@ async fn pbkdf2_work(
             }
         }
         // Taken or not: the core hashes every registration's password (same work either way).
-        AccountRequest::Register { password, .. } if scheme == Scheme::Pbkdf2 => {
-            let mut salt = [0u8; 16];
-            getrandom::getrandom(&mut salt).map_err(|_| fault(Fault::Randomness))?;
-            let hash = derive(password, &salt, password::PBKDF2_ITERATIONS).await?;
-            let phc = Pbkdf2Hash { iterations: password::PBKDF2_ITERATIONS, salt: salt.to_vec(), hash }.to_phc();
-            Ok((None, Some(phc)))
+        AccountRequest::Register { password, .. } | AccountRequest::PasswordReset { password, .. }
+            if scheme == Scheme::Pbkdf2 =>
+        {
+            Ok((None, Some(new_pbkdf2(password).await?)))
+        }
+        // A signed-in user's current password, checked against the account's hash.
+        AccountRequest::PasswordChange { current: password, client, .. }
+        | AccountRequest::DeleteSelf { password, client } => {
+            let derived = match doc.account.as_ref().and_then(|a| Pbkdf2Hash::parse(&a.password)) {
+                Some(hash) if doc.login_allowed(client.as_deref(), now).is_ok() && password::acceptable(password) => {
+                    Some(derive(password, &hash.salt, hash.iterations).await?)
+                }
+                _ => None,
+            };
+            let new_hash = match request {
+                AccountRequest::PasswordChange { new, .. } if scheme == Scheme::Pbkdf2 => Some(new_pbkdf2(new).await?),
+                _ => None,
+            };
+            Ok((derived, new_hash))
         }
         _ => Ok((None, None)),
     }
+}
+
+/// A new PBKDF2 hash of `password` under a fresh salt.
+async fn new_pbkdf2(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|_| fault(Fault::Randomness))?;
+    let hash = derive(password, &salt, password::PBKDF2_ITERATIONS).await?;
+    Ok(Pbkdf2Hash { iterations: password::PBKDF2_ITERATIONS, salt: salt.to_vec(), hash }.to_phc())
 }
 
 /// PBKDF2-HMAC-SHA-256 of a password by WebCrypto.

@@ -3,7 +3,8 @@
 //! token on the requested transport (body or `__Host-` cookie, RFC 6265bis §4.1.3.2).
 
 use super::cookies::{cookie_token, origin_allowed, own_origin, refresh_cookie};
-use crate::account::protocol::{AccountOutcome, AccountRequest, Refusal, TokenIds, TokenPair};
+use crate::account::family::Device;
+use crate::account::protocol::{AccountOutcome, AccountRequest, LinkPurpose, Refusal, TokenIds, TokenPair};
 use crate::config::{Config, DpopMode, RegistrationMode};
 use crate::error::{ApiError, DpopSite};
 use crate::input::{self, InputError, RefreshToken, Transport};
@@ -86,7 +87,13 @@ pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiErro
             Refusal::InvalidMfaTicket => ApiError::InvalidMfaTicket,
             Refusal::InvalidPasskey => ApiError::InvalidPasskey,
             Refusal::PasskeyLimit => ApiError::PasskeyLimit,
+            Refusal::InvalidLink => ApiError::InvalidLink,
+            Refusal::WrongPassword => ApiError::WrongPassword,
+            Refusal::NoSuchAccount | Refusal::NoSuchSession => ApiError::NotFound,
+            Refusal::AccountDisabled => ApiError::AccountDisabled,
+            Refusal::MailThrottled { retry_after } => ApiError::TooManyRequests { retry_after, limit: "mail" },
         }),
+        AccountOutcome::EmailNotVerified { .. } => Err(ApiError::EmailNotVerified),
         AccountOutcome::Failed { retryable: true } => Err(ApiError::Unavailable("account object failed".into())),
         AccountOutcome::Failed { retryable: false } => Err(ApiError::Server("account object failed".into())),
         AccountOutcome::MfaRequired { ticket, methods } => Err(ApiError::MfaRequired { ticket, methods }),
@@ -167,7 +174,12 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
     limits::turnstile(config, &req, &body).await?;
     let stub = by_email(env, &creds.email)?;
     let request = AccountRequest::Register { email: creds.email, password: creds.password };
-    let answer = call(stub, &request, rid).await?;
+    let mut answer = call(stub, &request, rid).await?;
+    if let AccountOutcome::Registered { mail, .. } = &mut answer {
+        if let Some(link) = mail.take() {
+            super::mail::send_link(env, config, rid, LinkPurpose::Verify, link);
+        }
+    }
     if config.registration_mode == RegistrationMode::Uniform {
         return match answer {
             AccountOutcome::Registered { .. } | AccountOutcome::Refused { refusal: Refusal::EmailTaken } => {
@@ -180,7 +192,7 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
         };
     }
     match outcome(answer)? {
-        AccountOutcome::Registered { sub } => {
+        AccountOutcome::Registered { sub, .. } => {
             Ok(response::json(&serde_json::json!({ "sub": sub }), 201, "no-store")?.into())
         }
         other => Err(unexpected(&other)),
@@ -202,8 +214,15 @@ pub async fn login(mut req: Request, env: &Env, config: &Config, rid: &str) -> R
     let id = namespace.id_from_name(&format!("email:{}", creds.email))?;
     let sub = id.to_string();
     let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
-    let request = AccountRequest::Login { email: creds.email, password: creds.password, jkt, client };
-    let pair = tokens(call(id.get_stub()?, &request, rid).await?)?;
+    let device = Some(device(&req));
+    let request = AccountRequest::Login { email: creds.email, password: creds.password, jkt, client, device };
+    let mut answer = call(id.get_stub()?, &request, rid).await?;
+    if let AccountOutcome::EmailNotVerified { mail } = &mut answer {
+        if let Some(link) = mail.take() {
+            super::mail::send_link(env, config, rid, LinkPurpose::Verify, link);
+        }
+    }
+    let pair = tokens(answer)?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
     denylist::forget(&sub);
     Ok(deliver(pair, transport, config)?.into())
@@ -267,11 +286,19 @@ pub async fn logout_all(req: Request, env: &Env, config: &Config, rid: &str) -> 
     end_sessions(&req, env, config, true, rid).await
 }
 
+/// The device a login comes from: its `User-Agent` and the country Cloudflare placed its address in.
+pub(crate) fn device(req: &Request) -> Device {
+    let agent = req.headers().get("user-agent").ok().flatten();
+    let country = req.cf().and_then(|cf| cf.country());
+    Device::new(agent.as_deref(), country.as_deref())
+}
+
 /// `GET /auth/me`: who the (non-revoked) access token belongs to.
 pub fn me(user: &Authenticated) -> Result<Reply, ApiError> {
     let c = user.claims();
     let body = serde_json::json!({
-        "sub": c.sub, "email": c.email, "roles": c.roles, "scope": c.scope, "sid": c.sid, "exp": c.exp,
+        "sub": c.sub, "email": c.email, "email_verified": c.email_verified.unwrap_or(false), "roles": c.roles,
+        "scope": c.scope, "sid": c.sid, "exp": c.exp,
     });
     Ok(response::json(&body, 200, "no-store")?.into())
 }

@@ -135,7 +135,8 @@ pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     let client = web::limits::client(&req).map(|c| crate::limits::client_tag(&account, &c));
     let jkt = dpop::token_request_key(&req, config, config.dpop.mode == DpopMode::Required).await?;
     let stub = by_id(env, &account, ApiError::InvalidMfaTicket)?;
-    let request = AccountRequest::MfaVerify { ticket: b64::encode(secret), method, code, jkt, client };
+    let device = Some(super::accounts::device(&req));
+    let request = AccountRequest::MfaVerify { ticket: b64::encode(secret), method, code, jkt, client, device };
     let pair = super::accounts::tokens(call(stub, &request, rid).await?)?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
     crate::web::denylist::forget(&account);
@@ -182,6 +183,7 @@ pub(crate) async fn redeem_passkey(
         signature: credential.signature.unwrap_or_default(),
         jkt,
         client,
+        device: Some(super::accounts::device(req)),
     };
     let pair = tokens(call(stub, &request, rid).await?)?;
     crate::web::denylist::forget(&account);

@@ -5,9 +5,12 @@
 
 pub mod account_object;
 pub mod accounts;
+pub mod admin;
 pub mod cookies;
 pub mod document;
 pub mod key_store;
+pub mod lifecycle;
+pub mod mail;
 pub mod mfa;
 pub mod oauth;
 pub mod passkeys;
@@ -18,14 +21,13 @@ use crate::error::ApiError;
 use crate::jwt::remote::Need;
 use crate::routes::{self, IssuerRoute, Route};
 use crate::web::remote_keys::{self, Source};
-use crate::web::verify::{self, Accept};
 use crate::web::{self, response, Reply};
 use std::rc::Rc;
 use worker::{Env, Request, Response};
 
 /// The issuer Worker's fetch handler (a split deployment): the issuer's routes, 404 for the rest.
-pub async fn handle(req: Request, env: Env) -> worker::Result<Response> {
-    web::serve(req, env, |req, env, config, rid| async move {
+pub async fn handle(req: Request, env: Env, ctx: Option<worker::Context>) -> worker::Result<Response> {
+    web::serve(req, env, ctx, |req, env, config, rid| async move {
         let path = web::canonical_path(&req.inner().url())?;
         let method = web::method_of(&req);
         match routes::route(&config, method.as_ref().map(AsRef::as_ref), &path, true)? {
@@ -52,7 +54,20 @@ pub async fn dispatch(
         IssuerRoute::Refresh => accounts::refresh(req, env, &config, rid).await,
         IssuerRoute::Logout => accounts::logout(req, env, &config, rid).await,
         IssuerRoute::LogoutAll => accounts::logout_all(req, env, &config, rid).await,
-        IssuerRoute::Me => accounts::me(&verify::authenticate(&req, env, &config, Accept::Own).await?),
+        IssuerRoute::Me => lifecycle::me(req, env, &config, rid).await,
+        IssuerRoute::MeExport => lifecycle::export(req, env, &config, rid).await,
+        IssuerRoute::EmailVerifyRequest => lifecycle::verify_request(req, env, &config, rid).await,
+        IssuerRoute::EmailVerify => lifecycle::verify(req, env, &config, rid).await,
+        IssuerRoute::PasswordForgot => lifecycle::forgot(req, env, &config, rid).await,
+        IssuerRoute::PasswordReset => lifecycle::reset(req, env, &config, rid).await,
+        IssuerRoute::PasswordChange => lifecycle::change(req, env, &config, rid).await,
+        IssuerRoute::Sessions => lifecycle::sessions(req, env, &config, rid).await,
+        IssuerRoute::SessionRevoke => lifecycle::revoke_session(req, env, &config, rid).await,
+        IssuerRoute::AdminFind
+        | IssuerRoute::AdminUser
+        | IssuerRoute::AdminRevokeSessions
+        | IssuerRoute::AdminExport => admin::dispatch(route, req, env, &config, rid).await,
+        IssuerRoute::DevOutbox => mail::outbox(&req, env).await,
         IssuerRoute::TotpEnroll => mfa::totp_enroll(req, env, &config, rid).await,
         IssuerRoute::TotpConfirm => mfa::totp_confirm(req, env, &config, rid).await,
         IssuerRoute::TotpRemove => mfa::totp_remove(req, env, &config, rid).await,

@@ -119,6 +119,9 @@ pub struct AccessClaims {
     /// The user's email, when present.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Whether the issuer saw the email proved (OIDC Core §5.1), when it says so as a boolean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
     /// The key the token is bound to (RFC 9449 §6.1), when it is DPoP-bound.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
@@ -314,6 +317,7 @@ impl Validator {
             scope,
             roles,
             email: string(c, "email")?,
+            email_verified: c.get("email_verified").and_then(Value::as_bool),
             // A `cnf` that is not an object with a SHA-256 `jkt` is refused, never taken as unbound.
             cnf: confirmation_jkt(c)?.map(|jkt| Confirmation { jkt: jkt.to_owned() }),
             auth_time: numeric_date(c, "auth_time")?,

@@ -145,13 +145,19 @@ impl Reply {
 /// CORS and security headers here. `dispatch` gets the request, the configuration and the request id.
 /// Every refusal writes its one JSON log line here ([`AuditLine::refusal`]), and every request its
 /// one metrics data point when the `METRICS` binding is there ([`metrics::write`]).
-pub async fn serve<F, Fut>(req: Request, env: Env, dispatch: F) -> worker::Result<Response>
+pub async fn serve<F, Fut>(
+    req: Request,
+    env: Env,
+    ctx: Option<worker::Context>,
+    dispatch: F,
+) -> worker::Result<Response>
 where
     F: FnOnce(Request, Env, Rc<Config>, String) -> Fut,
     Fut: Future<Output = Result<Reply, ApiError>>,
 {
     let started = worker::Date::now().as_millis();
     let rid = request_id(req.headers());
+    let _background = ctx.map(|ctx| Background::register(&rid, ctx));
     let url = req.inner().url();
     let config = config(&env);
     let realm = config.as_ref().map(|c| c.issuer.clone()).unwrap_or_default();
@@ -202,6 +208,42 @@ where
     match cors::finish(reply.response, origin.as_deref(), reply.own, reply.public, &rid) {
         Ok(response) => Ok(response),
         Err(error) => response::error(&error, &realm),
+    }
+}
+
+thread_local! {
+    /// The `fetch` contexts of the requests in flight in this isolate, by request id, so a route
+    /// can hand work to [`in_background`].
+    static CONTEXTS: std::cell::RefCell<Vec<(String, Rc<worker::Context>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A request's context in [`CONTEXTS`] while it is served.
+struct Background {
+    rid: String,
+    ctx: Rc<worker::Context>,
+}
+
+impl Background {
+    fn register(rid: &str, ctx: worker::Context) -> Self {
+        let ctx = Rc::new(ctx);
+        CONTEXTS.with(|c| c.borrow_mut().push((rid.to_owned(), ctx.clone())));
+        Background { rid: rid.to_owned(), ctx }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        CONTEXTS.with(|c| c.borrow_mut().retain(|(rid, ctx)| !(rid == &self.rid && Rc::ptr_eq(ctx, &self.ctx))));
+    }
+}
+
+/// Runs `work` after the answer of request `rid` is sent (`waitUntil`), so its time never shows in
+/// the answer: a mail sent for one email and not for another cannot be told apart by timing.
+pub fn in_background(rid: &str, work: impl Future<Output = ()> + 'static) {
+    let ctx = CONTEXTS.with(|c| c.borrow().iter().rev().find(|(r, _)| r == rid).map(|(_, ctx)| ctx.clone()));
+    match ctx {
+        Some(ctx) => ctx.wait_until(work),
+        None => wasm_bindgen_futures::spawn_local(work),
     }
 }
 

@@ -1,0 +1,99 @@
+//! The admin API (`/admin/users...`, docs/API.md "Admin API"): for gatehouse's own access tokens
+//! holding the `admin` role (a verified account listed in `ADMIN_EMAILS` holds it; an admin can
+//! grant it). Every call that reaches an account writes an `admin.action` audit line naming the
+//! admin (`sub`) and the account acted on (`account`).
+
+use super::accounts::{by_email_with_id, by_id, call, done, read_json_body};
+use super::lifecycle::{export_answer, user_answer};
+use crate::account::protocol::{AccountOutcome, AccountRequest};
+use crate::audit::{AuditLine, Event};
+use crate::config::{Config, ADMIN_ROLE};
+use crate::error::ApiError;
+use crate::input;
+use crate::routes::IssuerRoute;
+use crate::web::verify::{self, Accept};
+use crate::web::{self, denylist, Reply};
+use worker::{Env, Method, Request, Response};
+
+/// The admin asking: a verified own token with the `admin` role, else 403 `forbidden`.
+async fn admin(req: &Request, env: &Env, config: &Config) -> Result<String, ApiError> {
+    let user = verify::authenticate(req, env, config, Accept::Own).await?;
+    if !user.claims().roles.iter().any(|r| r == ADMIN_ROLE) {
+        return Err(ApiError::Forbidden(format!("the {ADMIN_ROLE} role is required")));
+    }
+    Ok(user.claims().sub.clone())
+}
+
+/// Writes the audit line of an admin call that reached account `target`.
+fn audit(actor: &str, target: &str, op: &str, rid: &str) {
+    let line = AuditLine::new(Event::AdminAction, target, rid, web::now_seconds()).route(op).subject(actor);
+    worker::console_log!("{}", line.to_json());
+}
+
+/// Serves the admin routes.
+pub async fn dispatch(
+    route: IssuerRoute,
+    mut req: Request,
+    env: &Env,
+    config: &Config,
+    rid: &str,
+) -> Result<Reply, ApiError> {
+    let actor = admin(&req, env, config).await?;
+    if route == IssuerRoute::AdminFind {
+        let url = req.url()?;
+        let email = url
+            .query_pairs()
+            .find(|(k, _)| k == "email")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| ApiError::InvalidRequest("the email query parameter is required".into()))?;
+        let email = input::normalize_email(&email)?;
+        let (stub, sub) = by_email_with_id(env, &email)?;
+        let answer = call(stub, &AccountRequest::AdminGet, rid).await?;
+        if matches!(answer, AccountOutcome::User { .. }) {
+            audit(&actor, &sub, "admin-find", rid);
+        }
+        return user_answer(answer);
+    }
+    let path = web::canonical_path(&req.inner().url())?;
+    let sub = crate::routes::path_id(path.as_str()).ok_or(ApiError::NotFound)?.to_owned();
+    let stub = by_id(env, &sub, ApiError::NotFound)?;
+    let method = web::method_of(&req);
+    let request = match (route, method) {
+        (IssuerRoute::AdminUser, Some(Method::Patch)) => {
+            let update = input::admin_update(&read_json_body(&mut req, false).await?)?;
+            AccountRequest::AdminUpdate {
+                roles: update.roles,
+                scope: update.scope,
+                disabled: update.disabled,
+                app_metadata: update.app_metadata,
+            }
+        }
+        (IssuerRoute::AdminUser, Some(Method::Delete)) => AccountRequest::AdminDelete,
+        (IssuerRoute::AdminUser, _) => AccountRequest::AdminGet,
+        (IssuerRoute::AdminRevokeSessions, _) => AccountRequest::AdminRevokeSessions,
+        (IssuerRoute::AdminExport, _) => AccountRequest::Export,
+        _ => return Err(ApiError::NotFound),
+    };
+    let op = request.op();
+    let changes = !matches!(request, AccountRequest::AdminGet | AccountRequest::Export);
+    let answer = call(stub, &request, rid).await?;
+    let succeeded =
+        matches!(answer, AccountOutcome::User { .. } | AccountOutcome::Export { .. } | AccountOutcome::Done);
+    if succeeded {
+        audit(&actor, &sub, op, rid);
+        if changes {
+            // Disabled or deleted: this isolate stops trusting its cached denylist read at once.
+            denylist::forget(&sub);
+        }
+    }
+    match answer {
+        AccountOutcome::Export { .. } => export_answer(answer),
+        AccountOutcome::User { .. } => user_answer(answer),
+        other => {
+            done(other)?;
+            let response = Response::empty()?.with_status(204);
+            response.headers().set("cache-control", "no-store")?;
+            Ok(response.into())
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The account lifecycle routes (docs/API.md "Account lifecycle"): email verification, password
+//! reset and change, the user's sessions, their metadata, export and deletion. Each validates its
+//! input, asks the account object with the typed protocol, and maps the outcome; links are mailed
+//! after the answer ([`super::mail::send_link`]).
+
+use super::accounts::{by_email, by_id, call, done, outcome, read_json_body, unexpected};
+use super::cookies::refresh_cookie;
+use super::mail;
+use crate::account::lifecycle::LinkToken;
+use crate::account::protocol::{AccountOutcome, AccountRequest, LinkPurpose};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::input;
+use crate::web::verify::{self, Accept, Authenticated};
+use crate::web::{denylist, limits, response, Reply};
+use worker::{Env, Method, Request, Response};
+
+/// The signed-in user (own access token) and their account object.
+async fn signed_in(req: &Request, env: &Env, config: &Config) -> Result<(Authenticated, worker::Stub), ApiError> {
+    let user = verify::authenticate(req, env, config, Accept::Own).await?;
+    let stub = by_id(env, &user.claims().sub, ApiError::InvalidToken("token names no account".into()))?;
+    Ok((user, stub))
+}
+
+fn no_content() -> Result<Reply, ApiError> {
+    let response = Response::empty()?.with_status(204);
+    response.headers().set("cache-control", "no-store")?;
+    Ok(response.into())
+}
+
+fn accepted(status: &str) -> Result<Reply, ApiError> {
+    Ok(response::json(&serde_json::json!({ "status": status }), 202, "no-store")?.into())
+}
+
+/// `POST /auth/email/verify/request` (Bearer): mails a verification link (202), or says the email
+/// is verified already; at most one mail a minute (429).
+pub async fn verify_request(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let (_, stub) = signed_in(&req, env, config).await?;
+    mail::configured(config)?;
+    match outcome(call(stub, &AccountRequest::EmailVerifyRequest, rid).await?)? {
+        AccountOutcome::Mail { purpose, to, token } => {
+            mail::send_link(env, config, rid, purpose, crate::account::protocol::MailLink { to, token });
+            accepted("sent")
+        }
+        AccountOutcome::Done => accepted("already_verified"),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `POST /auth/email/verify` `{"token"}`: 204, or 400 `invalid_or_expired_token`.
+pub async fn verify(mut req: Request, env: &Env, _config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let text = input::link_token(&read_json_body(&mut req, false).await?)?;
+    let token = LinkToken::parse(&text, LinkPurpose::Verify).ok_or(ApiError::InvalidLink)?;
+    let stub = by_id(env, &token.account, ApiError::InvalidLink)?;
+    done(call(stub, &AccountRequest::EmailVerify { secret: token.secret }, rid).await?)?;
+    // The next token this user gets says email_verified; cached denylist reads are unaffected.
+    no_content()
+}
+
+/// `POST /auth/password/forgot` `{"email"}`: 202 whether or not the email has an account, in the
+/// same time (the mail goes out after the answer), limited per client like a registration.
+pub async fn forgot(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let email = input::forgot(&read_json_body(&mut req, false).await?)?;
+    mail::configured(config)?;
+    limits::admit(env, &req, crate::limits::Action::Register).await?;
+    let answer = call(by_email(env, &email)?, &AccountRequest::PasswordForgot { email }, rid).await?;
+    match outcome(answer)? {
+        AccountOutcome::Mail { purpose, to, token } => {
+            mail::send_link(env, config, rid, purpose, crate::account::protocol::MailLink { to, token });
+        }
+        AccountOutcome::Done => {}
+        other => return Err(unexpected(&other)),
+    }
+    accepted("accepted")
+}
+
+/// `POST /auth/password/reset` `{"token", "password"}`: 204; every session of the account ends.
+pub async fn reset(mut req: Request, env: &Env, _config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let (text, password) = input::reset(&read_json_body(&mut req, false).await?)?;
+    let token = LinkToken::parse(&text, LinkPurpose::Reset).ok_or(ApiError::InvalidLink)?;
+    let stub = by_id(env, &token.account, ApiError::InvalidLink)?;
+    done(call(stub, &AccountRequest::PasswordReset { secret: token.secret, password }, rid).await?)?;
+    denylist::forget(&token.account);
+    no_content()
+}
+
+/// `POST /auth/password/change` (Bearer) `{"current_password", "new_password"}`: 204; every other
+/// session ends. A wrong current password is 403 and slows the client down like a failed login.
+pub async fn change(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let (user, stub) = signed_in(&req, env, config).await?;
+    let (current, new) = input::password_change(&read_json_body(&mut req, false).await?)?;
+    let sub = user.claims().sub.clone();
+    let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
+    let request = AccountRequest::PasswordChange { sid: user.claims().sid.clone(), current, new, client };
+    done(call(stub, &request, rid).await?)?;
+    denylist::forget(&sub);
+    no_content()
+}
+
+/// `GET /auth/sessions` (Bearer): the live sessions, newest first, the asking one marked.
+pub async fn sessions(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let (user, stub) = signed_in(&req, env, config).await?;
+    let request = AccountRequest::Sessions { current: user.claims().sid.clone() };
+    match outcome(call(stub, &request, rid).await?)? {
+        AccountOutcome::Sessions { sessions } => {
+            Ok(response::json(&serde_json::json!({ "sessions": sessions }), 200, "no-store")?.into())
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// `DELETE /auth/sessions/{sid}` (Bearer): ends one session (its tokens refused at the edge, like a
+/// logout); 404 for a session the account does not have.
+pub async fn revoke_session(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let path = crate::web::canonical_path(&req.inner().url())?;
+    let sid = crate::routes::path_id(path.as_str()).ok_or(ApiError::NotFound)?.to_owned();
+    let (user, stub) = signed_in(&req, env, config).await?;
+    done(call(stub, &AccountRequest::SessionRevoke { sid }, rid).await?)?;
+    denylist::forget(&user.claims().sub);
+    no_content()
+}
+
+/// `GET`, `PATCH` (`{"user_metadata"}`) and `DELETE` (`{"password"}`) of `/auth/me`.
+pub async fn me(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    match crate::web::method_of(&req) {
+        Some(Method::Patch) => {
+            let (_, stub) = signed_in(&req, env, config).await?;
+            let value = input::user_metadata(&read_json_body(&mut req, false).await?)?;
+            user_answer(call(stub, &AccountRequest::UserMetadata { value }, rid).await?)
+        }
+        Some(Method::Delete) => {
+            let (user, stub) = signed_in(&req, env, config).await?;
+            let password = input::password_only(&read_json_body(&mut req, false).await?)?;
+            let sub = user.claims().sub.clone();
+            let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
+            done(call(stub, &AccountRequest::DeleteSelf { password, client }, rid).await?)?;
+            denylist::forget(&sub);
+            let response = Response::empty()?.with_status(204);
+            response.headers().set("set-cookie", &refresh_cookie("", 0))?;
+            response.headers().set("cache-control", "no-store")?;
+            Ok(response.into())
+        }
+        _ => super::accounts::me(&verify::authenticate(&req, env, config, Accept::Own).await?),
+    }
+}
+
+/// `GET /auth/me/export` (Bearer): everything stored about the user, as a JSON download.
+pub async fn export(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    let (_, stub) = signed_in(&req, env, config).await?;
+    export_answer(call(stub, &AccountRequest::Export, rid).await?)
+}
+
+/// A user view answer (200).
+pub(crate) fn user_answer(answer: AccountOutcome) -> Result<Reply, ApiError> {
+    match outcome(answer)? {
+        AccountOutcome::User { user } => Ok(response::json(&user, 200, "no-store")?.into()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// An export answer (200, as an attachment).
+pub(crate) fn export_answer(answer: AccountOutcome) -> Result<Reply, ApiError> {
+    match outcome(answer)? {
+        AccountOutcome::Export { data } => {
+            let response = response::json(&data, 200, "no-store")?;
+            response.headers().set("content-disposition", "attachment; filename=\"gatehouse-export.json\"")?;
+            Ok(response.into())
+        }
+        other => Err(unexpected(&other)),
+    }
+}
