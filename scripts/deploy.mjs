@@ -94,6 +94,9 @@ export function parseArgs(argv) {
   if (opts.flavour === 'verifier' && !['PUBLIC_KEYS', 'TRUSTED_ISSUERS', 'ISSUER_JWKS_URL'].some((k) => opts.vars[k])) {
     throw new Error('a verifier needs keys to verify with: --var PUBLIC_KEYS=… , TRUSTED_ISSUERS=… or ISSUER_JWKS_URL=…');
   }
+  if (opts.vars.MAIL_TRANSPORT === 'outbox') {
+    throw new Error('MAIL_TRANSPORT=outbox keeps mail in a development outbox (GET /dev/outbox): deploy with send_email or http (docs/CONFIGURATION.md "Mail")');
+  }
   if (opts.managedKeys) opts.vars.KEY_MANAGEMENT = 'managed';
   return opts;
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     /// Kept in the `OUTBOX` KV namespace and listed at `GET /dev/outbox`: local development and
-    /// tests only (`scripts/check-config` refuses it for a deployment).
+    /// tests only (`scripts/deploy.mjs` refuses it, and `[env.production]` has no `OUTBOX`).
     Outbox,
     /// Cloudflare's `send_email` binding named `SEND_EMAIL`.
     SendEmail,

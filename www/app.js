@@ -15,6 +15,9 @@
 //   sends `Authorization: DPoP` and a fresh proof, and the refresh cookie only works with a proof
 //   from that key: a copied token or cookie is useless without it. Server nonces are handled by
 //   dpop.js. A server with DPoP off ignores the proofs, and the page uses bearer tokens.
+// - Mail links land here with their one-time token in the fragment (`#verify=<token>`,
+//   `#reset=<token>`), so it never reaches a server log or a Referer. The page takes the token out of
+//   the address bar at once (history.replaceState) and keeps it only in memory.
 
 import { createDpopClient } from '/dpop.js';
 
@@ -41,6 +44,7 @@ const MESSAGES = {
   email_taken: 'An account with that email already exists. Sign in instead.',
   invalid_credentials: 'That email and password do not match an account.',
   too_many_attempts: 'Too many failed attempts. Please wait {retry} seconds and try again.',
+  too_many_requests: 'Too many requests from this browser. Please wait {retry} seconds and try again.',
   invalid_grant: 'Your session has ended. Please sign in again.',
   invalid_token: 'Your session has expired. Please sign in again.',
   invalid_dpop_proof: 'This browser could not prove it holds the session key. Check the device clock and try again.',
@@ -58,6 +62,15 @@ const MESSAGES = {
   invalid_passkey: 'The passkey could not be added. Please try again.',
   passkey_limit: 'This account has as many passkeys as it may.',
   insufficient_user_authentication: 'This needs a recent two-step sign-in. Enter a code to continue.',
+  invalid_or_expired_token: 'That link does not work any more: it was used already, or it expired. Please ask for a new one.',
+  mail_unavailable: 'This server cannot send mail right now. Please try again later.',
+  mail_throttled: 'We sent you a link a moment ago: please use that one, or ask again in {retry} seconds.',
+  account_disabled: 'This account is disabled.',
+  email_not_verified: 'Please verify your email address first: we sent you a new link.',
+  forbidden: 'Your account is not allowed to do that.',
+  // The page's own checks, before anything is sent.
+  passwords_differ: 'The two passwords are not the same.',
+  wrong_current_password: 'That is not your current password.',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -88,6 +101,13 @@ const TOKEN_PATHS = new Set(['/auth/login', '/auth/refresh', '/auth/mfa/verify',
 
 /** The email and MFA ticket of a login waiting for its second factor, and what to retry after it. */
 let pendingMfa = null;
+
+/** The whoami call the signed-in view started (a mail link's result is shown after its line). */
+let whoamiInFlight = null;
+/** The token of a password-reset link, while its form is shown. */
+let resetToken = null;
+/** Counts account-panel loads: an answer of an older one (or of a session since ended) is dropped. */
+let accountGeneration = 0;
 
 /**
  * Calls the API through the client package's `request` (www/client/); never throws. Returns
@@ -220,6 +240,7 @@ function renderSignedIn() {
   if (!session) return;
   const claims = claimsOf(session.accessToken);
   $('who-email').textContent = claims.email ?? '';
+  $('change-username').defaultValue = claims.email ?? '';
   $('who-sub').textContent = claims.sub;
   $('who-sid').textContent = claims.sid ?? '';
   $('who-roles').textContent = (claims.roles ?? []).join(', ') || '(none)';
@@ -240,7 +261,8 @@ function renderSignedIn() {
   clockTimer = setInterval(tick, 1000);
   if (wasHidden) {
     $('whoami-button').focus();
-    askWhoami();
+    whoamiInFlight = askWhoami();
+    loadAccount();
   }
 }
 
@@ -268,6 +290,16 @@ async function askWhoami() {
 function renderSignedOut(reason) {
   clearSession();
   pendingMfa = null;
+  accountGeneration += 1;
+  $('sessions-list').replaceChildren();
+  $('sessions-note').hidden = true;
+  $('verify-email').hidden = true;
+  $('who-verified').textContent = '';
+  $('change-username').defaultValue = '';
+  $('change-password-form').reset();
+  $('delete-account-form').reset();
+  $('forgot-form').hidden = true;
+  $('login-form').hidden = false;
   $('mfa-form').hidden = true;
   $('loading').hidden = true;
   $('signed-in').hidden = true;
@@ -560,6 +592,321 @@ async function onLogout(path, announcement) {
   showStatus(announcement);
 }
 
+// ---- account lifecycle: email verification, password reset and change, sessions, your data ----
+
+/** Whether a new password has a length the server takes (8 to 256 characters). */
+function acceptableLength(password) {
+  const length = [...password].length;
+  return length >= 8 && length <= 256;
+}
+
+/** A new element with a class and text (never HTML: user agents and countries come from requests). */
+function element(tag, className, text = '') {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  node.textContent = text;
+  return node;
+}
+
+/** A unix time (seconds) as local date and time. */
+const localTime = (seconds) => new Date(seconds * 1000).toLocaleString();
+
+/**
+ * The action and token of a mail link in the address (`#verify=<token>`, `#reset=<token>`), or
+ * null. The fragment is removed from the address bar and from this history entry at once.
+ */
+function takeLink() {
+  const match = /^#(verify|reset)=(.+)$/.exec(location.hash);
+  if (!match) return null;
+  history.replaceState(history.state, '', location.pathname + location.search);
+  let token = match[2];
+  try {
+    token = decodeURIComponent(token);
+  } catch {
+    // Not percent-encoded after all: the token as it came.
+  }
+  return { action: match[1], token };
+}
+
+async function followLink(link) {
+  if (link.action === 'verify') await verifyEmail(link.token);
+  else showResetForm(link.token);
+}
+
+/** A mail link opened while the page is open (the fragment changed, no reload). */
+async function onHashChange() {
+  const link = takeLink();
+  if (link) await followLink(link);
+}
+
+/** Redeems a verification link's token. */
+async function verifyEmail(token) {
+  showError('');
+  showStatus('Verifying your email address…');
+  const { res, error } = await api('/auth/email/verify', { method: 'POST', body: { token } });
+  if (error) {
+    showStatus('');
+    showError(messageFor(error, res));
+    return;
+  }
+  showStatus('Email verified. Thank you!');
+  await accountChanged();
+}
+
+/**
+ * After the account changed (its email verified): a signed-in page takes a new access token (the
+ * token, and /auth/me which reads it, say what the account was when it was issued), and every tab
+ * shows the account anew.
+ */
+async function accountChanged() {
+  if (session) await refresh();
+  channel.postMessage({ type: 'account' });
+  if (session) await loadAccount();
+}
+
+/** Asks for a (new) verification mail for the signed-in account. */
+async function onRequestVerification(event) {
+  await withButton(event.currentTarget, async () => {
+    showError('');
+    const { res, data, error } = await authorized('/auth/email/verify/request', { method: 'POST' });
+    if (error) {
+      // At most one mail a minute goes out per kind (the registration's counts): a 429 says so.
+      showError(messageFor(res?.status === 429 ? 'mail_throttled' : error, res));
+      return;
+    }
+    if (data?.status === 'already_verified') {
+      showStatus('Your email address is verified already.');
+      await accountChanged();
+      return;
+    }
+    showStatus(`We sent a link to ${$('who-email').textContent || 'your email address'}. Open it to verify your address.`);
+  });
+}
+
+function showForgotForm(show) {
+  $('forgot-form').hidden = !show;
+  $('login-form').hidden = show;
+  if (show) {
+    $('forgot-email').value = $('login-email').value.trim();
+    $('forgot-email').focus();
+  } else {
+    $('login-email').focus();
+  }
+}
+
+/** Asks for a password-reset mail. The answer is the same whether the address has an account or not. */
+async function onForgot(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const email = form.email.value.trim();
+    const { res, error } = await api('/auth/password/forgot', { method: 'POST', body: { email } });
+    if (error) {
+      showError(messageFor(error, res));
+      form.email.focus();
+      return;
+    }
+    showForgotForm(false);
+    $('login-email').value = email;
+    showStatus('If an account exists for that address, we sent a link.');
+  });
+}
+
+function showResetForm(token) {
+  resetToken = token;
+  // The request for the link is done: under the form, the sign-in form waits for the new password.
+  $('forgot-form').hidden = true;
+  $('login-form').hidden = false;
+  const form = $('reset-form');
+  form.reset();
+  form.hidden = false;
+  showError('');
+  showStatus('Choose a new password for your account.');
+  $('reset-password').focus();
+}
+
+function hideResetForm() {
+  resetToken = null;
+  $('reset-form').reset();
+  $('reset-form').hidden = true;
+}
+
+/** Sets the new password with the reset link's token; the server ends every session of the account. */
+async function onReset(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const password = form.password.value;
+    if (password !== form.password2.value) {
+      showError(MESSAGES.passwords_differ);
+      form.password2.focus();
+      return;
+    }
+    if (!acceptableLength(password)) {
+      showError(MESSAGES.weak_password);
+      form.password.focus();
+      return;
+    }
+    const { res, error } = await api('/auth/password/reset', { method: 'POST', body: { token: resetToken, password } });
+    if (error) {
+      showError(messageFor(error, res));
+      // A dead link stays dead: the form goes (a weak password may be tried again).
+      if (error === 'invalid_or_expired_token') hideResetForm();
+      return;
+    }
+    hideResetForm();
+    if (session) {
+      // Every session of the account was ended, this browser's too.
+      channel.postMessage({ type: 'logout' });
+      renderSignedOut('');
+    }
+    showStatus('Password changed; sign in with the new password.');
+    $('login-email').focus();
+  });
+}
+
+/** Changes the password of the signed-in account; the server ends every other session. */
+async function onChangePassword(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const next = form.new_password.value;
+    if (!acceptableLength(next)) {
+      showError(MESSAGES.weak_password);
+      form.new_password.focus();
+      return;
+    }
+    const { res, error } = await authorized('/auth/password/change', {
+      method: 'POST',
+      body: { current_password: form.current_password.value, new_password: next },
+    });
+    form.current_password.value = '';
+    if (error) {
+      showError(error === 'invalid_credentials' ? MESSAGES.wrong_current_password : messageFor(error, res));
+      (error === 'weak_password' ? form.new_password : form.current_password).focus();
+      return;
+    }
+    form.reset();
+    showStatus('Password changed. Every other device was signed out; this one stays signed in.');
+    await loadSessions();
+  });
+}
+
+/** Loads the account panel: whether the email is verified, and the sessions. */
+async function loadAccount() {
+  const generation = ++accountGeneration;
+  const [me] = await Promise.all([authorized('/auth/me'), loadSessions(generation)]);
+  if (generation !== accountGeneration || !session) return;
+  const verified = me.error ? undefined : me.data?.email_verified;
+  $('who-verified').textContent = verified === true ? 'yes' : verified === false ? 'not yet' : '';
+  $('verify-email').hidden = verified !== false;
+}
+
+/** Loads and shows the sessions list. Its problems are told in the list's card, not the page's alert. */
+async function loadSessions(generation = accountGeneration) {
+  const { res, data, error } = await authorized('/auth/sessions');
+  if (generation !== accountGeneration || !session) return;
+  const list = $('sessions-list');
+  const note = $('sessions-note');
+  list.replaceChildren();
+  if (error || !Array.isArray(data?.sessions)) {
+    note.textContent = `The sessions could not be loaded. ${messageFor(error ?? 'server_error', res)}`;
+    note.hidden = false;
+    return;
+  }
+  note.hidden = true;
+  for (const s of data.sessions) {
+    const row = element('li', 'session');
+    row.dataset.sid = s.sid;
+    row.append(element('span', 'session-device', s.user_agent || 'Unknown device'));
+    const details = element('span', 'session-details');
+    if (s.country) details.append(element('span', 'session-country', s.country), ' · ');
+    details.append('Signed in ', element('span', 'session-created', localTime(s.created_at)));
+    details.append(' · last used ', element('span', 'session-last-used', localTime(s.last_used_at)));
+    row.append(details);
+    if (s.current) {
+      row.classList.add('current');
+      row.append(element('span', 'session-current', 'This device'));
+    } else {
+      const button = element('button', 'session-revoke secondary', 'Sign out');
+      button.type = 'button';
+      button.dataset.sid = s.sid;
+      button.setAttribute('aria-label', `Sign out ${s.user_agent || 'the unknown device'}`);
+      row.append(button);
+    }
+    list.append(row);
+  }
+}
+
+/** Signs out another session (a click on one of the list's "Sign out" buttons). */
+async function onSessionsClick(event) {
+  const button = event.target.closest('button.session-revoke');
+  if (!button) return;
+  await withButton(button, async () => {
+    showError('');
+    const { res, error } = await authorized(`/auth/sessions/${encodeURIComponent(button.dataset.sid)}`, { method: 'DELETE' });
+    // not_found: it ended meanwhile, which is what was asked.
+    if (error && error !== 'not_found') {
+      showError(messageFor(error, res));
+      return;
+    }
+    showStatus('That device was signed out.');
+    await loadSessions();
+  });
+}
+
+/** Downloads the account's export as a JSON file (made here from the answer, through a Blob link). */
+async function onExport(event) {
+  await withButton(event.currentTarget, async () => {
+    showError('');
+    const { res, data, error } = await authorized('/auth/me/export');
+    if (error) {
+      showError(messageFor(error, res));
+      return;
+    }
+    const blob = new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' });
+    const url = URL.createObjectURL(blob);
+    const link = document.createElement('a');
+    link.href = url;
+    link.download = `gatehouse-export-${new Date().toISOString().slice(0, 10)}.json`;
+    link.hidden = true;
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    showStatus('Your data was downloaded as a JSON file.');
+  });
+}
+
+/** Deletes the account, with its password and a confirmation; then this page (and every tab) signs out. */
+async function onDeleteAccount(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const password = form.password.value;
+    if (!password) {
+      showError('Enter your password to delete the account.');
+      form.password.focus();
+      return;
+    }
+    if (!window.confirm('Delete your account and everything stored about it? This cannot be undone.')) return;
+    const { res, error } = await authorized('/auth/me', { method: 'DELETE', body: { password } });
+    form.password.value = '';
+    if (error) {
+      showError(error === 'invalid_credentials' ? MESSAGES.wrong_current_password : messageFor(error, res));
+      form.password.focus();
+      return;
+    }
+    channel.postMessage({ type: 'logout' });
+    renderSignedOut('');
+    showStatus('Your account was deleted, with everything stored about it.');
+  });
+}
+
 channel.onmessage = ({ data }) => {
   if (data?.type === 'hello' && session) {
     channel.postMessage({ type: 'token', accessToken: session.accessToken, exp: session.exp, tokenType: session.tokenType });
@@ -568,11 +915,19 @@ channel.onmessage = ({ data }) => {
   } else if (data?.type === 'logout' && session) {
     renderSignedOut('');
     showStatus('You were signed out in another tab.');
+  } else if (data?.type === 'account' && session) {
+    // Another tab verified the email address (or otherwise changed the account).
+    loadAccount();
   }
 };
 
-/** On load: take the session from another open tab, or else restore it from the cookie. */
+/**
+ * On load: take the session from another open tab, or else restore it from the cookie; then follow a
+ * mail link the page was opened with (its token is out of the address bar before anything else).
+ */
 async function start() {
+  const link = takeLink();
+  window.addEventListener('hashchange', onHashChange);
   $('login-form').addEventListener('submit', onLogin);
   $('register-form').addEventListener('submit', onRegister);
   $('whoami-button').addEventListener('click', onWhoami);
@@ -582,6 +937,20 @@ async function start() {
   $('passkey-add-button').addEventListener('click', onAddPasskey);
   $('passkey-login-button').addEventListener('click', onPasskeyLogin);
   $('mfa-passkey-button').addEventListener('click', onMfaPasskey);
+  $('forgot-link').addEventListener('click', () => showForgotForm(true));
+  $('forgot-cancel-button').addEventListener('click', () => showForgotForm(false));
+  $('forgot-form').addEventListener('submit', onForgot);
+  $('reset-form').addEventListener('submit', onReset);
+  $('reset-cancel-button').addEventListener('click', () => {
+    hideResetForm();
+    showStatus('');
+  });
+  $('verify-email-button').addEventListener('click', onRequestVerification);
+  $('change-password-form').addEventListener('submit', onChangePassword);
+  $('sessions-list').addEventListener('click', onSessionsClick);
+  $('sessions-refresh-button').addEventListener('click', (e) => withButton(e.currentTarget, () => loadSessions()));
+  $('export-button').addEventListener('click', onExport);
+  $('delete-account-form').addEventListener('submit', onDeleteAccount);
   $('logout-button').addEventListener('click', (e) =>
     withButton(e.currentTarget, () => onLogout('/auth/logout', 'Signed out.')));
   $('logout-all-button').addEventListener('click', (e) =>
@@ -589,6 +958,11 @@ async function start() {
   channel.postMessage({ type: 'hello' });
   await new Promise((resolve) => setTimeout(resolve, 250));
   if (!session) await refresh();
+  if (link) {
+    // The signed-in view's first status line comes first, the link's result after it.
+    await whoamiInFlight;
+    await followLink(link);
+  }
 }
 
 start();

@@ -170,7 +170,8 @@ test('managed keys: no SIGNING_KEYS secret at all; bad arguments are refused up 
     assert.equal(r.status, 0, r.out);
     assert.equal(r.calls.find((c) => c.args[0] === 'deploy').config.vars.KEY_MANAGEMENT, 'managed');
     assert.ok(!r.commands.some((c) => c.startsWith('secret')));
-    for (const bad of [[], ['--issuer', 'http://insecure.example.com'], ['--issuer', 'https://a.example/path'], ['nowhere', '--issuer', 'https://a.example']]) {
+    const outbox = ['--issuer', 'https://a.example', '--var', 'MAIL_TRANSPORT=outbox'];
+    for (const bad of [[], ['--issuer', 'http://insecure.example.com'], ['--issuer', 'https://a.example/path'], ['nowhere', '--issuer', 'https://a.example'], outbox]) {
       const refused = acct.run(bad);
       assert.equal(refused.status, 2, `${bad.join(' ')}: ${refused.out}`);
       assert.equal(refused.calls.length, 0);

@@ -75,7 +75,10 @@ export interface paths {
         get: operations["getAuthRegister"];
         /** Not allowed (POST only) */
         put: operations["putAuthRegister"];
-        /** Create an account */
+        /**
+         * Create an account
+         * @description With a mail transport configured (MAIL_TRANSPORT), the new account's email is sent a verification link (`{APP_URL}/#verify=<token>`, valid 24 h).
+         */
         post: operations["postAuthRegister"];
         /** Not allowed (POST only) */
         delete: operations["deleteAuthRegister"];
@@ -220,11 +223,14 @@ export interface paths {
          * @description gatehouse's own (non-revoked) access tokens only; a trusted issuer's token is refused.
          */
         get: operations["getAuthMe"];
-        /** Not allowed (GET, HEAD only) */
+        /** Not allowed (GET, HEAD, PATCH, DELETE only) */
         put: operations["putAuthMe"];
-        /** Not allowed (GET, HEAD only) */
+        /** Not allowed (GET, HEAD, PATCH, DELETE only) */
         post: operations["postAuthMe"];
-        /** Not allowed (GET, HEAD only) */
+        /**
+         * Delete the account
+         * @description Needs the password. Registering the email again later makes a new account with the same `sub` (docs/HARDENING.md "Account lifecycle").
+         */
         delete: operations["deleteAuthMe"];
         /**
          * CORS preflight
@@ -236,9 +242,9 @@ export interface paths {
          * @description gatehouse's own (non-revoked) access tokens only; a trusted issuer's token is refused.
          */
         head: operations["headAuthMe"];
-        /** Not allowed (GET, HEAD only) */
+        /** Set the user's own metadata */
         patch: operations["patchAuthMe"];
-        /** Not allowed (GET, HEAD only) */
+        /** Not allowed (GET, HEAD, PATCH, DELETE only) */
         trace: operations["traceAuthMe"];
     };
     "/oauth/token": {
@@ -742,6 +748,426 @@ export interface paths {
         /** Not allowed (POST only) */
         trace: operations["traceAuthWebauthnLoginVerify"];
     };
+    "/auth/email/verify/request": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthEmailVerifyRequest"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthEmailVerifyRequest"];
+        /**
+         * Send a verification mail
+         * @description Sends the account's email a link `{APP_URL}/#verify=<token>` (valid 24 h, single use; it replaces any earlier verification link). No request body is read.
+         */
+        post: operations["postAuthEmailVerifyRequest"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthEmailVerifyRequest"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthEmailVerifyRequest"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthEmailVerifyRequest"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthEmailVerifyRequest"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthEmailVerifyRequest"];
+    };
+    "/auth/email/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthEmailVerify"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthEmailVerify"];
+        /**
+         * Verify the email with the mail's token
+         * @description The browser client reads the token from its URL fragment (`#verify=<token>`) and sends it here.
+         */
+        post: operations["postAuthEmailVerify"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthEmailVerify"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthEmailVerify"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthEmailVerify"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthEmailVerify"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthEmailVerify"];
+    };
+    "/auth/password/forgot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthPasswordForgot"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthPasswordForgot"];
+        /**
+         * Ask for a password-reset mail
+         * @description The answer is the same whatever the email, and comes before any mail is sent.
+         */
+        post: operations["postAuthPasswordForgot"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthPasswordForgot"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthPasswordForgot"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthPasswordForgot"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthPasswordForgot"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthPasswordForgot"];
+    };
+    "/auth/password/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthPasswordReset"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthPasswordReset"];
+        /**
+         * Set a new password with the mail's token
+         * @description The browser client reads the token from its URL fragment (`#reset=<token>`) and sends it here with the new password.
+         */
+        post: operations["postAuthPasswordReset"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthPasswordReset"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthPasswordReset"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthPasswordReset"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthPasswordReset"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthPasswordReset"];
+    };
+    "/auth/password/change": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAuthPasswordChange"];
+        /** Not allowed (POST only) */
+        put: operations["putAuthPasswordChange"];
+        /** Change the password */
+        post: operations["postAuthPasswordChange"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAuthPasswordChange"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthPasswordChange"];
+        /** Not allowed (POST only) */
+        head: operations["headAuthPasswordChange"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAuthPasswordChange"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAuthPasswordChange"];
+    };
+    "/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The live sessions of the account
+         * @description Each login starts a session (a refresh-token family); `current` marks the calling token's.
+         */
+        get: operations["getAuthSessions"];
+        /** Not allowed (GET, HEAD only) */
+        put: operations["putAuthSessions"];
+        /** Not allowed (GET, HEAD only) */
+        post: operations["postAuthSessions"];
+        /** Not allowed (GET, HEAD only) */
+        delete: operations["deleteAuthSessions"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthSessions"];
+        /**
+         * The live sessions of the account (headers only)
+         * @description Each login starts a session (a refresh-token family); `current` marks the calling token's.
+         */
+        head: operations["headAuthSessions"];
+        /** Not allowed (GET, HEAD only) */
+        patch: operations["patchAuthSessions"];
+        /** Not allowed (GET, HEAD only) */
+        trace: operations["traceAuthSessions"];
+    };
+    "/auth/sessions/{sid}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        /** Not allowed (DELETE only) */
+        get: operations["getAuthSessionsSid"];
+        /** Not allowed (DELETE only) */
+        put: operations["putAuthSessionsSid"];
+        /** Not allowed (DELETE only) */
+        post: operations["postAuthSessionsSid"];
+        /** End one session of the account */
+        delete: operations["deleteAuthSessionsSid"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthSessionsSid"];
+        /** Not allowed (DELETE only) */
+        head: operations["headAuthSessionsSid"];
+        /** Not allowed (DELETE only) */
+        patch: operations["patchAuthSessionsSid"];
+        /** Not allowed (DELETE only) */
+        trace: operations["traceAuthSessionsSid"];
+    };
+    "/auth/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the account's data
+         * @description Everything gatehouse holds about the user (a data-access request): the account, its sessions and its passkeys. Never a password hash, a secret or a token.
+         */
+        get: operations["getAuthMeExport"];
+        /** Not allowed (GET, HEAD only) */
+        put: operations["putAuthMeExport"];
+        /** Not allowed (GET, HEAD only) */
+        post: operations["postAuthMeExport"];
+        /** Not allowed (GET, HEAD only) */
+        delete: operations["deleteAuthMeExport"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAuthMeExport"];
+        /**
+         * Export the account's data (headers only)
+         * @description Everything gatehouse holds about the user (a data-access request): the account, its sessions and its passkeys. Never a password hash, a secret or a token.
+         */
+        head: operations["headAuthMeExport"];
+        /** Not allowed (GET, HEAD only) */
+        patch: operations["patchAuthMeExport"];
+        /** Not allowed (GET, HEAD only) */
+        trace: operations["traceAuthMeExport"];
+    };
+    "/admin/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find an account by email
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        get: operations["getAdminUsers"];
+        /** Not allowed (GET, HEAD only) */
+        put: operations["putAdminUsers"];
+        /** Not allowed (GET, HEAD only) */
+        post: operations["postAdminUsers"];
+        /** Not allowed (GET, HEAD only) */
+        delete: operations["deleteAdminUsers"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAdminUsers"];
+        /**
+         * Find an account by email (headers only)
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        head: operations["headAdminUsers"];
+        /** Not allowed (GET, HEAD only) */
+        patch: operations["patchAdminUsers"];
+        /** Not allowed (GET, HEAD only) */
+        trace: operations["traceAdminUsers"];
+    };
+    "/admin/users/{sub}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * An account
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        get: operations["getAdminUsersSub"];
+        /** Not allowed (GET, HEAD, PATCH, DELETE only) */
+        put: operations["putAdminUsersSub"];
+        /** Not allowed (GET, HEAD, PATCH, DELETE only) */
+        post: operations["postAdminUsersSub"];
+        /**
+         * Delete an account
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        delete: operations["deleteAdminUsersSub"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAdminUsersSub"];
+        /**
+         * An account (headers only)
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        head: operations["headAdminUsersSub"];
+        /**
+         * Change an account's roles, scope, state or app metadata
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        patch: operations["patchAdminUsersSub"];
+        /** Not allowed (GET, HEAD, PATCH, DELETE only) */
+        trace: operations["traceAdminUsersSub"];
+    };
+    "/admin/users/{sub}/revoke-sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        /** Not allowed (POST only) */
+        get: operations["getAdminUsersSubRevokeSessions"];
+        /** Not allowed (POST only) */
+        put: operations["putAdminUsersSubRevokeSessions"];
+        /**
+         * End every session of an account
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`). No request body is read.
+         */
+        post: operations["postAdminUsersSubRevokeSessions"];
+        /** Not allowed (POST only) */
+        delete: operations["deleteAdminUsersSubRevokeSessions"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAdminUsersSubRevokeSessions"];
+        /** Not allowed (POST only) */
+        head: operations["headAdminUsersSubRevokeSessions"];
+        /** Not allowed (POST only) */
+        patch: operations["patchAdminUsersSubRevokeSessions"];
+        /** Not allowed (POST only) */
+        trace: operations["traceAdminUsersSubRevokeSessions"];
+    };
+    "/admin/users/{sub}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * Export an account's data
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        get: operations["getAdminUsersSubExport"];
+        /** Not allowed (GET, HEAD only) */
+        put: operations["putAdminUsersSubExport"];
+        /** Not allowed (GET, HEAD only) */
+        post: operations["postAdminUsersSubExport"];
+        /** Not allowed (GET, HEAD only) */
+        delete: operations["deleteAdminUsersSubExport"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsAdminUsersSubExport"];
+        /**
+         * Export an account's data (headers only)
+         * @description A token with the role `admin` (docs/CONFIGURATION.md `ADMIN_EMAILS`); every call is audited (`admin.action`).
+         */
+        head: operations["headAdminUsersSubExport"];
+        /** Not allowed (GET, HEAD only) */
+        patch: operations["patchAdminUsersSubExport"];
+        /** Not allowed (GET, HEAD only) */
+        trace: operations["traceAdminUsersSubExport"];
+    };
+    "/dev/outbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The mails sent (development only)
+         * @description Only with MAIL_TRANSPORT=outbox, which keeps every mail in the OUTBOX KV namespace instead of sending it. Anyone can read it, links and their tokens included: never in production.
+         */
+        get: operations["getDevOutbox"];
+        /** Not allowed (GET, HEAD only) */
+        put: operations["putDevOutbox"];
+        /** Not allowed (GET, HEAD only) */
+        post: operations["postDevOutbox"];
+        /** Not allowed (GET, HEAD only) */
+        delete: operations["deleteDevOutbox"];
+        /**
+         * CORS preflight
+         * @description A CORS preflight is answered 204 or 403 before routing; any other OPTIONS request is 405.
+         */
+        options: operations["optionsDevOutbox"];
+        /**
+         * The mails sent (development only; headers only)
+         * @description Only with MAIL_TRANSPORT=outbox, which keeps every mail in the OUTBOX KV namespace instead of sending it. Anyone can read it, links and their tokens included: never in production.
+         */
+        head: operations["headDevOutbox"];
+        /** Not allowed (GET, HEAD only) */
+        patch: operations["patchDevOutbox"];
+        /** Not allowed (GET, HEAD only) */
+        trace: operations["traceDevOutbox"];
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -750,7 +1176,7 @@ export interface components {
          * @description The stable error code (src/edge/error.rs).
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket" | "passkey_limit" | "invalid_passkey";
+        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket" | "passkey_limit" | "invalid_passkey" | "invalid_or_expired_token" | "account_disabled" | "email_not_verified" | "mail_unavailable" | "forbidden";
         /** @description Every error the worker makes. The description never holds secrets, token contents or whether an account exists. */
         Error: {
             error: components["schemas"]["ErrorCode"];
@@ -884,6 +1310,8 @@ export interface components {
         Me: {
             sub: string;
             email: string | null;
+            /** @description The token's `email_verified` claim: whether the account's email was verified when the token was issued. */
+            email_verified: boolean;
             roles: string[];
             /** @description Space-separated. */
             scope: string;
@@ -907,6 +1335,8 @@ export interface components {
             /** @description Empty when absent. */
             roles: string[];
             email?: string;
+            /** @description Whether the account's email was verified when the token was issued (gatehouse's own tokens). */
+            email_verified?: boolean;
             cnf?: components["schemas"]["Confirmation"];
             /** @description When the user logged in (kept by refresh). */
             auth_time?: number;
@@ -1029,7 +1459,7 @@ export interface components {
              */
             worker: "all-in-one" | "edge" | "issuer";
         };
-        /** @description REGISTRATION_MODE=uniform: the same answer for a new and a taken email. */
+        /** @description The same answer whatever the email: REGISTRATION_MODE=uniform registration (a new and a taken email alike) and a password-reset request (a known, an unknown and a disabled account alike). */
         Accepted: {
             /** @constant */
             status: "accepted";
@@ -1159,6 +1589,149 @@ export interface components {
             credential: components["schemas"]["PasskeyAssertion"];
             /** @enum {unknown} */
             transport?: "body" | "cookie";
+        };
+        VerificationRequested: {
+            /**
+             * @description `sent`: a verification mail is on its way; `already_verified`: the email is verified already, no mail.
+             * @enum {unknown}
+             */
+            status: "sent" | "already_verified";
+        };
+        /** @description A JSON object without duplicate member names; unknown members are ignored. */
+        EmailVerification: {
+            /** @description The token of the mail's link (`#verify=<token>`). */
+            token: string;
+        };
+        /** @description A JSON object without duplicate member names; unknown members are ignored. */
+        PasswordForgot: {
+            /** @description ASCII `local@domain.tld`, at most 254 characters; compared lower-cased. */
+            email: string;
+        };
+        /** @description A JSON object without duplicate member names; unknown members are ignored. */
+        PasswordReset: {
+            /** @description The token of the mail's link (`#reset=<token>`). */
+            token: string;
+            /** @description The new password: 8 to 256 Unicode characters (others are refused with `weak_password`). */
+            password: string;
+        };
+        /** @description A JSON object without duplicate member names; unknown members are ignored. */
+        PasswordChange: {
+            /** @description The account's password now. */
+            current_password: string;
+            /** @description The new password: 8 to 256 Unicode characters (others are refused with `weak_password`). */
+            new_password: string;
+        };
+        /** @description A JSON object without duplicate member names; unknown members are ignored. */
+        MeUpdate: {
+            /** @description Replaces the account's `user_metadata`: any JSON object of at most 4096 bytes (as JSON). The user controls it: an origin must never authorize on it. */
+            user_metadata: Record<string, never>;
+        };
+        /** @description A JSON object without duplicate member names; unknown members are ignored. */
+        AccountDeletion: {
+            /** @description The account's password. */
+            password: string;
+        };
+        /** @description Each member present is applied; the others stay as they are. A JSON object without duplicate member names; unknown members are ignored. */
+        AdminUserUpdate: {
+            /** @description Replaces the account's roles (in the tokens issued from now on). */
+            roles?: string[];
+            /** @description Replaces the account's scope, space-separated (in the tokens issued from now on). */
+            scope?: string;
+            /** @description `true`: the account is disabled and every session of it revoked (logins answer 403 `account_disabled`); `false`: enabled again. */
+            disabled?: boolean;
+            /** @description Replaces the account's `app_metadata`: any JSON object of at most 4096 bytes (as JSON). Only admins set it, so an origin may authorize on it (TOKEN_CLAIMS copies chosen members into the tokens). */
+            app_metadata?: Record<string, never>;
+        };
+        Mfa: {
+            /** @description Whether the TOTP factor is on. */
+            totp: boolean;
+            /** @description How many passkeys the account has. */
+            passkeys: number;
+        };
+        /** @description An account as its owner and admins see it. Never a password hash, a secret or a token. */
+        User: {
+            /** @description The stable user id (the account object id). */
+            sub: string;
+            email: string;
+            email_verified: boolean;
+            /** @description When the account was registered (seconds since the epoch). */
+            created_at: number;
+            /** @description The account's stored roles (`admin` from ADMIN_EMAILS is added to tokens, not stored). */
+            roles: string[];
+            /** @description Space-separated. */
+            scope: string;
+            disabled: boolean;
+            /** @description Set by admins only; `{}` when never set. */
+            app_metadata: Record<string, never>;
+            /** @description Set by the user (PATCH /auth/me): never authorize on it; `{}` when never set. */
+            user_metadata: Record<string, never>;
+            mfa: components["schemas"]["Mfa"];
+            /** @description How many live sessions the account has. */
+            sessions: number;
+        };
+        Session: {
+            /** @description The session id (the `sid` of its tokens). */
+            sid: string;
+            /** @description When the session began (the login) (seconds since the epoch). */
+            created_at: number;
+            /** @description When it last issued a token (seconds since the epoch). */
+            last_used_at: number;
+            /** @description The User-Agent of the login, when there was one. */
+            user_agent: string | null;
+            /** @description The country Cloudflare placed the login in, when known. */
+            country: string | null;
+            /** @description Whether this is the session of the calling token. */
+            current: boolean;
+            /** @description How the session's login authenticated (RFC 8176). */
+            amr: string[];
+        };
+        Sessions: {
+            /** @description The live sessions, newest first. */
+            sessions: components["schemas"]["Session"][];
+        };
+        /** @description A session as in `Session`, without `current`. */
+        ExportedSession: {
+            sid: string;
+            /** @description When the session began (seconds since the epoch). */
+            created_at: number;
+            /** @description When it last issued a token (seconds since the epoch). */
+            last_used_at: number;
+            user_agent: string | null;
+            country: string | null;
+            amr: string[];
+        };
+        ExportedPasskey: {
+            /** @description The credential id (unpadded base64url). */
+            id: string;
+            /** @description When it was added (seconds since the epoch). */
+            created_at: number;
+            /** @description When it last signed in (seconds since the epoch), if ever. */
+            last_used_at?: number | null;
+        };
+        /** @description Everything the account holds about its user, for a data-access request. Never a password hash, a secret or a token. */
+        Export: {
+            /** @description When the export was made (seconds since the epoch). */
+            exported_at: number;
+            account: components["schemas"]["User"];
+            sessions: components["schemas"]["ExportedSession"][];
+            passkeys: components["schemas"]["ExportedPasskey"][];
+        };
+        OutboxMail: {
+            id: string;
+            to: string;
+            /** @description MAIL_FROM. */
+            from: string;
+            subject: string;
+            text: string;
+            html: string;
+            /** @description Which mail: `verify` or `reset` (the MAIL_TEMPLATES names). */
+            kind: string;
+            /** @description When it was sent (seconds since the epoch). */
+            sent_at: number;
+        };
+        Outbox: {
+            /** @description Oldest first. */
+            mails: components["schemas"]["OutboxMail"][];
         };
     };
     responses: {
@@ -1549,6 +2122,54 @@ export interface components {
             };
             content?: never;
         };
+        /** @description Only GET, HEAD, PATCH and DELETE are allowed here (`method_not_allowed`). */
+        MethodNotAllowedGetHeadPatchDelete: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                Allow: components["headers"]["AllowGetHeadPatchDelete"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @constant */
+                    error?: "method_not_allowed";
+                };
+            };
+        };
+        /** @description Only GET, HEAD, PATCH and DELETE are allowed here (`method_not_allowed`). No body (HEAD). */
+        MethodNotAllowedGetHeadPatchDeleteHead: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                Allow: components["headers"]["AllowGetHeadPatchDelete"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description The access token is valid but does not have the role `admin` (`forbidden`). */
+        Forbidden: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"] & {
+                    /** @constant */
+                    error?: "forbidden";
+                };
+            };
+        };
+        /** @description The access token is valid but does not have the role `admin` (`forbidden`). No body (HEAD). */
+        ForbiddenHead: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                "Cache-Control": components["headers"]["CacheNoStore"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
     };
     parameters: {
         /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
@@ -1602,6 +2223,7 @@ export interface components {
         /** @description As `WwwAuthenticate` for a refused token; for a token without a fresh second factor (RFC 9470 §3): `Bearer realm="…", error="insufficient_user_authentication", error_description="…", acr_values="aal2", max_age="300"` (`DPoP` scheme, with `algs`, for a bound token). None for a wrong code. */
         WwwAuthenticateMfa: string;
         AllowDelete: "DELETE";
+        AllowGetHeadPatchDelete: "GET, HEAD, PATCH, DELETE";
     };
     pathItems: never;
 }
@@ -2114,7 +2736,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description `mfa_required`: the password was right and the account has a second factor: no session yet; redeem the ticket at /auth/mfa/verify. `turnstile_failed` (with TURNSTILE_SECRET set): Cloudflare Turnstile's siteverify refused the request's token. */
+            /** @description `mfa_required`: the password was right and the account has a second factor: no session yet; redeem the ticket at /auth/mfa/verify. `account_disabled`: the password was right but an admin disabled the account. `email_not_verified` (with EMAIL_VERIFICATION=required): the password was right but the email is not verified; a new verification mail is sent (at most one a minute). `turnstile_failed` (with TURNSTILE_SECRET set): Cloudflare Turnstile's siteverify refused the request's token. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -2123,8 +2745,8 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MfaRequired"] | (components["schemas"]["Error"] & {
-                        /** @constant */
-                        error?: "turnstile_failed";
+                        /** @enum {unknown} */
+                        error?: "turnstile_failed" | "account_disabled" | "email_not_verified";
                     });
                 };
             };
@@ -2675,7 +3297,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            405: components["responses"]["MethodNotAllowedGetHead"];
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
             500: components["responses"]["ServerError"];
         };
     };
@@ -2688,21 +3310,83 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            405: components["responses"]["MethodNotAllowedGetHead"];
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
             500: components["responses"]["ServerError"];
         };
     };
     deleteAuthMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountDeletion"];
+            };
+        };
         responses: {
-            405: components["responses"]["MethodNotAllowedGetHead"];
+            /** @description The account is deleted: every session is revoked (refresh tokens dead, access tokens rejected at the edge) and its data is gone (password hash, factors, passkeys, metadata, sessions). */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not JSON, or no `password` (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The password is wrong (`invalid_credentials`; 403, as the access token itself was accepted). It counts against the client's group like a failed login. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_credentials";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            /** @description Too many wrong passwords from this client's group (`too_many_attempts`): a wrong password counts like a failed login, so even the right password waits. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "too_many_attempts";
+                    };
+                };
+            };
             500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
         };
     };
     optionsAuthMe: {
@@ -2716,8 +3400,8 @@ export interface operations {
         responses: {
             204: components["responses"]["PreflightAllowed"];
             403: components["responses"]["PreflightForbidden"];
-            /** @description Not a CORS preflight: only GET, HEAD is allowed here. */
-            405: components["responses"]["MethodNotAllowedGetHead"];
+            /** @description Not a CORS preflight: only GET, HEAD, PATCH, DELETE are allowed here. */
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
             500: components["responses"]["ServerError"];
         };
     };
@@ -2751,14 +3435,49 @@ export interface operations {
     patchAuthMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MeUpdate"];
+            };
+        };
         responses: {
-            405: components["responses"]["MethodNotAllowedGetHead"];
+            /** @description The account, as changed. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Not JSON, `user_metadata` missing or not an object, or over 4096 bytes as JSON (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
             500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
         };
     };
     traceAuthMe: {
@@ -2770,7 +3489,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            405: components["responses"]["MethodNotAllowedGetHead"];
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
             500: components["responses"]["ServerError"];
         };
     };
@@ -5213,6 +5932,2205 @@ export interface operations {
         requestBody?: never;
         responses: {
             405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `sent`: a verification mail is on its way to the account's email; `already_verified`: the email is verified already, no mail. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerificationRequested"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description A verification mail went to this account in the last minute (the registration's and a refused login's count): no mail now; `Retry-After` says when one may go. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description No mail transport is configured (MAIL_TRANSPORT unset: `mail_unavailable`), or the denylist (KV) or the account object could not be reached (`temporarily_unavailable`, safe to retry). */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    /** @description With `temporarily_unavailable`: always 1. */
+                    "Retry-After"?: 1;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "mail_unavailable" | "temporarily_unavailable";
+                    };
+                };
+            };
+        };
+    };
+    deleteAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthEmailVerifyRequest: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailVerification"];
+            };
+        };
+        responses: {
+            /** @description The account's email is verified; the token is spent. Tokens issued from now on carry `email_verified: true` (an access token issued before keeps its claim until the next refresh or login). */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not JSON, or no `token` (`invalid_request`); a token that is unknown, expired (24 h), used already, replaced by a newer one, or made for another purpose (a reset token): `invalid_or_expired_token`. */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_or_expired_token";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["ServerError"];
+            /** @description The account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthEmailVerify: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordForgot"];
+            };
+        };
+        responses: {
+            /** @description Accepted, whatever the email. For the email of an account that is not disabled, a mail with a link `{APP_URL}/#reset=<token>` (valid 30 minutes, single use; it replaces any earlier reset link) is sent after the answer, unless one went out in the last minute; for an unknown email or a disabled account, nothing is sent. */
+            202: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Not JSON, or no `email` (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthPasswordForgot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordReset"];
+            };
+        };
+        responses: {
+            /** @description The password is replaced and the token spent. Every session of the account is revoked: its refresh tokens stop working and its access tokens are rejected at the edge. The email counts as verified from now on (the mail reached it), and the account's failed-login slow-down is forgotten. The user logs in with the new password (and the second factor, if one is on). */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not JSON, or a missing field (`invalid_request`); a token that is unknown, expired (30 minutes), used already, replaced by a newer one, made for another purpose, or of a disabled account (`invalid_or_expired_token`); a password of under 8 or over 256 characters (`weak_password`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "invalid_or_expired_token" | "weak_password";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["ServerError"];
+            /** @description The account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthPasswordReset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChange"];
+            };
+        };
+        responses: {
+            /** @description The password is replaced. Every other session of the account is revoked (refresh tokens dead, access tokens rejected at the edge); the calling session stays signed in. A reset link sent before stops working. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not JSON, or a missing field (`invalid_request`); a new password of under 8 or over 256 characters (`weak_password`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "weak_password";
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description The current password is wrong (`invalid_credentials`; 403, as the access token itself was accepted). It counts against the client's group like a failed login. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_credentials";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            /** @description Too many wrong passwords from this client's group (`too_many_attempts`): a wrong current password counts like a failed login, so even the right password waits. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "too_many_attempts";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthPasswordChange: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sessions, newest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sessions"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only GET, HEAD is allowed here. */
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The sessions, newest first. No body (HEAD). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UnauthorizedHead"];
+            500: components["responses"]["ServerErrorHead"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["UnavailableHead"];
+        };
+    };
+    patchAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description That session is revoked, as by a logout: its refresh tokens stop working and its access tokens are rejected at the edge. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            /** @description No live session of the caller's account has that `sid` (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    optionsAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only DELETE is allowed here. */
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDeleteHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthSessionsSid: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A session id of the caller's account (from GET /auth/sessions). */
+                sid: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only GET, HEAD is allowed here. */
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export. No body (HEAD). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UnauthorizedHead"];
+            500: components["responses"]["ServerErrorHead"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["UnavailableHead"];
+        };
+    };
+    patchAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAuthMeExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAdminUsers: {
+        parameters: {
+            query: {
+                /** @description The account's email (compared lower-cased). */
+                email: string;
+            };
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account of that email. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description No `email` parameter, or not an email address (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No account has that email (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putAdminUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAdminUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAdminUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAdminUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only GET, HEAD is allowed here. */
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAdminUsers: {
+        parameters: {
+            query: {
+                /** @description The account's email (compared lower-cased). */
+                email: string;
+            };
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account of that email. No body (HEAD). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No `email` parameter, or not an email address (`invalid_request`). No body (HEAD). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UnauthorizedHead"];
+            403: components["responses"]["ForbiddenHead"];
+            /** @description No account has that email (`not_found`). No body (HEAD). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["ServerErrorHead"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["UnavailableHead"];
+        };
+    };
+    patchAdminUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAdminUsers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No account has that `sub` (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account is deleted as by DELETE /auth/me (without its password): every session revoked at the edge, its data gone. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No account has that `sub` (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    optionsAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only GET, HEAD, PATCH, DELETE are allowed here. */
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The account. No body (HEAD). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UnauthorizedHead"];
+            403: components["responses"]["ForbiddenHead"];
+            /** @description No account has that `sub` (`not_found`). No body (HEAD). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["ServerErrorHead"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["UnavailableHead"];
+        };
+    };
+    patchAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserUpdate"];
+            };
+        };
+        responses: {
+            /** @description The account, as changed. New roles and scope reach the tokens issued from now on (the next refresh or login). Disabling it revoked every session: its refresh tokens are dead and its access tokens are rejected at the edge (within the denylist cache window). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["User"];
+                };
+            };
+            /** @description Not JSON, a member of the wrong type, or `app_metadata` over 4096 bytes as JSON (`invalid_request`). */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_request";
+                    };
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No account has that `sub` (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    traceAdminUsersSub: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHeadPatchDelete"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every session of the account is revoked, as by its own logout-all: its refresh tokens stop working and every access token issued up to now is rejected at the edge. */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No account has that `sub` (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only POST is allowed here. */
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPostHead"];
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAdminUsersSubRevokeSessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedPost"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export, as GET /auth/me/export gives it to the user. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Export"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            /** @description No account has that `sub` (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    putAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description Not a CORS preflight: only GET, HEAD is allowed here. */
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description A DPoP proof (RFC 9449 §4): a JWS with `typ: dpop+jwt`, `alg` EdDSA (or Ed25519) or ES256, the public `jwk`, and claims `jti`, `htm` (this method), `htu` (this URL, query aside), `iat` (within 60 s), `nonce` when the server gave one, and `ath` = base64url(SHA-256(access token)) when an access token goes with it. At a token endpoint (no `ath`) it binds the session to its key; with DPOP_MODE=required a login must have one; ignored with DPOP_MODE=off. */
+                DPoP?: components["parameters"]["DPoP"];
+            };
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The export, as GET /auth/me/export gives it to the user. No body (HEAD). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: components["responses"]["UnauthorizedHead"];
+            403: components["responses"]["ForbiddenHead"];
+            /** @description No account has that `sub` (`not_found`). No body (HEAD). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["ServerErrorHead"];
+            /** @description The denylist (KV) or the account object could not be reached (`temporarily_unavailable`). */
+            503: components["responses"]["UnavailableHead"];
+        };
+    };
+    patchAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceAdminUsersSubExport: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The account's `sub` (its object id). */
+                sub: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    getDevOutbox: {
+        parameters: {
+            query?: {
+                /** @description Only the mails to this address. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The mails, oldest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Outbox"];
+                };
+            };
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            500: components["responses"]["ServerError"];
+        };
+    };
+    putDevOutbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    postDevOutbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    deleteDevOutbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    optionsDevOutbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            204: components["responses"]["PreflightAllowed"];
+            403: components["responses"]["PreflightForbidden"];
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            /** @description Not a CORS preflight: only GET, HEAD is allowed here. */
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    headDevOutbox: {
+        parameters: {
+            query?: {
+                /** @description Only the mails to this address. */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The mails, oldest first. No body (HEAD). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). No body (HEAD). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            500: components["responses"]["ServerErrorHead"];
+        };
+    };
+    patchDevOutbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            405: components["responses"]["MethodNotAllowedGetHead"];
+            500: components["responses"]["ServerError"];
+        };
+    };
+    traceDevOutbox: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description MAIL_TRANSPORT is not `outbox`: the route does not exist (`not_found`). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "not_found";
+                    };
+                };
+            };
+            405: components["responses"]["MethodNotAllowedGetHead"];
             500: components["responses"]["ServerError"];
         };
     };
