@@ -114,6 +114,8 @@ pub struct Config {
     pub admin_emails: Vec<String>,
     /// `TOKEN_CLAIMS`: metadata fields copied into access tokens.
     pub token_claims: Vec<TokenClaim>,
+    /// `PASSWORD_BREACH_CHECK=hibp`: the range API's URL (`HIBP_RANGE_URL`); `None`: off.
+    pub breach_check: Option<String>,
 }
 
 /// The role the admin routes require.
@@ -612,6 +614,21 @@ impl Config {
             .collect();
         let token_claims = token_claims(&var("TOKEN_CLAIMS").unwrap_or_default())
             .map_err(|reason| ConfigError::Invalid { name: "TOKEN_CLAIMS", reason })?;
+        let breach_check = match var("PASSWORD_BREACH_CHECK").as_deref().map(str::trim) {
+            None | Some("") | Some("off") => None,
+            Some("hibp") => {
+                let url = var("HIBP_RANGE_URL").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+                let url = crate::issuers::jwks_url_allowed(url.as_deref().unwrap_or(crate::password::HIBP_DEFAULT_URL))
+                    .map_err(|reason| ConfigError::Invalid { name: "HIBP_RANGE_URL", reason })?;
+                Some(url)
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "PASSWORD_BREACH_CHECK",
+                    reason: format!("{other:?} is not \"off\" or \"hibp\""),
+                })
+            }
+        };
         let dpop = Dpop::from_lookup(var, secret)?;
         let (webauthn_rp_id, webauthn_origins) = webauthn_rp(var, &issuer)?;
         let gateway =
@@ -650,6 +667,7 @@ impl Config {
             email_verification_required,
             admin_emails,
             token_claims,
+            breach_check,
         })
     }
 

@@ -25,6 +25,8 @@ pub enum ApiError {
     Forbidden(String),
     /// 503 `mail_unavailable`: no mail transport is configured, or the mail could not be sent.
     MailUnavailable,
+    /// 400 `breached_password`: the new password is in a breach corpus (`PASSWORD_BREACH_CHECK`).
+    BreachedPassword,
     /// The body is over the limit (413 `invalid_request`).
     PayloadTooLarge,
     /// No route here (404 `not_found`).
@@ -137,6 +139,9 @@ impl ApiError {
             }
             ApiError::Forbidden(why) => (403, "forbidden", why.clone()),
             ApiError::MailUnavailable => (503, "mail_unavailable", "mail cannot be sent now".into()),
+            ApiError::BreachedPassword => {
+                (400, "breached_password", "this password is known from a data breach; choose another".into())
+            }
             ApiError::PayloadTooLarge => (413, "invalid_request", "request body is too large".into()),
             ApiError::NotFound => (404, "not_found", "no such resource".into()),
             ApiError::MethodNotAllowed(_) => (405, "method_not_allowed", "method not allowed here".into()),

@@ -238,6 +238,30 @@ pub fn pbkdf2_sha256(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] 
     t
 }
 
+/// The default `HIBP_RANGE_URL`: Have I Been Pwned's k-anonymity range API (the first five hex
+/// digits of a password's SHA-1 are appended).
+pub const HIBP_DEFAULT_URL: &str = "https://api.pwnedpasswords.com/range/";
+
+/// The k-anonymity halves of a password for the range API: the first five upper-case hex digits
+/// of its SHA-1 (sent) and the other 35 (compared here, never sent).
+#[cfg(feature = "issuer")]
+pub fn breach_range(password: &str) -> (String, String) {
+    use sha1::{Digest, Sha1};
+    let hex: String = Sha1::digest(password.as_bytes()).iter().map(|b| format!("{b:02X}")).collect();
+    let (prefix, suffix) = hex.split_at(5);
+    (prefix.to_owned(), suffix.to_owned())
+}
+
+/// Whether a range answer (`SUFFIX:COUNT` lines) lists `suffix` with a count above zero (the
+/// padding lines of `Add-Padding: true` have count 0).
+pub fn breach_listed(answer: &str, suffix: &str) -> bool {
+    answer.lines().any(|line| {
+        line.trim().split_once(':').is_some_and(|(s, count)| {
+            s.trim().eq_ignore_ascii_case(suffix) && count.trim().parse::<u64>().is_ok_and(|n| n > 0)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +357,20 @@ mod tests {
         assert!(acceptable("12345678"));
         assert!(acceptable(&"é".repeat(256)));
         assert!(!acceptable(&"é".repeat(257)));
+    }
+
+    #[test]
+    #[cfg(feature = "issuer")]
+    fn breach_ranges_split_the_sha1_and_padding_does_not_count() {
+        // SHA-1("password") = 5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8 (a well-known value).
+        let (prefix, suffix) = breach_range("password");
+        assert_eq!(prefix, "5BAA6");
+        assert_eq!(suffix, "1E4C9B93F3F0682250B6CF8331B7EE68FD8");
+        let answer = "003D68EB55068C33ACE09247EE4C639306B:3\r\n1E4C9B93F3F0682250B6CF8331B7EE68FD8:52256179\r\n";
+        assert!(breach_listed(answer, &suffix));
+        assert!(breach_listed(&answer.to_lowercase(), &suffix), "hex case does not matter");
+        assert!(!breach_listed("1E4C9B93F3F0682250B6CF8331B7EE68FD8:0\r\n", &suffix), "padding");
+        assert!(!breach_listed("1E4C9B93F3F0682250B6CF8331B7EE68FD9:7", &suffix));
+        assert!(!breach_listed("garbage", &suffix));
     }
 }

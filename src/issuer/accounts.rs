@@ -172,6 +172,7 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
     let body = read_json_body(&mut req, false).await?;
     let creds = input::register(&body)?;
     limits::turnstile(config, &req, &body).await?;
+    super::breach::check(config, &creds.password).await?;
     let stub = by_email(env, &creds.email)?;
     let request = AccountRequest::Register { email: creds.email, password: creds.password };
     let mut answer = call(stub, &request, rid).await?;

@@ -75,9 +75,10 @@ pub async fn forgot(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
 }
 
 /// `POST /auth/password/reset` `{"token", "password"}`: 204; every session of the account ends.
-pub async fn reset(mut req: Request, env: &Env, _config: &Config, rid: &str) -> Result<Reply, ApiError> {
+pub async fn reset(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let (text, password) = input::reset(&read_json_body(&mut req, false).await?)?;
     let token = LinkToken::parse(&text, LinkPurpose::Reset).ok_or(ApiError::InvalidLink)?;
+    super::breach::check(config, &password).await?;
     let stub = by_id(env, &token.account, ApiError::InvalidLink)?;
     done(call(stub, &AccountRequest::PasswordReset { secret: token.secret, password }, rid).await?)?;
     denylist::forget(&token.account);
@@ -89,6 +90,7 @@ pub async fn reset(mut req: Request, env: &Env, _config: &Config, rid: &str) -> 
 pub async fn change(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let (user, stub) = signed_in(&req, env, config).await?;
     let (current, new) = input::password_change(&read_json_body(&mut req, false).await?)?;
+    super::breach::check(config, &new).await?;
     let sub = user.claims().sub.clone();
     let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
     let request = AccountRequest::PasswordChange { sid: user.claims().sid.clone(), current, new, client };

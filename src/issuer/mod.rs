@@ -6,6 +6,7 @@
 pub mod account_object;
 pub mod accounts;
 pub mod admin;
+pub mod breach;
 pub mod cookies;
 pub mod document;
 pub mod key_store;

@@ -87,13 +87,14 @@ function splitConfigs(dir, { vars, edgeVars, issuerVars, keys, verifier }) {
  * wrangler.toml as wrangler dev runs it, with its `[[ratelimits]]` replaced by `ratelimits` (an
  * array; [] turns every limit off): copied as JSON with absolute paths and no build step.
  */
-function mainConfig(dir, ratelimits) {
+function mainConfig(dir, ratelimits, bindings = {}) {
   const config = parseToml(readFileSync(join(ROOT, 'wrangler.toml'), 'utf8'));
   delete config.build;
   delete config.env;
   config.main = join(ROOT, config.main);
   config.assets.directory = join(ROOT, config.assets.directory);
-  config.ratelimits = ratelimits;
+  if (ratelimits) config.ratelimits = ratelimits;
+  Object.assign(config, bindings);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'wrangler.json'), JSON.stringify(config, null, 2));
   return join(dir, 'wrangler.json');
@@ -104,9 +105,10 @@ function mainConfig(dir, ratelimits) {
  * `ratelimits`: the Rate Limiting bindings instead of wrangler.toml's (all-in-one only).
  * `split: 'both'` runs the edge and issuer Workers of a split deployment in one wrangler dev session
  * (the edge in front, `edgeVars`/`issuerVars` for one of them only); `split: 'verifier'` runs the edge
- * Worker alone. `port`: listen there, for a test whose vars name the origin.
+ * Worker alone. `port`: listen there, for a test whose vars name the origin. `bindings`: top-level
+ * wrangler config entries added to wrangler.toml's (all-in-one only), e.g. `{ send_email: [...] }`.
  */
-export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {}, ratelimits, port } = {}) {
+export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars = {}, issuerVars = {}, ratelimits, bindings, port } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-e2e-'));
   const keySet = keys === undefined ? await devKeys() : keys;
   const persist = persistDir ?? join(dir, 'state');
@@ -148,7 +150,7 @@ export async function startWorker({ vars = {}, keys, persistDir, split, edgeVars
       const configs = split
         ? splitConfigs(join(dir, 'configs'), { vars: this.env, edgeVars, issuerVars, keys: this.keys, verifier: split === 'verifier' })
           .flatMap((c) => ['-c', c])
-        : [...(ratelimits ? ['-c', mainConfig(join(dir, 'main'), ratelimits)] : []), '--env-file', this.envFile];
+        : [...(ratelimits || bindings ? ['-c', mainConfig(join(dir, 'main'), ratelimits, bindings)] : []), '--env-file', this.envFile];
       this.proc = spawn(
         WRANGLER,
         ['dev', ...configs, '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(inspector),

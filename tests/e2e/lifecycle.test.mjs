@@ -9,6 +9,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { startWorker, sleep } from './harness.mjs';
 
 const PASSWORD = 'correct horse battery';
@@ -368,16 +370,30 @@ describe('account lifecycle (outbox, admin, sessions)', () => {
   });
 });
 
-describe('mail by an HTTP API, and EMAIL_VERIFICATION=required', () => {
+describe('mail by an HTTP API, EMAIL_VERIFICATION=required, and breached passwords', () => {
   let w;
   let api;
   const received = [];
+  // A k-anonymity range API (HIBP's protocol) on loopback: it lists BREACHED, pads every answer,
+  // and answers 500 for the range of OUTAGE (to see the check fail open).
+  const BREACHED = 'password123456';
+  const OUTAGE = 'a password the API cannot check';
+  const sha1 = (text) => createHash('sha1').update(text).digest('hex').toUpperCase();
+  const rangeRequests = [];
 
   before(async () => {
     api = createServer((req, res) => {
       let body = '';
       req.on('data', (d) => { body += d; });
       req.on('end', () => {
+        if (req.url.startsWith('/range/')) {
+          rangeRequests.push({ path: req.url, padding: req.headers['add-padding'] });
+          const prefix = req.url.slice('/range/'.length);
+          if (prefix === sha1(OUTAGE).slice(0, 5)) return res.writeHead(500).end();
+          const lines = ['0000000000000000000000000000000000A:0', '0000000000000000000000000000000000B:0'];
+          if (prefix === sha1(BREACHED).slice(0, 5)) lines.push(`${sha1(BREACHED).slice(5)}:1234`);
+          return res.writeHead(200, { 'content-type': 'text/plain' }).end(lines.join('\r\n'));
+        }
         received.push({ authorization: req.headers.authorization, path: req.url, body: JSON.parse(body) });
         res.writeHead(202, { 'content-type': 'application/json' }).end('{"id":"1"}');
       });
@@ -391,6 +407,8 @@ describe('mail by an HTTP API, and EMAIL_VERIFICATION=required', () => {
         MAIL_FROM: 'accounts@gatehouse.test',
         APP_URL: 'https://app.gatehouse.test',
         EMAIL_VERIFICATION: 'required',
+        PASSWORD_BREACH_CHECK: 'hibp',
+        HIBP_RANGE_URL: `http://127.0.0.1:${api.address().port}/range/`,
       },
     });
   });
@@ -422,5 +440,62 @@ describe('mail by an HTTP API, and EMAIL_VERIFICATION=required', () => {
     assert.equal(received.length, 1, 'one mail in all');
     assert.equal((await fetch(`${w.url}/dev/outbox`)).status, 404, 'no outbox unless MAIL_TRANSPORT=outbox');
     assert.ok(!w.logs.includes(token), 'the link is in no log line');
+  });
+
+  test('a breached password is refused at registration, reset and change; only 5 hex digits leave', async () => {
+    const email = `breach-${Date.now()}@example.com`;
+    const refused = await fetch(`${w.url}/auth/register`, json({ email, password: BREACHED }));
+    assert.equal(refused.status, 400);
+    assert.equal((await refused.json()).error, 'breached_password');
+    assert.equal((await login(w, email, BREACHED)).status, 401, 'no account was made');
+    // The API saw the five-digit prefix only, asked with padding.
+    const asked = rangeRequests.at(-1);
+    assert.equal(asked.path, `/range/${sha1(BREACHED).slice(0, 5)}`);
+    assert.equal(asked.padding, 'true');
+    assert.ok(rangeRequests.every((r) => !r.path.includes(sha1(BREACHED).slice(5, 15))));
+    // The API failing does not stop a registration (fail open, logged).
+    assert.equal((await fetch(`${w.url}/auth/register`, json({ email: `outage-${email}`, password: OUTAGE }))).status, 201);
+    for (let i = 0; i < 100 && !/password breach check failed/.test(w.logs); i++) await sleep(50);
+    assert.match(w.logs, /password breach check failed/, 'the failed check is logged');
+    // A clean password registers; changing to a breached one is refused, nothing changes.
+    await register(w, email);
+    for (let i = 0; i < 100 && !received.some((m) => m.body.to === email); i++) await sleep(50);
+    const mail = received.find((m) => m.body.to === email);
+    const token = mail.body.text.match(/#verify=([A-Za-z0-9._-]+)/)[1];
+    assert.equal((await fetch(`${w.url}/auth/email/verify`, json({ token }))).status, 204);
+    const t = await tokens(w, email);
+    const change = await fetch(`${w.url}/auth/password/change`, json({ current_password: PASSWORD, new_password: BREACHED }, bearer(t.access_token)));
+    assert.equal(change.status, 400);
+    assert.equal((await change.json()).error, 'breached_password');
+    assert.equal((await login(w, email)).status, 200, 'the password did not change');
+  });
+});
+
+describe('mail by Cloudflare\'s send_email binding (Miniflare\'s local binding)', () => {
+  let w;
+  before(async () => {
+    w = await startWorker({
+      vars: { MAIL_TRANSPORT: 'send_email', MAIL_FROM: 'accounts@gatehouse.test' },
+      bindings: { send_email: [{ name: 'SEND_EMAIL' }] },
+    });
+  });
+  after(async () => { await w?.cleanup(); });
+
+  test('the reset mail goes through the binding with its text and HTML parts, and its link works', async () => {
+    const email = `binding-${Date.now()}@example.com`;
+    await register(w, email);
+    const forgot = await fetch(`${w.url}/auth/password/forgot`, json({ email }));
+    assert.equal(forgot.status, 202);
+    // Miniflare logs each message and stores its text part in a file it names.
+    const texts = () => [...w.logs.matchAll(/Text: (\S+\.txt)/g)].map((m) => readFileSync(m[1], 'utf8'));
+    for (let i = 0; i < 100 && !texts().some((t) => t.includes('#reset=')); i++) await sleep(50);
+    const text = texts().find((t) => t.includes('#reset='));
+    assert.ok(text, `a reset mail through the binding:\n${w.logs.slice(-2000)}`);
+    assert.match(w.logs, /send_email binding called with MessageBuilder/);
+    assert.match(w.logs, /HTML: \S+\.html/);
+    const token = text.match(/#reset=([A-Za-z0-9._-]+)/)[1];
+    assert.equal((await fetch(`${w.url}/auth/password/reset`, json({ token, password: NEW_PASSWORD }))).status, 204);
+    assert.equal((await login(w, email, NEW_PASSWORD)).status, 200);
+    assert.equal((await fetch(`${w.url}/dev/outbox`)).status, 404);
   });
 });

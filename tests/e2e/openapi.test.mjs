@@ -4,13 +4,15 @@
 // lists is produced, every JSON body validates against the documented schema (Ajv, JSON Schema
 // 2020-12) and every required header is there (and every documented header that is there matches).
 //
-// Runtimes: A, B, C and E are wrangler dev (A: the main configuration, B: ORIGIN_URL set to a
-// loopback origin, C: a bad ROUTE_POLICIES, so every worker route answers 500, E: DPOP_MODE=required
+// Runtimes: A, B, C and E are wrangler dev (A: the main configuration, with the local outbox of
+// wrangler.toml and an admin from ADMIN_EMAILS, B: ORIGIN_URL set to a loopback origin, no
+// MAIL_TRANSPORT, and PASSWORD_BREACH_CHECK=hibp against a loopback range API, C: a bad ROUTE_POLICIES, so every worker route answers 500, E: DPOP_MODE=required
 // with server nonces, for `use_dpop_nonce` and DPoP-Nonce; F: rate limits of one request a minute,
 // Turnstile against a loopback siteverify and REGISTRATION_MODE=uniform). D is Miniflare running the
 // same build in workerd with faults that wrangler dev cannot inject (the approach of
 // faults.test.mjs): a DENYLIST whose reads fail for keys containing "fail", and ACCOUNTS and KEYS
-// Durable Objects that throw, for the 503 answers of the issuer, OAuth, JWKS and /auth/me routes.
+// Durable Objects that throw, for the 503 answers of the issuer, OAuth, JWKS and /auth/me routes
+// (with MAIL_TRANSPORT=outbox, so the mail routes get as far as the account object).
 //
 // Not listed in the document, on purpose: answers of the platform before the worker runs (431 for
 // huge headers; 501 for methods workerd does not know), methods outside OpenAPI's eight (the WebDAV
@@ -217,8 +219,9 @@ async function startFaulty() {
         compatibilityDate: '2026-04-20',
         bindings: {
           ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys), KEY_MANAGEMENT: 'managed',
-          INTROSPECTION_CLIENTS: JSON.stringify({ [CLIENT]: SECRET }),
+          INTROSPECTION_CLIENTS: JSON.stringify({ [CLIENT]: SECRET }), MAIL_TRANSPORT: 'outbox',
         },
+        kvNamespaces: ['OUTBOX'],
         durableObjects: {
           ACCOUNTS: { className: 'Account', scriptName: 'broken-objects', useSQLite: true },
           KEYS: { className: 'KeyStore', scriptName: 'broken-objects', useSQLite: true },
@@ -304,6 +307,20 @@ async function startSiteverify() {
   return { url: `http://127.0.0.1:${server.address().port}/siteverify`, close: () => new Promise((r) => server.close(r)) };
 }
 
+/** A k-anonymity range API (Have I Been Pwned's protocol) on loopback that lists BREACHED only. */
+const BREACHED = 'password123456';
+async function startRange() {
+  const { createHash } = await import('node:crypto');
+  const hash = createHash('sha1').update(BREACHED).digest('hex').toUpperCase();
+  const server = createServer((req, res) => {
+    const lines = ['0000000000000000000000000000000000A:0'];
+    if (req.url.endsWith(`/${hash.slice(0, 5)}`)) lines.push(`${hash.slice(5)}:99`);
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(lines.join('\r\n'));
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}/range/`, close: () => new Promise((r) => server.close(r)) };
+}
+
 /** A wrangler dev worker whose fetch also sends TRACE (over node:http). */
 const withTrace = (w) => ({
   worker: w, keys: w.keys, url: w.url,
@@ -335,6 +352,23 @@ const BIG = 'x'.repeat(17 * 1024);
 const PASSWORD = 'correct horse battery';
 let counter = 0;
 const email = (tag) => `openapi-${tag}-${Date.now()}-${counter++}@example.com`;
+/** A's admin (ADMIN_EMAILS), once the email is verified. */
+const ADMIN_EMAIL = email('admin');
+const claimsOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url'));
+/** A mail link's token (`ghv1` verify, `ghp1` reset) for `account` that was never issued. */
+const forgedLink = (prefix, account = 'ab'.repeat(32)) => `${prefix}.${account}.${Buffer.alloc(32, 4).toString('base64url')}`;
+
+/** The token of the newest `kind` (`verify` / `reset`) link mailed to `to`, from A's outbox (mail goes out after the answer). */
+async function linkOf(w, to, kind) {
+  for (let i = 0; i < 100; i++) {
+    const res = await w.fetch(`/dev/outbox?to=${encodeURIComponent(to)}`);
+    assert.equal(res.status, 200);
+    const mail = (await res.json()).mails.filter((m) => m.kind === kind).at(-1);
+    if (mail) return mail.text.match(new RegExp(`#${kind}=([A-Za-z0-9._-]+)`))[1];
+    await sleep(50);
+  }
+  assert.fail(`no ${kind} mail to ${to} in the outbox`);
+}
 const refreshTokenFor = (account) => `ghr1.${account}.${Buffer.alloc(16, 1).toString('base64url')}.${Buffer.alloc(32, 2).toString('base64url')}`;
 const UNKNOWN_RT = refreshTokenFor('ab'.repeat(32));
 
@@ -372,8 +406,11 @@ async function session(w, extra = {}) {
   return { email: address, ...(await res.json()), cookie: res.headers.get('set-cookie') };
 }
 
-/** An example concrete path for a documented (possibly templated) one. */
-const concrete = (path, rest = 'openapi-probe') => path.replace('{path}', rest);
+/** An example concrete path for a documented (possibly templated) one; `{sid}` and `{sub}` take a
+ *  well-formed id (1-64 of [A-Za-z0-9_-], src/routes.rs) that names nothing. */
+const GHOST_SID = 'A'.repeat(22);
+const GHOST_SUB = 'a'.repeat(64);
+const concrete = (path, rest = 'openapi-probe', { sid = GHOST_SID, sub = GHOST_SUB } = {}) => path.replace('{path}', rest).replace('{sid}', sid).replace('{sub}', sub);
 const init = (method, extra = {}) => ({ method: method.toUpperCase(), ...extra, headers: { ...(extra.headers ?? {}) } });
 
 // ------------------------------------------------------------------------------------------------
@@ -400,7 +437,7 @@ function scenarios() {
     } else if (isProtected(path)) {
       add('A', method, path, 405, 'a valid token, the wrong method', async (w, c) => w.fetch(path, init(method, { headers: bearer(c.apiToken) })));
     } else {
-      add('A', method, path, 405, 'the wrong method', (w) => w.fetch(path, init(method)));
+      add('A', method, path, 405, 'the wrong method', (w) => w.fetch(concrete(path), init(method)));
     }
   }
   // Every preflight, allowed and refused.
@@ -612,6 +649,7 @@ function scenarios() {
   add('A', ...P('/auth/register'), 400, 'a short password', (w) => w.fetch('/auth/register', json({ email: email('weak'), password: 'short' })));
   add('A', ...P('/auth/register'), 409, 'taken (in another case)', (w, c) => w.fetch('/auth/register', json({ email: c.s1.email.toUpperCase(), password: PASSWORD })));
   add('A', ...P('/auth/register'), 413, 'over 16 KiB', (w) => w.fetch('/auth/register', json({ email: email('big'), password: PASSWORD, pad: BIG })));
+  add('B', ...P('/auth/register'), 400, 'a breached password', (w) => w.fetch('/auth/register', json({ email: email('breached'), password: BREACHED })));
   add('D', ...P('/auth/register'), 503, 'the account object throws', (w) => w.fetch('/auth/register', json({ email: email('down'), password: PASSWORD })));
 
   add('A', ...P('/auth/login'), 200, 'body transport', (w, c) => w.fetch('/auth/login', json({ email: c.s1.email, password: PASSWORD })));
@@ -668,6 +706,158 @@ function scenarios() {
   add('A', ...P('/auth/logout'), 204, 'idempotent', (w, c) => w.fetch('/auth/logout', { method: 'POST', headers: bearer(c.s4.access_token) }));
   add('A', ...P('/auth/logout-all'), 204, 'ends every session', (w, c) => w.fetch('/auth/logout-all', { method: 'POST', headers: bearer(c.s5.access_token) }));
 
+  // Account lifecycle (issue 13) and the admin API. The Bearer routes refuse alike: no token, a
+  // stale DPoP proof (A), a proof without the server nonce (E), and 503 when the denylist read fails (D).
+  const send = (w, method, path, { token, body, headers = {} } = {}) => w.fetch(path, init(method, {
+    headers: { ...(token ? bearer(token) : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+  }));
+  const lifecycleBearer = [
+    ['patch', '/auth/me'], ['delete', '/auth/me'], ['get', '/auth/me/export'], ['head', '/auth/me/export'],
+    ['post', '/auth/email/verify/request'], ['post', '/auth/password/change'],
+    ['get', '/auth/sessions'], ['head', '/auth/sessions'], ['delete', '/auth/sessions/{sid}'],
+    ['get', '/admin/users'], ['head', '/admin/users'],
+    ['get', '/admin/users/{sub}'], ['head', '/admin/users/{sub}'], ['patch', '/admin/users/{sub}'], ['delete', '/admin/users/{sub}'],
+    ['post', '/admin/users/{sub}/revoke-sessions'], ['get', '/admin/users/{sub}/export'], ['head', '/admin/users/{sub}/export'],
+  ];
+  for (const [method, path] of lifecycleBearer) {
+    const url = path === '/admin/users' ? `${path}?email=nobody%40example.com` : concrete(path);
+    add('A', method, path, 401, 'no token', (w) => send(w, method, url));
+    add('A', method, path, 401, 'a stale DPoP proof', async (w) => {
+      const token = await boundToken(w, DPOP_KEY);
+      return send(w, method, url, { headers: { authorization: `DPoP ${token}`, dpop: DPOP_KEY.proof({ htm: method.toUpperCase(), htu: `${w.url}${url}`, token, iat: Math.floor(Date.now() / 1000) - 300 }) } });
+    });
+    add('E', method, path, 401, 'a DPoP proof without the server nonce', async (w) => send(w, method, url, { headers: dpopAuth(w, DPOP_KEY, await boundToken(w, DPOP_KEY), method, url) }));
+    add('D', method, path, 503, 'the denylist read fails', async (w) => send(w, method, url, { token: await signToken(w.keys, { claims: { sub: 'fail-user', roles: ['user', 'admin'] } }) }));
+  }
+  const NEW_PASSWORD = 'a brand new passphrase';
+  const WRONG = 'not the password at all';
+  /** Five wrong passwords from one client, each refused 403, then `attempt` once more. */
+  const afterFiveWrong = async (attempt) => {
+    for (let i = 0; i < 5; i++) {
+      const res = await attempt();
+      assert.equal(res.status, 403);
+      await res.arrayBuffer();
+    }
+    return attempt();
+  };
+  const ME = '/auth/me';
+  add('A', 'patch', ME, 200, 'new user_metadata', async (w) => send(w, 'patch', ME, { token: (await session(w)).access_token, body: { user_metadata: { theme: 'dark' } } }), {
+    check: (res, body) => assert.deepEqual(body.user_metadata, { theme: 'dark' }),
+  });
+  add('A', 'patch', ME, 400, 'user_metadata is not an object', (w, c) => send(w, 'patch', ME, { token: c.s1.access_token, body: { user_metadata: 'dark' } }));
+  add('A', 'patch', ME, 413, 'over 16 KiB', (w, c) => send(w, 'patch', ME, { token: c.s1.access_token, body: { user_metadata: { pad: BIG } } }));
+  add('A', 'delete', ME, 204, 'the right password', async (w) => send(w, 'delete', ME, { token: (await session(w)).access_token, body: { password: PASSWORD } }));
+  add('A', 'delete', ME, 400, 'no password', (w, c) => send(w, 'delete', ME, { token: c.s1.access_token, body: {} }));
+  add('A', 'delete', ME, 403, 'a wrong password', async (w) => send(w, 'delete', ME, { token: (await session(w)).access_token, body: { password: WRONG } }));
+  add('A', 'delete', ME, 413, 'over 16 KiB', (w, c) => send(w, 'delete', ME, { token: c.s1.access_token, body: { password: BIG } }));
+  add('A', 'delete', ME, 429, 'after five wrong passwords', async (w) => {
+    const { access_token: token } = await session(w);
+    return afterFiveWrong(() => send(w, 'delete', ME, { token, body: { password: WRONG } }));
+  });
+  for (const method of ['get', 'head']) {
+    add('A', method, '/auth/me/export', 200, 'everything about the user', (w, c) => send(w, method, '/auth/me/export', { token: c.s1.access_token }));
+  }
+
+  const VR = '/auth/email/verify/request';
+  add('A', ...P(VR), 202, 'verified already', (w, c) => send(w, 'post', VR, { token: c.admin.access_token }), {
+    check: (res, body) => assert.equal(body.status, 'already_verified'),
+  });
+  add('A', ...P(VR), 429, 'the registration mailed a link this minute', async (w) => send(w, 'post', VR, { token: (await session(w)).access_token }), {
+    check: (res, body) => assert.equal(body.error, 'too_many_requests'),
+  });
+  add('B', ...P(VR), 503, 'no MAIL_TRANSPORT', async (w) => send(w, 'post', VR, { token: (await session(w)).access_token }));
+  const EV = '/auth/email/verify';
+  add('A', ...P(EV), 204, 'the link of the registration mail', async (w) => {
+    const address = email('verify');
+    await (await w.fetch('/auth/register', json({ email: address, password: PASSWORD }))).arrayBuffer();
+    return w.fetch(EV, json({ token: await linkOf(w, address, 'verify') }));
+  });
+  add('A', ...P(EV), 400, 'no token', (w) => w.fetch(EV, json({})));
+  add('A', ...P(EV), 400, 'a link never issued', (w) => w.fetch(EV, json({ token: forgedLink('ghv1') })));
+  add('A', ...P(EV), 413, 'over 16 KiB', (w) => w.fetch(EV, json({ token: BIG })));
+  add('D', ...P(EV), 503, 'the account object throws', (w) => w.fetch(EV, json({ token: forgedLink('ghv1', w.account) })));
+  const FG = '/auth/password/forgot';
+  add('A', ...P(FG), 202, 'an unknown email', (w) => w.fetch(FG, json({ email: email('nobody') })));
+  add('A', ...P(FG), 202, 'an account\'s email', (w, c) => w.fetch(FG, json({ email: c.s2.email })));
+  add('A', ...P(FG), 400, 'not an email address', (w) => w.fetch(FG, json({ email: 'nope' })));
+  add('A', ...P(FG), 413, 'over 16 KiB', (w) => w.fetch(FG, json({ email: email('big'), pad: BIG })));
+  add('B', ...P(FG), 503, 'no MAIL_TRANSPORT', (w) => w.fetch(FG, json({ email: email('nomail') })));
+  add('D', ...P(FG), 503, 'the account object throws', (w) => w.fetch(FG, json({ email: email('down') })));
+  const RS = '/auth/password/reset';
+  add('A', ...P(RS), 204, 'the link of a reset mail', async (w) => {
+    const s = await session(w);
+    await (await w.fetch(FG, json({ email: s.email }))).arrayBuffer();
+    return w.fetch(RS, json({ token: await linkOf(w, s.email, 'reset'), password: NEW_PASSWORD }));
+  });
+  add('A', ...P(RS), 400, 'no password', (w) => w.fetch(RS, json({ token: forgedLink('ghp1') })));
+  add('A', ...P(RS), 400, 'a link never issued', (w) => w.fetch(RS, json({ token: forgedLink('ghp1'), password: NEW_PASSWORD })));
+  add('A', ...P(RS), 400, 'a short password', (w) => w.fetch(RS, json({ token: forgedLink('ghp1'), password: 'short' })));
+  add('B', ...P(RS), 400, 'a breached password', (w) => w.fetch(RS, json({ token: forgedLink('ghp1'), password: BREACHED })));
+  add('A', ...P(RS), 413, 'over 16 KiB', (w) => w.fetch(RS, json({ token: forgedLink('ghp1'), password: BIG })));
+  add('D', ...P(RS), 503, 'the account object throws', (w) => w.fetch(RS, json({ token: forgedLink('ghp1', w.account), password: NEW_PASSWORD })));
+  const PC = '/auth/password/change';
+  add('A', ...P(PC), 204, 'the current password', async (w) => send(w, 'post', PC, { token: (await session(w)).access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD } }));
+  add('A', ...P(PC), 400, 'no new_password', (w, c) => send(w, 'post', PC, { token: c.s1.access_token, body: { current_password: PASSWORD } }));
+  add('A', ...P(PC), 400, 'a short new password', (w, c) => send(w, 'post', PC, { token: c.s1.access_token, body: { current_password: PASSWORD, new_password: 'short' } }));
+  add('B', ...P(PC), 400, 'a breached new password', async (w) => send(w, 'post', PC, { token: (await session(w)).access_token, body: { current_password: PASSWORD, new_password: BREACHED } }));
+  add('A', ...P(PC), 403, 'a wrong current password', async (w) => send(w, 'post', PC, { token: (await session(w)).access_token, body: { current_password: WRONG, new_password: NEW_PASSWORD } }));
+  add('A', ...P(PC), 413, 'over 16 KiB', (w, c) => send(w, 'post', PC, { token: c.s1.access_token, body: { current_password: PASSWORD, new_password: NEW_PASSWORD, pad: BIG } }));
+  add('A', ...P(PC), 429, 'after five wrong passwords', async (w) => {
+    const { access_token: token } = await session(w);
+    return afterFiveWrong(() => send(w, 'post', PC, { token, body: { current_password: WRONG, new_password: NEW_PASSWORD } }));
+  });
+  for (const method of ['get', 'head']) {
+    add('A', method, '/auth/sessions', 200, 'the live sessions', (w, c) => send(w, method, '/auth/sessions', { token: c.s1.access_token }));
+  }
+  const SR = '/auth/sessions/{sid}';
+  add('A', 'delete', SR, 204, 'another session of the account', async (w) => {
+    const s = await session(w);
+    const other = await (await w.fetch('/auth/login', json({ email: s.email, password: PASSWORD }))).json();
+    return send(w, 'delete', concrete(SR, undefined, { sid: claimsOf(other.access_token).sid }), { token: s.access_token });
+  });
+  add('A', 'delete', SR, 404, 'not a session of the account', (w, c) => send(w, 'delete', concrete(SR, undefined, { sid: claimsOf(c.s2.access_token).sid }), { token: c.s1.access_token }));
+
+  // Admin: A's admin, and ctx.target (an account it reads and changes; never deleted).
+  const AU = '/admin/users';
+  const user = (c) => concrete('/admin/users/{sub}', undefined, { sub: c.target.sub });
+  for (const method of ['get', 'head']) {
+    add('A', method, AU, 200, 'an account\'s email', (w, c) => send(w, method, `${AU}?email=${encodeURIComponent(c.target.email)}`, { token: c.admin.access_token }));
+    add('A', method, AU, 400, 'no email', (w, c) => send(w, method, AU, { token: c.admin.access_token }));
+    add('A', method, AU, 403, 'a token without the admin role', (w, c) => send(w, method, `${AU}?email=${encodeURIComponent(c.target.email)}`, { token: c.s1.access_token }));
+    add('A', method, AU, 404, 'no account has the email', (w, c) => send(w, method, `${AU}?email=${encodeURIComponent(email('nobody'))}`, { token: c.admin.access_token }));
+    for (const path of ['/admin/users/{sub}', '/admin/users/{sub}/export']) {
+      add('A', method, path, 200, 'an account', (w, c) => send(w, method, concrete(path, undefined, { sub: c.target.sub }), { token: c.admin.access_token }));
+      add('A', method, path, 403, 'a token without the admin role', (w, c) => send(w, method, concrete(path, undefined, { sub: c.target.sub }), { token: c.s1.access_token }));
+      add('A', method, path, 404, 'no account has the sub', (w, c) => send(w, method, concrete(path), { token: c.admin.access_token }));
+    }
+  }
+  add('A', 'patch', '/admin/users/{sub}', 200, 'new app_metadata and scope', (w, c) => send(w, 'patch', user(c), { token: c.admin.access_token, body: { app_metadata: { plan: 'pro' }, scope: 'api read' } }), {
+    check: (res, body) => assert.deepEqual(body.app_metadata, { plan: 'pro' }),
+  });
+  add('A', 'patch', '/admin/users/{sub}', 400, 'roles is not a list', (w, c) => send(w, 'patch', user(c), { token: c.admin.access_token, body: { roles: 'admin' } }));
+  add('A', 'patch', '/admin/users/{sub}', 403, 'a token without the admin role', (w, c) => send(w, 'patch', user(c), { token: c.s1.access_token, body: { disabled: true } }));
+  add('A', 'patch', '/admin/users/{sub}', 404, 'no account has the sub', (w, c) => send(w, 'patch', concrete('/admin/users/{sub}'), { token: c.admin.access_token, body: { disabled: false } }));
+  add('A', 'patch', '/admin/users/{sub}', 413, 'over 16 KiB', (w, c) => send(w, 'patch', user(c), { token: c.admin.access_token, body: { app_metadata: { pad: BIG } } }));
+  add('A', 'delete', '/admin/users/{sub}', 204, 'an account', async (w, c) => {
+    const s = await session(w);
+    return send(w, 'delete', concrete('/admin/users/{sub}', undefined, { sub: claimsOf(s.access_token).sub }), { token: c.admin.access_token });
+  });
+  add('A', 'delete', '/admin/users/{sub}', 403, 'a token without the admin role', (w, c) => send(w, 'delete', user(c), { token: c.s1.access_token }));
+  add('A', 'delete', '/admin/users/{sub}', 404, 'no account has the sub', (w, c) => send(w, 'delete', concrete('/admin/users/{sub}'), { token: c.admin.access_token }));
+  const RVK = '/admin/users/{sub}/revoke-sessions';
+  add('A', ...P(RVK), 204, 'an account', (w, c) => send(w, 'post', concrete(RVK, undefined, { sub: c.target.sub }), { token: c.admin.access_token }));
+  add('A', ...P(RVK), 403, 'a token without the admin role', (w, c) => send(w, 'post', concrete(RVK, undefined, { sub: c.target.sub }), { token: c.s1.access_token }));
+  add('A', ...P(RVK), 404, 'no account has the sub', (w, c) => send(w, 'post', concrete(RVK), { token: c.admin.access_token }));
+
+  // The development outbox: A keeps mail in it (wrangler.toml); B has no MAIL_TRANSPORT, so no route.
+  for (const method of ['get', 'head']) {
+    add('A', method, '/dev/outbox', 200, 'the mails to one address', (w) => w.fetch(`/dev/outbox?to=${encodeURIComponent(ADMIN_EMAIL)}`, init(method)), {
+      check: (res, body) => { if (body) assert.ok(body.mails.some((m) => m.kind === 'verify')); },
+    });
+  }
+  for (const method of METHODS) add('B', method, '/dev/outbox', 404, 'no MAIL_TRANSPORT: the route does not exist', (w) => w.fetch('/dev/outbox', init(method)));
+
   // OAuth.
   const T = '/oauth/token';
   add('A', ...P(T), 400, 'invalid_scope (not spent)', (w, c) => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: c.s6.refresh_token, scope: 'api admin' })));
@@ -723,6 +913,7 @@ function scenarios() {
     check: (res, body) => assert.equal(body.error, 'too_many_requests'),
   });
   add('F', ...P(LO), 429, 'passwordless options from one address', (w) => until429(() => w.fetch(LO, json({ email: email('lo') }, from(14)))));
+  add('F', ...P(FG), 429, 'password resets from one address (the registration limit)', (w) => until429(() => w.fetch(FG, json({ email: email('forgot') }, from(16)))));
   add('F', ...P('/auth/refresh'), 429, 'refreshes from one address', (w) => until429(() => w.fetch('/auth/refresh', json({ refresh_token: UNKNOWN_RT }, from(10)))));
   add('F', ...P(T), 429, 'refreshes from one address', (w) => until429(() => w.fetch(T, form({ grant_type: 'refresh_token', refresh_token: UNKNOWN_RT }, from(11)))));
 
@@ -865,6 +1056,7 @@ describe('OpenAPI document against the running worker', () => {
 
   before(async () => {
     ctx.siteverify = await startSiteverify();
+    ctx.range = await startRange();
     ctx.downIssuer = await startFakeIssuer({ algs: ['RS256'] });
     ctx.downIssuer.mode = 'error';
     ctx.origin = await startOrigin();
@@ -878,9 +1070,12 @@ describe('OpenAPI document against the running worker', () => {
           ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/', scope: 'api' }]),
           TRUSTED_ISSUERS: JSON.stringify([{ issuer: ctx.downIssuer.url, jwks_url: ctx.downIssuer.jwksUrl, audience: 'third-aud' }]),
           JWKS_COOLDOWN_SECONDS: '1',
+          ADMIN_EMAILS: ADMIN_EMAIL,
         },
       }),
-      B: startWorker({ vars: { ORIGIN_URL: ctx.origin.url, ALLOWED_ORIGINS: APP } }),
+      // An empty MAIL_TRANSPORT overrides wrangler.toml's `outbox` and counts as unset: no mail.
+      // B also refuses breached passwords, against a loopback range API.
+      B: startWorker({ vars: { ORIGIN_URL: ctx.origin.url, ALLOWED_ORIGINS: APP, MAIL_TRANSPORT: '', PASSWORD_BREACH_CHECK: 'hibp', HIBP_RANGE_URL: ctx.range.url } }),
       C: startMisconfigured({ ROUTE_POLICIES: 'not json' }),
       D: startFaulty(),
       F: startWorker({
@@ -905,11 +1100,25 @@ describe('OpenAPI document against the running worker', () => {
     ctx.s6 = await session(A);
     ctx.s7 = await session(A);
     ctx.s8 = await session(A);
+    // The admin: registered, verified through the link of the registration mail, logged in.
+    const reg = await A.fetch('/auth/register', json({ email: ADMIN_EMAIL, password: PASSWORD }));
+    assert.equal(reg.status, 201);
+    await reg.arrayBuffer();
+    const verified = await A.fetch('/auth/email/verify', json({ token: await linkOf(A, ADMIN_EMAIL, 'verify') }));
+    assert.equal(verified.status, 204);
+    const admin = await A.fetch('/auth/login', json({ email: ADMIN_EMAIL, password: PASSWORD }));
+    assert.equal(admin.status, 200);
+    ctx.admin = await admin.json();
+    assert.ok(claimsOf(ctx.admin.access_token).roles.includes('admin'));
+    // The account the admin looks at and changes (never deletes).
+    ctx.target = await session(A);
+    ctx.target.sub = claimsOf(ctx.target.access_token).sub;
   });
   after(async () => {
     await Promise.allSettled(Object.values(rt).map((w) => w?.cleanup()));
     await ctx.downIssuer?.close();
     await ctx.siteverify?.close();
+    await ctx.range?.close();
     await ctx.origin?.close();
   });
 

@@ -1176,7 +1176,7 @@ export interface components {
          * @description The stable error code (src/edge/error.rs).
          * @enum {string}
          */
-        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket" | "passkey_limit" | "invalid_passkey" | "invalid_or_expired_token" | "account_disabled" | "email_not_verified" | "mail_unavailable" | "forbidden";
+        ErrorCode: "invalid_request" | "not_found" | "method_not_allowed" | "invalid_token" | "insufficient_scope" | "weak_password" | "email_taken" | "invalid_credentials" | "too_many_attempts" | "invalid_grant" | "invalid_scope" | "unsupported_grant_type" | "invalid_client" | "server_error" | "temporarily_unavailable" | "invalid_dpop_proof" | "use_dpop_nonce" | "too_many_requests" | "turnstile_required" | "turnstile_failed" | "insufficient_user_authentication" | "mfa_required" | "mfa_already_enabled" | "mfa_not_enabled" | "invalid_mfa_code" | "invalid_mfa_ticket" | "passkey_limit" | "invalid_passkey" | "invalid_or_expired_token" | "account_disabled" | "email_not_verified" | "mail_unavailable" | "forbidden" | "breached_password";
         /** @description Every error the worker makes. The description never holds secrets, token contents or whether an account exists. */
         Error: {
             error: components["schemas"]["ErrorCode"];
@@ -2547,7 +2547,7 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description `invalid_request` (not application/json, not a JSON object, a duplicate member, a missing or mistyped field, not an email address) or `weak_password` (not 8 to 256 characters). With TURNSTILE_SECRET set, `turnstile_required` (no `cf-turnstile-response` in the body or header). */
+            /** @description `invalid_request` (not application/json, not a JSON object, a duplicate member, a missing or mistyped field, not an email address) or `weak_password` (not 8 to 256 characters). With TURNSTILE_SECRET set, `turnstile_required` (no `cf-turnstile-response` in the body or header). With PASSWORD_BREACH_CHECK=hibp, `breached_password` (the range API lists the password). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -2557,7 +2557,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request" | "weak_password" | "turnstile_required";
+                        error?: "invalid_request" | "weak_password" | "turnstile_required" | "breached_password";
                     };
                 };
             };
@@ -6285,7 +6285,25 @@ export interface operations {
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
+            /** @description Too many requests from this address: the route shares the registration limit (`RATE_LIMIT_REGISTER_IP`, `too_many_requests`). */
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["ServerError"];
+            /** @description No mail transport is configured (MAIL_TRANSPORT unset: `mail_unavailable`, for every email alike), or the account object could not be reached (`temporarily_unavailable`, safe to retry). */
+            503: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    /** @description With `temporarily_unavailable`: always 1. */
+                    "Retry-After"?: 1;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "mail_unavailable" | "temporarily_unavailable";
+                    };
+                };
+            };
         };
     };
     deleteAuthPasswordForgot: {
@@ -6404,7 +6422,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not JSON, or a missing field (`invalid_request`); a token that is unknown, expired (30 minutes), used already, replaced by a newer one, made for another purpose, or of a disabled account (`invalid_or_expired_token`); a password of under 8 or over 256 characters (`weak_password`). */
+            /** @description Not JSON, or a missing field (`invalid_request`); a token that is unknown, expired (30 minutes), used already, replaced by a newer one, made for another purpose, or of a disabled account (`invalid_or_expired_token`); a password of under 8 or over 256 characters (`weak_password`). With PASSWORD_BREACH_CHECK=hibp, `breached_password` (the range API lists the password). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -6414,7 +6432,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request" | "invalid_or_expired_token" | "weak_password";
+                        error?: "invalid_request" | "invalid_or_expired_token" | "weak_password" | "breached_password";
                     };
                 };
             };
@@ -6543,7 +6561,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not JSON, or a missing field (`invalid_request`); a new password of under 8 or over 256 characters (`weak_password`). */
+            /** @description Not JSON, or a missing field (`invalid_request`); a new password of under 8 or over 256 characters (`weak_password`). With PASSWORD_BREACH_CHECK=hibp, `breached_password` (the range API lists the password). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -6553,7 +6571,7 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["Error"] & {
                         /** @enum {unknown} */
-                        error?: "invalid_request" | "weak_password";
+                        error?: "invalid_request" | "weak_password" | "breached_password";
                     };
                 };
             };
