@@ -65,6 +65,10 @@ pub enum Event {
     /// The recovery codes were replaced by a new set.
     #[serde(rename = "mfa.recovery_regenerated")]
     RecoveryRegenerated,
+    /// A registration with the account's email was answered as accepted (uniform mode) and the
+    /// owner was sent the "you already have an account" notice.
+    #[serde(rename = "register.taken_notice")]
+    RegisterTakenNotice,
     /// An email verification link was made (and handed to the mailer).
     #[serde(rename = "email.verification_sent")]
     EmailVerificationSent,

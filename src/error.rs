@@ -132,7 +132,9 @@ impl ApiError {
             ApiError::InvalidLink => {
                 (400, "invalid_or_expired_token", "the link is invalid, expired or used already".into())
             }
-            ApiError::WrongPassword => (403, "invalid_credentials", "the current password is wrong".into()),
+            ApiError::WrongPassword => {
+                (403, "invalid_credentials", "the account's password is missing or wrong".into())
+            }
             ApiError::AccountDisabled => (403, "account_disabled", "this account is disabled".into()),
             ApiError::EmailNotVerified => {
                 (403, "email_not_verified", "verify the email address first; a new link was sent".into())

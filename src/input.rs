@@ -443,9 +443,10 @@ fn new_password(body: &Map<String, Value>, name: &'static str) -> Result<String,
     Ok(password)
 }
 
-/// `POST /auth/email/verify` `{"token"}`.
-pub fn link_token(body: &[u8]) -> Result<String, InputError> {
-    required_string(&object(body)?, "token")
+/// `POST /auth/email/verify` `{"token", "password"?}`.
+pub fn email_verify(body: &[u8]) -> Result<(String, Option<String>), InputError> {
+    let body = object(body)?;
+    Ok((required_string(&body, "token")?, string_field(&body, "password")?))
 }
 
 /// `POST /auth/password/forgot` `{"email"}`: the normalised email.

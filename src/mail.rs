@@ -44,7 +44,7 @@ struct TemplateOverride {
     html: Option<String>,
 }
 
-/// `MAIL_TEMPLATES`: `{"verify": {...}, "reset": {...}}`, each field optional.
+/// `MAIL_TEMPLATES`: `{"verify": {...}, "reset": {...}, "exists": {...}}`, each field optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Overrides {
@@ -52,6 +52,40 @@ struct Overrides {
     verify: Option<TemplateOverride>,
     #[serde(default)]
     reset: Option<TemplateOverride>,
+    #[serde(default)]
+    exists: Option<TemplateOverride>,
+}
+
+/// The mails gatehouse sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailKind {
+    /// An email verification link.
+    Verify,
+    /// A password reset link.
+    Reset,
+    /// "You already have an account": a registration with a taken email under
+    /// `REGISTRATION_MODE=uniform`, whose answer cannot say so. Its link is the sign-in page.
+    Exists,
+}
+
+impl MailKind {
+    /// The kind's name (`kind` in the outbox, the key in `MAIL_TEMPLATES`).
+    pub fn name(self) -> &'static str {
+        match self {
+            MailKind::Verify => "verify",
+            MailKind::Reset => "reset",
+            MailKind::Exists => "exists",
+        }
+    }
+}
+
+impl From<LinkPurpose> for MailKind {
+    fn from(purpose: LinkPurpose) -> Self {
+        match purpose {
+            LinkPurpose::Verify => MailKind::Verify,
+            LinkPurpose::Reset => MailKind::Reset,
+        }
+    }
 }
 
 /// The mail configuration; `None` in [`crate::config::Config::mail`] when `MAIL_TRANSPORT` is unset.
@@ -67,6 +101,8 @@ pub struct MailConfig {
     pub verify: Template,
     /// The reset mail.
     pub reset: Template,
+    /// The "you already have an account" mail.
+    pub exists: Template,
 }
 
 /// A mail ready to send.
@@ -100,9 +136,20 @@ pub trait Mailer {
     async fn send(&self, mail: &Mail) -> Result<(), String>;
 }
 
-fn default_template(purpose: LinkPurpose) -> Template {
-    match purpose {
-        LinkPurpose::Verify => Template {
+fn default_template(kind: MailKind) -> Template {
+    match kind {
+        MailKind::Exists => Template {
+            subject: "You already have an account".into(),
+            text: "Hello,\n\nsomeone tried to sign up at {{issuer}} with {{email}}, which already has an account. \
+                   If it was you, sign in here:\n\n{{link}}\n\nForgot your password? Choose \"Forgot password?\" \
+                   on that page. If it was not you, ignore this mail: nothing changed.\n"
+                .into(),
+            html: "<p>Hello,</p><p>someone tried to sign up at {{issuer}} with {{email}}, which already has an \
+                   account. If it was you, <a href=\"{{link}}\">sign in here</a>; forgot your password? Choose \
+                   \"Forgot password?\" on that page.</p><p>If it was not you, ignore this mail: nothing changed.</p>"
+                .into(),
+        },
+        MailKind::Verify => Template {
             subject: "Confirm your email address".into(),
             text: "Hello,\n\nplease confirm that {{email}} is your address by opening this link:\n\n{{link}}\n\n\
                    The link works once, for 24 hours. If you did not sign up at {{issuer}}, ignore this mail.\n"
@@ -112,7 +159,7 @@ fn default_template(purpose: LinkPurpose) -> Template {
                    <p>The link works once, for 24 hours. If you did not sign up at {{issuer}}, ignore this mail.</p>"
                 .into(),
         },
-        LinkPurpose::Reset => Template {
+        MailKind::Reset => Template {
             subject: "Reset your password".into(),
             text:
                 "Hello,\n\nsomeone asked to reset the password of {{email}}. To choose a new one, open:\n\n{{link}}\n\n\
@@ -184,9 +231,10 @@ impl MailConfig {
                 )
             })?,
         };
-        let verify = apply(default_template(LinkPurpose::Verify), overrides.verify);
-        let reset = apply(default_template(LinkPurpose::Reset), overrides.reset);
-        for (name, t) in [("verify", &verify), ("reset", &reset)] {
+        let verify = apply(default_template(MailKind::Verify), overrides.verify);
+        let reset = apply(default_template(MailKind::Reset), overrides.reset);
+        let exists = apply(default_template(MailKind::Exists), overrides.exists);
+        for (name, t) in [("verify", &verify), ("reset", &reset), ("exists", &exists)] {
             if t.subject.contains(['\r', '\n']) {
                 return Err(invalid("MAIL_TEMPLATES", format!("the {name} subject must be one line")));
             }
@@ -194,31 +242,31 @@ impl MailConfig {
                 return Err(invalid("MAIL_TEMPLATES", format!("the {name} text and html must contain {{{{link}}}}")));
             }
         }
-        Ok(Some(MailConfig { transport, from, app_url, verify, reset }))
+        Ok(Some(MailConfig { transport, from, app_url, verify, reset, exists }))
     }
 
-    /// The link a mail of `purpose` carries for `token`: the token in the fragment.
-    pub fn link(&self, purpose: LinkPurpose, token: &str) -> String {
-        let name = match purpose {
-            LinkPurpose::Verify => "verify",
-            LinkPurpose::Reset => "reset",
-        };
-        format!("{}/#{name}={token}", self.app_url)
+    /// The link a mail of `kind` carries: the token in the fragment; the sign-in page for `Exists`.
+    pub fn link(&self, kind: MailKind, token: &str) -> String {
+        match kind {
+            MailKind::Exists => format!("{}/", self.app_url),
+            kind => format!("{}/#{}={token}", self.app_url, kind.name()),
+        }
     }
 
-    /// The mail of `purpose` to `to` carrying `token`.
-    pub fn render(&self, purpose: LinkPurpose, to: &str, token: &str, issuer: &str) -> Mail {
-        let (kind, template) = match purpose {
-            LinkPurpose::Verify => ("verify", &self.verify),
-            LinkPurpose::Reset => ("reset", &self.reset),
+    /// The mail of `kind` to `to` carrying `token` (none for `Exists`).
+    pub fn render(&self, kind: MailKind, to: &str, token: &str, issuer: &str) -> Mail {
+        let template = match kind {
+            MailKind::Verify => &self.verify,
+            MailKind::Reset => &self.reset,
+            MailKind::Exists => &self.exists,
         };
-        let link = self.link(purpose, token);
+        let link = self.link(kind, token);
         let fill = |text: &str, escape: bool| {
             let e = |s: &str| if escape { html_escape(s) } else { s.to_owned() };
             text.replace("{{link}}", &e(&link)).replace("{{email}}", &e(to)).replace("{{issuer}}", &e(issuer))
         };
         Mail {
-            kind: kind.into(),
+            kind: kind.name().into(),
             to: to.into(),
             from: self.from.clone(),
             subject: fill(&template.subject, false).replace(['\r', '\n'], " "),
@@ -281,7 +329,7 @@ mod tests {
         let c = config(&[("MAIL_TRANSPORT", "outbox"), ("APP_URL", "https://app.example.com/")])
             .expect("valid")
             .expect("on");
-        let mail = c.render(LinkPurpose::Reset, "a@b.co", "ghp1.abc.def", "https://auth.example.com");
+        let mail = c.render(MailKind::Reset, "a@b.co", "ghp1.abc.def", "https://auth.example.com");
         assert!(mail.text.contains("https://app.example.com/#reset=ghp1.abc.def"), "{}", mail.text);
         assert!(mail.html.contains("href=\"https://app.example.com/#reset=ghp1.abc.def\""), "{}", mail.html);
         assert_eq!(mail.kind, "reset");
@@ -292,7 +340,7 @@ mod tests {
     fn overrides_replace_fields_and_html_escapes_values() {
         let templates = r#"{"verify": {"subject": "Welcome to {{issuer}}", "html": "<b>{{email}}</b> {{link}}"}}"#;
         let c = config(&[("MAIL_TRANSPORT", "outbox"), ("MAIL_TEMPLATES", templates)]).expect("valid").expect("on");
-        let mail = c.render(LinkPurpose::Verify, "<x>@b.co", "ghv1.t.s", "https://auth.example.com");
+        let mail = c.render(MailKind::Verify, "<x>@b.co", "ghv1.t.s", "https://auth.example.com");
         assert_eq!(mail.subject, "Welcome to https://auth.example.com");
         assert!(mail.html.starts_with("<b>&lt;x&gt;@b.co</b>"), "{}", mail.html);
         assert!(mail.text.contains("<x>@b.co"), "text is not escaped");
@@ -300,5 +348,8 @@ mod tests {
             config(&[("MAIL_TRANSPORT", "outbox"), ("MAIL_TEMPLATES", r#"{"verify": {"text": "no link"}}"#)]).is_err()
         );
         assert!(config(&[("MAIL_TRANSPORT", "outbox"), ("MAIL_TEMPLATES", r#"{"welcome": {}}"#)]).is_err());
+        let exists = c.render(MailKind::Exists, "a@b.co", "", "https://auth.example.com");
+        assert_eq!(exists.kind, "exists");
+        assert!(exists.text.contains("https://auth.example.com/\n"), "the sign-in page: {}", exists.text);
     }
 }

@@ -10,7 +10,9 @@ use gatehouse::account::core::{self, Context, Fault, Random, Reply, Settings};
 use gatehouse::account::family::{Device, Lifetimes};
 use gatehouse::account::lifecycle::LinkToken;
 use gatehouse::account::protocol::{AccountOutcome, AccountRequest, LinkPurpose, MailLink, Refusal, TokenPair};
-use gatehouse::account::state::{AccountDoc, MAIL_INTERVAL_SECONDS, RESET_LINK_SECONDS, VERIFY_LINK_SECONDS};
+use gatehouse::account::state::{
+    AccountDoc, MAIL_INTERVAL_SECONDS, MAIL_STREAK_SECONDS, RESET_LINK_SECONDS, VERIFY_LINK_SECONDS,
+};
 use gatehouse::config::{token_claims, MAX_CUSTOM_CLAIMS_BYTES};
 use gatehouse::input::RefreshToken;
 use gatehouse::jwt::b64;
@@ -164,6 +166,21 @@ fn secret(link: &MailLink, purpose: LinkPurpose) -> String {
     LinkToken::parse(&link.token, purpose).expect("a link token of this kind").secret
 }
 
+/// A verification asked by the account's own session (the router checked its access token).
+fn verify_signed_in(secret: impl Into<String>) -> AccountRequest {
+    AccountRequest::EmailVerify { secret: secret.into(), signed_in: true, password: None, client: None }
+}
+
+/// A verification asked with the account's password (no session).
+fn verify_with_password(secret: impl Into<String>, password: &str) -> AccountRequest {
+    AccountRequest::EmailVerify {
+        secret: secret.into(),
+        signed_in: false,
+        password: Some(password.into()),
+        client: None,
+    }
+}
+
 fn refused(refusal: Refusal) -> AccountOutcome {
     AccountOutcome::Refused { refusal }
 }
@@ -217,23 +234,13 @@ fn a_verification_link_verifies_once_and_shows_in_tokens() {
     let (mut doc, link) = registered();
     let (_, claims) = login_from(&mut doc, T0 + 1, "agent");
     assert_eq!(claims["email_verified"], json!(false));
-    let ran = run_with(
-        &mut doc,
-        AccountRequest::EmailVerify { secret: secret(&link, LinkPurpose::Verify) },
-        &settings(),
-        T0 + 2,
-    );
+    let ran = run_with(&mut doc, verify_signed_in(secret(&link, LinkPurpose::Verify)), &settings(), T0 + 2);
     assert_eq!(ran.outcome, AccountOutcome::Done);
     assert_eq!(ran.events, ["email.verified"]);
     assert!(doc.account.as_ref().unwrap().email_verified);
     // Single use: the same link again is refused and changes nothing.
     let before = doc.clone();
-    let replay = run_with(
-        &mut doc,
-        AccountRequest::EmailVerify { secret: secret(&link, LinkPurpose::Verify) },
-        &settings(),
-        T0 + 3,
-    );
+    let replay = run_with(&mut doc, verify_signed_in(secret(&link, LinkPurpose::Verify)), &settings(), T0 + 3);
     assert_eq!(replay.outcome, refused(Refusal::InvalidLink));
     assert_eq!(replay.events, ["link.refused"]);
     assert_eq!(doc, before);
@@ -247,13 +254,12 @@ fn a_verification_link_verifies_once_and_shows_in_tokens() {
 fn a_verification_link_expires() {
     let (mut doc, link) = registered();
     let late = T0 + VERIFY_LINK_SECONDS;
-    let outcome = run(&mut doc, AccountRequest::EmailVerify { secret: secret(&link, LinkPurpose::Verify) }, late);
+    let outcome = run(&mut doc, verify_signed_in(secret(&link, LinkPurpose::Verify)), late);
     assert_eq!(outcome, refused(Refusal::InvalidLink));
     assert!(!doc.account.as_ref().unwrap().email_verified);
     let (mut doc, link) = registered();
     let just_in_time = T0 + VERIFY_LINK_SECONDS - 1;
-    let outcome =
-        run(&mut doc, AccountRequest::EmailVerify { secret: secret(&link, LinkPurpose::Verify) }, just_in_time);
+    let outcome = run(&mut doc, verify_signed_in(secret(&link, LinkPurpose::Verify)), just_in_time);
     assert_eq!(outcome, AccountOutcome::Done);
 }
 
@@ -263,8 +269,7 @@ fn a_link_of_another_kind_or_account_or_a_forged_one_does_nothing() {
     let reset_link = forgot(&mut doc, T0 + 1).expect("a reset mail");
     let before = doc.clone();
     // The reset link's secret presented as a verification, and the other way round.
-    let outcome =
-        run(&mut doc, AccountRequest::EmailVerify { secret: secret(&reset_link, LinkPurpose::Reset) }, T0 + 2);
+    let outcome = run(&mut doc, verify_signed_in(secret(&reset_link, LinkPurpose::Reset)), T0 + 2);
     assert_eq!(outcome, refused(Refusal::InvalidLink));
     let wrong_kind = AccountRequest::PasswordReset {
         secret: secret(&verify_link, LinkPurpose::Verify),
@@ -288,38 +293,65 @@ fn a_link_of_another_kind_or_account_or_a_forged_one_does_nothing() {
         other => panic!("{other:?}"),
     };
     assert!(other_link.token.contains(OTHER_ACCOUNT));
-    let outcome =
-        run(&mut doc, AccountRequest::EmailVerify { secret: secret(&other_link, LinkPurpose::Verify) }, T0 + 2);
+    let outcome = run(&mut doc, verify_signed_in(secret(&other_link, LinkPurpose::Verify)), T0 + 2);
     assert_eq!(outcome, refused(Refusal::InvalidLink));
     for forged in [b64::encode([0u8; 32]), "not base64!".into(), b64::encode([1u8; 16])] {
-        assert_eq!(
-            run(&mut doc, AccountRequest::EmailVerify { secret: forged }, T0 + 2),
-            refused(Refusal::InvalidLink)
-        );
+        assert_eq!(run(&mut doc, verify_signed_in(forged), T0 + 2), refused(Refusal::InvalidLink));
     }
     assert_eq!(doc, before, "refused links change nothing");
 }
 
 #[test]
-fn mail_goes_out_at_most_once_a_minute_and_a_new_link_replaces_the_old() {
+fn mail_waits_double_in_a_row_and_the_newest_three_links_stay_live() {
     let (mut doc, first) = registered();
-    // Registration mailed at T0: asking again within the minute is refused (the user sees 429).
-    let outcome = run(&mut doc, AccountRequest::EmailVerifyRequest, T0 + 10);
-    assert_eq!(outcome, refused(Refusal::MailThrottled { retry_after: MAIL_INTERVAL_SECONDS - 10 }));
-    let second = match run(&mut doc, AccountRequest::EmailVerifyRequest, T0 + MAIL_INTERVAL_SECONDS) {
-        AccountOutcome::Mail { purpose: LinkPurpose::Verify, to, token } => MailLink { to, token },
+    let verify_mail = |doc: &mut AccountDoc, now| match run(doc, AccountRequest::EmailVerifyRequest, now) {
+        AccountOutcome::Mail { purpose: LinkPurpose::Verify, to, token } => Ok(MailLink { to, token }),
+        AccountOutcome::Refused { refusal: Refusal::MailThrottled { retry_after } } => Err(retry_after),
         other => panic!("{other:?}"),
     };
-    assert_ne!(first.token, second.token);
-    let old = run(&mut doc, AccountRequest::EmailVerify { secret: secret(&first, LinkPurpose::Verify) }, T0 + 61);
-    assert_eq!(old, refused(Refusal::InvalidLink), "the new link replaced the old one");
-    let new = run(&mut doc, AccountRequest::EmailVerify { secret: secret(&second, LinkPurpose::Verify) }, T0 + 62);
-    assert_eq!(new, AccountOutcome::Done);
-    // Reset mails are counted apart, and also at most one a minute, silently (forgot answers alike).
+    // Registration mailed at T0 (the first in a row): the next may go a minute later.
+    assert_eq!(verify_mail(&mut doc, T0 + 10).unwrap_err(), MAIL_INTERVAL_SECONDS - 10);
+    let second = verify_mail(&mut doc, T0 + 60).expect("a minute later");
+    // Then two minutes, then four: the wait doubles with each mail in a row.
+    assert_eq!(verify_mail(&mut doc, T0 + 60 + 119).unwrap_err(), 1);
+    let third = verify_mail(&mut doc, T0 + 180).expect("two minutes later");
+    assert_eq!(verify_mail(&mut doc, T0 + 180 + 239).unwrap_err(), 1);
+    let fourth = verify_mail(&mut doc, T0 + 420).expect("four minutes later");
+    // The newest three links stay live; the fourth pushed out the first.
+    let redeem =
+        |doc: &mut AccountDoc, link: &MailLink, now| run(doc, verify_signed_in(secret(link, LinkPurpose::Verify)), now);
+    let mut probe = doc.clone();
+    assert_eq!(redeem(&mut probe, &first, T0 + 421), refused(Refusal::InvalidLink), "the oldest went");
+    for link in [&second, &third, &fourth] {
+        let mut probe = doc.clone();
+        assert_eq!(redeem(&mut probe, link, T0 + 421), AccountOutcome::Done);
+    }
+    // A day after the last mail the doubling starts over.
+    let (mut quiet, _) = registered();
+    assert!(verify_mail(&mut quiet, T0 + 60).is_ok());
+    assert!(verify_mail(&mut quiet, T0 + 60 + MAIL_STREAK_SECONDS).is_ok());
+    assert_eq!(verify_mail(&mut quiet, T0 + 61 + MAIL_STREAK_SECONDS).unwrap_err(), MAIL_INTERVAL_SECONDS - 1);
+    // Reset mails are counted apart, and held back silently (forgot answers alike).
     let (mut doc, _) = registered();
     assert!(forgot(&mut doc, T0 + 1).is_some());
     assert!(forgot(&mut doc, T0 + 30).is_none(), "a second reset mail within the minute is not sent");
     assert!(forgot(&mut doc, T0 + 1 + MAIL_INTERVAL_SECONDS).is_some());
+    assert!(forgot(&mut doc, T0 + 2 + MAIL_INTERVAL_SECONDS).is_none());
+}
+
+#[test]
+fn someone_asking_for_reset_mails_cannot_flood_the_owner_or_void_their_link() {
+    let (mut doc, _) = registered();
+    let owners = forgot(&mut doc, T0).expect("the owner's reset mail");
+    // An attacker asks every minute for a day: the mails thin out to about ten.
+    let sent = (1..1440).filter(|m| forgot(&mut doc, T0 + m * 60).is_some()).count();
+    assert!(sent <= 10, "{sent} reset mails in a day");
+    // The owner's link is not among those pushed out until three newer ones were sent.
+    let mut fresh = registered().0;
+    let owners_fresh = forgot(&mut fresh, T0).expect("mail");
+    assert!(forgot(&mut fresh, T0 + 60).is_some());
+    assert_eq!(reset(&mut fresh, &owners_fresh, NEW_PASSWORD, T0 + 120), AccountOutcome::Done, "still live");
+    let _ = owners;
 }
 
 #[test]
@@ -526,10 +558,7 @@ fn admin_emails_hold_admin_only_once_verified() {
     let login_claims =
         |doc: &mut AccountDoc, now| run_with(doc, login_request(PASSWORD), &listed, now).claims.expect("claims");
     assert_eq!(login_claims(&mut doc, T0 + 1)["roles"], json!(["user"]), "an unverified listed email is no admin");
-    assert_eq!(
-        run(&mut doc, AccountRequest::EmailVerify { secret: secret(&link, LinkPurpose::Verify) }, T0 + 2),
-        AccountOutcome::Done
-    );
+    assert_eq!(run(&mut doc, verify_signed_in(secret(&link, LinkPurpose::Verify)), T0 + 2), AccountOutcome::Done);
     assert_eq!(login_claims(&mut doc, T0 + 3)["roles"], json!(["user", "admin"]));
     let unlisted = run_with(&mut doc, login_request(PASSWORD), &settings(), T0 + 4).claims.expect("claims");
     assert_eq!(unlisted["roles"], json!(["user"]));
@@ -548,15 +577,10 @@ fn required_verification_refuses_logins_and_resends_at_most_once_a_minute() {
         run_with(&mut doc, login_request("wrong password"), &strict, T0 + 100).outcome,
         refused(Refusal::InvalidCredentials)
     );
-    // The registration's link was replaced by the resent one.
-    assert_eq!(
-        run(&mut doc, AccountRequest::EmailVerify { secret: secret(&link, LinkPurpose::Verify) }, T0 + 101),
-        refused(Refusal::InvalidLink)
-    );
-    assert_eq!(
-        run(&mut doc, AccountRequest::EmailVerify { secret: secret(&resent, LinkPurpose::Verify) }, T0 + 102),
-        AccountOutcome::Done
-    );
+    // Both the registration's link and the resent one work (once: the account is then verified).
+    let mut probe = doc.clone();
+    assert_eq!(run(&mut probe, verify_signed_in(secret(&link, LinkPurpose::Verify)), T0 + 101), AccountOutcome::Done);
+    assert_eq!(run(&mut doc, verify_signed_in(secret(&resent, LinkPurpose::Verify)), T0 + 102), AccountOutcome::Done);
     assert!(matches!(
         run_with(&mut doc, login_request(PASSWORD), &strict, T0 + 103).outcome,
         AccountOutcome::Tokens { .. }
@@ -650,4 +674,116 @@ fn admin_deletion_and_revocation() {
     let mut empty = AccountDoc::default();
     assert_eq!(run(&mut empty, AccountRequest::AdminRevokeSessions, T0), refused(Refusal::NoSuchAccount));
     assert_eq!(empty, AccountDoc::default());
+}
+
+#[test]
+fn a_taken_email_notice_goes_to_the_owner_at_most_once_a_minute() {
+    let (mut doc, _) = registered();
+    let notify = |email: &str| AccountRequest::NotifyTaken { email: email.into() };
+    let ran = run_with(&mut doc, notify(EMAIL), &settings(), T0 + 1);
+    assert_eq!(ran.outcome, AccountOutcome::Notice { to: EMAIL.into() });
+    assert_eq!(ran.events, ["register.taken_notice"]);
+    assert_eq!(run(&mut doc, notify(EMAIL), T0 + 30), AccountOutcome::Done, "not twice within the minute");
+    assert_eq!(
+        run(&mut doc, notify(EMAIL), T0 + 1 + MAIL_INTERVAL_SECONDS),
+        AccountOutcome::Notice { to: EMAIL.into() }
+    );
+    assert_eq!(run(&mut doc, notify("eve@example.com"), T0 + 500), AccountOutcome::Done, "another email is no owner");
+    let mut empty = AccountDoc::default();
+    assert_eq!(run(&mut empty, notify(EMAIL), T0), AccountOutcome::Done);
+    assert_eq!(empty, AccountDoc::default(), "nothing is stored for an unknown email");
+}
+
+#[test]
+fn user_metadata_cannot_push_admin_claims_out_of_the_budget() {
+    let (mut doc, _) = registered();
+    let with_claims =
+        Settings { token_claims: token_claims("user_metadata.locale, app_metadata.tenant").unwrap(), ..settings() };
+    let update = AccountRequest::AdminUpdate {
+        roles: None,
+        scope: None,
+        disabled: None,
+        app_metadata: Some(json!({ "tenant": "acme" })),
+    };
+    assert!(matches!(run(&mut doc, update, T0 + 1), AccountOutcome::User { .. }));
+    let big = json!({ "locale": "x".repeat(MAX_CUSTOM_CLAIMS_BYTES - 20) });
+    assert!(matches!(run(&mut doc, AccountRequest::UserMetadata { value: big }, T0 + 2), AccountOutcome::User { .. }));
+    let claims = run_with(&mut doc, login_request(PASSWORD), &with_claims, T0 + 3).claims.expect("claims");
+    assert_eq!(claims["tenant"], json!("acme"), "the admin's field stays");
+    assert!(claims.get("locale").is_none(), "the user's field is what no longer fits");
+}
+
+#[test]
+fn verifying_needs_the_account_too_so_the_mailbox_owner_cannot_verify_a_strangers_account() {
+    // Someone registered the owner's email with their own password; the owner got the link.
+    let (mut doc, link) = registered();
+    let before = doc.clone();
+    let without = AccountRequest::EmailVerify {
+        secret: secret(&link, LinkPurpose::Verify),
+        signed_in: false,
+        password: None,
+        client: None,
+    };
+    assert_eq!(run(&mut doc, without, T0 + 1), refused(Refusal::WrongPassword));
+    let guessed = run_with(
+        &mut doc,
+        verify_with_password(secret(&link, LinkPurpose::Verify), "the owner's guess"),
+        &settings(),
+        T0 + 2,
+    );
+    assert_eq!(guessed.outcome, refused(Refusal::WrongPassword));
+    assert_eq!(guessed.events, ["login.failed"], "a wrong password counts like a failed login");
+    assert!(!doc.account.as_ref().unwrap().email_verified);
+    assert_eq!(doc.links, before.links, "the link stays live");
+    // With the password (the registrant reading their own mailbox), it verifies, once.
+    assert_eq!(
+        run(&mut doc, verify_with_password(secret(&link, LinkPurpose::Verify), PASSWORD), T0 + 3),
+        AccountOutcome::Done
+    );
+    assert!(doc.account.as_ref().unwrap().email_verified);
+    assert_eq!(
+        run(&mut doc, verify_with_password(secret(&link, LinkPurpose::Verify), PASSWORD), T0 + 4),
+        refused(Refusal::InvalidLink)
+    );
+}
+
+#[test]
+fn the_first_proof_of_the_mailbox_by_reset_drops_what_the_registrant_set() {
+    // A stranger registered the owner's email, set user metadata and holds a session.
+    let (mut doc, _) = registered();
+    let stranger = login(&mut doc, T0 + 1);
+    assert!(matches!(
+        run(&mut doc, AccountRequest::UserMetadata { value: json!({ "name": "not the owner" }) }, T0 + 2),
+        AccountOutcome::User { .. }
+    ));
+    // (A second factor stands for what they enrolled: recovery codes, as after a TOTP enrolment.)
+    doc.mfa.recovery = gatehouse::mfa::recovery::RecoveryCodes::generate(
+        &[[7u8; gatehouse::mfa::recovery::CODE_BYTES]; gatehouse::mfa::recovery::COUNT],
+    )
+    .0;
+    // The owner, who never chose the password, resets it through the mailbox.
+    let link = forgot(&mut doc, T0 + 3).expect("a reset mail");
+    let ran = run_with(
+        &mut doc,
+        AccountRequest::PasswordReset { secret: secret(&link, LinkPurpose::Reset), password: NEW_PASSWORD.into() },
+        &settings(),
+        T0 + 4,
+    );
+    assert_eq!(ran.outcome, AccountOutcome::Done);
+    assert_eq!(ran.events, ["mfa.removed", "password.reset"]);
+    assert_eq!(doc.mfa, Default::default(), "factors and passkeys of the unproven registrant are gone");
+    assert!(doc.account.as_ref().unwrap().user_metadata.is_null());
+    assert_eq!(refresh(&mut doc, &stranger.refresh_token, T0 + 5), refused(Refusal::InvalidGrant));
+    // A later reset of the now verified account keeps the second factor (a mailbox thief meets it).
+    let link = forgot(&mut doc, T0 + 100).expect("a reset mail");
+    let later = run_with(
+        &mut doc,
+        AccountRequest::PasswordReset {
+            secret: secret(&link, LinkPurpose::Reset),
+            password: "yet another passphrase".into(),
+        },
+        &settings(),
+        T0 + 101,
+    );
+    assert_eq!(later.events, ["password.reset"]);
 }

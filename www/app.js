@@ -639,11 +639,57 @@ async function onHashChange() {
   if (link) await followLink(link);
 }
 
-/** Redeems a verification link's token. */
+/** The token of a verification link waiting for the account's password (signed out). */
+let verifyToken = null;
+
+/**
+ * Redeems a verification link's token. The link alone is not enough: a signed-in page sends it with
+ * its access token (the server checks the session is the link's account); a signed-out page asks
+ * for the account's password first.
+ */
 async function verifyEmail(token) {
   showError('');
+  if (!session) {
+    verifyToken = token;
+    $('verify-form').hidden = false;
+    showStatus('Enter your password to confirm your email address.');
+    $('verify-password').focus();
+    return;
+  }
   showStatus('Verifying your email address…');
-  const { res, error } = await api('/auth/email/verify', { method: 'POST', body: { token } });
+  const { res, error } = await authorized('/auth/email/verify', { method: 'POST', body: { token } });
+  await verified(res, error);
+}
+
+/** Sends the waiting verification link with the password typed in. */
+async function onVerifyWithPassword(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  await withButton(form.querySelector('button'), async () => {
+    showError('');
+    const { res, error } = await api('/auth/email/verify', {
+      method: 'POST',
+      body: { token: verifyToken, password: form.password.value },
+    });
+    // A wrong password leaves the link usable: the form stays for another try.
+    if (error === 'invalid_credentials') {
+      showError('That is not the password of this account.');
+      form.password.select();
+      return;
+    }
+    hideVerifyForm();
+    await verified(res, error);
+  });
+}
+
+function hideVerifyForm() {
+  verifyToken = null;
+  $('verify-form').reset();
+  $('verify-form').hidden = true;
+}
+
+/** Shows how a verification ended. */
+async function verified(res, error) {
   if (error) {
     showStatus('');
     showError(messageFor(error, res));
@@ -941,6 +987,11 @@ async function start() {
   $('forgot-cancel-button').addEventListener('click', () => showForgotForm(false));
   $('forgot-form').addEventListener('submit', onForgot);
   $('reset-form').addEventListener('submit', onReset);
+  $('verify-form').addEventListener('submit', onVerifyWithPassword);
+  $('verify-cancel-button').addEventListener('click', () => {
+    hideVerifyForm();
+    showStatus('');
+  });
   $('reset-cancel-button').addEventListener('click', () => {
     hideResetForm();
     showStatus('');

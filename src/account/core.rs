@@ -101,7 +101,10 @@ pub fn apply(
             login(doc, settings, ctx, attempt, jkt, rng, &mut events)?
         }
         AccountRequest::EmailVerifyRequest => lifecycle::verify_request(doc, ctx, rng, &mut events)?,
-        AccountRequest::EmailVerify { secret } => lifecycle::verify_email(doc, &secret, now, &mut events),
+        AccountRequest::EmailVerify { secret, signed_in, password, client } => {
+            let proof = (signed_in, password.as_deref(), client.as_deref());
+            lifecycle::verify_email(doc, ctx, &secret, proof, &mut events)
+        }
         AccountRequest::PasswordForgot { email } => lifecycle::forgot(doc, &email, ctx, rng, &mut events)?,
         AccountRequest::PasswordReset { secret, password } => {
             lifecycle::reset(doc, settings, ctx, (&secret, &password), rng, &mut events)?
@@ -122,6 +125,7 @@ pub fn apply(
         AccountRequest::DeleteSelf { password, client } => {
             lifecycle::delete_self(doc, settings, ctx, (&password, client.as_deref()), &mut events)
         }
+        AccountRequest::NotifyTaken { email } => lifecycle::notify_taken(doc, &email, now, &mut events),
         AccountRequest::AdminGet => lifecycle::view(doc),
         AccountRequest::AdminUpdate { roles, scope, disabled, app_metadata } => {
             let changes = AdminChanges { roles, scope, disabled, app_metadata };
@@ -708,6 +712,11 @@ fn passkey_login(
         }
         return match check_assertion(doc, settings, now, &ChallengePurpose::Login, parts) {
             Ok((method, _)) => {
+                // Disabled, or unverified under EMAIL_VERIFICATION=required: refused before the
+                // client counts as known.
+                if let Some(reply) = lifecycle::admission(doc, settings, ctx, rng, events)? {
+                    return Ok(reply);
+                }
                 doc.login_succeeded(client, now);
                 let auth = Authentication { auth_time: now, amr: vec![method.into(), amr::MFA.into()] };
                 start_session(doc, settings, ctx, auth, (jkt, device), rng, events)
@@ -926,12 +935,19 @@ fn roles(settings: &Settings, account: &Account) -> Vec<String> {
     roles
 }
 
-/// The metadata fields `TOKEN_CLAIMS` copies into access tokens, in its order, while their JSON
-/// stays within [`crate::config::MAX_CUSTOM_CLAIMS_BYTES`] (the rest are left out).
+/// The metadata fields `TOKEN_CLAIMS` copies into access tokens, `app_metadata`'s first and then
+/// `user_metadata`'s, each in `TOKEN_CLAIMS` order, while their JSON stays within
+/// [`crate::config::MAX_CUSTOM_CLAIMS_BYTES`] (the rest are left out).
 fn custom_claims(settings: &Settings, account: &Account) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     let mut size = 0usize;
-    for claim in &settings.token_claims {
+    // Admins' fields first: a user's own metadata can never push them out of the budget.
+    let ordered = settings
+        .token_claims
+        .iter()
+        .filter(|c| c.source == crate::config::MetadataSource::App)
+        .chain(settings.token_claims.iter().filter(|c| c.source == crate::config::MetadataSource::User));
+    for claim in ordered {
         let source = match claim.source {
             crate::config::MetadataSource::App => &account.app_metadata,
             crate::config::MetadataSource::User => &account.user_metadata,

@@ -3,13 +3,16 @@
 //! operations. Pure like the rest of the core: [`super::core::apply`] dispatches here.
 //!
 //! One-time links are `<prefix>.<account id>.<secret>`: the account id routes the link to its
-//! object, which keeps only the SHA-256 of the secret and forgets it on first use. A new link of a
-//! kind replaces the older one of that kind. Mails go out at most once a minute per kind and
-//! account, whoever asks, so nobody can flood a victim's inbox through gatehouse.
+//! object, which keeps only the SHA-256 of the secret and forgets it on first use. An account keeps
+//! the newest [`MAX_LIVE_LINKS`] of a kind. Mails of a kind go to an account at most once a minute,
+//! and the wait doubles with each mail in a row, whoever asks, so nobody can flood a victim's inbox
+//! through gatehouse (nor void the link they are about to open).
 
 use super::family::Secret;
 use super::protocol::{AccountOutcome, MailLink, Refusal, SessionInfo};
-use super::state::{Account, AccountDoc, Link, LinkPurpose, MAIL_INTERVAL_SECONDS};
+use super::state::{
+    Account, AccountDoc, Link, LinkPurpose, MAIL_INTERVAL_SECONDS, MAIL_STREAK_SECONDS, MAX_LIVE_LINKS,
+};
 use super::transition::{random, refused, slowed_down, verify, AuditEvent, Context, Fault, Random, Reply, Settings};
 use crate::audit::Event;
 use crate::jwt::b64;
@@ -61,8 +64,13 @@ fn digest(secret: &[u8]) -> String {
     b64::encode(Sha256::digest(secret))
 }
 
-/// Makes a link of `purpose` (replacing an older one of its kind) unless a mail of that kind went
-/// out within [`MAIL_INTERVAL_SECONDS`]: `Err(retry_after)` then, and nothing changes.
+/// How long after the last mail of a kind (`streak` sent in a row) the next may go, seconds.
+fn mail_wait(streak: u32) -> i64 {
+    MAIL_INTERVAL_SECONDS << streak.saturating_sub(1).min(10)
+}
+
+/// Makes a link of `purpose` (the oldest of its kind goes beyond [`MAX_LIVE_LINKS`]) unless the
+/// last mail of that kind is too recent: `Err(retry_after)` then, and nothing changes.
 fn issue_link(
     doc: &mut AccountDoc,
     purpose: LinkPurpose,
@@ -70,27 +78,53 @@ fn issue_link(
     rng: &mut dyn Random,
 ) -> Result<Result<MailLink, i64>, Fault> {
     let Some(email) = doc.account.as_ref().map(|a| a.email.clone()) else { return Ok(Err(MAIL_INTERVAL_SECONDS)) };
-    let last = doc.mailed_at[purpose.index()];
-    if last > 0 && ctx.now - last < MAIL_INTERVAL_SECONDS {
-        return Ok(Err(MAIL_INTERVAL_SECONDS - (ctx.now - last)));
+    let kind = purpose.index();
+    let (last, streak) = (doc.mailed_at[kind], doc.mail_streak[kind]);
+    let since = ctx.now - last;
+    let in_a_row = last > 0 && since < MAIL_STREAK_SECONDS;
+    if in_a_row && since < mail_wait(streak) {
+        return Ok(Err(mail_wait(streak) - since));
     }
     let secret: Secret = random(rng)?;
-    doc.links.retain(|l| l.purpose != purpose);
+    while doc.links.iter().filter(|l| l.purpose == purpose).count() >= MAX_LIVE_LINKS {
+        let oldest = doc
+            .links
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.purpose == purpose)
+            .min_by_key(|(_, l)| l.expires_at)
+            .map(|(i, _)| i);
+        match oldest {
+            Some(i) => doc.links.remove(i),
+            None => break,
+        };
+    }
     doc.links.push(Link { purpose, hash: digest(&secret), expires_at: ctx.now + purpose.lifetime() });
-    doc.mailed_at[purpose.index()] = ctx.now;
+    doc.mailed_at[kind] = ctx.now;
+    doc.mail_streak[kind] = if in_a_row { streak.saturating_add(1) } else { 1 };
     Ok(Ok(MailLink { to: email, token: LinkToken::format(purpose, ctx.account_id, &secret) }))
+}
+
+/// The index of the live link of `purpose` whose secret is `secret`, if there is one.
+fn find_link(doc: &AccountDoc, purpose: LinkPurpose, secret: &str, now: i64) -> Option<usize> {
+    let bytes = b64::decode(secret).ok().filter(|s| s.len() == 32)?;
+    let hash = digest(&bytes);
+    doc.links.iter().position(|l| {
+        l.purpose == purpose
+            && l.expires_at > now
+            && bool::from(subtle::ConstantTimeEq::ct_eq(l.hash.as_bytes(), hash.as_bytes()))
+    })
+}
+
+/// Whether `secret` is a live link of `purpose` (nothing changes): the object asks before it does
+/// costly work for a request that carries one.
+pub fn link_matches(doc: &AccountDoc, purpose: LinkPurpose, secret: &str, now: i64) -> bool {
+    find_link(doc, purpose, secret, now).is_some()
 }
 
 /// Spends the live link of `purpose` whose secret is `secret`; whether there was one.
 fn redeem_link(doc: &mut AccountDoc, purpose: LinkPurpose, secret: &str, now: i64) -> bool {
-    let Some(bytes) = b64::decode(secret).ok().filter(|s| s.len() == 32) else { return false };
-    let hash = digest(&bytes);
-    let found = doc.links.iter().position(|l| {
-        l.purpose == purpose
-            && l.expires_at > now
-            && bool::from(subtle::ConstantTimeEq::ct_eq(l.hash.as_bytes(), hash.as_bytes()))
-    });
-    match found {
+    match find_link(doc, purpose, secret, now) {
         Some(index) => {
             doc.links.remove(index);
             true
@@ -162,12 +196,27 @@ pub(super) fn verification_for_registration(
     Ok(issue_link(doc, LinkPurpose::Verify, ctx, rng)?.ok())
 }
 
-/// `POST /auth/email/verify`.
-pub(super) fn verify_email(doc: &mut AccountDoc, secret: &str, now: i64, events: &mut Vec<AuditEvent>) -> Reply {
-    if doc.account.is_none() || !redeem_link(doc, LinkPurpose::Verify, secret, now) {
+/// `POST /auth/email/verify`: the link, and proof of holding the account (its session, or its
+/// password, checked and slowed down like a login). A wrong password leaves the link live.
+pub(super) fn verify_email(
+    doc: &mut AccountDoc,
+    ctx: Context<'_>,
+    secret: &str,
+    (signed_in, password, client): (bool, Option<&str>, Option<&str>),
+    events: &mut Vec<AuditEvent>,
+) -> Reply {
+    let now = ctx.now;
+    if doc.account.is_none() || !link_matches(doc, LinkPurpose::Verify, secret, now) {
         events.push(AuditEvent::new(Event::LinkRefused, None, Some("verify")));
         return refused(Refusal::InvalidLink);
     }
+    if !signed_in {
+        let Some(password) = password else { return refused(Refusal::WrongPassword) };
+        if let Some(reply) = check_password(doc, ctx, (password, client), "email_verify", events) {
+            return reply;
+        }
+    }
+    redeem_link(doc, LinkPurpose::Verify, secret, now);
     if let Some(account) = doc.account.as_mut() {
         account.email_verified = true;
     }
@@ -200,6 +249,20 @@ pub(super) fn forgot(
     }
 }
 
+/// The notice of a registration refused as taken (uniform mode): to the owner of `email`, unless
+/// the account is disabled or a notice went out within [`MAIL_INTERVAL_SECONDS`].
+pub(super) fn notify_taken(doc: &mut AccountDoc, email: &str, now: i64, events: &mut Vec<AuditEvent>) -> Reply {
+    let Some(to) = doc.account.as_ref().filter(|a| a.email == email && !a.disabled).map(|a| a.email.clone()) else {
+        return Reply::Answer(AccountOutcome::Done);
+    };
+    if doc.notified_at > 0 && now - doc.notified_at < MAIL_INTERVAL_SECONDS {
+        return Reply::Answer(AccountOutcome::Done);
+    }
+    doc.notified_at = now;
+    events.push(AuditEvent::new(Event::RegisterTakenNotice, None, None));
+    Reply::Answer(AccountOutcome::Notice { to })
+}
+
 /// `POST /auth/password/reset`: a new password, every session ended, the email proved (the link
 /// came through it), the login throttles forgotten and pending MFA tickets void.
 pub(super) fn reset(
@@ -217,9 +280,19 @@ pub(super) fn reset(
         return Ok(refused(Refusal::InvalidLink));
     }
     let hash = new_hash(settings, ctx, new_password, rng)?;
+    let first_proof = doc.account.as_ref().is_some_and(|a| !a.email_verified);
     if let Some(account) = doc.account.as_mut() {
         account.password = hash;
         account.email_verified = true;
+        if first_proof {
+            account.user_metadata = serde_json::Value::Null;
+        }
+    }
+    if first_proof && doc.mfa != Default::default() {
+        // The mailbox is proved for the first time: whoever registered may not have been its owner,
+        // so nothing they set survives (second factors and passkeys would let them back in).
+        doc.mfa = Default::default();
+        events.push(AuditEvent::new(Event::MfaRemoved, None, Some("first_mailbox_proof")));
     }
     doc.logout_all(now, settings.cover_until(now));
     doc.throttle.succeed();
@@ -385,6 +458,8 @@ fn delete(doc: &mut AccountDoc, settings: &Settings, now: i64) {
     doc.account = None;
     doc.links.clear();
     doc.mailed_at = [0, 0];
+    doc.mail_streak = [0, 0];
+    doc.notified_at = 0;
     doc.known_clients.clear();
     doc.mfa = Default::default();
 }

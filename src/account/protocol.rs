@@ -108,8 +108,19 @@ pub enum AccountRequest {
     },
     /// Make an email verification link for the account's email (nothing if it is verified).
     EmailVerifyRequest,
-    /// Redeem an email verification link (its secret, base64url).
-    EmailVerify { secret: String },
+    /// Redeem an email verification link (its secret, base64url). Whoever opens it must also show
+    /// they hold the account: `signed_in` (the router verified an access token of this account) or
+    /// the account's `password` (`client` as in `Login`), so a registrant who does not read the
+    /// mailbox and a mailbox owner who did not choose the password cannot verify it between them.
+    EmailVerify {
+        secret: String,
+        #[serde(default)]
+        signed_in: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
     /// Make a password reset link for `email` if it names this account (nothing otherwise, and
     /// nothing for a disabled account: the router answers alike).
     PasswordForgot { email: String },
@@ -138,6 +149,9 @@ pub enum AccountRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client: Option<String>,
     },
+    /// A registration with `email` was refused as taken under `REGISTRATION_MODE=uniform`: tell the
+    /// owner (at most once a minute), since the answer could not.
+    NotifyTaken { email: String },
     /// An admin's view of the account.
     AdminGet,
     /// An admin changes the account (fields left out stay).
@@ -201,6 +215,7 @@ impl AccountRequest {
             AccountRequest::UserMetadata { .. } => "user-metadata",
             AccountRequest::Export => "export",
             AccountRequest::DeleteSelf { .. } => "delete-self",
+            AccountRequest::NotifyTaken { .. } => "notify-taken",
             AccountRequest::AdminGet => "admin-get",
             AccountRequest::AdminUpdate { .. } => "admin-update",
             AccountRequest::AdminRevokeSessions => "admin-revoke-sessions",
@@ -283,6 +298,8 @@ pub enum AccountOutcome {
     RecoveryCodes { codes: Vec<String> },
     /// Send this one-time link to `to` (the router mails it; the object stored only its hash).
     Mail { purpose: LinkPurpose, to: String, token: String },
+    /// Send the "you already have an account" notice to `to`.
+    Notice { to: String },
     /// The password was right but the email is not verified and `EMAIL_VERIFICATION=required`;
     /// `mail`: a new verification link to send, unless one went out within the last minute.
     EmailNotVerified { mail: Option<MailLink> },

@@ -141,18 +141,40 @@ pub struct AccountDoc {
     /// [`MAIL_INTERVAL_SECONDS`] whoever asks, so nobody can flood a victim's inbox.
     #[serde(default, skip_serializing_if = "is_zero_pair")]
     pub mailed_at: [i64; 2],
+    /// Mails of each kind sent in a row (each within a day of the last): the wait before the next
+    /// doubles with each, so nobody can flood a victim's inbox (at most about ten a day).
+    #[serde(default, skip_serializing_if = "is_zero_streak")]
+    pub mail_streak: [u32; 2],
+    /// When the last "you already have an account" notice went out (uniform registration), at most
+    /// one a [`MAIL_INTERVAL_SECONDS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub notified_at: i64,
     /// The second factor: TOTP, recovery codes and MFA tickets.
     #[cfg(feature = "issuer")]
     #[serde(default, skip_serializing_if = "is_default")]
     pub mfa: super::mfa::Mfa,
 }
 
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+fn is_zero_streak(streak: &[u32; 2]) -> bool {
+    *streak == [0, 0]
+}
+
 fn is_zero_pair(pair: &[i64; 2]) -> bool {
     *pair == [0, 0]
 }
 
-/// At most one mail of a kind per account in this many seconds.
+/// The shortest wait between two mails of a kind to one account, seconds; it doubles with each
+/// mail sent within [`MAIL_STREAK_SECONDS`] of the one before (60 s, 2 min, 4 min, … up to 17 h).
 pub const MAIL_INTERVAL_SECONDS: i64 = 60;
+/// A mail more than this long after the last of its kind starts the doubling over, seconds (a day).
+pub const MAIL_STREAK_SECONDS: i64 = 86_400;
+/// Live links of one kind an account keeps (the newest); a new one beyond pushes out the oldest, so
+/// someone asking for links cannot void the one the owner is about to open.
+pub const MAX_LIVE_LINKS: usize = 3;
 /// How long an email verification link works, seconds (24 hours).
 pub const VERIFY_LINK_SECONDS: i64 = 86_400;
 /// How long a password reset link works, seconds (30 minutes).
@@ -221,6 +243,8 @@ impl Default for AccountDoc {
             mirrored_version: 0,
             links: Vec::new(),
             mailed_at: [0, 0],
+            mail_streak: [0, 0],
+            notified_at: 0,
             #[cfg(feature = "issuer")]
             mfa: Default::default(),
         }

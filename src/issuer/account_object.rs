@@ -265,8 +265,18 @@ async fn pbkdf2_work(
             }
         }
         // Taken or not: the core hashes every registration's password (same work either way).
-        AccountRequest::Register { password, .. } | AccountRequest::PasswordReset { password, .. }
-            if scheme == Scheme::Pbkdf2 =>
+        AccountRequest::Register { password, .. } if scheme == Scheme::Pbkdf2 => {
+            Ok((None, Some(new_pbkdf2(password).await?)))
+        }
+        // Only for a live link: a forged one costs the object nothing.
+        AccountRequest::PasswordReset { secret, password }
+            if scheme == Scheme::Pbkdf2
+                && crate::account::lifecycle::link_matches(
+                    doc,
+                    crate::account::state::LinkPurpose::Reset,
+                    secret,
+                    now,
+                ) =>
         {
             Ok((None, Some(new_pbkdf2(password).await?)))
         }

@@ -108,6 +108,17 @@ pub(crate) fn unexpected(outcome: &AccountOutcome) -> ApiError {
     ApiError::Server(format!("account object answered {}", name.as_deref().unwrap_or("an unexpected outcome")))
 }
 
+/// A login refused for an unverified email (`EMAIL_VERIFICATION=required`) carries a new
+/// verification link: it is mailed (after the answer), and the outcome goes on to be refused.
+pub(crate) fn mail_verification(env: &Env, config: &Config, rid: &str, mut answer: AccountOutcome) -> AccountOutcome {
+    if let AccountOutcome::EmailNotVerified { mail } = &mut answer {
+        if let Some(link) = mail.take() {
+            super::mail::send_link(env, config, rid, LinkPurpose::Verify, link);
+        }
+    }
+    answer
+}
+
 /// The token pair of a login or refresh outcome.
 pub(crate) fn tokens(answer: AccountOutcome) -> Result<TokenPair, ApiError> {
     match outcome(answer)? {
@@ -174,6 +185,7 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
     limits::turnstile(config, &req, &body).await?;
     super::breach::check(config, &creds.password).await?;
     let stub = by_email(env, &creds.email)?;
+    let email = creds.email.clone();
     let request = AccountRequest::Register { email: creds.email, password: creds.password };
     let mut answer = call(stub, &request, rid).await?;
     if let AccountOutcome::Registered { mail, .. } = &mut answer {
@@ -182,6 +194,10 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
         }
     }
     if config.registration_mode == RegistrationMode::Uniform {
+        if matches!(answer, AccountOutcome::Refused { refusal: Refusal::EmailTaken }) {
+            // The owner learns of the attempt by mail, after the answer (same time as a new email's).
+            super::mail::notify_taken(env, config, rid, email);
+        }
         return match answer {
             AccountOutcome::Registered { .. } | AccountOutcome::Refused { refusal: Refusal::EmailTaken } => {
                 Ok(response::json(&serde_json::json!({ "status": "accepted" }), 202, "no-store")?.into())
@@ -217,13 +233,8 @@ pub async fn login(mut req: Request, env: &Env, config: &Config, rid: &str) -> R
     let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
     let device = Some(device(&req));
     let request = AccountRequest::Login { email: creds.email, password: creds.password, jkt, client, device };
-    let mut answer = call(id.get_stub()?, &request, rid).await?;
-    if let AccountOutcome::EmailNotVerified { mail } = &mut answer {
-        if let Some(link) = mail.take() {
-            super::mail::send_link(env, config, rid, LinkPurpose::Verify, link);
-        }
-    }
-    let pair = tokens(answer)?;
+    let answer = call(id.get_stub()?, &request, rid).await?;
+    let pair = tokens(mail_verification(env, config, rid, answer))?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
     denylist::forget(&sub);
     Ok(deliver(pair, transport, config)?.into())

@@ -24,13 +24,19 @@ async fn admin(req: &Request, env: &Env, config: &Config) -> Result<String, ApiE
     Ok(user.claims().sub.clone())
 }
 
-/// Writes the audit line of an admin call that reached account `target`.
-fn audit(actor: &str, target: &str, op: &str, rid: &str) {
-    let line = AuditLine::new(Event::AdminAction, target, rid, web::now_seconds()).route(op).subject(actor);
+/// Writes the audit line of an admin call: the admin (`sub`), the account acted on (`account`, when
+/// the call named one), the operation, and how it ended (`ok`, or the error code).
+fn audit(actor: &str, target: &str, op: &str, rid: &str, result: &Result<Reply, ApiError>) {
+    let ended = match result {
+        Ok(_) => "ok",
+        Err(e) => e.parts().1,
+    };
+    let line =
+        AuditLine::new(Event::AdminAction, target, rid, web::now_seconds()).route(op).subject(actor).reason(ended);
     worker::console_log!("{}", line.to_json());
 }
 
-/// Serves the admin routes.
+/// Serves the admin routes; every call that passed the admin check is audited, whatever its end.
 pub async fn dispatch(
     route: IssuerRoute,
     mut req: Request,
@@ -40,27 +46,48 @@ pub async fn dispatch(
 ) -> Result<Reply, ApiError> {
     let actor = admin(&req, env, config).await?;
     if route == IssuerRoute::AdminFind {
-        let url = req.url()?;
-        let email = url
-            .query_pairs()
-            .find(|(k, _)| k == "email")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| ApiError::InvalidRequest("the email query parameter is required".into()))?;
-        let email = input::normalize_email(&email)?;
-        let (stub, sub) = by_email_with_id(env, &email)?;
-        let answer = call(stub, &AccountRequest::AdminGet, rid).await?;
-        if matches!(answer, AccountOutcome::User { .. }) {
-            audit(&actor, &sub, "admin-find", rid);
-        }
-        return user_answer(answer);
+        let mut target = String::new();
+        let result = find(&req, env, rid, &mut target).await;
+        audit(&actor, &target, "admin-find", rid, &result);
+        return result;
     }
     let path = web::canonical_path(&req.inner().url())?;
     let sub = crate::routes::path_id(path.as_str()).ok_or(ApiError::NotFound)?.to_owned();
-    let stub = by_id(env, &sub, ApiError::NotFound)?;
-    let method = web::method_of(&req);
+    let mut op = "admin";
+    let result = act(route, &mut req, env, &sub, rid, &mut op).await;
+    audit(&actor, &sub, op, rid, &result);
+    result
+}
+
+/// `GET /admin/users?email=`: `target` becomes the account's id once the email is valid.
+async fn find(req: &Request, env: &Env, rid: &str, target: &mut String) -> Result<Reply, ApiError> {
+    let url = req.url()?;
+    let email = url
+        .query_pairs()
+        .find(|(k, _)| k == "email")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| ApiError::InvalidRequest("the email query parameter is required".into()))?;
+    let email = input::normalize_email(&email)?;
+    let (stub, sub) = by_email_with_id(env, &email)?;
+    *target = sub;
+    user_answer(call(stub, &AccountRequest::AdminGet, rid).await?)
+}
+
+/// The routes of one account, `sub`; `op` becomes the operation's name once it is known.
+async fn act(
+    route: IssuerRoute,
+    req: &mut Request,
+    env: &Env,
+    sub: &str,
+    rid: &str,
+    op: &mut &'static str,
+) -> Result<Reply, ApiError> {
+    let stub = by_id(env, sub, ApiError::NotFound)?;
+    let method = web::method_of(req);
     let request = match (route, method) {
         (IssuerRoute::AdminUser, Some(Method::Patch)) => {
-            let update = input::admin_update(&read_json_body(&mut req, false).await?)?;
+            *op = "admin-update";
+            let update = input::admin_update(&read_json_body(req, false).await?)?;
             AccountRequest::AdminUpdate {
                 roles: update.roles,
                 scope: update.scope,
@@ -74,17 +101,12 @@ pub async fn dispatch(
         (IssuerRoute::AdminExport, _) => AccountRequest::Export,
         _ => return Err(ApiError::NotFound),
     };
-    let op = request.op();
+    *op = request.op();
     let changes = !matches!(request, AccountRequest::AdminGet | AccountRequest::Export);
     let answer = call(stub, &request, rid).await?;
-    let succeeded =
-        matches!(answer, AccountOutcome::User { .. } | AccountOutcome::Export { .. } | AccountOutcome::Done);
-    if succeeded {
-        audit(&actor, &sub, op, rid);
-        if changes {
-            // Disabled or deleted: this isolate stops trusting its cached denylist read at once.
-            denylist::forget(&sub);
-        }
+    if changes && !matches!(answer, AccountOutcome::Refused { .. } | AccountOutcome::Failed { .. }) {
+        // Disabled or deleted: this isolate stops trusting its cached denylist read at once.
+        denylist::forget(sub);
     }
     match answer {
         AccountOutcome::Export { .. } => export_answer(answer),

@@ -47,35 +47,57 @@ pub async fn verify_request(req: Request, env: &Env, config: &Config, rid: &str)
     }
 }
 
-/// `POST /auth/email/verify` `{"token"}`: 204, or 400 `invalid_or_expired_token`.
-pub async fn verify(mut req: Request, env: &Env, _config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let text = input::link_token(&read_json_body(&mut req, false).await?)?;
+/// `POST /auth/email/verify` `{"token", "password"?}`: 204, or 400 `invalid_or_expired_token`. The
+/// caller must hold the account too: an access token of that account, or its password (403
+/// `invalid_credentials` when wrong or missing; the link stays live). A dead link is 400 either way.
+/// Limited per client address with registrations.
+pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    limits::admit(env, &req, crate::limits::Action::Register).await?;
+    let (text, password) = input::email_verify(&read_json_body(&mut req, false).await?)?;
     let token = LinkToken::parse(&text, LinkPurpose::Verify).ok_or(ApiError::InvalidLink)?;
+    let signed_in = match req.headers().get("authorization")? {
+        Some(_) => verify::authenticate(&req, env, config, Accept::Own).await?.claims().sub == token.account,
+        None => false,
+    };
+    let client = limits::client(&req).map(|c| crate::limits::client_tag(&token.account, &c));
     let stub = by_id(env, &token.account, ApiError::InvalidLink)?;
-    done(call(stub, &AccountRequest::EmailVerify { secret: token.secret }, rid).await?)?;
+    let request = AccountRequest::EmailVerify { secret: token.secret, signed_in, password, client };
+    done(call(stub, &request, rid).await?)?;
     // The next token this user gets says email_verified; cached denylist reads are unaffected.
     no_content()
 }
 
-/// `POST /auth/password/forgot` `{"email"}`: 202 whether or not the email has an account, in the
-/// same time (the mail goes out after the answer), limited per client like a registration.
+/// `POST /auth/password/forgot` `{"email"}`: 202 whether or not the email has an account. Limited
+/// per client like a registration and behind Turnstile when it is on; everything that depends on
+/// the email (asking its account object, the mail) happens after the answer (`waitUntil`), so the
+/// answer and its time are the same for every email.
 pub async fn forgot(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let email = input::forgot(&read_json_body(&mut req, false).await?)?;
+    let body = read_json_body(&mut req, false).await?;
+    let email = input::forgot(&body)?;
     mail::configured(config)?;
     limits::admit(env, &req, crate::limits::Action::Register).await?;
-    let answer = call(by_email(env, &email)?, &AccountRequest::PasswordForgot { email }, rid).await?;
-    match outcome(answer)? {
-        AccountOutcome::Mail { purpose, to, token } => {
-            mail::send_link(env, config, rid, purpose, crate::account::protocol::MailLink { to, token });
+    limits::turnstile(config, &req, &body).await?;
+    let (env_owned, config_owned, id) = (env.clone(), config.clone(), rid.to_owned());
+    crate::web::in_background(rid, async move {
+        let asked = async {
+            let stub = by_email(&env_owned, &email)?;
+            outcome(call(stub, &AccountRequest::PasswordForgot { email }, &id).await?)
+        };
+        match asked.await {
+            Ok(AccountOutcome::Mail { purpose, to, token }) => {
+                mail::deliver(&env_owned, &config_owned, purpose.into(), &to, &token, &id).await;
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("password reset request failed after the answer: {e:?}"),
         }
-        AccountOutcome::Done => {}
-        other => return Err(unexpected(&other)),
-    }
+    });
     accepted("accepted")
 }
 
 /// `POST /auth/password/reset` `{"token", "password"}`: 204; every session of the account ends.
+/// Limited per client address with registrations (each try may cost the account object a hash).
 pub async fn reset(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
+    limits::admit(env, &req, crate::limits::Action::Register).await?;
     let (text, password) = input::reset(&read_json_body(&mut req, false).await?)?;
     let token = LinkToken::parse(&text, LinkPurpose::Reset).ok_or(ApiError::InvalidLink)?;
     super::breach::check(config, &password).await?;

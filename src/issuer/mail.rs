@@ -5,7 +5,7 @@
 use crate::account::protocol::{LinkPurpose, MailLink};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::mail::{Mail, MailConfig, Mailer, Transport};
+use crate::mail::{Mail, MailConfig, MailKind, Mailer, Transport};
 use crate::web::{self, response, Reply};
 use worker::{Env, Headers, Method, Request, RequestInit};
 
@@ -99,20 +99,58 @@ pub fn configured(config: &Config) -> Result<&MailConfig, ApiError> {
     config.mail.as_ref().ok_or(ApiError::MailUnavailable)
 }
 
-/// Mails a one-time link after the answer of request `rid` is sent. A failure is logged (the kind
-/// and recipient's domain, never the link); the user can ask again.
+/// Mails a one-time link after the answer of request `rid` is sent (see [`send_after`]).
 pub fn send_link(env: &Env, config: &Config, rid: &str, purpose: LinkPurpose, link: MailLink) {
-    let Some(mail_config) = config.mail.clone() else { return };
-    let mail = mail_config.render(purpose, &link.to, &link.token, &config.issuer);
-    let env = env.clone();
-    let id = rid.to_owned();
+    send_after(env, config, rid, purpose.into(), &link.to, &link.token);
+}
+
+/// Sends the mail of `kind` to `to` (with `token`, for a link) after the answer of request `rid` is
+/// sent (see [`deliver`]).
+pub fn send_after(env: &Env, config: &Config, rid: &str, kind: MailKind, to: &str, token: &str) {
+    let (env, config, to, token, id) = (env.clone(), config.clone(), to.to_owned(), token.to_owned(), rid.to_owned());
+    web::in_background(rid, async move { deliver(&env, &config, kind, &to, &token, &id).await });
+}
+
+/// Renders and sends the mail of `kind` to `to`. A failure is logged (the kind and the recipient's
+/// domain, never the link); the user can ask again.
+pub async fn deliver(env: &Env, config: &Config, kind: MailKind, to: &str, token: &str, id: &str) {
+    let Some(mail_config) = config.mail.as_ref() else { return };
+    let mail = mail_config.render(kind, to, token, &config.issuer);
+    if let Err(e) = send(env, mail_config, &mail, id).await {
+        let domain = mail.to.rsplit_once('@').map_or("", |(_, d)| d);
+        worker::console_error!(
+            "{}",
+            serde_json::json!({ "kind": "mail_failed", "mail": mail.kind, "to_domain": domain, "request_id": id, "error": e })
+        );
+    }
+}
+
+/// Under `REGISTRATION_MODE=uniform`, after the answer of a registration refused as taken: asks
+/// the account whether to notify its owner (at most once a minute) and mails the notice. In the
+/// background, so a taken email's answer takes no longer than a new one's.
+pub fn notify_taken(env: &Env, config: &Config, rid: &str, email: String) {
+    if config.mail.is_none() {
+        return;
+    }
+    let (env, config_owned, id) = (env.clone(), config.clone(), rid.to_owned());
     web::in_background(rid, async move {
-        if let Err(e) = send(&env, &mail_config, &mail, &id).await {
-            let domain = mail.to.rsplit_once('@').map_or("", |(_, d)| d);
-            worker::console_error!(
-                "{}",
-                serde_json::json!({ "kind": "mail_failed", "mail": mail.kind, "to_domain": domain, "request_id": id, "error": e })
-            );
+        let asked = async {
+            let stub = super::accounts::by_email(&env, &email)?;
+            super::accounts::call(stub, &crate::account::protocol::AccountRequest::NotifyTaken { email }, &id).await
+        };
+        match asked.await {
+            Ok(crate::account::protocol::AccountOutcome::Notice { to }) => {
+                let Some(mail_config) = config_owned.mail.clone() else { return };
+                let mail = mail_config.render(MailKind::Exists, &to, "", &config_owned.issuer);
+                if let Err(e) = send(&env, &mail_config, &mail, &id).await {
+                    worker::console_error!(
+                        "{}",
+                        serde_json::json!({ "kind": "mail_failed", "mail": "exists", "request_id": id, "error": e })
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("taken-email notice failed: {e:?}"),
         }
     });
 }

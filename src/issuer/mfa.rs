@@ -137,7 +137,8 @@ pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     let stub = by_id(env, &account, ApiError::InvalidMfaTicket)?;
     let device = Some(super::accounts::device(&req));
     let request = AccountRequest::MfaVerify { ticket: b64::encode(secret), method, code, jkt, client, device };
-    let pair = super::accounts::tokens(call(stub, &request, rid).await?)?;
+    let answer = super::accounts::mail_verification(env, config, rid, call(stub, &request, rid).await?);
+    let pair = super::accounts::tokens(answer)?;
     // A login beyond the session limit ends (and denylists) the least recently used session.
     crate::web::denylist::forget(&account);
     Ok(deliver(pair, transport, config)?.into())
@@ -185,7 +186,8 @@ pub(crate) async fn redeem_passkey(
         client,
         device: Some(super::accounts::device(req)),
     };
-    let pair = tokens(call(stub, &request, rid).await?)?;
+    let answer = super::accounts::mail_verification(env, config, rid, call(stub, &request, rid).await?);
+    let pair = tokens(answer)?;
     crate::web::denylist::forget(&account);
     Ok(deliver(pair, transport, config)?.into())
 }

@@ -259,6 +259,30 @@ describe('browser client: account lifecycle', () => {
     await context.close();
   });
 
+  test('a verification link opened signed out asks for the account\'s password', async () => {
+    const email = `verify-out-${Date.now()}@example.com`;
+    assert.equal((await api('/auth/register', { method: 'POST', body: { email, password: PASSWORD } })).status, 201);
+    const verification = await mailLink(email, 'verify');
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${worker.url}/#verify=${verification.token}`);
+    await page.locator('#verify-form').waitFor({ state: 'visible' });
+    assert.equal(new URL(page.url()).hash, '', 'the token left the address bar');
+    // Someone who has the mailbox but not the password cannot verify the account.
+    await page.fill('#verify-password', 'not the password');
+    await page.click('#verify-form button[type=submit]');
+    await page.locator('#error').filter({ hasText: 'not the password of this account' }).waitFor();
+    assert.equal(await page.isVisible('#verify-form'), true, 'the link stays usable');
+    await page.fill('#verify-password', PASSWORD);
+    await page.click('#verify-form button[type=submit]');
+    await page.locator('#status').filter({ hasText: 'Email verified' }).waitFor();
+    assert.equal(await page.isVisible('#verify-form'), false);
+    const login = await api('/auth/login', { method: 'POST', body: { email, password: PASSWORD } });
+    const claims = JSON.parse(Buffer.from(login.body.access_token.split('.')[1], 'base64url'));
+    assert.equal(claims.email_verified, true);
+    await context.close();
+  });
+
   /** A JSON call straight to the worker: `{ status, body }`. */
   async function api(path, { method = 'GET', body } = {}) {
     const res = await worker.fetch(path, {

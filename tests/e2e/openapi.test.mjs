@@ -299,6 +299,8 @@ async function startSiteverify() {
     req.on('data', (c) => chunks.push(c));
     req.on('end', () => {
       const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+      // `down`: siteverify fails, for the 503 of a Turnstile-guarded route.
+      if (form.get('response') === 'down') return res.writeHead(500).end();
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ success: form.get('response') === 'good' }));
     });
@@ -771,7 +773,19 @@ function scenarios() {
   add('A', ...P(EV), 204, 'the link of the registration mail', async (w) => {
     const address = email('verify');
     await (await w.fetch('/auth/register', json({ email: address, password: PASSWORD }))).arrayBuffer();
-    return w.fetch(EV, json({ token: await linkOf(w, address, 'verify') }));
+    return w.fetch(EV, json({ token: await linkOf(w, address, 'verify'), password: PASSWORD }));
+  });
+  /** A live verification link of a new account of A's, and its address. */
+  const liveLink = async (w, tag) => {
+    const address = email(tag);
+    await (await w.fetch('/auth/register', json({ email: address, password: PASSWORD }))).arrayBuffer();
+    return { address, token: await linkOf(w, address, 'verify') };
+  };
+  add('A', ...P(EV), 401, 'an access token that is not valid', (w) => w.fetch(EV, json({ token: forgedLink('ghv1') }, { authorization: 'Bearer not.a.token' })));
+  add('A', ...P(EV), 403, 'a live link without the account\'s password', async (w) => w.fetch(EV, json({ token: (await liveLink(w, 'verify-bare')).token })));
+  add('A', ...P(EV), 429, 'after five wrong passwords', async (w) => {
+    const { token } = await liveLink(w, 'verify-guess');
+    return afterFiveWrong(() => w.fetch(EV, json({ token, password: WRONG })));
   });
   add('A', ...P(EV), 400, 'no token', (w) => w.fetch(EV, json({})));
   add('A', ...P(EV), 400, 'a link never issued', (w) => w.fetch(EV, json({ token: forgedLink('ghv1') })));
@@ -783,7 +797,7 @@ function scenarios() {
   add('A', ...P(FG), 400, 'not an email address', (w) => w.fetch(FG, json({ email: 'nope' })));
   add('A', ...P(FG), 413, 'over 16 KiB', (w) => w.fetch(FG, json({ email: email('big'), pad: BIG })));
   add('B', ...P(FG), 503, 'no MAIL_TRANSPORT', (w) => w.fetch(FG, json({ email: email('nomail') })));
-  add('D', ...P(FG), 503, 'the account object throws', (w) => w.fetch(FG, json({ email: email('down') })));
+  add('D', ...P(FG), 202, 'the account object throws: still 202, it is asked after the answer', (w) => w.fetch(FG, json({ email: email('down') })));
   const RS = '/auth/password/reset';
   add('A', ...P(RS), 204, 'the link of a reset mail', async (w) => {
     const s = await session(w);
@@ -902,6 +916,11 @@ function scenarios() {
   add('F', ...P(R), 400, 'no Turnstile token', (w) => w.fetch(R, json({ email: email('ts'), password: PASSWORD }, from(4))));
   add('F', ...P(R), 403, 'a Turnstile token siteverify refuses', (w) => w.fetch(R, json({ email: email('ts'), password: PASSWORD, 'cf-turnstile-response': 'bad' }, from(5))));
   add('F', ...P(R), 429, 'registrations from one address', (w) => until429(() => w.fetch(R, json({ email: email('many'), password: PASSWORD, ...GOOD }, from(6)))));
+  add('F', ...P(FG), 400, 'no Turnstile token', (w) => w.fetch(FG, json({ email: email('ts') }, from(30))));
+  add('F', ...P(FG), 403, 'a Turnstile token siteverify refuses', (w) => w.fetch(FG, json({ email: email('ts'), 'cf-turnstile-response': 'bad' }, from(31))));
+  add('F', ...P(FG), 503, 'siteverify fails', (w) => w.fetch(FG, json({ email: email('ts'), 'cf-turnstile-response': 'down' }, from(32))));
+  add('F', ...P(EV), 429, 'link redemptions from one address (the registration limit)', (w) => until429(() => w.fetch(EV, json({ token: forgedLink('ghv1') }, from(33)))));
+  add('F', ...P(RS), 429, 'password resets from one address (the registration limit)', (w) => until429(() => w.fetch(RS, json({ token: forgedLink('ghp1'), password: NEW_PASSWORD }, from(34)))));
   const L = '/auth/login';
   add('F', ...P(L), 400, 'no Turnstile token', (w) => w.fetch(L, json({ email: email('ts'), password: PASSWORD }, from(7))));
   add('F', ...P(L), 403, 'a Turnstile token siteverify refuses', (w) => w.fetch(L, json({ email: email('ts'), password: PASSWORD }, from(8, { 'cf-turnstile-response': 'bad' }))));
@@ -1104,7 +1123,7 @@ describe('OpenAPI document against the running worker', () => {
     const reg = await A.fetch('/auth/register', json({ email: ADMIN_EMAIL, password: PASSWORD }));
     assert.equal(reg.status, 201);
     await reg.arrayBuffer();
-    const verified = await A.fetch('/auth/email/verify', json({ token: await linkOf(A, ADMIN_EMAIL, 'verify') }));
+    const verified = await A.fetch('/auth/email/verify', json({ token: await linkOf(A, ADMIN_EMAIL, 'verify'), password: PASSWORD }));
     assert.equal(verified.status, 204);
     const admin = await A.fetch('/auth/login', json({ email: ADMIN_EMAIL, password: PASSWORD }));
     assert.equal(admin.status, 200);

@@ -791,7 +791,7 @@ export interface paths {
         put: operations["putAuthEmailVerify"];
         /**
          * Verify the email with the mail's token
-         * @description The browser client reads the token from its URL fragment (`#verify=<token>`) and sends it here.
+         * @description The browser client reads the token from its URL fragment (`#verify=<token>`) and sends it here, with its access token when it is signed in (it must be of the link's account) or else with the account's password. A link alone verifies nothing: a mailbox owner cannot verify an account someone else registered with their address, nor a registrant without the mailbox.
          */
         post: operations["postAuthEmailVerify"];
         /** Not allowed (POST only) */
@@ -821,7 +821,7 @@ export interface paths {
         put: operations["putAuthPasswordForgot"];
         /**
          * Ask for a password-reset mail
-         * @description The answer is the same whatever the email, and comes before any mail is sent.
+         * @description The answer is the same whatever the email, and comes before the account is asked or any mail is sent (both happen after the answer, `waitUntil`): neither the answer nor its time depends on the email. Limited per client address with registrations (RATE_LIMIT_REGISTER_IP), and behind Turnstile when TURNSTILE_SECRET is set.
          */
         post: operations["postAuthPasswordForgot"];
         /** Not allowed (POST only) */
@@ -1601,6 +1601,8 @@ export interface components {
         EmailVerification: {
             /** @description The token of the mail's link (`#verify=<token>`). */
             token: string;
+            /** @description The account's password: needed unless the request carries an access token of the link's account (`Authorization: Bearer`), so that whoever verifies holds the account as well as the mailbox. */
+            password?: string;
         };
         /** @description A JSON object without duplicate member names; unknown members are ignored. */
         PasswordForgot: {
@@ -6132,7 +6134,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not JSON, or no `token` (`invalid_request`); a token that is unknown, expired (24 h), used already, replaced by a newer one, or made for another purpose (a reset token): `invalid_or_expired_token`. */
+            /** @description Not JSON, or no `token` (`invalid_request`); a token that is unknown, expired (24 h), used already, pushed out by three newer ones, or made for another purpose (a reset token): `invalid_or_expired_token`. */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -6146,7 +6148,50 @@ export interface operations {
                     };
                 };
             };
+            /** @description An `Authorization` header came with an access token that is not valid (`invalid_token`). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_token";
+                    };
+                };
+            };
+            /** @description The link is live but the request neither carries an access token of its account nor the account's right password (`invalid_credentials`). The link stays usable; a wrong password counts against the client's group like a failed login. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @constant */
+                        error?: "invalid_credentials";
+                    };
+                };
+            };
             413: components["responses"]["PayloadTooLarge"];
+            /** @description Too many requests from this address: the route shares the registration limit (`RATE_LIMIT_REGISTER_IP`, `too_many_requests`); or too many wrong passwords from this client's group (`too_many_attempts`), as at login. */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    "Cache-Control": components["headers"]["CacheNoStore"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"] & {
+                        /** @enum {unknown} */
+                        error?: "too_many_requests" | "too_many_attempts";
+                    };
+                };
+            };
             500: components["responses"]["ServerError"];
             /** @description The account object could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
@@ -6270,7 +6315,7 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Not JSON, or no `email` (`invalid_request`). */
+            /** @description Not JSON, or no valid `email` (`invalid_request`). With TURNSTILE_SECRET set, `turnstile_required` (no `cf-turnstile-response` in the body or header). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -6279,16 +6324,17 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Error"] & {
-                        /** @constant */
-                        error?: "invalid_request";
+                        /** @enum {unknown} */
+                        error?: "invalid_request" | "turnstile_required";
                     };
                 };
             };
+            403: components["responses"]["TurnstileFailed"];
             413: components["responses"]["PayloadTooLarge"];
             /** @description Too many requests from this address: the route shares the registration limit (`RATE_LIMIT_REGISTER_IP`, `too_many_requests`). */
             429: components["responses"]["TooManyRequests"];
             500: components["responses"]["ServerError"];
-            /** @description No mail transport is configured (MAIL_TRANSPORT unset: `mail_unavailable`, for every email alike), or the account object could not be reached (`temporarily_unavailable`, safe to retry). */
+            /** @description No mail transport is configured (MAIL_TRANSPORT unset: `mail_unavailable`, for every email alike), or, with TURNSTILE_SECRET set, Turnstile's siteverify did not answer (`temporarily_unavailable`, safe to retry). The account object is asked after the answer, so its failures never show here. */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -6422,7 +6468,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Not JSON, or a missing field (`invalid_request`); a token that is unknown, expired (30 minutes), used already, replaced by a newer one, made for another purpose, or of a disabled account (`invalid_or_expired_token`); a password of under 8 or over 256 characters (`weak_password`). With PASSWORD_BREACH_CHECK=hibp, `breached_password` (the range API lists the password). */
+            /** @description Not JSON, or a missing field (`invalid_request`); a token that is unknown, expired (30 minutes), used already, pushed out by three newer ones, made for another purpose, or of a disabled account (`invalid_or_expired_token`); a password of under 8 or over 256 characters (`weak_password`). With PASSWORD_BREACH_CHECK=hibp, `breached_password` (the range API lists the password). */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
@@ -6437,6 +6483,8 @@ export interface operations {
                 };
             };
             413: components["responses"]["PayloadTooLarge"];
+            /** @description Too many requests from this address: the route shares the registration limit (`RATE_LIMIT_REGISTER_IP`, `too_many_requests`). */
+            429: components["responses"]["TooManyRequests"];
             500: components["responses"]["ServerError"];
             /** @description The account object could not be reached (`temporarily_unavailable`). */
             503: components["responses"]["Unavailable"];
