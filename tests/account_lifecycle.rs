@@ -787,3 +787,69 @@ fn the_first_proof_of_the_mailbox_by_reset_drops_what_the_registrant_set() {
     );
     assert_eq!(later.events, ["password.reset"]);
 }
+
+fn ids(claims: &Value) -> gatehouse::account::protocol::TokenIds {
+    gatehouse::account::protocol::TokenIds {
+        iat: claims["iat"].as_i64(),
+        sid: claims["sid"].as_str().map(str::to_owned),
+        jti: claims["jti"].as_str().map(str::to_owned),
+    }
+}
+
+#[test]
+fn a_signed_in_request_is_refused_once_the_object_holds_its_token_revoked() {
+    let (mut doc, _) = registered();
+    let (pair, claims) = login_from(&mut doc, T0 + 1, "agent");
+    let as_user = |request| AccountRequest::AsUser { token: ids(&claims), request: Box::new(request) };
+    assert!(matches!(run(&mut doc, as_user(AccountRequest::Export), T0 + 2), AccountOutcome::Export { .. }));
+    // The session is revoked (here by its own logout-all); the edge's copy may lag, the object does not.
+    assert_eq!(run(&mut doc, AccountRequest::AdminRevokeSessions, T0 + 3), AccountOutcome::Done);
+    let kept = |doc: &AccountDoc| doc.account.as_ref().map(|a| (a.password.clone(), a.user_metadata.clone()));
+    let before = kept(&doc);
+    for request in [
+        AccountRequest::Export,
+        AccountRequest::DeleteSelf { password: PASSWORD.into(), client: None },
+        AccountRequest::UserMetadata { value: json!({ "x": 1 }) },
+        AccountRequest::PasswordChange {
+            sid: Some(sid(&pair.refresh_token)),
+            current: PASSWORD.into(),
+            new: NEW_PASSWORD.into(),
+            client: None,
+        },
+    ] {
+        assert_eq!(run(&mut doc, as_user(request), T0 + 4), refused(Refusal::TokenRevoked));
+    }
+    assert_eq!(kept(&doc), before, "nothing changed: the account is not deleted, its password not changed");
+}
+
+#[test]
+fn the_admin_check_reads_the_role_and_the_token_at_the_object() {
+    let (mut doc, link) = registered();
+    let grant = |roles: Vec<&str>| AccountRequest::AdminUpdate {
+        roles: Some(roles.into_iter().map(str::to_owned).collect()),
+        scope: None,
+        disabled: None,
+        app_metadata: None,
+    };
+    assert!(matches!(run(&mut doc, grant(vec!["user", "admin"]), T0 + 1), AccountOutcome::User { .. }));
+    let (_, claims) = login_from(&mut doc, T0 + 2, "agent");
+    let check = || AccountRequest::AdminCheck { token: ids(&claims) };
+    assert_eq!(run(&mut doc, check(), T0 + 3), AccountOutcome::Done);
+    // Demoted: the token still says admin, the object does not.
+    assert!(matches!(run(&mut doc, grant(vec!["user"]), T0 + 4), AccountOutcome::User { .. }));
+    assert_eq!(run(&mut doc, check(), T0 + 5), refused(Refusal::NotAdmin));
+    // Admin again, then disabled (its sessions revoked): refused again.
+    assert!(matches!(run(&mut doc, grant(vec!["admin"]), T0 + 6), AccountOutcome::User { .. }));
+    assert_eq!(run(&mut doc, check(), T0 + 7), AccountOutcome::Done);
+    let disable = AccountRequest::AdminUpdate { roles: None, scope: None, disabled: Some(true), app_metadata: None };
+    assert!(matches!(run(&mut doc, disable, T0 + 8), AccountOutcome::User { .. }));
+    assert_eq!(run(&mut doc, check(), T0 + 9), refused(Refusal::NotAdmin));
+    // ADMIN_EMAILS counts once the email is verified.
+    let (mut doc, _) = registered();
+    let listed = Settings { admin_emails: vec![EMAIL.into()], ..settings() };
+    let (_, claims) = login_from(&mut doc, T0 + 1, "agent");
+    let check = AccountRequest::AdminCheck { token: ids(&claims) };
+    assert_eq!(run_with(&mut doc, check.clone(), &listed, T0 + 2).outcome, refused(Refusal::NotAdmin));
+    assert_eq!(run(&mut doc, verify_signed_in(secret(&link, LinkPurpose::Verify)), T0 + 3), AccountOutcome::Done);
+    assert_eq!(run_with(&mut doc, check, &listed, T0 + 4).outcome, AccountOutcome::Done);
+}

@@ -92,6 +92,13 @@ pub fn apply(
     doc.prune(now, &settings.lifetimes);
     doc.mfa.prune(now);
     let mut events = Vec::new();
+    let request = match request {
+        AccountRequest::AsUser { token, request } => match revoked_by(&token, doc) {
+            Ok(false) if doc.account.is_some() => *request,
+            _ => return Ok(Transition { reply: refused(Refusal::TokenRevoked), events }),
+        },
+        other => other,
+    };
     let reply = match request {
         AccountRequest::Register { email, password } => {
             register(doc, settings, ctx, email, &password, rng, &mut events)?
@@ -126,6 +133,15 @@ pub fn apply(
             lifecycle::delete_self(doc, settings, ctx, (&password, client.as_deref()), &mut events)
         }
         AccountRequest::NotifyTaken { email } => lifecycle::notify_taken(doc, &email, now, &mut events),
+        AccountRequest::AsUser { .. } => refused(Refusal::TokenRevoked),
+        AccountRequest::AdminCheck { token } => {
+            let admin =
+                doc.account.as_ref().is_some_and(|a| roles(settings, a).iter().any(|r| r == crate::config::ADMIN_ROLE));
+            match revoked_by(&token, doc) {
+                Ok(false) if admin => Reply::Answer(AccountOutcome::Done),
+                _ => refused(Refusal::NotAdmin),
+            }
+        }
         AccountRequest::AdminGet => lifecycle::view(doc),
         AccountRequest::AdminUpdate { roles, scope, disabled, app_metadata } => {
             let changes = AdminChanges { roles, scope, disabled, app_metadata };

@@ -152,6 +152,14 @@ pub enum AccountRequest {
     /// A registration with `email` was refused as taken under `REGISTRATION_MODE=uniform`: tell the
     /// owner (at most once a minute), since the answer could not.
     NotifyTaken { email: String },
+    /// `request`, asked by the signed-in user with access token `token`: refused (as revoked) unless
+    /// this object, the authority, still holds the token live, so a session revoked or an account
+    /// disabled or deleted moments ago cannot act while the edge's denylist copy catches up.
+    AsUser { token: TokenIds, request: Box<AccountRequest> },
+    /// Whether the user of `token` holds `admin` now (the account's current roles, or a verified
+    /// `ADMIN_EMAILS` email), with the token live: asked for every admin call, so a demoted,
+    /// disabled or signed-out admin's token stops working at once.
+    AdminCheck { token: TokenIds },
     /// An admin's view of the account.
     AdminGet,
     /// An admin changes the account (fields left out stay).
@@ -216,6 +224,8 @@ impl AccountRequest {
             AccountRequest::Export => "export",
             AccountRequest::DeleteSelf { .. } => "delete-self",
             AccountRequest::NotifyTaken { .. } => "notify-taken",
+            AccountRequest::AsUser { request, .. } => request.op(),
+            AccountRequest::AdminCheck { .. } => "admin-check",
             AccountRequest::AdminGet => "admin-get",
             AccountRequest::AdminUpdate { .. } => "admin-update",
             AccountRequest::AdminRevokeSessions => "admin-revoke-sessions",
@@ -393,6 +403,8 @@ pub enum Refusal {
     NoSuchSession,
     /// Login: the account is disabled (the password was right).
     AccountDisabled,
+    /// Admin check: the user does not hold `admin` now.
+    NotAdmin,
     /// The mail would be the second of its kind within a minute: not sent.
     MailThrottled { retry_after: i64 },
 }

@@ -142,7 +142,12 @@ impl Account {
         let guard = self.lock.lock().await;
         let before = self.load()?;
         let mut doc = before.clone();
-        let (derived, new_hash) = pbkdf2_work(&doc, &request, config.password_scheme, dummy.as_deref(), now).await?;
+        // A signed-in user's request (`AsUser`) needs the work of the request it carries.
+        let asked = match &request {
+            AccountRequest::AsUser { request, .. } => request.as_ref(),
+            other => other,
+        };
+        let (derived, new_hash) = pbkdf2_work(&doc, asked, config.password_scheme, dummy.as_deref(), now).await?;
         let pbkdf2 = Pbkdf2Work { derived: derived.as_ref(), new_hash: new_hash.as_deref() };
         let mfa_key = mfa_key(&self.env);
         let ctx =

@@ -91,6 +91,7 @@ pub(crate) fn outcome(outcome: AccountOutcome) -> Result<AccountOutcome, ApiErro
             Refusal::WrongPassword => ApiError::WrongPassword,
             Refusal::NoSuchAccount | Refusal::NoSuchSession => ApiError::NotFound,
             Refusal::AccountDisabled => ApiError::AccountDisabled,
+            Refusal::NotAdmin => ApiError::Forbidden(format!("the {} role is required", crate::config::ADMIN_ROLE)),
             Refusal::MailThrottled { retry_after } => ApiError::TooManyRequests { retry_after, limit: "mail" },
         }),
         AccountOutcome::EmailNotVerified { .. } => Err(ApiError::EmailNotVerified),
@@ -196,7 +197,7 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
     if config.registration_mode == RegistrationMode::Uniform {
         if matches!(answer, AccountOutcome::Refused { refusal: Refusal::EmailTaken }) {
             // The owner learns of the attempt by mail, after the answer (same time as a new email's).
-            super::mail::notify_taken(env, config, rid, email);
+            notify_taken(env, config, rid, email);
         }
         return match answer {
             AccountOutcome::Registered { .. } | AccountOutcome::Refused { refusal: Refusal::EmailTaken } => {
@@ -214,6 +215,26 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
         }
         other => Err(unexpected(&other)),
     }
+}
+
+/// Under `REGISTRATION_MODE=uniform`, after the answer of a registration refused as taken: asks
+/// the account whether to notify its owner (at most once a minute) and mails the notice. In the
+/// background, so a taken email's answer takes no longer than a new one's.
+fn notify_taken(env: &Env, config: &Config, rid: &str, email: String) {
+    if config.mail.is_none() {
+        return;
+    }
+    let (env, config, id) = (env.clone(), config.clone(), rid.to_owned());
+    crate::web::in_background(rid, async move {
+        let asked = async { call(by_email(&env, &email)?, &AccountRequest::NotifyTaken { email }, &id).await };
+        match asked.await {
+            Ok(AccountOutcome::Notice { to }) => {
+                super::mail::deliver(&env, &config, crate::mail::MailKind::Exists, &to, "", &id).await;
+            }
+            Ok(_) => {}
+            Err(e) => worker::console_error!("taken-email notice failed: {e:?}"),
+        }
+    });
 }
 
 /// `POST /auth/login`; with a `DPoP` proof the session is bound to its key (RFC 9449 §5), and with

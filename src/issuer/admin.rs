@@ -5,7 +5,7 @@
 
 use super::accounts::{by_email_with_id, by_id, call, done, read_json_body};
 use super::lifecycle::{export_answer, user_answer};
-use crate::account::protocol::{AccountOutcome, AccountRequest};
+use crate::account::protocol::{AccountOutcome, AccountRequest, TokenIds};
 use crate::audit::{AuditLine, Event};
 use crate::config::{Config, ADMIN_ROLE};
 use crate::error::ApiError;
@@ -16,12 +16,19 @@ use crate::web::{self, denylist, Reply};
 use worker::{Env, Method, Request, Response};
 
 /// The admin asking: a verified own token with the `admin` role, else 403 `forbidden`.
-async fn admin(req: &Request, env: &Env, config: &Config) -> Result<String, ApiError> {
+/// The token's roles are checked first (cheap), then the admin's own account object, the authority:
+/// the role must be held now and the token live there, so a demotion, a disabling or a logout takes
+/// effect at once rather than when the token expires or the denylist copy catches up.
+async fn admin(req: &Request, env: &Env, config: &Config, rid: &str) -> Result<String, ApiError> {
     let user = verify::authenticate(req, env, config, Accept::Own).await?;
-    if !user.claims().roles.iter().any(|r| r == ADMIN_ROLE) {
+    let claims = user.claims();
+    if !claims.roles.iter().any(|r| r == ADMIN_ROLE) {
         return Err(ApiError::Forbidden(format!("the {ADMIN_ROLE} role is required")));
     }
-    Ok(user.claims().sub.clone())
+    let stub = by_id(env, &claims.sub, ApiError::InvalidToken("token names no account".into()))?;
+    let token = TokenIds { iat: claims.iat, sid: claims.sid.clone(), jti: claims.jti.clone() };
+    done(call(stub, &AccountRequest::AdminCheck { token }, rid).await?)?;
+    Ok(claims.sub.clone())
 }
 
 /// Writes the audit line of an admin call: the admin (`sub`), the account acted on (`account`, when
@@ -44,7 +51,7 @@ pub async fn dispatch(
     config: &Config,
     rid: &str,
 ) -> Result<Reply, ApiError> {
-    let actor = admin(&req, env, config).await?;
+    let actor = admin(&req, env, config, rid).await?;
     if route == IssuerRoute::AdminFind {
         let mut target = String::new();
         let result = find(&req, env, rid, &mut target).await;

@@ -7,7 +7,7 @@ use super::accounts::{by_email, by_id, call, done, outcome, read_json_body, unex
 use super::cookies::refresh_cookie;
 use super::mail;
 use crate::account::lifecycle::LinkToken;
-use crate::account::protocol::{AccountOutcome, AccountRequest, LinkPurpose};
+use crate::account::protocol::{AccountOutcome, AccountRequest, LinkPurpose, TokenIds};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::input;
@@ -20,6 +20,14 @@ async fn signed_in(req: &Request, env: &Env, config: &Config) -> Result<(Authent
     let user = verify::authenticate(req, env, config, Accept::Own).await?;
     let stub = by_id(env, &user.claims().sub, ApiError::InvalidToken("token names no account".into()))?;
     Ok((user, stub))
+}
+
+/// `request` as the signed-in `user` asks it: the account object checks the token is still live in
+/// its own record first (the edge's denylist copy may lag a revocation by seconds).
+fn as_user(user: &Authenticated, request: AccountRequest) -> AccountRequest {
+    let c = user.claims();
+    let token = TokenIds { iat: c.iat, sid: c.sid.clone(), jti: c.jti.clone() };
+    AccountRequest::AsUser { token, request: Box::new(request) }
 }
 
 fn no_content() -> Result<Reply, ApiError> {
@@ -35,9 +43,9 @@ fn accepted(status: &str) -> Result<Reply, ApiError> {
 /// `POST /auth/email/verify/request` (Bearer): mails a verification link (202), or says the email
 /// is verified already; at most one mail a minute (429).
 pub async fn verify_request(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let (_, stub) = signed_in(&req, env, config).await?;
+    let (user, stub) = signed_in(&req, env, config).await?;
     mail::configured(config)?;
-    match outcome(call(stub, &AccountRequest::EmailVerifyRequest, rid).await?)? {
+    match outcome(call(stub, &as_user(&user, AccountRequest::EmailVerifyRequest), rid).await?)? {
         AccountOutcome::Mail { purpose, to, token } => {
             mail::send_link(env, config, rid, purpose, crate::account::protocol::MailLink { to, token });
             accepted("sent")
@@ -116,7 +124,7 @@ pub async fn change(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     let sub = user.claims().sub.clone();
     let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
     let request = AccountRequest::PasswordChange { sid: user.claims().sid.clone(), current, new, client };
-    done(call(stub, &request, rid).await?)?;
+    done(call(stub, &as_user(&user, request), rid).await?)?;
     denylist::forget(&sub);
     no_content()
 }
@@ -125,7 +133,7 @@ pub async fn change(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
 pub async fn sessions(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let (user, stub) = signed_in(&req, env, config).await?;
     let request = AccountRequest::Sessions { current: user.claims().sid.clone() };
-    match outcome(call(stub, &request, rid).await?)? {
+    match outcome(call(stub, &as_user(&user, request), rid).await?)? {
         AccountOutcome::Sessions { sessions } => {
             Ok(response::json(&serde_json::json!({ "sessions": sessions }), 200, "no-store")?.into())
         }
@@ -139,7 +147,7 @@ pub async fn revoke_session(req: Request, env: &Env, config: &Config, rid: &str)
     let path = crate::web::canonical_path(&req.inner().url())?;
     let sid = crate::routes::path_id(path.as_str()).ok_or(ApiError::NotFound)?.to_owned();
     let (user, stub) = signed_in(&req, env, config).await?;
-    done(call(stub, &AccountRequest::SessionRevoke { sid }, rid).await?)?;
+    done(call(stub, &as_user(&user, AccountRequest::SessionRevoke { sid }), rid).await?)?;
     denylist::forget(&user.claims().sub);
     no_content()
 }
@@ -148,16 +156,16 @@ pub async fn revoke_session(req: Request, env: &Env, config: &Config, rid: &str)
 pub async fn me(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     match crate::web::method_of(&req) {
         Some(Method::Patch) => {
-            let (_, stub) = signed_in(&req, env, config).await?;
+            let (user, stub) = signed_in(&req, env, config).await?;
             let value = input::user_metadata(&read_json_body(&mut req, false).await?)?;
-            user_answer(call(stub, &AccountRequest::UserMetadata { value }, rid).await?)
+            user_answer(call(stub, &as_user(&user, AccountRequest::UserMetadata { value }), rid).await?)
         }
         Some(Method::Delete) => {
             let (user, stub) = signed_in(&req, env, config).await?;
             let password = input::password_only(&read_json_body(&mut req, false).await?)?;
             let sub = user.claims().sub.clone();
             let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
-            done(call(stub, &AccountRequest::DeleteSelf { password, client }, rid).await?)?;
+            done(call(stub, &as_user(&user, AccountRequest::DeleteSelf { password, client }), rid).await?)?;
             denylist::forget(&sub);
             let response = Response::empty()?.with_status(204);
             response.headers().set("set-cookie", &refresh_cookie("", 0))?;
@@ -170,8 +178,8 @@ pub async fn me(mut req: Request, env: &Env, config: &Config, rid: &str) -> Resu
 
 /// `GET /auth/me/export` (Bearer): everything stored about the user, as a JSON download.
 pub async fn export(req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
-    let (_, stub) = signed_in(&req, env, config).await?;
-    export_answer(call(stub, &AccountRequest::Export, rid).await?)
+    let (user, stub) = signed_in(&req, env, config).await?;
+    export_answer(call(stub, &as_user(&user, AccountRequest::Export), rid).await?)
 }
 
 /// A user view answer (200).

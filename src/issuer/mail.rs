@@ -125,36 +125,6 @@ pub async fn deliver(env: &Env, config: &Config, kind: MailKind, to: &str, token
     }
 }
 
-/// Under `REGISTRATION_MODE=uniform`, after the answer of a registration refused as taken: asks
-/// the account whether to notify its owner (at most once a minute) and mails the notice. In the
-/// background, so a taken email's answer takes no longer than a new one's.
-pub fn notify_taken(env: &Env, config: &Config, rid: &str, email: String) {
-    if config.mail.is_none() {
-        return;
-    }
-    let (env, config_owned, id) = (env.clone(), config.clone(), rid.to_owned());
-    web::in_background(rid, async move {
-        let asked = async {
-            let stub = super::accounts::by_email(&env, &email)?;
-            super::accounts::call(stub, &crate::account::protocol::AccountRequest::NotifyTaken { email }, &id).await
-        };
-        match asked.await {
-            Ok(crate::account::protocol::AccountOutcome::Notice { to }) => {
-                let Some(mail_config) = config_owned.mail.clone() else { return };
-                let mail = mail_config.render(MailKind::Exists, &to, "", &config_owned.issuer);
-                if let Err(e) = send(&env, &mail_config, &mail, &id).await {
-                    worker::console_error!(
-                        "{}",
-                        serde_json::json!({ "kind": "mail_failed", "mail": "exists", "request_id": id, "error": e })
-                    );
-                }
-            }
-            Ok(_) => {}
-            Err(e) => worker::console_error!("taken-email notice failed: {e:?}"),
-        }
-    });
-}
-
 /// `GET /dev/outbox[?to=<email>]`: the mails of the local outbox, oldest first (only routed when
 /// `MAIL_TRANSPORT=outbox`).
 pub async fn outbox(req: &Request, env: &Env) -> Result<Reply, ApiError> {

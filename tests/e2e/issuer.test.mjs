@@ -100,7 +100,7 @@ describe('issuer', () => {
     for (const claim of ['iss', 'aud', 'sid', 'client_id', 'scope', 'roles']) assert.ok(claim in p, claim);
     assert.equal(await whoami(w, body.access_token), 200);
     const me = await w.fetch('/auth/me', { headers: bearer(body.access_token) });
-    assert.deepEqual(Object.keys(await me.json()).sort(), ['email', 'exp', 'roles', 'scope', 'sid', 'sub']);
+    assert.deepEqual(Object.keys(await me.json()).sort(), ['email', 'email_verified', 'exp', 'roles', 'scope', 'sid', 'sub']);
     await expectError(w.fetch('/auth/me'), 401, 'invalid_token');
   });
 
