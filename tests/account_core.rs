@@ -6,68 +6,24 @@
 //! (proptest has no wasm32-unknown-unknown randomness).
 #![cfg(not(target_arch = "wasm32"))]
 
-use gatehouse::account::core::{self, Context, Fault, Random, Reply, Settings, Transition};
-use gatehouse::account::family::{hash, Lifetimes};
+use gatehouse::account::core::{self, Context, Fault, Reply, Transition};
+use gatehouse::account::family::hash;
 use gatehouse::account::protocol::{AccountOutcome, AccountRequest, MfaMethod, Refusal, TokenIds, TokenPair};
 use gatehouse::account::state::{AccountDoc, KNOWN_CLIENT_SECONDS, MAX_KNOWN_CLIENTS};
 use gatehouse::input::RefreshToken;
 use gatehouse::jwt::b64;
 use gatehouse::mfa::secretbox::EncryptionKey;
 use gatehouse::mfa::totp::Totp;
-use gatehouse::password::{self, PasswordParams, MIN_M_KIB};
 use proptest::prelude::*;
-use rand::{RngCore, SeedableRng};
+#[path = "support/account.rs"]
+mod support;
 use std::sync::OnceLock;
+use support::{dummy, rng, settings, Seeded};
 
 const T0: i64 = 1_767_225_600;
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const EMAIL: &str = "ann@example.com";
 const PASSWORD: &str = "correct horse battery";
-
-/// Seeded randomness, as the object's platform randomness would give.
-struct Seeded(rand::rngs::StdRng);
-
-impl Random for Seeded {
-    fn fill(&mut self, out: &mut [u8]) -> Result<(), Fault> {
-        self.0.fill_bytes(out);
-        Ok(())
-    }
-}
-
-fn rng(seed: u64) -> Seeded {
-    Seeded(rand::rngs::StdRng::seed_from_u64(seed))
-}
-
-/// The cheapest argon2id cost the configuration accepts: the tests hash often.
-fn params() -> PasswordParams {
-    PasswordParams::new(MIN_M_KIB, 5, 1).expect("OWASP's lowest row")
-}
-
-fn settings() -> Settings {
-    Settings {
-        issuer: "https://gatehouse.test".into(),
-        audience: "api".into(),
-        access_ttl: 900,
-        leeway: 30,
-        lifetimes: Lifetimes { absolute: 30 * 86_400, idle: 14 * 86_400, grace: 10 },
-        password: params(),
-        password_scheme: password::Scheme::Argon2id,
-        default_scope: "api read".into(),
-        default_roles: vec!["user".into()],
-        dpop_required: false,
-        webauthn_rp_id: "gatehouse.test".into(),
-        webauthn_origins: vec!["https://gatehouse.test".into()],
-        email_verification_required: false,
-        mail_enabled: false,
-        admin_emails: Vec::new(),
-        token_claims: Vec::new(),
-    }
-}
-
-fn dummy() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| password::dummy_hash(&params()).expect("dummy hash"))
-}
 
 fn mfa_key() -> &'static EncryptionKey {
     static KEY: OnceLock<EncryptionKey> = OnceLock::new();

@@ -6,8 +6,8 @@
 //! export and self-deletion. Each security rule has a test that fails without it.
 #![cfg(not(target_arch = "wasm32"))]
 
-use gatehouse::account::core::{self, Context, Fault, Random, Reply, Settings};
-use gatehouse::account::family::{Device, Lifetimes};
+use gatehouse::account::core::{self, Context, Reply, Settings};
+use gatehouse::account::family::Device;
 use gatehouse::account::lifecycle::LinkToken;
 use gatehouse::account::protocol::{AccountOutcome, AccountRequest, LinkPurpose, MailLink, Refusal, TokenPair};
 use gatehouse::account::state::{
@@ -16,11 +16,12 @@ use gatehouse::account::state::{
 use gatehouse::config::{token_claims, MAX_CUSTOM_CLAIMS_BYTES};
 use gatehouse::input::RefreshToken;
 use gatehouse::jwt::b64;
-use gatehouse::password::{self, PasswordParams, MIN_M_KIB};
 use gatehouse::revocation::Revoked;
-use rand::{RngCore, SeedableRng};
+#[path = "support/account.rs"]
+mod support;
 use serde_json::{json, Value};
 use std::sync::OnceLock;
+use support::{dummy, Seeded};
 
 const T0: i64 = 1_767_225_600;
 const ACCOUNT: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -29,49 +30,15 @@ const EMAIL: &str = "ann@example.com";
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-struct Seeded(rand::rngs::StdRng);
-
-impl Random for Seeded {
-    fn fill(&mut self, out: &mut [u8]) -> Result<(), Fault> {
-        self.0.fill_bytes(out);
-        Ok(())
-    }
-}
-
 /// A fresh seeded source per call site, so tests do not depend on one another.
 fn rng() -> Seeded {
     static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    Seeded(rand::rngs::StdRng::seed_from_u64(SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed)))
+    support::rng(SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
-fn params() -> PasswordParams {
-    PasswordParams::new(MIN_M_KIB, 5, 1).expect("OWASP's lowest row")
-}
-
+/// The test issuer, with a mail transport (registration makes a verification link).
 fn settings() -> Settings {
-    Settings {
-        issuer: "https://gatehouse.test".into(),
-        audience: "api".into(),
-        access_ttl: 900,
-        leeway: 30,
-        lifetimes: Lifetimes { absolute: 30 * 86_400, idle: 14 * 86_400, grace: 10 },
-        password: params(),
-        password_scheme: password::Scheme::Argon2id,
-        default_scope: "api read".into(),
-        default_roles: vec!["user".into()],
-        dpop_required: false,
-        webauthn_rp_id: "gatehouse.test".into(),
-        webauthn_origins: vec!["https://gatehouse.test".into()],
-        email_verification_required: false,
-        mail_enabled: true,
-        admin_emails: Vec::new(),
-        token_claims: Vec::new(),
-    }
-}
-
-fn dummy() -> &'static str {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| password::dummy_hash(&params()).expect("dummy hash"))
+    Settings { mail_enabled: true, ..support::settings() }
 }
 
 fn ctx(now: i64) -> Context<'static> {
