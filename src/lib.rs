@@ -65,8 +65,9 @@ fn issuer_routes(
 /// The edge Worker's fetch entry: its issuer, if any, is another Worker behind `ISSUER_SERVICE`.
 #[cfg(all(feature = "edge", not(feature = "issuer")))]
 #[worker::event(fetch)]
-pub async fn fetch(req: worker::Request, env: worker::Env, ctx: worker::Context) -> worker::Result<worker::Response> {
-    edge::handle(req, env, Some(ctx), None).await
+pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
+    // No route of the edge Worker works after its answer: its requests skip registering the context.
+    edge::handle(req, env, None, None).await
 }
 
 /// The issuer Worker's fetch entry.

@@ -252,6 +252,13 @@ pub struct TokenIds {
     pub jti: Option<String>,
 }
 
+impl TokenIds {
+    /// The identifiers of a verified access token.
+    pub fn of(claims: &crate::jwt::AccessClaims) -> Self {
+        TokenIds { iat: claims.iat, sid: claims.sid.clone(), jti: claims.jti.clone() }
+    }
+}
+
 /// A token pair as the object answers it; the router decides the transport of `refresh_token`.
 /// (`Debug` hides the tokens.)
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -109,13 +109,15 @@ pub(crate) fn unexpected(outcome: &AccountOutcome) -> ApiError {
     ApiError::Server(format!("account object answered {}", name.as_deref().unwrap_or("an unexpected outcome")))
 }
 
-/// A login refused for an unverified email (`EMAIL_VERIFICATION=required`) carries a new
-/// verification link: it is mailed (after the answer), and the outcome goes on to be refused.
+/// A registration, or a login refused for an unverified email (`EMAIL_VERIFICATION=required`), may
+/// carry a new verification link: it is mailed (after the answer), and the outcome goes on.
 pub(crate) fn mail_verification(env: &Env, config: &Config, rid: &str, mut answer: AccountOutcome) -> AccountOutcome {
-    if let AccountOutcome::EmailNotVerified { mail } = &mut answer {
-        if let Some(link) = mail.take() {
-            super::mail::send_link(env, config, rid, LinkPurpose::Verify, link);
-        }
+    let link = match &mut answer {
+        AccountOutcome::EmailNotVerified { mail } | AccountOutcome::Registered { mail, .. } => mail.take(),
+        _ => None,
+    };
+    if let Some(link) = link {
+        super::mail::send_link(env, config, rid, LinkPurpose::Verify, link);
     }
     answer
 }
@@ -188,12 +190,7 @@ pub async fn register(mut req: Request, env: &Env, config: &Config, rid: &str) -
     let stub = by_email(env, &creds.email)?;
     let email = creds.email.clone();
     let request = AccountRequest::Register { email: creds.email, password: creds.password };
-    let mut answer = call(stub, &request, rid).await?;
-    if let AccountOutcome::Registered { mail, .. } = &mut answer {
-        if let Some(link) = mail.take() {
-            super::mail::send_link(env, config, rid, LinkPurpose::Verify, link);
-        }
-    }
+    let answer = mail_verification(env, config, rid, call(stub, &request, rid).await?);
     if config.registration_mode == RegistrationMode::Uniform {
         if matches!(answer, AccountOutcome::Refused { refusal: Refusal::EmailTaken }) {
             // The owner learns of the attempt by mail, after the answer (same time as a new email's).
@@ -251,7 +248,7 @@ pub async fn login(mut req: Request, env: &Env, config: &Config, rid: &str) -> R
     let namespace = accounts(env)?;
     let id = namespace.id_from_name(&format!("email:{}", creds.email))?;
     let sub = id.to_string();
-    let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
+    let client = limits::client_tag(&req, &sub);
     let device = Some(device(&req));
     let request = AccountRequest::Login { email: creds.email, password: creds.password, jkt, client, device };
     let answer = call(id.get_stub()?, &request, rid).await?;
@@ -294,7 +291,7 @@ async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid:
     let user = verify::authenticate(req, env, config, Accept::OwnForLogout).await?;
     let claims = user.claims();
     let stub = by_id(env, &claims.sub, ApiError::InvalidToken("token names no account".into()))?;
-    let token = TokenIds { iat: claims.iat, sid: claims.sid.clone(), jti: claims.jti.clone() };
+    let token = TokenIds::of(claims);
     let request = match (&claims.sid, all) {
         (_, true) => AccountRequest::LogoutAll { token },
         (Some(sid), false) => AccountRequest::Logout { sid: sid.clone(), token },
@@ -302,10 +299,21 @@ async fn end_sessions(req: &Request, env: &Env, config: &Config, all: bool, rid:
     };
     done(call(stub, &request, rid).await?)?;
     denylist::forget(&claims.sub);
+    signed_out()
+}
+
+/// 204 with `Cache-Control: no-store`: a change carried out, nothing to show.
+pub(crate) fn no_content() -> Result<Reply, ApiError> {
     let response = Response::empty()?.with_status(204);
-    response.headers().set("set-cookie", &refresh_cookie("", 0))?;
     response.headers().set("cache-control", "no-store")?;
     Ok(response.into())
+}
+
+/// 204 that also clears the refresh-token cookie: the session (or the account) is gone.
+pub(crate) fn signed_out() -> Result<Reply, ApiError> {
+    let reply = no_content()?;
+    reply.response.headers().set("set-cookie", &refresh_cookie("", 0))?;
+    Ok(reply)
 }
 
 /// `POST /auth/logout`: idempotent, so a token whose session is already revoked may still call it

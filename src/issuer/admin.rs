@@ -3,7 +3,7 @@
 //! grant it). Every call that reaches an account writes an `admin.action` audit line naming the
 //! admin (`sub`) and the account acted on (`account`).
 
-use super::accounts::{by_email_with_id, by_id, call, done, read_json_body};
+use super::accounts::{by_email_with_id, by_id, call, done, no_content, read_json_body};
 use super::lifecycle::{export_answer, user_answer};
 use crate::account::protocol::{AccountOutcome, AccountRequest, TokenIds};
 use crate::audit::{AuditLine, Event};
@@ -13,7 +13,7 @@ use crate::input;
 use crate::routes::IssuerRoute;
 use crate::web::verify::{self, Accept};
 use crate::web::{self, denylist, Reply};
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Method, Request};
 
 /// The admin asking: a verified own token with the `admin` role, else 403 `forbidden`.
 /// The token's roles are checked first (cheap), then the admin's own account object, the authority:
@@ -26,7 +26,7 @@ async fn admin(req: &Request, env: &Env, config: &Config, rid: &str) -> Result<S
         return Err(ApiError::Forbidden(format!("the {ADMIN_ROLE} role is required")));
     }
     let stub = by_id(env, &claims.sub, ApiError::InvalidToken("token names no account".into()))?;
-    let token = TokenIds { iat: claims.iat, sid: claims.sid.clone(), jti: claims.jti.clone() };
+    let token = TokenIds::of(claims);
     done(call(stub, &AccountRequest::AdminCheck { token }, rid).await?)?;
     Ok(claims.sub.clone())
 }
@@ -120,9 +120,7 @@ async fn act(
         AccountOutcome::User { .. } => user_answer(answer),
         other => {
             done(other)?;
-            let response = Response::empty()?.with_status(204);
-            response.headers().set("cache-control", "no-store")?;
-            Ok(response.into())
+            no_content()
         }
     }
 }

@@ -1,10 +1,9 @@
 //! The account lifecycle routes (docs/API.md "Account lifecycle"): email verification, password
 //! reset and change, the user's sessions, their metadata, export and deletion. Each validates its
 //! input, asks the account object with the typed protocol, and maps the outcome; links are mailed
-//! after the answer ([`super::mail::send_link`]).
+//! after the answer ([`super::mail::send_after`]).
 
-use super::accounts::{by_email, by_id, call, done, outcome, read_json_body, unexpected};
-use super::cookies::refresh_cookie;
+use super::accounts::{by_email, by_id, call, done, no_content, outcome, read_json_body, signed_out, unexpected};
 use super::mail;
 use crate::account::lifecycle::LinkToken;
 use crate::account::protocol::{AccountOutcome, AccountRequest, LinkPurpose, TokenIds};
@@ -13,7 +12,7 @@ use crate::error::ApiError;
 use crate::input;
 use crate::web::verify::{self, Accept, Authenticated};
 use crate::web::{denylist, limits, response, Reply};
-use worker::{Env, Method, Request, Response};
+use worker::{Env, Method, Request};
 
 /// The signed-in user (own access token) and their account object.
 async fn signed_in(req: &Request, env: &Env, config: &Config) -> Result<(Authenticated, worker::Stub), ApiError> {
@@ -25,15 +24,7 @@ async fn signed_in(req: &Request, env: &Env, config: &Config) -> Result<(Authent
 /// `request` as the signed-in `user` asks it: the account object checks the token is still live in
 /// its own record first (the edge's denylist copy may lag a revocation by seconds).
 fn as_user(user: &Authenticated, request: AccountRequest) -> AccountRequest {
-    let c = user.claims();
-    let token = TokenIds { iat: c.iat, sid: c.sid.clone(), jti: c.jti.clone() };
-    AccountRequest::AsUser { token, request: Box::new(request) }
-}
-
-fn no_content() -> Result<Reply, ApiError> {
-    let response = Response::empty()?.with_status(204);
-    response.headers().set("cache-control", "no-store")?;
-    Ok(response.into())
+    AccountRequest::AsUser { token: TokenIds::of(user.claims()), request: Box::new(request) }
 }
 
 fn accepted(status: &str) -> Result<Reply, ApiError> {
@@ -47,7 +38,7 @@ pub async fn verify_request(req: Request, env: &Env, config: &Config, rid: &str)
     mail::configured(config)?;
     match outcome(call(stub, &as_user(&user, AccountRequest::EmailVerifyRequest), rid).await?)? {
         AccountOutcome::Mail { purpose, to, token } => {
-            mail::send_link(env, config, rid, purpose, crate::account::protocol::MailLink { to, token });
+            mail::send_after(env, config, rid, purpose.into(), &to, &token);
             accepted("sent")
         }
         AccountOutcome::Done => accepted("already_verified"),
@@ -67,7 +58,7 @@ pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
         Some(_) => verify::authenticate(&req, env, config, Accept::Own).await?.claims().sub == token.account,
         None => false,
     };
-    let client = limits::client(&req).map(|c| crate::limits::client_tag(&token.account, &c));
+    let client = limits::client_tag(&req, &token.account);
     let stub = by_id(env, &token.account, ApiError::InvalidLink)?;
     let request = AccountRequest::EmailVerify { secret: token.secret, signed_in, password, client };
     done(call(stub, &request, rid).await?)?;
@@ -122,7 +113,7 @@ pub async fn change(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     let (current, new) = input::password_change(&read_json_body(&mut req, false).await?)?;
     super::breach::check(config, &new).await?;
     let sub = user.claims().sub.clone();
-    let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
+    let client = limits::client_tag(&req, &sub);
     let request = AccountRequest::PasswordChange { sid: user.claims().sid.clone(), current, new, client };
     done(call(stub, &as_user(&user, request), rid).await?)?;
     denylist::forget(&sub);
@@ -164,13 +155,10 @@ pub async fn me(mut req: Request, env: &Env, config: &Config, rid: &str) -> Resu
             let (user, stub) = signed_in(&req, env, config).await?;
             let password = input::password_only(&read_json_body(&mut req, false).await?)?;
             let sub = user.claims().sub.clone();
-            let client = limits::client(&req).map(|c| crate::limits::client_tag(&sub, &c));
+            let client = limits::client_tag(&req, &sub);
             done(call(stub, &as_user(&user, AccountRequest::DeleteSelf { password, client }), rid).await?)?;
             denylist::forget(&sub);
-            let response = Response::empty()?.with_status(204);
-            response.headers().set("set-cookie", &refresh_cookie("", 0))?;
-            response.headers().set("cache-control", "no-store")?;
-            Ok(response.into())
+            signed_out()
         }
         _ => super::accounts::me(&verify::authenticate(&req, env, config, Accept::Own).await?),
     }

@@ -89,7 +89,7 @@ pub async fn totp_enroll(req: Request, env: &Env, config: &Config, rid: &str) ->
 pub async fn totp_confirm(mut req: Request, env: &Env, config: &Config, rid: &str) -> Result<Reply, ApiError> {
     let user = verify::authenticate(&req, env, config, Accept::Own).await?;
     let code = input::mfa_code(&read_json_body(&mut req, false).await?)?;
-    let client = web::limits::client(&req).map(|c| crate::limits::client_tag(&user.claims().sub, &c));
+    let client = web::limits::client_tag(&req, &user.claims().sub);
     recovery_codes_answer(call(own_account(env, &user)?, &AccountRequest::TotpConfirm { code, client }, rid).await?)
 }
 
@@ -132,7 +132,7 @@ pub async fn verify(mut req: Request, env: &Env, config: &Config, rid: &str) -> 
     // Each code is a guess at the account, limited like a password guess (per address, and per
     // address and account) before the object is asked.
     web::limits::admit(env, &req, Action::SecondFactor { account: &account }).await?;
-    let client = web::limits::client(&req).map(|c| crate::limits::client_tag(&account, &c));
+    let client = web::limits::client_tag(&req, &account);
     let jkt = dpop::token_request_key(&req, config, config.dpop.mode == DpopMode::Required).await?;
     let stub = by_id(env, &account, ApiError::InvalidMfaTicket)?;
     let device = Some(super::accounts::device(&req));
@@ -175,7 +175,7 @@ pub(crate) async fn redeem_passkey(
         PasskeyFor::Ticket(_) => Action::SecondFactor { account: &account },
     };
     web::limits::admit(env, req, action).await?;
-    let client = web::limits::client(req).map(|c| crate::limits::client_tag(&account, &c));
+    let client = web::limits::client_tag(req, &account);
     let request = AccountRequest::PasskeyLogin {
         ticket,
         credential_id: credential.id,

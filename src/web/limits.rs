@@ -21,6 +21,12 @@ pub fn client(req: &Request) -> Option<String> {
     req.headers().get(CLIENT_IP_HEADER).ok().flatten().as_deref().and_then(limits::client_key)
 }
 
+/// The tag of the request's client address for `account` ([`limits::client_tag`]): whose failures
+/// slow its attempts down. `None` without a client address.
+pub fn client_tag(req: &Request, account: &str) -> Option<String> {
+    client(req).map(|c| limits::client_tag(account, &c))
+}
+
 /// Spends one unit of every limit `action` counts against, refusing with 429 `too_many_requests`
 /// (and `Retry-After`) at the first that is spent. A limit whose binding is not configured is off;
 /// a request without a client address counts against none; a binding that fails lets the request
