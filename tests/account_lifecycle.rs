@@ -160,9 +160,14 @@ fn forgot(doc: &mut AccountDoc, now: i64) -> Option<MailLink> {
     }
 }
 
-fn reset(doc: &mut AccountDoc, link: &MailLink, password: &str, now: i64) -> AccountOutcome {
+/// A reset with `link`, as the object runs it (its outcome and events).
+fn reset_ran(doc: &mut AccountDoc, link: &MailLink, password: &str, now: i64) -> Ran {
     let request = AccountRequest::PasswordReset { secret: secret(link, LinkPurpose::Reset), password: password.into() };
-    run(doc, request, now)
+    run_with(doc, request, &settings(), now)
+}
+
+fn reset(doc: &mut AccountDoc, link: &MailLink, password: &str, now: i64) -> AccountOutcome {
+    reset_ran(doc, link, password, now).outcome
 }
 
 #[test]
@@ -340,12 +345,7 @@ fn a_reset_sets_the_password_ends_every_session_and_works_once() {
     let a = login(&mut doc, T0 + 1);
     let b = login(&mut doc, T0 + 2);
     let link = forgot(&mut doc, T0 + 3).expect("a reset mail");
-    let ran = run_with(
-        &mut doc,
-        AccountRequest::PasswordReset { secret: secret(&link, LinkPurpose::Reset), password: NEW_PASSWORD.into() },
-        &settings(),
-        T0 + 4,
-    );
+    let ran = reset_ran(&mut doc, &link, NEW_PASSWORD, T0 + 4);
     assert_eq!(ran.outcome, AccountOutcome::Done);
     assert_eq!(ran.events, ["password.reset"]);
     // Every refresh token is dead, and every access token issued before is denylisted.
@@ -730,12 +730,7 @@ fn the_first_proof_of_the_mailbox_by_reset_drops_what_the_registrant_set() {
     .0;
     // The owner, who never chose the password, resets it through the mailbox.
     let link = forgot(&mut doc, T0 + 3).expect("a reset mail");
-    let ran = run_with(
-        &mut doc,
-        AccountRequest::PasswordReset { secret: secret(&link, LinkPurpose::Reset), password: NEW_PASSWORD.into() },
-        &settings(),
-        T0 + 4,
-    );
+    let ran = reset_ran(&mut doc, &link, NEW_PASSWORD, T0 + 4);
     assert_eq!(ran.outcome, AccountOutcome::Done);
     assert_eq!(ran.events, ["mfa.removed", "password.reset"]);
     assert_eq!(doc.mfa, Default::default(), "factors and passkeys of the unproven registrant are gone");
@@ -743,15 +738,7 @@ fn the_first_proof_of_the_mailbox_by_reset_drops_what_the_registrant_set() {
     assert_eq!(refresh(&mut doc, &stranger.refresh_token, T0 + 5), refused(Refusal::InvalidGrant));
     // A later reset of the now verified account keeps the second factor (a mailbox thief meets it).
     let link = forgot(&mut doc, T0 + 100).expect("a reset mail");
-    let later = run_with(
-        &mut doc,
-        AccountRequest::PasswordReset {
-            secret: secret(&link, LinkPurpose::Reset),
-            password: "yet another passphrase".into(),
-        },
-        &settings(),
-        T0 + 101,
-    );
+    let later = reset_ran(&mut doc, &link, "yet another passphrase", T0 + 101);
     assert_eq!(later.events, ["password.reset"]);
 }
 

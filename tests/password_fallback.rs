@@ -10,7 +10,9 @@ use gatehouse::account::family::Lifetimes;
 use gatehouse::account::protocol::{AccountOutcome, AccountRequest, Refusal};
 use gatehouse::account::state::AccountDoc;
 use gatehouse::audit::Event;
-use gatehouse::password::{self, dummy_pbkdf2, pbkdf2_sha256, PasswordParams, Pbkdf2Hash, Scheme};
+#[path = "support/account.rs"]
+mod support;
+use gatehouse::password::{self, dummy_pbkdf2, pbkdf2_sha256, Pbkdf2Hash, Scheme};
 
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "correct horse battery";
@@ -30,23 +32,11 @@ impl Random for Counter {
 
 fn settings(scheme: Scheme) -> Settings {
     Settings {
-        issuer: "https://gatehouse.test".into(),
         audience: "gatehouse".into(),
-        access_ttl: 900,
-        leeway: 30,
         lifetimes: Lifetimes { absolute: 2_592_000, idle: 1_209_600, grace: 10 },
-        // OWASP's cheapest row: the argon2id of these tests.
-        password: PasswordParams::new(password::MIN_M_KIB, 5, 1).unwrap(),
         password_scheme: scheme,
         default_scope: "api".into(),
-        default_roles: vec!["user".into()],
-        dpop_required: false,
-        webauthn_rp_id: "gatehouse.test".into(),
-        webauthn_origins: vec!["https://gatehouse.test".into()],
-        email_verification_required: false,
-        mail_enabled: false,
-        admin_emails: Vec::new(),
-        token_claims: Vec::new(),
+        ..support::settings()
     }
 }
 

@@ -6,14 +6,10 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { startWorker, ROOT, sleep, until } from './harness.mjs';
+import { startWorker, ROOT, sleep, until, launchChromium } from './harness.mjs';
 
 const TTL = 10;
 const ARTIFACTS = join(ROOT, 'test-artifacts');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 
 /** Registers through the page's form, then signs in with the prefilled email. */
@@ -40,7 +36,7 @@ describe('browser client', () => {
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     worker = await startWorker({ vars: { ACCESS_TTL_SECONDS: String(TTL), CLOCK_LEEWAY_SECONDS: '0' } });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
     context = await browser.newContext();
     context.on('response', async (res) => {
       const url = new URL(res.url());

@@ -9,13 +9,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
 import { startVerifier, startDpopServer } from './dpop-server.mjs';
-import { startWorker, until } from './harness.mjs';
+import { startWorker, until, launchChromium } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 /** Loads www/dpop.js in a page and runs `fn(module, arg)` there. */
 const inPage = (page, fn, arg) => page.evaluate(
@@ -32,7 +28,7 @@ describe('www/dpop.js in Chromium', () => {
   before(async () => {
     verifier = await startVerifier();
     server = await startDpopServer(verifier);
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -129,7 +125,7 @@ describe('the app with DPoP against the worker (DPOP_MODE=required, server nonce
         DPOP_NONCE_SECRET: randomBytes(32).toString('base64url'),
       },
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
     context = await browser.newContext();
     context.on('response', async (res) => {
       const url = new URL(res.url());

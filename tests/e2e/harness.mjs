@@ -41,6 +41,28 @@ export async function freePort() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Debian's Chromium (or CHROMIUM_PATH), headless, with the flags a closed network needs. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Starts the browser every browser test drives (playwright-core). */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS, headless: true });
+}
+
+/** Registers `email` through the page's form, then signs in with the same password. */
+export async function registerAndSignIn(page, email, password) {
+  await page.fill('#register-email', email);
+  await page.fill('#register-password', password);
+  await page.click('#register-form button');
+  await page.locator('#status').filter({ hasText: 'Account created' }).waitFor();
+  await page.fill('#login-password', password);
+  await page.keyboard.press('Enter');
+  await page.locator('#signed-in').waitFor({ state: 'visible' });
+}
+
 /** Waits until `predicate()` is true, checking every 100 ms; throws after `timeoutMs`. */
 export async function until(what, predicate, timeoutMs) {
   const deadline = Date.now() + timeoutMs;

@@ -6,12 +6,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { chromium } from 'playwright-core';
-import { startWorker, until } from './harness.mjs';
+import { startWorker, until, launchChromium, registerAndSignIn } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PASSWORD = 'correct horse battery';
 const RESET_PASSWORD = 'a new horse, battery included';
 const CHANGED_PASSWORD = 'yet another staple, changed';
@@ -57,7 +53,7 @@ describe('browser client: account lifecycle', () => {
     const res = await worker.fetch('/dev/outbox');
     assert.equal(res.status, 200, 'the dev outbox is on (MAIL_TRANSPORT=outbox and the OUTBOX KV binding in wrangler.toml)');
     await res.arrayBuffer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -72,13 +68,7 @@ describe('browser client: account lifecycle', () => {
 
     // Register and sign in through the page; the registration sent a verification mail.
     const email = `lifecycle-${Date.now()}@example.com`;
-    await page.fill('#register-email', email);
-    await page.fill('#register-password', PASSWORD);
-    await page.click('#register-form button');
-    await page.locator('#status').filter({ hasText: 'Account created' }).waitFor();
-    await page.fill('#login-password', PASSWORD);
-    await page.keyboard.press('Enter');
-    await page.locator('#signed-in').waitFor({ state: 'visible' });
+    await registerAndSignIn(page, email, PASSWORD);
     await page.locator('#who-verified').filter({ hasText: 'not yet' }).waitFor();
     assert.equal(await page.isVisible('#verify-email-button'), true, 'an unverified account is offered a new link');
     const verification = await mailLink(email, 'verify');

@@ -5,12 +5,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { chromium } from 'playwright-core';
-import { startWorker } from './harness.mjs';
+import { startWorker, launchChromium, registerAndSignIn } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PASSWORD = 'correct horse battery';
 
 function totp(secret, offset = 0) {
@@ -32,7 +28,7 @@ describe('browser client: two-step sign-in and step-up', () => {
     worker = await startWorker({
       vars: { ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/whoami', amr: ['otp', 'mfa'], max_age: 300 }]) },
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -44,13 +40,7 @@ describe('browser client: two-step sign-in and step-up', () => {
     const page = await context.newPage();
     await page.goto(worker.url);
     const email = `mfa-browser-${Date.now()}@example.com`;
-    await page.fill('#register-email', email);
-    await page.fill('#register-password', PASSWORD);
-    await page.click('#register-form button');
-    await page.locator('#status').filter({ hasText: 'Account created' }).waitFor();
-    await page.fill('#login-password', PASSWORD);
-    await page.keyboard.press('Enter');
-    await page.locator('#signed-in').waitFor({ state: 'visible' });
+    await registerAndSignIn(page, email, PASSWORD);
     // The API asks for a second factor (RFC 9470): the page asks for the password and a code.
     await page.locator('#mfa-form').waitFor({ state: 'visible' });
     assert.equal(await page.isVisible('#mfa-password-row'), true);

@@ -8,12 +8,8 @@
 // at http://localhost:<port> with WEBAUTHN_RP_ID=localhost and that origin in WEBAUTHN_ORIGINS.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
-import { startWorker, freePort } from './harness.mjs';
+import { startWorker, freePort, launchChromium, registerAndSignIn } from './harness.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const PASSWORD = 'correct horse battery';
 const claimsOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url'));
 
@@ -33,7 +29,7 @@ describe('browser client: passkeys', () => {
         WEBAUTHN_ORIGINS: base,
       },
     });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -69,13 +65,7 @@ describe('browser client: passkeys', () => {
 
     await page.goto(base);
     const email = `passkey-browser-${Date.now()}@example.com`;
-    await page.fill('#register-email', email);
-    await page.fill('#register-password', PASSWORD);
-    await page.click('#register-form button');
-    await page.locator('#status').filter({ hasText: 'Account created' }).waitFor();
-    await page.fill('#login-password', PASSWORD);
-    await page.keyboard.press('Enter');
-    await page.locator('#signed-in').waitFor({ state: 'visible' });
+    await registerAndSignIn(page, email, PASSWORD);
     // A password alone falls short of the route's amr ["mfa"]: the page asks for a second factor.
     await page.locator('#mfa-form').waitFor({ state: 'visible' });
 

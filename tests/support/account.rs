@@ -1,6 +1,7 @@
 //! What the native tests of the account core share: seeded randomness, the cheapest password cost,
 //! the settings of a test issuer, and the dummy hash. Included with `#[path]` by the tests that
-//! drive `account::core` (so the other test crates do not compile it).
+//! drive `account::core` (so the other test crates do not compile it); each uses only some of it.
+#![allow(dead_code)]
 
 use gatehouse::account::core::{Fault, Random, Settings};
 use gatehouse::account::family::Lifetimes;
