@@ -20,8 +20,9 @@
 // Needs: build/ (bash scripts/build.sh), bench/noop-rs/build (built by scripts/bench.sh), wrk.
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, sign as cryptoSign, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { Miniflare } from 'miniflare';
@@ -37,14 +38,14 @@ const COLD_ROUNDS = Number(process.env.COLD_ROUNDS ?? 8);
 const FLAVOUR = process.env.GATEHOUSE === 'full' ? 'full' : 'edge';
 const GATEHOUSE_BUILD = join(ROOT, FLAVOUR === 'full' ? 'build' : 'build-edge');
 const DPOP_ONLY = Boolean(process.env.DPOP_ONLY);
-const ISSUER = 'https://bench.gatehouse.test';
-const AUDIENCE = 'bench';
-const OUT = join(ROOT, 'bench', 'out');
+export const ISSUER = 'https://bench.gatehouse.test';
+export const AUDIENCE = 'bench';
+export const OUT = join(ROOT, 'bench', 'out');
 const run = promisify(execFile);
 mkdirSync(OUT, { recursive: true });
 
 // Keys: one Ed25519, one RSA 2048, as the worker's SIGNING_KEYS and the jose worker's JWKS.
-async function makeKeys() {
+export async function makeKeys() {
   const ed = generateKeyPairSync('ed25519');
   const rs = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const edJwk = { ...ed.privateKey.export({ format: 'jwk' }), alg: 'EdDSA', use: 'sig' };
@@ -59,7 +60,7 @@ const b64 = (x) => Buffer.from(x).toString('base64url');
 
 /** A pool of distinct tokens (unique jti), signed with node:crypto for speed. `users` distinct
  *  subjects share them (0: every token its own user, so no per-user cache can help either). */
-function tokenPool(keys, alg, count, users = 1000) {
+export function tokenPool(keys, alg, count, users = 1000) {
   const kid = alg === 'EdDSA' ? keys.edJwk.kid : keys.rsJwk.kid;
   const header = b64(JSON.stringify({ alg, typ: 'at+jwt', kid }));
   const now = Math.floor(Date.now() / 1000);
@@ -121,6 +122,13 @@ function proofPool(dpop, url, count) {
   return file;
 }
 
+/** The wrk script that sends the tokens of `tokensFile` in turn, as bearer tokens to /api/whoami. */
+export function writeWrkScript(tokensFile) {
+  const script = join(OUT, `${tokensFile.split('/').pop()}.lua`);
+  writeFileSync(script, WRK_LUA(tokensFile));
+  return script;
+}
+
 async function wrk(url, { tokensFile, path = '/api/whoami', dpop } = {}) {
   const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency'];
   if (dpop) {
@@ -129,9 +137,7 @@ async function wrk(url, { tokensFile, path = '/api/whoami', dpop } = {}) {
     writeFileSync(script, WRK_DPOP_LUA(file, dpop.token));
     args.push('-s', script);
   } else if (tokensFile) {
-    const script = join(OUT, `${tokensFile.split('/').pop()}.lua`);
-    writeFileSync(script, WRK_LUA(tokensFile));
-    args.push('-s', script);
+    args.push('-s', writeWrkScript(tokensFile));
   }
   const { stdout } = await run('wrk', [...args, url + path], { maxBuffer: 1 << 20 });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
@@ -151,9 +157,9 @@ async function miniflare(options) {
 /** The gatehouse worker under test: the edge Worker with the public keys (PUBLIC_KEYS, what an edge
  *  of a split deployment verifies with), or the all-in-one build with SIGNING_KEYS. */
 function gatehouseOptions(keys, build) {
-  const edge = !build && FLAVOUR === 'edge';
+  const edge = FLAVOUR === 'edge';
   return {
-    ...(build ? workerModules(build) : workerModules(GATEHOUSE_BUILD, { entry: edge ? 'edge.mjs' : 'entry.mjs' })),
+    ...workerModules(build ?? GATEHOUSE_BUILD, { entry: edge ? 'edge.mjs' : 'entry.mjs' }),
     bindings: edge
       ? { ISSUER, AUDIENCE, PUBLIC_KEYS: JSON.stringify(keys.jwks) }
       : { ISSUER, AUDIENCE, SIGNING_KEYS: JSON.stringify(keys.signing) },
@@ -191,14 +197,15 @@ async function main() {
   const targets = [];
   const noopJs = await miniflare({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') });
   targets.push({ name: 'no-op JavaScript worker', url: noopJs.url, path: '/', kind: 'noop-js' });
-  const noopRs = await miniflare({
+  // Built by scripts/bench.sh; a quick run (ONLY=...) may go without it.
+  const noopRs = existsSync(join(ROOT, 'bench/noop-rs/build/index.js')) ? await miniflare({
     modules: [
       { type: 'ESModule', path: join(ROOT, 'bench/noop-rs/build/index.js') },
       { type: 'CompiledWasm', path: join(ROOT, 'bench/noop-rs/build/index_bg.wasm') },
     ],
     modulesRoot: join(ROOT, 'bench/noop-rs/build'),
-  });
-  targets.push({ name: 'no-op workers-rs worker', url: noopRs.url, path: '/', kind: 'noop-rs' });
+  }) : null;
+  if (noopRs) targets.push({ name: 'no-op workers-rs worker', url: noopRs.url, path: '/', kind: 'noop-rs' });
   const sameAnswer = await miniflare({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/same-answer.mjs'), 'utf8') });
   targets.push({ name: 'JavaScript worker answering what whoami answers, verifying nothing', url: sameAnswer.url, path: '/', kind: 'same-answer' });
   const joseWith = (readDenylist) => miniflare({
@@ -232,6 +239,10 @@ async function main() {
       const key = makeKey(alg);
       targets.push({ name: `${who}, DPoP: bound EdDSA token, fresh ${alg} proof per request`, url: m.url, dpop: { key, token: boundToken(keys, key.jkt) }, alg: 'EdDSA', kind: `dpop-${alg}` });
     }
+  }
+  if (process.env.ONLY) {
+    const only = new RegExp(process.env.ONLY);
+    targets.splice(0, targets.length, ...targets.filter((t) => only.test(t.name)));
   }
   if (DPOP_ONLY) {
     const compared = /^(gatehouse|baseline build), EdDSA, (repeated token|fresh token \(1000 users\))$/;
@@ -301,17 +312,26 @@ async function coldStarts(keys, token) {
     'no-op JavaScript worker': { options: () => ({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') }), path: '/' },
   };
   const times = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
+  // Where the time goes: the runtime up with the script loaded (wasm compiled), then the first answer.
+  const phases = Object.fromEntries(Object.keys(kinds).map((k) => [k, { ready: [], first: [] }]));
   for (let round = 0; round < COLD_ROUNDS; round++) {
     for (const [kind, { options, path }] of Object.entries(kinds)) {
       const t0 = performance.now();
       const m = await miniflare(options());
+      const t1 = performance.now();
       const res = await fetch(`${m.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
       await res.arrayBuffer();
       const ms = performance.now() - t0;
+      phases[kind].ready.push(t1 - t0);
+      phases[kind].first.push(ms - (t1 - t0));
       await m.mf.dispose();
       if (res.status !== 200) throw new Error(`${kind}: cold start answered ${res.status}`);
       times[kind].push(ms);
     }
+  }
+  if (COLD_ROUNDS > 0) {
+    console.log('\ncold start phases (medians): the runtime ready with the script loaded, then the first answer');
+    for (const [kind, { ready, first }] of Object.entries(phases)) console.log(`- ${kind}: ready ${median(ready).toFixed(0)} ms, first answer ${median(first).toFixed(1)} ms`);
   }
   return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
 }
@@ -374,4 +394,5 @@ async function countKvReads(keys, pools) {
   await mf.dispose();
 }
 
-await main();
+// Run as a script (bench/profile.mjs imports the helpers above without running it).
+if (import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -9,7 +9,10 @@
 // full workers-rs path (src/edge/mod.rs), through the same entry points as worker-build's own shim.
 // The fast path decides only with the full path's own code; this file adds no rule of its own. It
 // wraps the whoami answer Rust wrote in a Response with the headers Rust gave it, sends the origin
-// request Rust built, and puts the request id on the origin's answer. Any failure of its I/O hands
+// request Rust built, and puts the request id on the origin's answer. A decision that needs no I/O
+// (a token and a user this isolate has seen) is answered without a promise; an isolate's first
+// request is decided here too (Rust loads the configuration from `env`), and `FAST_PATH=off` sends
+// everything to the full path. Any failure of its I/O hands
 // the request to the full path, which decides (and fails closed) as always. With the optional METRICS
 // binding (Workers Analytics Engine) it writes the one data point of a request the fast path answered,
 // as Rust makes it (gatehouseMetricsPoint); the full path writes its own (src/web/metrics.rs).
@@ -47,20 +50,21 @@ async function verdict(need) {
   return crypto.subtle.verify(need.verifyAlgorithm, await key, need.signature, need.data);
 }
 
-/** Runs the fast path to a decision, doing the I/O it asks for (at most one read and one verdict). */
-async function fast(gatehouseFast, request, env) {
+/** Runs the fast path to a decision, doing the I/O it asks for (at most one read and one verdict).
+ *  `decided` is the first call's answer, a need. */
+async function withIo(gatehouseFast, request, env, decided) {
   const resume = {};
-  for (let step = 0; step < 3; step += 1) {
-    const decided = gatehouseFast(request, resume);
+  for (let step = 1; step < 3; step += 1) {
     if (decided?.need === 'record' && !resume.record) {
       resume.record = { sub: decided.sub, mark: decided.mark, text: await env[decided.binding].get(decided.key) };
     } else if (decided?.need === 'verdict' && !resume.verdict) {
       resume.verdict = { jwk: decided.jwk, valid: await verdict(decided) };
     } else {
-      return decided?.need ? undefined : decided;
+      break;
     }
+    decided = gatehouseFast(request, resume, env);
   }
-  return undefined;
+  return decided?.need ? undefined : decided;
 }
 
 /** The default export of a Worker whose worker-build entry class is `Gatehouse`. */
@@ -69,9 +73,24 @@ export function front(Gatehouse) {
     Gatehouse.prototype;
   const state = globalThis.__worker_init_state;
   // The whoami answer's headers, from the Rust code that makes them (less the request id).
-  const WHOAMI_HEADERS = Object.entries(JSON.parse(gatehouseWhoamiHeaders()));
+  const WHOAMI_HEADERS = JSON.parse(gatehouseWhoamiHeaders());
+  /** The whoami answer Rust wrote, "<request id>\n<body>", as a Response. Its headers are built once,
+   *  from a plain object (the Response's own), not in a Headers object the Response would copy: the
+   *  Response is most of what this answer costs (bench/profile.mjs). */
+  const whoami = (decided) => {
+    const cut = decided.indexOf('\n');
+    return new Response(decided.slice(cut + 1), { headers: { ...WHOAMI_HEADERS, 'x-request-id': decided.slice(0, cut) } });
+  };
+  const failed = (e) => {
+    if (e instanceof WebAssembly.RuntimeError && state) {
+      state.criticalError = true;
+      throw e;
+    }
+    // A failed read or verdict: the full path decides, with its own I/O.
+    return undefined;
+  };
   return {
-    async fetch(request, env, ctx) {
+    fetch(request, env, ctx) {
       if (state && state.criticalError) {
         // The shim's own path resets the wasm instance first.
         return new Gatehouse(ctx, env).fetch(request);
@@ -84,27 +103,28 @@ export function front(Gatehouse) {
       };
       let decided;
       try {
-        decided = await fast(gatehouseFast, request, env);
+        decided = gatehouseFast(request, undefined, env);
       } catch (e) {
-        if (e instanceof WebAssembly.RuntimeError && state) {
-          state.criticalError = true;
-          throw e;
+        decided = failed(e);
+      }
+      // The common case (a token this isolate verified, a user it read lately) needs no I/O and is
+      // answered without a promise.
+      if (typeof decided === 'string') return measured(whoami(decided));
+      return (async () => {
+        if (decided?.need) {
+          try {
+            decided = await withIo(gatehouseFast, request, env, decided);
+          } catch (e) {
+            decided = failed(e);
+          }
         }
-        // A failed read or verdict: the full path decides, with its own I/O.
-        decided = undefined;
-      }
-      if (typeof decided === 'string') {
-        // The whoami answer: "<request id>\n<body>".
-        const cut = decided.indexOf('\n');
-        const headers = new Headers(WHOAMI_HEADERS);
-        headers.set('x-request-id', decided.slice(0, cut));
-        return measured(new Response(decided.slice(cut + 1), { headers }));
-      }
-      if (decided instanceof Request) {
-        // An origin that cannot be reached gets the full path's answer: 503, made by the same code.
-        return measured((await forward(decided)) ?? gatehouseOriginDown(decided.headers.get('x-request-id')));
-      }
-      return fullPath.call({ env, ctx }, request);
+        if (typeof decided === 'string') return measured(whoami(decided));
+        if (decided instanceof Request) {
+          // An origin that cannot be reached gets the full path's answer: 503, made by the same code.
+          return measured((await forward(decided)) ?? gatehouseOriginDown(decided.headers.get('x-request-id')));
+        }
+        return fullPath.call({ env, ctx }, request);
+      })();
     },
   };
 }

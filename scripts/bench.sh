@@ -8,6 +8,8 @@
 #   bench/limits.mjs      the abuse limits under a bounded load with production's limits (wrangler dev)
 #   bench/size.mjs        what each crate costs in the edge and issuer wasm (name section of a build
 #                         that keeps it, in target/size/)
+#   bench/profile.mjs     (`bash scripts/bench.sh profile` only) V8's CPU profile of the edge Worker in
+#                         workerd: the fast path under wrk's load, and an isolate's first request
 # `bash scripts/bench.sh throughput`, `... verify`, `... login`, `... limits` or `... size` runs one. Results go in
 # docs/BENCHMARKS.md by hand.
 set -euo pipefail
@@ -32,6 +34,19 @@ if [ "$which" = all ] || [ "$which" = login ]; then
 fi
 if [ "$which" = all ] || [ "$which" = limits ]; then
   node bench/limits.mjs
+fi
+if [ "$which" = profile ]; then
+  # The edge build with its name section kept (CARGO_PROFILE_RELEASE_STRIP=false, wasm-opt -Oz -g) in
+  # build-profile/, for V8's profiler to name wasm functions; then the fast path under load, and an
+  # isolate's first request. Not part of `all`: a profile explains figures, it is not one.
+  CARGO_PROFILE_RELEASE_STRIP=false bash scripts/build.sh edge --no-opt
+  rm -rf build-profile && cp -r build-edge build-profile
+  node_modules/.bin/wasm-opt -Oz -g --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-exception-handling \
+    build-profile/index_bg.wasm -o build-profile/index_bg.wasm
+  bash scripts/build.sh edge
+  node bench/profile.mjs
+  FIRST=1 node bench/profile.mjs
 fi
 if [ "$which" = all ] || [ "$which" = size ]; then
   node bench/size.mjs edge

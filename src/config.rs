@@ -116,6 +116,9 @@ pub struct Config {
     pub token_claims: Vec<TokenClaim>,
     /// `PASSWORD_BREACH_CHECK=hibp`: the range API's URL (`HIBP_RANGE_URL`); `None`: off.
     pub breach_check: Option<String>,
+    /// `FAST_PATH=off`: the thin entry's fast path decides nothing, every request takes the full
+    /// path (the reference it must equal; for diagnosing a difference, and the tests comparing them).
+    pub fast_path: bool,
 }
 
 /// The role the admin routes require.
@@ -590,6 +593,16 @@ impl Config {
 
         let mail = crate::mail::MailConfig::from_lookup(var, &issuer)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let fast_path = match var("FAST_PATH").as_deref().map(str::trim) {
+            None | Some("") | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "FAST_PATH",
+                    reason: format!("{other:?} is not \"on\" or \"off\""),
+                })
+            }
+        };
         let email_verification_required = match var("EMAIL_VERIFICATION").as_deref().map(str::trim) {
             None | Some("") | Some("optional") => false,
             Some("required") => true,
@@ -668,6 +681,7 @@ impl Config {
             admin_emails,
             token_claims,
             breach_check,
+            fast_path,
         })
     }
 

@@ -64,9 +64,14 @@ fn gateway_configuration_defaults_and_refusals() {
         &[("CORS_ALLOW_HEADERS", "x-a\r\nx-b")][..],
         &[("PUBLIC_PREFIXES", "/api/admin/health"), ("ROUTE_POLICIES", r#"[{"prefix":"/api/admin","roles":["a"]}]"#)][..],
         &[("OPTIONAL_AUTH_PREFIXES", "/api/;x")][..],
+        &[("FAST_PATH", "no")][..],
     ] {
         assert!(matches!(parse(extra, keys.clone()), Err(ConfigError::Invalid { .. })), "{extra:?} must be refused");
     }
+    // FAST_PATH: on unless turned off.
+    assert!(parse(&[], keys.clone()).unwrap().fast_path);
+    assert!(parse(&[("FAST_PATH", "on")], keys.clone()).unwrap().fast_path);
+    assert!(!parse(&[("FAST_PATH", "off")], keys.clone()).unwrap().fast_path);
     // The assertion is signed by SIGNING_KEYS' active key: without one (managed keys only) it is refused.
     let managed = [("KEY_MANAGEMENT", "managed"), ("ORIGIN_URL", "https://o.example"), ("ORIGIN_ASSERTION", "on")];
     assert!(matches!(parse(&managed, None), Err(ConfigError::Invalid { name: "ORIGIN_ASSERTION", .. })));

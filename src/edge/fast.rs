@@ -23,11 +23,11 @@ use crate::policy::Access;
 use crate::routes::{self, Route};
 use crate::web::denylist::{self, NowCheck, ReadRecord, DENYLIST_BINDING};
 use crate::web::verify::{self, credentials, Now, Verdict};
-use crate::web::{canonical_path, config_loaded, cors, dpop, method_named, request_id, response, webcrypto};
+use crate::web::{canonical_path, config, config_loaded, cors, dpop, method_named, request_id, response, webcrypto};
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
-use worker::{Headers, Method};
+use worker::{Env, Headers, Method};
 
 /// Decides a request if it can: a string (the whoami answer, `<request id>\n<body>`), a `Request`
 /// (the outgoing request to send to the origin; its `x-request-id` goes on the answer), a need (an
@@ -35,9 +35,9 @@ use worker::{Headers, Method};
 /// `importAlgorithm`, `verifyAlgorithm`, `data`, `signature`), or `undefined` (use the full path).
 /// `resume` carries what earlier needs got: `{record: {sub, mark, text}, verdict: {jwk, valid}}`.
 #[wasm_bindgen(js_name = gatehouseFast)]
-pub fn fast(request: web_sys::Request, resume: JsValue) -> JsValue {
+pub fn fast(request: web_sys::Request, resume: JsValue, env: Env) -> JsValue {
     let resume = Resume::read(&resume);
-    match decide(request, &resume) {
+    match decide(request, &resume, &env) {
         Some(Decided::Answer(answer)) => answer,
         Some(Decided::Need(need)) => need.into_js().unwrap_or(JsValue::UNDEFINED),
         None => JsValue::UNDEFINED,
@@ -134,8 +134,11 @@ pub fn origin_down(request_id: String) -> JsValue {
         .unwrap_or(JsValue::UNDEFINED)
 }
 
-fn decide(req: web_sys::Request, resume: &Resume) -> Option<Decided> {
-    let config = config_loaded()?;
+fn decide(req: web_sys::Request, resume: &Resume, env: &Env) -> Option<Decided> {
+    // Loaded here on an isolate's first request, so that a cold start's first answer takes this
+    // path too (the full path's first run costs its code's compilation). A configuration that does
+    // not load is the full path's to log and answer.
+    let config = config(env).ok().filter(|config| config.fast_path)?;
     // Straight on the runtime's request: workers-rs's `Request::from` would also read `request.cf`,
     // which the runtime builds on first access, and the fast path needs none of it.
     let headers = Headers(req.headers());

@@ -11,6 +11,7 @@ use ed25519_dalek::VerifyingKey as EdVerifyingKey;
 use p256::ecdsa::{SigningKey as P256SigningKey, VerifyingKey as P256VerifyingKey};
 use serde_json::{json, Map, Value};
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use zeroize::Zeroize;
 
@@ -116,12 +117,43 @@ pub(crate) enum VerifyingMaterial {
 /// −A, the negated Ed25519 public point, as verification multiplies it.
 #[derive(Clone)]
 pub(crate) enum MinusA {
-    /// A fixed-base table, for long-lived keys: a quarter faster per verification, but a few
-    /// milliseconds to build (once, at load).
-    Table(Arc<EdwardsBasepointTable>),
+    /// A long-lived key (configured, published, trusted): the point, and a fixed-base table built
+    /// once the key has checked [`TABLE_AFTER`] signatures. The table makes a verification about a
+    /// quarter faster but takes milliseconds to build (with the base point's own, which the first
+    /// table verification builds): built at load, they were most of a cold start's first answer
+    /// (bench/profile.mjs). Clones share the count and the table.
+    Lazy(Arc<LazyTable>),
     /// The point alone, for keys used once (a DPoP proof's own `jwk`): a variable-base double
     /// multiplication per verification, nothing to build.
     Point(Box<EdwardsPoint>),
+}
+
+/// Signatures a long-lived key checks with the variable-base double multiplication before its
+/// fixed-base table is built: a key this busy in one isolate repays the build.
+pub(crate) const TABLE_AFTER: u32 = 64;
+
+/// −A and its fixed-base table, built on the [`TABLE_AFTER`]th use.
+pub(crate) struct LazyTable {
+    point: EdwardsPoint,
+    uses: AtomicU32,
+    table: OnceLock<EdwardsBasepointTable>,
+}
+
+impl LazyTable {
+    fn new(point: EdwardsPoint) -> Self {
+        LazyTable { point, uses: AtomicU32::new(0), table: OnceLock::new() }
+    }
+
+    /// The table, if this use is at least the [`TABLE_AFTER`]th (building it then).
+    fn table(&self) -> Option<&EdwardsBasepointTable> {
+        if let Some(table) = self.table.get() {
+            return Some(table);
+        }
+        if self.uses.fetch_add(1, Ordering::Relaxed) + 1 < TABLE_AFTER {
+            return None;
+        }
+        Some(self.table.get_or_init(|| EdwardsBasepointTable::create(&self.point)))
+    }
 }
 
 /// Private key material for one algorithm. Its `Debug` never shows the key.
@@ -268,11 +300,8 @@ impl PublicKey {
         }
         // The point ed25519-dalek decompressed already (decompressing costs a field inversion).
         let minus_a = -key.to_edwards();
-        let minus_a = if table {
-            MinusA::Table(Arc::new(EdwardsBasepointTable::create(&minus_a)))
-        } else {
-            MinusA::Point(Box::new(minus_a))
-        };
+        let minus_a =
+            if table { MinusA::Lazy(Arc::new(LazyTable::new(minus_a))) } else { MinusA::Point(Box::new(minus_a)) };
         Ok(PublicKey::new(kid.into(), Algorithm::EdDsa, VerifyingMaterial::Ed25519(key, minus_a)))
     }
 
@@ -540,9 +569,9 @@ fn verify_es256(_x: &[u8; 32], _y: &[u8; 32], _message: &[u8], _signature: &[u8]
 
 /// Ed25519 verification (RFC 8032 §5.1.7, cofactorless, as ed25519-dalek's `verify`): `s` must be
 /// canonical (S < L, so signatures are not malleable), k = SHA-512(R ‖ A ‖ M), and [s]B − [k]A must
-/// encode to exactly the bytes of R. With a table for −A (keys loaded once) both products use
-/// fixed-base tables, about a quarter faster in wasm than ed25519-dalek's variable-base double
-/// multiplication, which one-use keys get. The verdict is ed25519-dalek's on every Wycheproof case,
+/// encode to exactly the bytes of R. Once a long-lived key has a table for −A ([`MinusA::Lazy`])
+/// both products use fixed-base tables, about a quarter faster in wasm than ed25519-dalek's
+/// variable-base double multiplication, which one-use keys and a key's first uses get. The verdict is ed25519-dalek's on every Wycheproof case,
 /// and on random signatures in the tests below, either way.
 fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], signature: &[u8]) -> bool {
     use sha2::Digest as _;
@@ -557,7 +586,10 @@ fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], sig
     h.update(message);
     let k = Scalar::from_hash(h);
     let expected = match minus_a {
-        MinusA::Table(table) => basepoint_table() * &s + table.as_ref() * &k,
+        MinusA::Lazy(lazy) => match lazy.table() {
+            Some(table) => basepoint_table() * &s + table * &k,
+            None => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &lazy.point, &s),
+        },
         MinusA::Point(point) => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, point, &s),
     };
     expected.compress().as_bytes() == r
@@ -1068,7 +1100,8 @@ mod tests {
             );
             let VerifyingMaterial::Ed25519(key, table) = &public.material else { panic!("not Ed25519") };
             let VerifyingMaterial::Ed25519(_, point) = &one_use.material else { panic!("not Ed25519") };
-            assert!(matches!((table, point), (MinusA::Table(_), MinusA::Point(_))));
+            let (MinusA::Lazy(lazy), MinusA::Point(_)) = (table, point) else { panic!("a lazy table and a point") };
+            assert!(lazy.table.get().is_none(), "no table before its first use");
             for minus_a in [table, point] {
                 let message: Vec<u8> = (0..(seed as usize * 37 + 5)).map(|i| (i * 7 + seed as usize) as u8).collect();
                 let signature = signing.sign(&message).to_bytes();
@@ -1110,6 +1143,31 @@ mod tests {
                 assert!(!verify_ed25519(key, minus_a, &message, &signature[..63]));
                 assert!(!verify_ed25519(key, minus_a, &message, &[signature.as_slice(), &[0]].concat()));
             }
+            // The long-lived key checked its first signatures (the valid one, the first bit flips)
+            // without its table and the rest with it: both paths gave dalek's verdicts above.
+            assert!(lazy.table.get().is_some(), "a busy key has its table");
         }
+    }
+
+    /// A long-lived key's table is built on its `TABLE_AFTER`th verification, not at load (a cold
+    /// start's first answer does not pay for it), and clones of the key share it.
+    #[test]
+    fn a_key_builds_its_table_when_busy() {
+        let signing = EdSigningKey::from_bytes(&[7; 32]);
+        let public = PublicKey::ed25519("k", signing.verifying_key().as_bytes()).expect("key");
+        let copy = public.clone();
+        let VerifyingMaterial::Ed25519(key, minus_a) = &public.material else { panic!("not Ed25519") };
+        let MinusA::Lazy(lazy) = minus_a else { panic!("not lazy") };
+        let VerifyingMaterial::Ed25519(_, copy_minus_a) = &copy.material else { panic!("not Ed25519") };
+        let signature = signing.sign(b"m").to_bytes();
+        for use_ in 1..TABLE_AFTER {
+            let by = if use_ % 2 == 0 { minus_a } else { copy_minus_a };
+            assert!(verify_ed25519(key, by, b"m", &signature));
+            assert!(!verify_ed25519(key, by, b"n", &signature));
+            assert!(lazy.table.get().is_none() || use_ * 2 >= TABLE_AFTER, "use {use_}");
+        }
+        assert!(lazy.table.get().is_some(), "built on the {TABLE_AFTER}th use, by either clone");
+        assert!(verify_ed25519(key, minus_a, b"m", &signature));
+        assert!(!verify_ed25519(key, minus_a, b"n", &signature));
     }
 }

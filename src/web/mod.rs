@@ -86,8 +86,8 @@ pub fn config(env: &Env) -> Result<Rc<Config>, ApiError> {
     Ok(config)
 }
 
-/// The configuration if an earlier request of this isolate has loaded it (the fast path never
-/// loads it: the full path does, and logs what is wrong with it).
+/// The configuration if a request of this isolate has loaded it (the fast path loads it with
+/// [`config`] too, but only the full path logs and answers what is wrong with it).
 pub fn config_loaded() -> Option<Rc<Config>> {
     CONFIG.with(|c| c.borrow().clone())
 }

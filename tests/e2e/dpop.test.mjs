@@ -89,7 +89,8 @@ describe('DPoP, DPOP_MODE=optional (the default), no nonces', () => {
       const tokens = await signIn(w, key);
       assert.equal(tokens.token_type, 'DPoP');
       assert.deepEqual(claimsOf(tokens.access_token).cnf, { jkt: key.jkt });
-      // Several requests: the first reads the denylist (full path), the next ones may take the fast path.
+      // Several requests: the first reads the user's denylist record, the next ones use this isolate's
+      // read (EdDSA proofs on the fast path, ES256 proofs on the full path).
       for (let i = 0; i < 4; i++) {
         const res = await whoami(w, tokens.access_token, key.proof({ htu: resource(), token: tokens.access_token }));
         const body = await res.json();

@@ -9,8 +9,9 @@
 // - The signed origin assertion verifies with jose against the worker's JWKS.
 // - Each Set-Cookie comes back as its own header, redirects are passed, streams stay streams.
 // - Public and optional-auth routes, the configured CORS preflight, and bad input (4xx, never 500).
-// Rounds marked "full path" / "fast path" send the same request twice: the first is decided by the
-// workers-rs router, the second (token and denylist read cached) by the thin entry's fast path.
+// Rounds marked "full path" / "fast path" send the same request to two workers of one configuration
+// and keys: one with FAST_PATH=off (every request decided by the workers-rs router), one as deployed
+// (the thin entry's fast path decides a protected route's request, its first one included).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
@@ -85,27 +86,29 @@ function assertNoSpoof(seen, round) {
 
 describe('gateway: a Node origin', () => {
   let worker;
+  let full; // the same configuration and keys with FAST_PATH=off: every request on the full path
+  const at = (round) => (round === 'full path' ? full : worker).url;
   let origin;
   let jwks;
   const bearer = (t) => ({ authorization: `Bearer ${t}` });
   before(async () => {
     origin = await startGatewayOrigin();
-    worker = await startWorker({
-      vars: {
-        ORIGIN_URL: origin.url,
-        ORIGIN_ASSERTION: 'on',
-        PUBLIC_PREFIXES: '/api/public/',
-        OPTIONAL_AUTH_PREFIXES: '/api/feed',
-        ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/admin', roles: ['admin'] }, { prefix: '/api/feed/private', roles: ['member'] }]),
-        ALLOWED_ORIGINS: APP,
-        CORS_ALLOW_METHODS: 'GET, POST, PUT, DELETE',
-        CORS_ALLOW_HEADERS: 'authorization, content-type, x-trace-id',
-        CORS_MAX_AGE: '120',
-      },
-    });
+    const vars = {
+      ORIGIN_URL: origin.url,
+      ORIGIN_ASSERTION: 'on',
+      PUBLIC_PREFIXES: '/api/public/',
+      OPTIONAL_AUTH_PREFIXES: '/api/feed',
+      ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/admin', roles: ['admin'] }, { prefix: '/api/feed/private', roles: ['member'] }]),
+      ALLOWED_ORIGINS: APP,
+      CORS_ALLOW_METHODS: 'GET, POST, PUT, DELETE',
+      CORS_ALLOW_HEADERS: 'authorization, content-type, x-trace-id',
+      CORS_MAX_AGE: '120',
+    };
+    worker = await startWorker({ vars });
+    full = await startWorker({ keys: worker.keys, vars: { ...vars, FAST_PATH: 'off' } });
     jwks = createRemoteJWKSet(new URL(`${worker.url}/.well-known/jwks.json`));
   });
-  after(async () => { await worker?.cleanup(); await origin?.close(); });
+  after(async () => { await worker?.cleanup(); await full?.cleanup(); await origin?.close(); });
 
   test('every bypass spelling of a protected path gets 400 or 403, and nothing reaches the origin', async () => {
     const user = await signToken(worker.keys, { claims: { roles: ['user'] } });
@@ -127,18 +130,18 @@ describe('gateway: a Node origin', () => {
     ];
     for (const round of ROUNDS) {
       for (const path of refused) {
-        const res = await raw(worker.url, path, { headers: bearer(user) });
+        const res = await raw(at(round), path, { headers: bearer(user) });
         assert.equal(res.status, 400, `${round} ${path}: ${res.text}`);
         assert.equal(res.json?.error, 'invalid_request', path);
       }
       for (const path of forbidden) {
-        const res = await raw(worker.url, path, { headers: bearer(user) });
+        const res = await raw(at(round), path, { headers: bearer(user) });
         assert.equal(res.status, 403, `${round} ${path}: ${res.text}`);
         assert.equal(res.json?.error, 'insufficient_scope', path);
       }
       // Without a token at all the same paths never reach the origin either.
       for (const path of [...refused, ...forbidden]) {
-        const res = await raw(worker.url, path);
+        const res = await raw(at(round), path);
         assert.ok([400, 401].includes(res.status), `${path} without a token: ${res.status}`);
       }
     }
@@ -167,9 +170,9 @@ describe('gateway: a Node origin', () => {
 
   test('no client identity, override, proxy or assertion header reaches the origin, in any spelling', async () => {
     const token = await signToken(worker.keys, { claims: { sub: 'hdr-user', sid: 'hdr-sid', scope: 'read', roles: ['user'] } });
-    const { port } = new URL(worker.url);
     for (const round of ROUNDS) {
-      const res = await raw(worker.url, '/api/items', { method: 'POST', headers: { ...bearer(token), ...SPOOFED, 'x-custom': 'kept' }, body: 'x' });
+      const { port } = new URL(at(round));
+      const res = await raw(at(round), '/api/items', { method: 'POST', headers: { ...bearer(token), ...SPOOFED, 'x-custom': 'kept' }, body: 'x' });
       assert.equal(res.status, 200, `${round}: ${res.text}`);
       const seen = res.json;
       assertNoSpoof(seen, round);
@@ -189,7 +192,7 @@ describe('gateway: a Node origin', () => {
     const token = await signToken(worker.keys, { claims: { sub: 'as-user', sid: 'as-sid', scope: 'read write', roles: ['user', 'beta'] } });
     const jtis = new Set();
     for (const round of ROUNDS) {
-      const res = await raw(worker.url, '/api/orders/9?full=1', { method: 'PUT', headers: { ...bearer(token), 'gatehouse-jwt-assertion': 'forged' }, body: '{}' });
+      const res = await raw(at(round), '/api/orders/9?full=1', { method: 'PUT', headers: { ...bearer(token), 'gatehouse-jwt-assertion': 'forged' }, body: '{}' });
       assert.equal(res.status, 200, round);
       const values = rawValues(res.json, 'gatehouse-jwt-assertion');
       assert.equal(values.length, 1, round);
@@ -220,7 +223,7 @@ describe('gateway: a Node origin', () => {
     const expected = ['a=1; Path=/', 'b=2; Path=/; HttpOnly', 'c=3; Expires=Wed, 21 Oct 2037 07:28:00 GMT'];
     for (const round of [...ROUNDS, 'cross-origin (CORS headers added)']) {
       const headers = round.startsWith('cross') ? { ...bearer(token), origin: APP } : bearer(token);
-      const res = await raw(worker.url, '/api/cookies', { headers });
+      const res = await raw(at(round), '/api/cookies', { headers });
       assert.equal(res.status, 200, round);
       assert.deepEqual(res.headers['set-cookie'], expected, round);
       assert.match(res.headers['x-request-id'], /^[0-9a-f-]{8,}$/, round);
@@ -234,7 +237,7 @@ describe('gateway: a Node origin', () => {
     const token = await signToken(worker.keys);
     for (const round of ROUNDS) {
       const count = origin.received.length;
-      const res = await raw(worker.url, '/api/redirect', { headers: bearer(token) });
+      const res = await raw(at(round), '/api/redirect', { headers: bearer(token) });
       assert.equal(res.status, 302, round);
       assert.equal(res.headers.location, '/api/elsewhere', round);
       assert.deepEqual(origin.received.slice(count).map((s) => s.url), ['/api/redirect'], `${round}: not followed`);
@@ -247,7 +250,7 @@ describe('gateway: a Node origin', () => {
       origin.streamTimedOut = false;
       let sawFirst = false;
       const path = round === 'public' ? '/api/public/stream' : '/api/stream';
-      const res = await raw(worker.url, path, {
+      const res = await raw(at(round), path, {
         headers: round === 'public' ? {} : bearer(token),
         onChunk: (text) => {
           // The rest is sent only once the client holds the first chunk.
@@ -273,7 +276,7 @@ describe('gateway: a Node origin', () => {
     assert.equal(anon.json.headers['x-auth-sub'], undefined);
     const token = await signToken(worker.keys, { claims: { sub: 'feed-user' } });
     for (const round of ROUNDS) {
-      const named = await raw(worker.url, '/api/feed/1', { headers: bearer(token) });
+      const named = await raw(at(round), '/api/feed/1', { headers: bearer(token) });
       assert.equal(named.status, 200, round);
       assert.equal(named.json.headers['x-auth-sub'], 'feed-user', round);
     }
@@ -321,12 +324,16 @@ describe('gateway: a Node origin', () => {
 
 describe('gateway: a Python WSGI origin', () => {
   let worker;
+  let full;
+  const at = (round) => (round === 'full path' ? full : worker).url;
   let wsgi;
   before(async () => {
     wsgi = await startWsgiOrigin();
-    worker = await startWorker({ vars: { ORIGIN_URL: wsgi.url, ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/admin', roles: ['admin'] }]) } });
+    const vars = { ORIGIN_URL: wsgi.url, ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/admin', roles: ['admin'] }]) };
+    worker = await startWorker({ vars });
+    full = await startWorker({ keys: worker.keys, vars: { ...vars, FAST_PATH: 'off' } });
   });
-  after(async () => { await worker?.cleanup(); await wsgi?.close(); });
+  after(async () => { await worker?.cleanup(); await full?.cleanup(); await wsgi?.close(); });
 
   test('the origin merges header spellings: the test would see a spoof', async () => {
     const res = await raw(wsgi.url, '/direct', { headers: { 'X-Auth-Roles': 'user', X_Auth_Roles: 'admin' } });
@@ -336,7 +343,7 @@ describe('gateway: a Python WSGI origin', () => {
   test('through the edge, HTTP_X_AUTH_* are exactly the verified identity', async () => {
     const token = await signToken((worker.keys), { claims: { sub: 'wsgi-user', roles: ['user'] } });
     for (const round of ROUNDS) {
-      const res = await raw(worker.url, '/api/x/../items', { headers: { authorization: `Bearer ${token}`, ...SPOOFED } });
+      const res = await raw(at(round), '/api/x/../items', { headers: { authorization: `Bearer ${token}`, ...SPOOFED } });
       assert.equal(res.status, 200, `${round}: ${res.text}`);
       const env = res.json;
       assert.equal(env.HTTP_X_AUTH_ROLES, 'user', round);
