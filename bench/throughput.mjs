@@ -310,6 +310,9 @@ async function coldStarts(keys, token) {
       path: '/api/whoami',
     },
     'no-op JavaScript worker': { options: () => ({ modules: true, script: readFileSync(join(ROOT, 'bench/workers/noop.mjs'), 'utf8') }), path: '/' },
+    ...(process.env.BASELINE_BUILD
+      ? { 'baseline build': { options: () => gatehouseOptions(keys, process.env.BASELINE_BUILD), path: '/api/whoami' } }
+      : {}),
   };
   const times = Object.fromEntries(Object.keys(kinds).map((k) => [k, []]));
   // Where the time goes: the runtime up with the script loaded (wasm compiled), then the first answer.
