@@ -439,16 +439,12 @@ impl Config {
             seconds(var, "ARGON2_PARALLELISM", i64::from(password::DEFAULT_P), 1, 100)? as u32,
         )
         .map_err(|e| ConfigError::Invalid { name: "ARGON2_MEMORY_KIB", reason: e.to_string() })?;
-        let password_scheme = match var("PASSWORD_HASH").as_deref().map(str::trim) {
-            None | Some("") | Some("argon2id") => password::Scheme::Argon2id,
-            Some("pbkdf2") => password::Scheme::Pbkdf2,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "PASSWORD_HASH",
-                    reason: format!("{other:?} is not \"argon2id\" or \"pbkdf2\""),
-                })
-            }
-        };
+        let password_scheme = either(
+            var,
+            "PASSWORD_HASH",
+            ("argon2id", password::Scheme::Argon2id),
+            ("pbkdf2", password::Scheme::Pbkdf2),
+        )?;
         let default_scope = var("DEFAULT_SCOPE").unwrap_or_else(|| "api".to_owned()).trim().to_owned();
         let default_roles: Vec<String> = var("DEFAULT_ROLES")
             .unwrap_or_else(|| "user".to_owned())
@@ -557,16 +553,12 @@ impl Config {
             return Err(ConfigError::Missing("SIGNING_KEYS"));
         }
 
-        let registration_mode = match var("REGISTRATION_MODE").as_deref().map(str::trim) {
-            None | Some("") | Some("conflict") => RegistrationMode::Conflict,
-            Some("uniform") => RegistrationMode::Uniform,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "REGISTRATION_MODE",
-                    reason: format!("{other:?} is not \"conflict\" or \"uniform\""),
-                })
-            }
-        };
+        let registration_mode = either(
+            var,
+            "REGISTRATION_MODE",
+            ("conflict", RegistrationMode::Conflict),
+            ("uniform", RegistrationMode::Uniform),
+        )?;
         let turnstile = match secret("TURNSTILE_SECRET").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
             None => None,
             Some(secret) => {
@@ -593,26 +585,8 @@ impl Config {
 
         let mail = crate::mail::MailConfig::from_lookup(var, &issuer)
             .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
-        let fast_path = match var("FAST_PATH").as_deref().map(str::trim) {
-            None | Some("") | Some("on") => true,
-            Some("off") => false,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "FAST_PATH",
-                    reason: format!("{other:?} is not \"on\" or \"off\""),
-                })
-            }
-        };
-        let email_verification_required = match var("EMAIL_VERIFICATION").as_deref().map(str::trim) {
-            None | Some("") | Some("optional") => false,
-            Some("required") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "EMAIL_VERIFICATION",
-                    reason: format!("{other:?} is not \"optional\" or \"required\""),
-                })
-            }
-        };
+        let fast_path = either(var, "FAST_PATH", ("on", true), ("off", false))?;
+        let email_verification_required = either(var, "EMAIL_VERIFICATION", ("optional", false), ("required", true))?;
         if email_verification_required && mail.is_none() && runs_issuer {
             return Err(ConfigError::Invalid {
                 name: "EMAIL_VERIFICATION",
@@ -738,6 +712,24 @@ fn token_list(var: &dyn Fn(&str) -> Option<String>, name: &'static str, default:
         return Err(ConfigError::Invalid { name, reason: format!("{bad:?} is not a method or header name") });
     }
     Ok(items.join(", "))
+}
+
+/// A variable naming one of two settings: unset, empty or `default`'s word gives `default`'s value,
+/// `other`'s word gives `other`'s, anything else is refused naming both words.
+fn either<T>(
+    var: &dyn Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: (&str, T),
+    other: (&str, T),
+) -> Result<T, ConfigError> {
+    match var(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(default.1),
+        Some(word) if word == default.0 => Ok(default.1),
+        Some(word) if word == other.0 => Ok(other.1),
+        Some(word) => {
+            Err(ConfigError::Invalid { name, reason: format!("{word:?} is not \"{}\" or \"{}\"", default.0, other.0) })
+        }
+    }
 }
 
 impl Gateway {

@@ -257,3 +257,32 @@ fn interop_configuration_is_checked_too() {
     let debug = format!("{:?}", with_clients(&format!(r#"{{"rs":"{}"}}"#, "y".repeat(40))).unwrap());
     assert!(!debug.contains(&"y".repeat(40)), "client secrets never in Debug");
 }
+
+/// The two-way settings (one helper in config.rs): unset or empty is the default, either word is
+/// taken, and anything else is refused naming both words.
+#[test]
+fn two_way_settings_take_their_two_words_only() {
+    let keys = Some(private_set().to_string());
+    let with = |name: &str, value: &str| parse(&vars(&[(name, value)]), keys.clone());
+    for (name, default, other) in [
+        ("PASSWORD_HASH", "argon2id", "pbkdf2"),
+        ("REGISTRATION_MODE", "conflict", "uniform"),
+        ("FAST_PATH", "on", "off"),
+        ("EMAIL_VERIFICATION", "optional", "required"),
+    ] {
+        for value in ["", " ", default, other] {
+            // EMAIL_VERIFICATION=required needs a mail transport, which is a refusal of its own.
+            if name == "EMAIL_VERIFICATION" && value == other {
+                continue;
+            }
+            assert!(with(name, value).is_ok(), "{name}={value:?}");
+        }
+        let Err(ConfigError::Invalid { name: refused, reason }) = with(name, "Off-ish") else {
+            panic!("{name}=Off-ish must be refused")
+        };
+        assert_eq!((refused, reason), (name, format!("\"Off-ish\" is not \"{default}\" or \"{other}\"")));
+    }
+    let c = parse(&vars(&[]), keys.clone()).unwrap();
+    assert!(c.fast_path && !c.email_verification_required);
+    assert!(!with("FAST_PATH", "off").unwrap().fast_path);
+}
