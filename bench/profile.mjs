@@ -24,11 +24,10 @@ import { ROOT, freePort } from '../tests/e2e/harness.mjs';
 
 const SECONDS = Number(process.env.SECONDS ?? 4);
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
-const POOL = Number(process.env.POOL ?? 30000);
 const BUILD = join(ROOT, process.env.PROFILE_BUILD ?? 'build-profile');
 const run = promisify(execFile);
 
-import { makeKeys, tokenPool, writeWrkScript, ISSUER, AUDIENCE, OUT } from './throughput.mjs';
+import { gatehouseOptions, makeKeys, writePools, writeWrkScript, OUT } from './throughput.mjs';
 
 /** One Chrome DevTools Protocol session on workerd's inspector. */
 async function inspect(inspectorPort) {
@@ -119,25 +118,18 @@ const pct = (t, total) => `${((100 * t) / total).toFixed(1).padStart(5)} %`;
 
 async function main() {
   const keys = await makeKeys();
-  const pools = {};
-  for (const alg of ['EdDSA', 'RS256']) {
-    const write = (name, tokens) => { const f = join(OUT, `profile-${alg}-${name}.txt`); writeFileSync(f, `${tokens.join('\n')}\n`); return f; };
-    pools[alg] = { fresh: write('fresh', tokenPool(keys, alg, POOL)), unique: write('unique', tokenPool(keys, alg, POOL, 0)), repeated: write('repeated', tokenPool(keys, alg, 1)) };
-  }
+  const pools = writePools(keys, 'profile');
   const port = await freePort();
   const inspectorPort = await freePort();
-  // The edge entry imports ../build-edge/index.js: the profile build is served under that name.
+  // The edge Worker as bench/throughput.mjs runs it, but the profile build served under the names
+  // the edge entry imports (../build-edge/index.js).
+  const edge = gatehouseOptions(keys);
   const mf = new Miniflare({
     host: '127.0.0.1', port, inspectorPort, compatibilityDate: '2026-04-20',
-    modules: [
-      { type: 'ESModule', path: join(ROOT, 'js', 'edge.mjs') },
-      { type: 'ESModule', path: join(ROOT, 'js', 'front.mjs') },
-      { type: 'ESModule', path: join(ROOT, 'build-edge', 'index.js'), contents: readFileSync(join(BUILD, 'index.js'), 'utf8') },
-      { type: 'CompiledWasm', path: join(ROOT, 'build-edge', 'index_bg.wasm'), contents: readFileSync(join(BUILD, 'index_bg.wasm')) },
-    ],
-    modulesRoot: ROOT,
-    bindings: { ISSUER, AUDIENCE, PUBLIC_KEYS: JSON.stringify(keys.jwks) },
-    kvNamespaces: ['DENYLIST'],
+    ...edge,
+    modules: edge.modules.map((m) => (m.path.startsWith(join(ROOT, 'build-edge'))
+      ? { ...m, contents: readFileSync(join(BUILD, m.path.slice(join(ROOT, 'build-edge').length + 1)), m.type === 'CompiledWasm' ? undefined : 'utf8') }
+      : m)),
   });
   await mf.ready;
   const url = `http://127.0.0.1:${port}`;

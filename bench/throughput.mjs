@@ -79,6 +79,21 @@ export function tokenPool(keys, alg, count, users = 1000) {
   return tokens;
 }
 
+/** The token files of each algorithm (`<prefix>-<alg>-<kind>.txt` in bench/out): `fresh` (POOL tokens
+ *  of 1000 users), `unique` (POOL tokens, each its own user), `repeated` (one token). */
+export function writePools(keys, prefix) {
+  const pools = {};
+  for (const alg of ['EdDSA', 'RS256']) {
+    const write = (name, tokens) => { const f = join(OUT, `${prefix}-${alg}-${name}.txt`); writeFileSync(f, `${tokens.join('\n')}\n`); return f; };
+    pools[alg] = {
+      fresh: write('fresh', tokenPool(keys, alg, POOL)),
+      unique: write('unique', tokenPool(keys, alg, POOL, 0)),
+      repeated: write('repeated', tokenPool(keys, alg, 1)),
+    };
+  }
+  return pools;
+}
+
 const WRK_LUA = (file) => `
 local tokens = {}
 for line in io.lines("${file}") do tokens[#tokens + 1] = line end
@@ -156,7 +171,7 @@ async function miniflare(options) {
 
 /** The gatehouse worker under test: the edge Worker with the public keys (PUBLIC_KEYS, what an edge
  *  of a split deployment verifies with), or the all-in-one build with SIGNING_KEYS. */
-function gatehouseOptions(keys, build) {
+export function gatehouseOptions(keys, build) {
   const edge = FLAVOUR === 'edge';
   return {
     ...workerModules(build ?? GATEHOUSE_BUILD, { entry: edge ? 'edge.mjs' : 'entry.mjs' }),
@@ -175,15 +190,7 @@ async function main() {
   console.log(`gatehouse under test: the ${FLAVOUR === 'edge' ? 'edge Worker (build-edge/, PUBLIC_KEYS)' : 'all-in-one Worker (build/)'}`);
   console.log(`workerd via Miniflare ${JSON.parse(readFileSync(join(ROOT, 'node_modules/miniflare/package.json'))).version}, wrk -t1 -c${CONNECTIONS} -d${SECONDS}s, ${ROUNDS} interleaved rounds`);
   const keys = await makeKeys();
-  const pools = {};
-  for (const alg of ['EdDSA', 'RS256']) {
-    const write = (name, tokens) => { const f = join(OUT, `tokens-${alg}-${name}.txt`); writeFileSync(f, `${tokens.join('\n')}\n`); return f; };
-    pools[alg] = {
-      fresh: write('fresh', tokenPool(keys, alg, POOL)),
-      unique: write('unique', tokenPool(keys, alg, POOL, 0)),
-      repeated: write('repeated', tokenPool(keys, alg, 1)),
-    };
-  }
+  const pools = writePools(keys, 'tokens');
   // The jose peer, bundled for workers.
   await run(join(ROOT, 'node_modules/.bin/esbuild'), [join(ROOT, 'bench/workers/jose.mjs'), '--bundle', '--format=esm',
     '--platform=neutral', '--main-fields=module,main', '--conditions=worker,browser', `--outfile=${join(OUT, 'jose-worker.mjs')}`, '--log-level=warning']);

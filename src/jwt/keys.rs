@@ -571,8 +571,9 @@ fn verify_es256(_x: &[u8; 32], _y: &[u8; 32], _message: &[u8], _signature: &[u8]
 /// canonical (S < L, so signatures are not malleable), k = SHA-512(R ‖ A ‖ M), and [s]B − [k]A must
 /// encode to exactly the bytes of R. Once a long-lived key has a table for −A ([`MinusA::Lazy`])
 /// both products use fixed-base tables, about a quarter faster in wasm than ed25519-dalek's
-/// variable-base double multiplication, which one-use keys and a key's first uses get. The verdict is ed25519-dalek's on every Wycheproof case,
-/// and on random signatures in the tests below, either way.
+/// variable-base double multiplication, which one-use keys and a key's first uses get. The verdict
+/// is ed25519-dalek's on every Wycheproof case, and on random signatures in the tests below, either
+/// way.
 fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], signature: &[u8]) -> bool {
     use sha2::Digest as _;
     let Ok(signature) = <&[u8; 64]>::try_from(signature) else { return false };
