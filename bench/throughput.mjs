@@ -273,8 +273,9 @@ async function main() {
   if (ROUNDS === 0) return countKvReads(keys, pools); // KV_ONLY: just the read count
   if (DPOP_ONLY) return dpopTable(targets);
   const med = (t) => median(t.runs.map((r) => r.rps));
-  const of = (kind, alg) => med(targets.find((t) => t.kind === kind && (!alg || t.alg === alg)));
-  const ratio = (a, b) => (a / b).toFixed(2);
+  // A reference an ONLY= run left out gives no ratio (an empty cell).
+  const of = (kind, alg) => { const t = targets.find((x) => x.kind === kind && (!alg || x.alg === alg)); return t ? med(t) : NaN; };
+  const ratio = (a, b) => (Number.isNaN(b) ? '' : (a / b).toFixed(2));
   console.log('\n| worker | req/s median | min–max | p50 latency | × jose with KV read | × jose, no KV read | × no-op JS | × same answer, JS |');
   console.log('|---|---:|---|---|---:|---:|---:|---:|');
   for (const t of targets.filter((x) => !x.dpop)) {

@@ -5,7 +5,8 @@
 // synchronous calls. When the decision needs I/O, Rust says which: the user's denylist record (read
 // here from the DENYLIST namespace, when this isolate has no fresh read) or WebCrypto's verdict on an
 // RS256 or ES256 signature (asked of crypto.subtle here, with the key and algorithm objects Rust
-// gives); this file does exactly that and calls again with the answer. Everything else goes to the
+// gives); this file does exactly that and resumes the waiting decision with the answer and its ticket
+// (gatehouseResume). Everything else goes to the
 // full workers-rs path (src/edge/mod.rs), through the same entry points as worker-build's own shim.
 // The fast path decides only with the full path's own code; this file adds no rule of its own. It
 // wraps the whoami answer Rust wrote in a Response with the headers Rust gave it, sends the origin
@@ -18,7 +19,7 @@
 // as Rust makes it (gatehouseMetricsPoint); the full path writes its own (src/web/metrics.rs).
 //
 // It relies on worker-build 0.8.7's output (index.js): the default export is the entry class,
-// whose prototype holds `fetch` and the wasm-bindgen exports (`gatehouseFast`), and
+// whose prototype holds `fetch` and the wasm-bindgen exports (`gatehouseFast`, `gatehouseResume`), and
 // `globalThis.__worker_init_state` marks a wasm instance that must be reset.
 
 /** Sends the outgoing request the fast path built and returns the origin's answer as it came, plus
@@ -50,26 +51,27 @@ async function verdict(need) {
   return crypto.subtle.verify(need.verifyAlgorithm, await key, need.signature, need.data);
 }
 
-/** Runs the fast path to a decision, doing the I/O it asks for (at most one read and one verdict).
- *  `decided` is the first call's answer, a need. */
-async function withIo(gatehouseFast, request, env, decided) {
-  const resume = {};
-  for (let step = 1; step < 3; step += 1) {
-    if (decided?.need === 'record' && !resume.record) {
-      resume.record = { sub: decided.sub, mark: decided.mark, text: await env[decided.binding].get(decided.key) };
-    } else if (decided?.need === 'verdict' && !resume.verdict) {
-      resume.verdict = { jwk: decided.jwk, valid: await verdict(decided) };
-    } else {
-      break;
+/** Runs the fast path to a decision, doing the I/O it asks for (at most one verdict and one read):
+ *  each need is resumed with its ticket and what the I/O got, and a failed I/O drops the waiting
+ *  decision (`undefined`) before the error goes on. `decided` is the first call's answer, a need. */
+async function withIo(gatehouseResume, env, decided) {
+  for (let step = 0; step < 2 && decided?.need; step += 1) {
+    const { ticket } = decided;
+    let got;
+    try {
+      got = decided.need === 'record' ? await env[decided.binding].get(decided.key) : await verdict(decided);
+    } catch (e) {
+      gatehouseResume(ticket, undefined);
+      throw e;
     }
-    decided = gatehouseFast(request, resume, env);
+    decided = gatehouseResume(ticket, got);
   }
   return decided?.need ? undefined : decided;
 }
 
 /** The default export of a Worker whose worker-build entry class is `Gatehouse`. */
 export function front(Gatehouse) {
-  const { fetch: fullPath, gatehouseFast, gatehouseOriginDown, gatehouseWhoamiHeaders, gatehouseMetricsPoint } =
+  const { fetch: fullPath, gatehouseFast, gatehouseResume, gatehouseOriginDown, gatehouseWhoamiHeaders, gatehouseMetricsPoint } =
     Gatehouse.prototype;
   const state = globalThis.__worker_init_state;
   // The whoami answer's headers, from the Rust code that makes them (less the request id).
@@ -103,7 +105,7 @@ export function front(Gatehouse) {
       };
       let decided;
       try {
-        decided = gatehouseFast(request, undefined, env);
+        decided = gatehouseFast(request, env);
       } catch (e) {
         decided = failed(e);
       }
@@ -113,7 +115,7 @@ export function front(Gatehouse) {
       return (async () => {
         if (decided?.need) {
           try {
-            decided = await withIo(gatehouseFast, request, env, decided);
+            decided = await withIo(gatehouseResume, env, decided);
           } catch (e) {
             decided = failed(e);
           }

@@ -11,7 +11,7 @@ pub mod token;
 
 pub use claims::{AccessClaims, TypRule, Validator};
 pub use keys::{Algorithm, KeyError, KeySet, PrivateKey, PublicKey};
-pub use token::{JwsError, ParseError, SignError, UntrustedToken, ValidationError, VerifiedToken};
+pub use token::{AwaitingSignature, JwsError, ParseError, SignError, UntrustedToken, ValidationError, VerifiedToken};
 
 /// Any reason a presented access token is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -246,20 +246,54 @@ impl<'t, 'k> SignatureCheck<'t, 'k> {
 
     /// Turns the signature verdict into a verified token (parsing the claims only now).
     pub(crate) fn finish(self, signature_valid: bool) -> Result<VerifiedToken, ValidationError> {
-        if !signature_valid {
-            return Err(ValidationError::BadSignature);
-        }
-        // Decoding cannot fail: `parse` checked the segment.
-        let payload =
-            b64::decode(self.token.payload_b64).map_err(|_| ValidationError::Payload(json::JsonError::Syntax))?;
-        let claims = json::parse_object(&payload).map_err(ValidationError::Payload)?;
-        Ok(VerifiedToken {
+        verified_token(signature_valid, &self.token.header, self.token.payload_b64, self.key.kid(), self.key.alg())
+    }
+
+    /// The same check, owned, to wait for a verdict from elsewhere (the thin entry's WebCrypto call)
+    /// where the borrows cannot be kept: the header and the still-encoded payload, copied.
+    pub fn awaiting(&self) -> AwaitingSignature {
+        AwaitingSignature {
             header: self.token.header.clone(),
-            claims,
+            payload_b64: self.token.payload_b64.to_owned(),
             kid: self.key.kid().to_owned(),
             alg: self.key.alg(),
-        })
+        }
     }
+}
+
+/// A [`SignatureCheck`] kept across an await (see [`SignatureCheck::awaiting`]): like it, it becomes
+/// a [`VerifiedToken`] only through [`AwaitingSignature::finish`] with a signature verdict, and its
+/// claims are parsed only then.
+#[derive(Debug)]
+pub struct AwaitingSignature {
+    header: Map<String, Value>,
+    payload_b64: String,
+    kid: String,
+    alg: Algorithm,
+}
+
+impl AwaitingSignature {
+    /// Turns the signature verdict into a verified token (parsing the claims only now).
+    pub(crate) fn finish(self, signature_valid: bool) -> Result<VerifiedToken, ValidationError> {
+        verified_token(signature_valid, &self.header, &self.payload_b64, &self.kid, self.alg)
+    }
+}
+
+/// A verified token from a signature verdict, the claims parsed only if it says valid.
+fn verified_token(
+    signature_valid: bool,
+    header: &Map<String, Value>,
+    payload_b64: &str,
+    kid: &str,
+    alg: Algorithm,
+) -> Result<VerifiedToken, ValidationError> {
+    if !signature_valid {
+        return Err(ValidationError::BadSignature);
+    }
+    // Decoding cannot fail: `parse` checked the segment.
+    let payload = b64::decode(payload_b64).map_err(|_| ValidationError::Payload(json::JsonError::Syntax))?;
+    let claims = json::parse_object(&payload).map_err(ValidationError::Payload)?;
+    Ok(VerifiedToken { header: header.clone(), claims, kid: kid.to_owned(), alg })
 }
 
 impl KeySet {
@@ -411,5 +445,28 @@ impl KeySet {
     /// Signs claims with the active (first) signing key.
     pub fn sign(&self, claims: &Value) -> Result<String, SignError> {
         self.signing_key().ok_or(SignError::NoSigningKey)?.sign(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A check kept across an await ends as the check itself does: the claims only with a verdict
+    /// that says valid, else `BadSignature`, and the same token either way.
+    #[test]
+    fn an_awaiting_signature_finishes_as_the_check_does() {
+        let key = PrivateKey::generate(Algorithm::EdDsa, &[7; 32]).expect("key");
+        let keys = KeySet::from_public_keys(vec![key.public().clone()]).expect("set");
+        let token = key.sign(&json!({"sub": "u1", "iss": "https://issuer.test"})).expect("signed");
+        let untrusted = UntrustedToken::parse(&token).expect("parses");
+        let check = keys.begin_verify(&untrusted).expect("header checks");
+        assert!(matches!(check.awaiting().finish(false), Err(ValidationError::BadSignature)));
+        let kept = check.awaiting().finish(true).expect("valid");
+        let direct = check.finish(true).expect("valid");
+        assert_eq!((kept.claims(), kept.kid(), kept.alg()), (direct.claims(), direct.kid(), direct.alg()));
+        assert_eq!(kept.header, direct.header);
+        assert_eq!(kept.claims()["sub"], "u1");
     }
 }

@@ -24,7 +24,7 @@ thread_local! {
 pub enum NowCheck {
     /// The token is not revoked.
     Passes,
-    /// No fresh read: the entry reads `key` from the `DENYLIST` namespace itself and asks again
+    /// No fresh read: the entry reads `key` from the `DENYLIST` namespace itself and the check runs again
     /// with the text (a [`ReadRecord`] with this `mark`).
     NeedsRead { key: String, mark: u64 },
     /// Revoked, or the record is unreadable: the full path answers (and reads again).

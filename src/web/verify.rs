@@ -13,7 +13,10 @@ use crate::issuers::TokenSource;
 use crate::jwt::cache::{Verified, VerifiedCache};
 use crate::jwt::dpop::AuthScheme;
 use crate::jwt::remote::Need;
-use crate::jwt::{AccessClaims, Algorithm, KeySet, TokenError, UntrustedToken, ValidationError, Validator};
+use crate::jwt::{
+    AccessClaims, Algorithm, AwaitingSignature, KeySet, TokenError, UntrustedToken, ValidationError, Validator,
+    VerifiedToken,
+};
 use crate::metrics::Count;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -52,7 +55,7 @@ pub fn bearer_token(header: Option<&str>) -> Result<Option<&str>, ApiError> {
         return Ok(None);
     }
     let token = rest.trim_start_matches(' ');
-    if token.is_empty() || !token.chars().all(b64token_char) {
+    if !is_b64token(token) {
         // Includes two Authorization headers, which the runtime joins with ", ".
         return Err(ApiError::InvalidToken("malformed Authorization header".into()));
     }
@@ -69,15 +72,19 @@ pub fn credentials(header: Option<&str>, dpop: bool) -> Result<Option<(AuthSchem
         return Ok(bearer_token(Some(header))?.map(|token| (AuthScheme::Bearer, token)));
     }
     let token = rest.trim_start_matches(' ');
-    if token.is_empty() || !token.chars().all(b64token_char) {
+    if !is_b64token(token) {
         return Err(ApiError::DpopInvalidToken("malformed Authorization header".into()));
     }
     Ok(Some((AuthScheme::Dpop, token)))
 }
 
-/// The characters of RFC 6750 §2.1 `b64token`.
-fn b64token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '+' | '/' | '=')
+/// Whether a token is an RFC 6750 §2.1 `b64token`: one or more of its ASCII characters. Checked
+/// byte by byte (every byte of a non-ASCII character is outside the set).
+fn is_b64token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'='))
 }
 
 /// Which tokens a route takes.
@@ -110,7 +117,7 @@ fn presented_token(
             if let TokenSource::Header(name) = &issuer.source {
                 if let Some(value) = req.headers().get(name).map_err(ApiError::from)? {
                     let token = value.trim();
-                    if token.is_empty() || !token.chars().all(b64token_char) {
+                    if !is_b64token(token) {
                         return Err(ApiError::InvalidToken(format!("malformed {name} header")));
                     }
                     return Ok((token.to_owned(), issuer.source.clone(), AuthScheme::Bearer));
@@ -254,35 +261,45 @@ async fn verify(
 
 /// What the fast path (`edge::fast`) can make of a token without awaiting anything.
 pub enum Now {
-    /// Verified: in the verified-token cache, checked in Rust (EdDSA), or with WebCrypto's verdict
-    /// handed in for exactly its key.
+    /// Verified: in the verified-token cache, or checked in Rust (EdDSA).
     Verified(Authenticated),
-    /// Only WebCrypto's verdict is missing (RS256, ES256): the entry asks `crypto.subtle` to verify
-    /// `signature` over `input` with the key `jwk` (the algorithm objects are `webcrypto`'s own), and
-    /// asks again with the verdict. Every check before and after the signature stays here.
-    NeedsVerdict { alg: Algorithm, jwk: String, input: Vec<u8>, signature: Vec<u8> },
+    /// Only WebCrypto's verdict is missing (RS256, ES256): the entry asks `crypto.subtle` what `ask`
+    /// says, and [`verdict_now`] finishes `awaiting` with its answer. Every check before the
+    /// signature is done; every check after it is [`verdict_now`]'s.
+    NeedsVerdict { ask: VerdictAsk, awaiting: AwaitingVerdict },
     /// Only [`authenticate`] can decide: managed or remote keys to fetch, another issuer, and every
     /// refusal, so that refusals always get the full path's answer.
     Full,
 }
 
-/// WebCrypto's verdict on a token's signature, for the key of this public JWK text.
-#[derive(Debug, Clone)]
-pub struct Verdict {
-    /// The key the verdict is about ([`crate::jwt::PublicKey::jwk_text`]).
+/// What WebCrypto is asked: whether `signature` over `input` verifies with the key `jwk`.
+#[derive(Debug)]
+pub struct VerdictAsk {
+    /// The key's algorithm (for `webcrypto::algorithm_objects`).
+    pub alg: Algorithm,
+    /// The key as public JWK text ([`crate::jwt::PublicKey::jwk_text`]).
     pub jwk: String,
-    /// Whether the signature verified.
-    pub valid: bool,
+    /// The signed bytes.
+    pub input: Vec<u8>,
+    /// The signature.
+    pub signature: Vec<u8>,
 }
 
-/// The fast path's verification of a token from `Authorization` (see [`Now`]). With `verdict`, a
-/// signature WebCrypto checked for the key this token's `kid` pins counts as checked; a verdict for
-/// any other key is ignored.
-pub fn verify_now(token: &str, config: &Config, verdict: Option<&Verdict>) -> Now {
-    verify_now_inner(token, config, verdict).unwrap_or(Now::Full)
+/// A token of gatehouse's own waiting for WebCrypto's verdict on its signature, with the key its
+/// `kid` pinned when the verdict was asked for: the verdict is about exactly this token and key.
+#[derive(Debug)]
+pub struct AwaitingVerdict {
+    token: String,
+    check: AwaitingSignature,
+    epoch: u64,
 }
 
-fn verify_now_inner(token: &str, config: &Config, verdict: Option<&Verdict>) -> Option<Now> {
+/// The fast path's verification of a token from `Authorization` (see [`Now`]).
+pub fn verify_now(token: &str, config: &Config) -> Now {
+    verify_now_inner(token, config).unwrap_or(Now::Full)
+}
+
+fn verify_now_inner(token: &str, config: &Config) -> Option<Now> {
     let (now, epoch) = (super::now_seconds(), remote_keys::epoch());
     let source = TokenSource::Authorization;
     if let Some(user) = cached(token, &source, config, true, now, epoch).ok()? {
@@ -303,31 +320,41 @@ fn verify_now_inner(token: &str, config: &Config, verdict: Option<&Verdict>) -> 
     };
     let check = keys.begin_verify(&untrusted).ok()?;
     let key = check.key();
-    let verified_alg = key.alg();
-    let valid = match key.alg() {
-        Algorithm::EdDsa => check.verify_in_rust(),
-        _ => match verdict.filter(|v| v.jwk == key.jwk_text()) {
-            Some(verdict) => verdict.valid,
-            None => {
-                // The length rule of `webcrypto::verify_signature`: WebCrypto never picks an encoding.
-                if !webcrypto::length_acceptable(key.alg(), check.signature()) {
-                    return None;
-                }
-                return Some(Now::NeedsVerdict {
-                    alg: key.alg(),
-                    jwk: key.jwk_text().to_owned(),
-                    input: check.signing_input().to_vec(),
-                    signature: check.signature().to_vec(),
-                });
-            }
-        },
-    };
-    let verified = check.finish(valid).ok()?;
+    if key.alg() != Algorithm::EdDsa {
+        // The length rule of `webcrypto::verify_signature`: WebCrypto never picks an encoding.
+        if !webcrypto::length_acceptable(key.alg(), check.signature()) {
+            return None;
+        }
+        return Some(Now::NeedsVerdict {
+            ask: VerdictAsk {
+                alg: key.alg(),
+                jwk: key.jwk_text().to_owned(),
+                input: check.signing_input().to_vec(),
+                signature: check.signature().to_vec(),
+            },
+            awaiting: AwaitingVerdict { token: token.to_owned(), check: check.awaiting(), epoch },
+        });
+    }
+    let valid = check.verify_in_rust();
+    accept_now(token, check.finish(valid).ok()?, config, now, epoch).map(Now::Verified)
+}
+
+/// Finishes a [`Now::NeedsVerdict`] with WebCrypto's verdict: the claims are parsed and validated
+/// only if the signature verified. `None`: the full path decides (and refuses).
+pub fn verdict_now(awaiting: AwaitingVerdict, valid: bool, config: &Config) -> Option<Authenticated> {
+    let verified = awaiting.check.finish(valid).ok()?;
+    accept_now(&awaiting.token, verified, config, super::now_seconds(), awaiting.epoch)
+}
+
+/// The claim checks of a token whose signature verified, and the cache entry that skips them all
+/// next time (tagged with the key sets' epoch read before the keys were chosen).
+fn accept_now(token: &str, verified: VerifiedToken, config: &Config, now: i64, epoch: u64) -> Option<Authenticated> {
+    let alg = verified.alg();
     let claims = config.validator().validate(&verified, now).ok()?;
-    metrics::count(Count::Verified(verified_alg));
+    metrics::count(Count::Verified(alg));
     let verified = Rc::new(Verified { claims, issuer: None });
     VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
-    Some(Now::Verified(Authenticated { verified }))
+    Some(Authenticated { verified })
 }
 
 /// The key set that may verify one of gatehouse's own tokens: the configured keys (`SIGNING_KEYS` or
@@ -389,5 +416,11 @@ mod tests {
         assert!(bearer_token(Some("Bearer a b")).is_err());
         assert!(bearer_token(Some("Bearer a.b.c, Bearer d.e.f")).is_err());
         assert!(bearer_token(Some("Bearer a\tb")).is_err());
+        // Outside ASCII, whatever the character's bytes: letters, digits and the set's look-alikes.
+        for odd in ["abcé", "ａbc", "a٣b", "a\u{2024}b", "a\u{ff0e}b", "a\u{0}b", "a\u{7f}b"] {
+            assert!(bearer_token(Some(&format!("Bearer {odd}"))).is_err(), "{odd:?}");
+            assert!(credentials(Some(&format!("DPoP {odd}")), true).is_err(), "{odd:?}");
+        }
+        assert_eq!(bearer_token(Some("Bearer aZ09-._~+/=")), Ok(Some("aZ09-._~+/=")));
     }
 }
