@@ -1,7 +1,8 @@
 // Benchmark (not a test): requests per second through the real workerd (Miniflare 4 from the wrangler
 // npm package, one instance per worker, each on its own loopback port), with load from wrk, over
 // several interleaved rounds. It prints medians, min–max and the ratios to jose and to the no-op
-// workers, plus the wasm size and the cold start to the first verified 200. DPoP (RFC 9449): one
+// workers, the CPU time each worker's workerd spent per request (from /proc, steadier than req/s
+// on a shared machine), plus the wasm size and the cold start to the first verified 200. DPoP (RFC 9449): one
 // bound token with a fresh proof per request (EdDSA and ES256 proof keys), against bearer tokens in
 // the same rounds; the proofs are made just before each wrk run, so every one is fresh and used once.
 //
@@ -18,9 +19,9 @@
 //                                        only the wasm sizes and the interleaved cold starts.
 //
 // Needs: build/ (bash scripts/build.sh), bench/noop-rs/build (built by scripts/bench.sh), wrk.
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign as cryptoSign, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
@@ -144,7 +145,39 @@ export function writeWrkScript(tokensFile) {
   return script;
 }
 
-async function wrk(url, { tokensFile, path = '/api/whoami', dpop } = {}) {
+/** The pid of the process listening on a loopback TCP port (a Miniflare instance's workerd), from
+ *  /proc: the socket's inode in /proc/net/tcp{,6}, then the process holding it. */
+function pidListeningOn(port) {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(1) : [];
+    for (const fields of lines.map((l) => l.trim().split(/\s+/))) if (fields[1]?.endsWith(hex) && fields[3] === '0A') inodes.add(fields[9]);
+  }
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && inodes.has(m[1])) return Number(pid);
+      }
+    } catch { /* a process that ended, or not ours */ }
+  }
+  return null;
+}
+
+const TICK_MS = (() => { try { return 1000 / Number(execFileSync('getconf', ['CLK_TCK'])); } catch { return 10; } })();
+
+/** CPU time (user + system, ms) a process has used so far, from /proc/<pid>/stat. */
+function cpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+}
+
+/** One wrk run. With the pid of the worker's workerd, also the CPU time it spent per answered
+ *  request (µs): unlike req/s, it does not move with what else the shared machine runs (a busy
+ *  neighbour takes wall time from wrk and workerd alike, not CPU time from one request). */
+async function wrk(url, { tokensFile, path = '/api/whoami', dpop, pid } = {}) {
   const args = ['-t1', `-c${CONNECTIONS}`, `-d${SECONDS}s`, '--latency'];
   if (dpop) {
     const file = proofPool(dpop, url, POOL);
@@ -154,12 +187,15 @@ async function wrk(url, { tokensFile, path = '/api/whoami', dpop } = {}) {
   } else if (tokensFile) {
     args.push('-s', writeWrkScript(tokensFile));
   }
+  const cpuBefore = pid ? cpuMs(pid) : 0;
   const { stdout } = await run('wrk', [...args, url + path], { maxBuffer: 1 << 20 });
+  const cpu = pid ? cpuMs(pid) - cpuBefore : NaN;
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
   const p50 = /50%\s+([\d.]+\w+)/.exec(stdout)?.[1];
   if (non2xx > 0) throw new Error(`${url}${path}: ${non2xx} non-2xx responses\n${stdout}`);
-  return { rps, p50 };
+  return { rps, p50, cpuUs: (cpu * 1000) / requests };
 }
 
 async function miniflare(options) {
@@ -264,9 +300,12 @@ async function main() {
     const text = await res.text();
     if (res.status !== 200) throw new Error(`${t.name}: warm-up answered ${res.status} ${text} ${res.headers.get('www-authenticate')}`);
   }
-  for (const t of targets) t.runs = [];
+  for (const t of targets) {
+    t.runs = [];
+    t.pid = pidListeningOn(Number(new URL(t.url).port));
+  }
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of targets) t.runs.push(await wrk(t.url, { tokensFile: t.tokensFile, path: t.path, dpop: t.dpop }));
+    for (const t of targets) t.runs.push(await wrk(t.url, { tokensFile: t.tokensFile, path: t.path, dpop: t.dpop, pid: t.pid }));
   }
   for (const m of [noopJs, noopRs, sameAnswer, jose, joseNoKv, gh, baseline].filter(Boolean)) await m.mf.dispose();
 
@@ -276,12 +315,17 @@ async function main() {
   // A reference an ONLY= run left out gives no ratio (an empty cell).
   const of = (kind, alg) => { const t = targets.find((x) => x.kind === kind && (!alg || x.alg === alg)); return t ? med(t) : NaN; };
   const ratio = (a, b) => (Number.isNaN(b) ? '' : (a / b).toFixed(2));
-  console.log('\n| worker | req/s median | min–max | p50 latency | × jose with KV read | × jose, no KV read | × no-op JS | × same answer, JS |');
-  console.log('|---|---:|---|---|---:|---:|---:|---:|');
+  // CPU per request: the lower the better, so its ratios are the reference's over this worker's
+  // (above 1: this worker spends less CPU per request than the reference).
+  const cpu = (t) => median(t.runs.map((r) => r.cpuUs));
+  const cpuOf = (kind, alg) => { const t = targets.find((x) => x.kind === kind && (!alg || x.alg === alg)); return t ? cpu(t) : NaN; };
+  console.log('\n| worker | req/s median | min–max | p50 latency | × jose with KV read | × jose, no KV read | × no-op JS | × same answer, JS | workerd CPU µs/request | jose no KV ÷ this, by CPU |');
+  console.log('|---|---:|---|---|---:|---:|---:|---:|---:|---:|');
   for (const t of targets.filter((x) => !x.dpop)) {
     const rps = t.runs.map((r) => r.rps);
     const cells = t.alg ? [ratio(med(t), of('jose', t.alg)), ratio(med(t), of('jose-nokv', t.alg))] : ['', ''];
-    console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${cells.join(' | ')} | ${ratio(med(t), of('noop-js'))} | ${ratio(med(t), of('same-answer'))} |`);
+    const byCpu = t.alg && !Number.isNaN(cpu(t)) ? ratio(cpuOf('jose-nokv', t.alg), cpu(t)) : '';
+    console.log(`| ${t.name} | ${med(t).toFixed(0)} | ${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)} | ${t.runs[Math.floor(t.runs.length / 2)].p50} | ${cells.join(' | ')} | ${ratio(med(t), of('noop-js'))} | ${ratio(med(t), of('same-answer'))} | ${Number.isNaN(cpu(t)) ? '' : cpu(t).toFixed(0)} | ${byCpu} |`);
   }
   sizesAndColdStarts(cold);
   dpopTable(targets);

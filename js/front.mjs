@@ -37,18 +37,19 @@ async function forward(outgoing) {
   return new Response(answer.body, { status: answer.status, statusText: answer.statusText, headers });
 }
 
-/** Public keys imported for verifying, by their JWK text (the Rust side's own key identity). */
-const imported = new Map();
+/** Public keys imported for verifying, by the key object Rust gives for each key (one per key, kept
+ *  by Rust: see webcrypto::key_object), so a look-up is by identity, not by the JWK's text. */
+const imported = new WeakMap();
 
 /** WebCrypto's verdict for a need of the fast path: the signature over the data, with the key. */
 async function verdict(need) {
-  let key = imported.get(need.jwk);
+  const { publicKey } = need;
+  let key = imported.get(publicKey);
   if (!key) {
-    if (imported.size >= 256) imported.clear();
-    key = crypto.subtle.importKey('jwk', JSON.parse(need.jwk), need.importAlgorithm, false, ['verify']);
-    imported.set(need.jwk, key);
+    key = crypto.subtle.importKey('jwk', JSON.parse(publicKey.jwk), publicKey.importAlgorithm, false, ['verify']);
+    imported.set(publicKey, key);
   }
-  return crypto.subtle.verify(need.verifyAlgorithm, await key, need.signature, need.data);
+  return crypto.subtle.verify(publicKey.verifyAlgorithm, await key, need.signature, need.data);
 }
 
 /** Runs the fast path to a decision, doing the I/O it asks for (at most one verdict and one read):

@@ -28,7 +28,7 @@ use crate::policy::Decision;
 use crate::routes::{self, Route};
 use crate::web::denylist::{self, NowCheck, ReadRecord, DENYLIST_BINDING};
 use crate::web::verify::{self, credentials, Authenticated, AwaitingVerdict, Now, VerdictAsk};
-use crate::web::{canonical_path, config, config_loaded, cors, dpop, method_named, request_id, response, webcrypto};
+use crate::web::{canonical_path, config, config_loaded, cors, dpop, method_named, request_id, response};
 use js_sys::{Object, Reflect, Uint8Array};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -40,8 +40,9 @@ use worker::{Env, Headers, Method};
 
 /// Decides a request if it can: a string (the whoami answer, `<request id>\n<body>`), a `Request`
 /// (the outgoing request to send to the origin; its `x-request-id` goes on the answer), a need (an
-/// object with `need` and `ticket`: `"record"` with `binding` and `key`, or `"verdict"` with `jwk`,
-/// `importAlgorithm`, `verifyAlgorithm`, `data`, `signature`; the entry does that I/O and calls
+/// object with `need` and `ticket`: `"record"` with `binding` and `key`, or `"verdict"` with
+/// `publicKey` (`webcrypto::key_object`: `jwk`, `importAlgorithm`, `verifyAlgorithm`, the same
+/// object for every need of one key), `data` and `signature`; the entry does that I/O and calls
 /// [`resume`] with the ticket and what it got), or `undefined` (use the full path).
 #[wasm_bindgen(js_name = gatehouseFast)]
 pub fn fast(request: web_sys::Request, env: Env) -> JsValue {
@@ -129,28 +130,57 @@ enum Need {
 
 impl Need {
     fn into_js(self) -> Option<JsValue> {
-        let object = Object::new();
-        let set = |name: &str, value: &JsValue| Reflect::set(&object, &JsValue::from_str(name), value).ok();
-        match self {
-            Need::Record { ticket, key } => {
-                set("need", &"record".into())?;
-                set("ticket", &ticket.into())?;
-                set("binding", &DENYLIST_BINDING.into())?;
-                set("key", &key.into())?;
+        WORDS.with(|w| {
+            let object = Object::new();
+            let set = |name: &JsValue, value: &JsValue| Reflect::set(&object, name, value).ok();
+            match self {
+                Need::Record { ticket, key } => {
+                    set(&w.need, &w.record)?;
+                    set(&w.ticket, &ticket.into())?;
+                    set(&w.binding, &w.denylist)?;
+                    set(&w.key, &key.into())?;
+                }
+                Need::Verdict { ticket, ask: VerdictAsk { key, input, signature } } => {
+                    set(&w.need, &w.verdict)?;
+                    set(&w.ticket, &ticket.into())?;
+                    set(&w.public_key, &key)?;
+                    set(&w.data, &Uint8Array::from(input.as_slice()).into())?;
+                    set(&w.signature, &Uint8Array::from(signature.as_slice()).into())?;
+                }
             }
-            Need::Verdict { ticket, ask: VerdictAsk { alg, jwk, input, signature } } => {
-                let (import, verify) = webcrypto::algorithm_objects(alg)?;
-                set("need", &"verdict".into())?;
-                set("ticket", &ticket.into())?;
-                set("jwk", &jwk.into())?;
-                set("importAlgorithm", &import)?;
-                set("verifyAlgorithm", &verify)?;
-                set("data", &Uint8Array::from(input.as_slice()).into())?;
-                set("signature", &Uint8Array::from(signature.as_slice()).into())?;
-            }
-        }
-        Some(object.into())
+            Some(object.into())
+        })
     }
+}
+
+/// The property names and words of a need as JavaScript strings, made once per isolate rather than
+/// decoded from wasm memory on every need.
+struct Words {
+    need: JsValue,
+    ticket: JsValue,
+    record: JsValue,
+    binding: JsValue,
+    denylist: JsValue,
+    key: JsValue,
+    verdict: JsValue,
+    public_key: JsValue,
+    data: JsValue,
+    signature: JsValue,
+}
+
+thread_local! {
+    static WORDS: Words = Words {
+        need: "need".into(),
+        ticket: "ticket".into(),
+        record: "record".into(),
+        binding: "binding".into(),
+        denylist: DENYLIST_BINDING.into(),
+        key: "key".into(),
+        verdict: "verdict".into(),
+        public_key: "publicKey".into(),
+        data: "data".into(),
+        signature: "signature".into(),
+    };
 }
 
 /// The headers of a whoami answer without its request id, as a JSON object: the whoami headers and

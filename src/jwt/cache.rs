@@ -30,11 +30,19 @@ struct Entry {
 /// Verified tokens by token hash.
 #[derive(Debug, Default)]
 pub struct VerifiedCache {
-    entries: HashMap<[u8; 32], Entry>,
+    entries: HashMap<TokenKey, Entry>,
 }
 
-fn key(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+/// A token's key in the cache: SHA-256 of its exact bytes. Made once per verification and kept
+/// from the look-up to the entry (a token waiting for WebCrypto's verdict keeps it meanwhile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    /// The key of a token.
+    pub fn of(token: &str) -> Self {
+        TokenKey(Sha256::digest(token.as_bytes()).into())
+    }
 }
 
 impl VerifiedCache {
@@ -46,26 +54,25 @@ impl VerifiedCache {
     /// What a token verified before established, if its time claims still pass at `now` and the
     /// key sets are still those of `epoch`; an entry that fails either is dropped and the caller
     /// verifies the token afresh (and gets the error).
-    pub fn get(&mut self, token: &str, now: i64, leeway: i64, epoch: u64) -> Option<Rc<Verified>> {
-        let k = key(token);
-        let entry = self.entries.get(&k)?;
+    pub fn get(&mut self, key: &TokenKey, now: i64, leeway: i64, epoch: u64) -> Option<Rc<Verified>> {
+        let entry = self.entries.get(key)?;
         if entry.epoch == epoch && time_ok(&entry.verified.claims, now, leeway).is_ok() {
             Some(Rc::clone(&entry.verified))
         } else {
-            self.entries.remove(&k);
+            self.entries.remove(key);
             None
         }
     }
 
     /// Remembers a token that has just been fully verified under the key sets of `epoch`.
-    pub fn insert(&mut self, token: &str, verified: &Rc<Verified>, now: i64, leeway: i64, epoch: u64) {
+    pub fn insert(&mut self, key: TokenKey, verified: &Rc<Verified>, now: i64, leeway: i64, epoch: u64) {
         if self.entries.len() >= MAX_ENTRIES {
             self.entries.retain(|_, e| e.epoch == epoch && time_ok(&e.verified.claims, now, leeway).is_ok());
             if self.entries.len() >= MAX_ENTRIES {
                 self.entries.clear();
             }
         }
-        self.entries.insert(key(token), Entry { verified: Rc::clone(verified), epoch });
+        self.entries.insert(key, Entry { verified: Rc::clone(verified), epoch });
     }
 
     /// How many tokens are cached.
@@ -123,47 +130,47 @@ mod tests {
     #[test]
     fn hits_only_the_exact_token_and_only_while_it_is_valid() {
         let mut cache = VerifiedCache::new();
-        cache.insert("a.b.c", &claims(1000, None), 100, 30, 0);
-        assert_eq!(cache.get("a.b.c", 100, 30, 0).map(|v| v.claims.exp), Some(1000));
-        assert!(cache.get("a.b.d", 100, 30, 0).is_none(), "another token never hits");
-        assert!(cache.get("a.b.c ", 100, 30, 0).is_none());
+        cache.insert(TokenKey::of("a.b.c"), &claims(1000, None), 100, 30, 0);
+        assert_eq!(cache.get(&TokenKey::of("a.b.c"), 100, 30, 0).map(|v| v.claims.exp), Some(1000));
+        assert!(cache.get(&TokenKey::of("a.b.d"), 100, 30, 0).is_none(), "another token never hits");
+        assert!(cache.get(&TokenKey::of("a.b.c "), 100, 30, 0).is_none());
         // exp is re-checked with the same leeway rule: served while exp > now − leeway.
-        assert!(cache.get("a.b.c", 1029, 30, 0).is_some());
-        assert!(cache.get("a.b.c", 1030, 30, 0).is_none(), "expired: not served");
+        assert!(cache.get(&TokenKey::of("a.b.c"), 1029, 30, 0).is_some());
+        assert!(cache.get(&TokenKey::of("a.b.c"), 1030, 30, 0).is_none(), "expired: not served");
         assert!(cache.is_empty(), "and dropped");
     }
 
     #[test]
     fn entries_from_before_a_key_change_are_not_served() {
         let mut cache = VerifiedCache::new();
-        cache.insert("t", &claims(1000, None), 100, 30, 7);
-        assert!(cache.get("t", 100, 30, 7).is_some());
-        assert!(cache.get("t", 100, 30, 8).is_none(), "the key sets changed since");
-        assert!(cache.get("t", 100, 30, 7).is_none(), "and the entry is gone");
+        cache.insert(TokenKey::of("t"), &claims(1000, None), 100, 30, 7);
+        assert!(cache.get(&TokenKey::of("t"), 100, 30, 7).is_some());
+        assert!(cache.get(&TokenKey::of("t"), 100, 30, 8).is_none(), "the key sets changed since");
+        assert!(cache.get(&TokenKey::of("t"), 100, 30, 7).is_none(), "and the entry is gone");
     }
 
     #[test]
     fn not_yet_valid_entries_are_not_served() {
         let mut cache = VerifiedCache::new();
-        cache.insert("t", &claims(1000, Some(200)), 180, 30, 0);
+        cache.insert(TokenKey::of("t"), &claims(1000, Some(200)), 180, 30, 0);
         // Served once nbf is at or before now + leeway.
-        assert!(cache.get("t", 170, 30, 0).is_some());
-        assert!(cache.get("t", 169, 30, 0).is_none());
+        assert!(cache.get(&TokenKey::of("t"), 170, 30, 0).is_some());
+        assert!(cache.get(&TokenKey::of("t"), 169, 30, 0).is_none());
     }
 
     #[test]
     fn the_cache_is_bounded() {
         let mut cache = VerifiedCache::new();
         for i in 0..MAX_ENTRIES + 10 {
-            cache.insert(&format!("t{i}"), &claims(1000, None), 100, 30, 0);
+            cache.insert(TokenKey::of(&format!("t{i}")), &claims(1000, None), 100, 30, 0);
             assert!(cache.len() <= MAX_ENTRIES);
         }
         // Expired entries are the first to go.
         let mut cache = VerifiedCache::new();
         for i in 0..MAX_ENTRIES {
-            cache.insert(&format!("old{i}"), &claims(50, None), 10, 0, 0);
+            cache.insert(TokenKey::of(&format!("old{i}")), &claims(50, None), 10, 0, 0);
         }
-        cache.insert("live", &claims(1000, None), 100, 0, 0);
+        cache.insert(TokenKey::of("live"), &claims(1000, None), 100, 0, 0);
         assert_eq!(cache.len(), 1);
     }
 }

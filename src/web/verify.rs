@@ -10,7 +10,7 @@ use super::webcrypto;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::issuers::TokenSource;
-use crate::jwt::cache::{Verified, VerifiedCache};
+use crate::jwt::cache::{TokenKey, Verified, VerifiedCache};
 use crate::jwt::dpop::AuthScheme;
 use crate::jwt::remote::Need;
 use crate::jwt::{
@@ -181,14 +181,14 @@ fn issuer_for(
 /// A token this isolate verified before, if it is still valid and would be accepted from this
 /// source: the same rules as a fresh verification.
 fn cached(
-    token: &str,
+    key: &TokenKey,
     source: &TokenSource,
     config: &Config,
     allow_trusted: bool,
     now: i64,
     epoch: u64,
 ) -> Result<Option<Authenticated>, ApiError> {
-    let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(token, now, config.leeway, epoch)) else { return Ok(None) };
+    let Some(hit) = VERIFIED.with(|c| c.borrow_mut().get(key, now, config.leeway, epoch)) else { return Ok(None) };
     let allowed = issuer_for(config, Some(hit.claims.iss.as_str()), source, allow_trusted)? == hit.issuer;
     if allowed {
         metrics::count(Count::TokenCacheHit);
@@ -216,8 +216,8 @@ async fn verify(
     config: &Config,
     allow_trusted: bool,
 ) -> Result<Authenticated, ApiError> {
-    let (now, epoch) = (super::now_seconds(), remote_keys::epoch());
-    if let Some(user) = cached(token, source, config, allow_trusted, now, epoch)? {
+    let (now, epoch, key) = (super::now_seconds(), remote_keys::epoch(), TokenKey::of(token));
+    if let Some(user) = cached(&key, source, config, allow_trusted, now, epoch)? {
         return Ok(user);
     }
     let untrusted =
@@ -255,7 +255,7 @@ async fn verify(
     let verified = Rc::new(Verified { claims, issuer });
     // The epoch read before any fetch: if this verification fetched new keys, the entry is simply
     // verified once more next time.
-    VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
+    VERIFIED.with(|c| c.borrow_mut().insert(key, &verified, now, config.leeway, epoch));
     Ok(Authenticated { verified })
 }
 
@@ -272,13 +272,12 @@ pub enum Now {
     Full,
 }
 
-/// What WebCrypto is asked: whether `signature` over `input` verifies with the key `jwk`.
+/// What WebCrypto is asked: whether `signature` over `input` verifies with `key`
+/// ([`webcrypto::key_object`]: the public JWK and the algorithm objects, one object per key).
 #[derive(Debug)]
 pub struct VerdictAsk {
-    /// The key's algorithm (for `webcrypto::algorithm_objects`).
-    pub alg: Algorithm,
-    /// The key as public JWK text ([`crate::jwt::PublicKey::jwk_text`]).
-    pub jwk: String,
+    /// The key object.
+    pub key: wasm_bindgen::JsValue,
     /// The signed bytes.
     pub input: Vec<u8>,
     /// The signature.
@@ -289,7 +288,7 @@ pub struct VerdictAsk {
 /// `kid` pinned when the verdict was asked for: the verdict is about exactly this token and key.
 #[derive(Debug)]
 pub struct AwaitingVerdict {
-    token: String,
+    cache_key: TokenKey,
     check: AwaitingSignature,
     epoch: u64,
 }
@@ -300,9 +299,9 @@ pub fn verify_now(token: &str, config: &Config) -> Now {
 }
 
 fn verify_now_inner(token: &str, config: &Config) -> Option<Now> {
-    let (now, epoch) = (super::now_seconds(), remote_keys::epoch());
+    let (now, epoch, cache_key) = (super::now_seconds(), remote_keys::epoch(), TokenKey::of(token));
     let source = TokenSource::Authorization;
-    if let Some(user) = cached(token, &source, config, true, now, epoch).ok()? {
+    if let Some(user) = cached(&cache_key, &source, config, true, now, epoch).ok()? {
         return Some(Now::Verified(user));
     }
     let untrusted = UntrustedToken::parse(token).ok()?;
@@ -327,33 +326,38 @@ fn verify_now_inner(token: &str, config: &Config) -> Option<Now> {
         }
         return Some(Now::NeedsVerdict {
             ask: VerdictAsk {
-                alg: key.alg(),
-                jwk: key.jwk_text().to_owned(),
+                key: webcrypto::key_object(key)?,
                 input: check.signing_input().to_vec(),
                 signature: check.signature().to_vec(),
             },
-            awaiting: AwaitingVerdict { token: token.to_owned(), check: check.awaiting(), epoch },
+            awaiting: AwaitingVerdict { cache_key, check: check.awaiting(), epoch },
         });
     }
     let valid = check.verify_in_rust();
-    accept_now(token, check.finish(valid).ok()?, config, now, epoch).map(Now::Verified)
+    accept_now(cache_key, check.finish(valid).ok()?, config, now, epoch).map(Now::Verified)
 }
 
 /// Finishes a [`Now::NeedsVerdict`] with WebCrypto's verdict: the claims are parsed and validated
 /// only if the signature verified. `None`: the full path decides (and refuses).
 pub fn verdict_now(awaiting: AwaitingVerdict, valid: bool, config: &Config) -> Option<Authenticated> {
     let verified = awaiting.check.finish(valid).ok()?;
-    accept_now(&awaiting.token, verified, config, super::now_seconds(), awaiting.epoch)
+    accept_now(awaiting.cache_key, verified, config, super::now_seconds(), awaiting.epoch)
 }
 
 /// The claim checks of a token whose signature verified, and the cache entry that skips them all
 /// next time (tagged with the key sets' epoch read before the keys were chosen).
-fn accept_now(token: &str, verified: VerifiedToken, config: &Config, now: i64, epoch: u64) -> Option<Authenticated> {
+fn accept_now(
+    cache_key: TokenKey,
+    verified: VerifiedToken,
+    config: &Config,
+    now: i64,
+    epoch: u64,
+) -> Option<Authenticated> {
     let alg = verified.alg();
     let claims = config.validator().validate(&verified, now).ok()?;
     metrics::count(Count::Verified(alg));
     let verified = Rc::new(Verified { claims, issuer: None });
-    VERIFIED.with(|c| c.borrow_mut().insert(token, &verified, now, config.leeway, epoch));
+    VERIFIED.with(|c| c.borrow_mut().insert(cache_key, &verified, now, config.leeway, epoch));
     Some(Authenticated { verified })
 }
 

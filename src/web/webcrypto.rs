@@ -132,10 +132,34 @@ pub fn length_acceptable(alg: Algorithm, signature: &[u8]) -> bool {
     alg != Algorithm::Es256 || signature.len() == 64
 }
 
-/// The WebCrypto algorithm objects (import, verify) of an algorithm WebCrypto checks, for the thin
-/// entry's fast path, which calls `crypto.subtle` itself.
-pub fn algorithm_objects(alg: Algorithm) -> Option<(JsValue, JsValue)> {
-    algorithm(alg).ok().flatten().map(|(import, verify)| (import.into(), verify.into()))
+thread_local! {
+    /// The fast path's key objects by public JWK text ([`key_object`]), at most [`MAX_IMPORTED`].
+    static KEY_OBJECTS: RefCell<HashMap<String, JsValue>> = RefCell::new(HashMap::new());
+}
+
+/// A key WebCrypto checks, for the thin entry's fast path, which calls `crypto.subtle` itself: one
+/// object `{jwk, importAlgorithm, verifyAlgorithm}` per key (its public JWK text, and the WebCrypto
+/// algorithm objects of its algorithm), made once, so that the entry keeps the imported key by the
+/// object and nothing is rebuilt per request. `None` for a key WebCrypto does not check here (EdDSA).
+pub fn key_object(key: &PublicKey) -> Option<JsValue> {
+    let jwk = key.jwk_text();
+    if let Some(object) = KEY_OBJECTS.with(|k| k.borrow().get(jwk).cloned()) {
+        return Some(object);
+    }
+    let (import, verify) = algorithm(key.alg()).ok().flatten()?;
+    let object = Object::new();
+    Reflect::set(&object, &"jwk".into(), &jwk.into()).ok()?;
+    Reflect::set(&object, &"importAlgorithm".into(), &import).ok()?;
+    Reflect::set(&object, &"verifyAlgorithm".into(), &verify).ok()?;
+    let object: JsValue = object.into();
+    KEY_OBJECTS.with(|k| {
+        let mut map = k.borrow_mut();
+        if map.len() >= MAX_IMPORTED {
+            map.clear();
+        }
+        map.insert(jwk.to_owned(), object.clone());
+    });
+    Some(object)
 }
 
 /// Checks a token's signature: RS256 and ES256 through WebCrypto, EdDSA in Rust. If WebCrypto

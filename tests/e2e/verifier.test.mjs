@@ -171,6 +171,14 @@ describe('edge verifier: built-in whoami', () => {
     await expectInvalid(worker, bearer(byJti), 'revoked jti');
     assert.equal((await worker.fetch('/api/whoami', { headers: bearer(otherJti) })).status, 200);
 
+    // RS256, a user this isolate has not read: the fast path waits for WebCrypto's verdict, then for
+    // the record, and the record still refuses.
+    const rsDoomed = await signToken(worker.keys, { alg: 'RS256', claims: { sub: 'rev-rs', jti: 'doomed-rs' } });
+    const rsFine = await signToken(worker.keys, { alg: 'RS256', claims: { sub: 'rev-rs', jti: 'fine-rs' } });
+    await worker.kvPut('rev:rev-rs', JSON.stringify({ v: 1, jtis: { 'doomed-rs': until } }));
+    await expectInvalid(worker, bearer(rsDoomed), 'revoked jti, RS256');
+    assert.equal((await worker.fetch('/api/whoami', { headers: bearer(rsFine) })).status, 200);
+
     const before = await signToken(worker.keys, { claims: { sub: 'rev-all' }, now: now - 10 });
     const after = await signToken(worker.keys, { claims: { sub: 'rev-all' }, now: now + 5 });
     await worker.kvPut('rev:rev-all', JSON.stringify({ v: 1, all_before: { at: now, until } }));
