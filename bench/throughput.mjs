@@ -314,7 +314,7 @@ async function main() {
   const med = (t) => median(t.runs.map((r) => r.rps));
   // A reference an ONLY= run left out gives no ratio (an empty cell).
   const of = (kind, alg) => { const t = targets.find((x) => x.kind === kind && (!alg || x.alg === alg)); return t ? med(t) : NaN; };
-  const ratio = (a, b) => (Number.isNaN(b) ? '' : (a / b).toFixed(2));
+  const ratio = (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? '' : (a / b).toFixed(2));
   // CPU per request: the lower the better, so its ratios are the reference's over this worker's
   // (above 1: this worker spends less CPU per request than the reference).
   const cpu = (t) => median(t.runs.map((r) => r.cpuUs));
