@@ -212,7 +212,9 @@ struct Read {
     req: web_sys::Request,
     headers: Headers,
     url: String,
+    /// The method as it came (DPoP's `htm`), and as a method the router knows, if it is one.
     method: String,
+    named: Option<Method>,
     path: CanonicalPath,
     scheme: AuthScheme,
     /// The `Authorization` header, and where its token lies in it.
@@ -248,8 +250,8 @@ fn decide(req: web_sys::Request, env: &Env) -> Option<Decided> {
     let url = req.url();
     let path = canonical_path(&url).ok()?;
     let method = req.method();
-    // As if an issuer were there: its paths are never decided here, with or without one.
     let named = method_named(&method);
+    // As if an issuer were there: its paths are never decided here, with or without one.
     if routes::route(&config, named.as_ref().map(AsRef::as_ref), &path, true).ok()? != Route::Gateway {
         return None;
     }
@@ -263,7 +265,7 @@ fn decide(req: web_sys::Request, env: &Env) -> Option<Decided> {
     // `token` is a slice of `authorization`.
     let start = token.as_ptr() as usize - authorization.as_ptr() as usize;
     let token = start..start + token.len();
-    let request = Read { config: config.clone(), req, headers, url, method, path, scheme, authorization, token };
+    let request = Read { config: config.clone(), req, headers, url, method, named, path, scheme, authorization, token };
     match verify::verify_now(request.token(), &config) {
         Now::Verified(user) => verified(request, &decision, user),
         Now::NeedsVerdict { ask, awaiting } => {
@@ -313,9 +315,7 @@ fn answer(request: &Read, decision: &Decision<'_>, user: &Authenticated) -> Opti
             let outgoing: &JsValue = outgoing.inner().as_ref();
             outgoing.clone()
         }
-        None if request.path.as_str() == "/api/whoami"
-            && matches!(method_named(&request.method), Some(Method::Get | Method::Head)) =>
-        {
+        None if request.path.as_str() == "/api/whoami" && matches!(request.named, Some(Method::Get | Method::Head)) => {
             let body = whoami_body(user).ok()?;
             JsValue::from_str(&format!("{rid}\n{body}"))
         }

@@ -63,6 +63,15 @@ fn count(by_webcrypto: bool) {
 /// Imported keys kept at most; beyond it the map starts over (keys are re-imported on demand).
 const MAX_IMPORTED: usize = 256;
 
+/// Keeps a value in one of this module's per-isolate maps of at most `max` entries: a full map
+/// starts over.
+fn keep<V>(map: &mut HashMap<String, V>, max: usize, key: &str, value: V) {
+    if map.len() >= max {
+        map.clear();
+    }
+    map.insert(key.to_owned(), value);
+}
+
 /// The WebCrypto algorithm for importing and for verifying, or `None` where Rust does it.
 fn algorithm(alg: Algorithm) -> Result<Option<(Object, Object)>, JsValue> {
     let (import, verify) = (Object::new(), Object::new());
@@ -102,12 +111,7 @@ async fn import(
     let usages = Array::of1(&"verify".into());
     let promise = subtle.import_key_with_object("jwk", &jwk, import_alg, false, &usages)?;
     let imported: CryptoKey = JsFuture::from(promise).await?.dyn_into()?;
-    cache.with(|map, max| {
-        if map.len() >= max {
-            map.clear();
-        }
-        map.insert(jwk_text.to_owned(), imported.clone());
-    });
+    cache.with(|map, max| keep(map, max, jwk_text, imported.clone()));
     Ok(imported)
 }
 
@@ -152,13 +156,7 @@ pub fn key_object(key: &PublicKey) -> Option<JsValue> {
     Reflect::set(&object, &"importAlgorithm".into(), &import).ok()?;
     Reflect::set(&object, &"verifyAlgorithm".into(), &verify).ok()?;
     let object: JsValue = object.into();
-    KEY_OBJECTS.with(|k| {
-        let mut map = k.borrow_mut();
-        if map.len() >= MAX_IMPORTED {
-            map.clear();
-        }
-        map.insert(jwk.to_owned(), object.clone());
-    });
+    KEY_OBJECTS.with(|k| keep(&mut k.borrow_mut(), MAX_IMPORTED, jwk, object.clone()));
     Some(object)
 }
 
@@ -331,13 +329,7 @@ async fn import_private(
     if !matches {
         return Err(format!("key {:?}: its private members do not match its public key", public.kid()));
     }
-    SIGNING.with(|k| {
-        let mut map = k.borrow_mut();
-        if map.len() >= MAX_IMPORTED {
-            map.clear();
-        }
-        map.insert(id.to_owned(), imported.clone());
-    });
+    SIGNING.with(|k| keep(&mut k.borrow_mut(), MAX_IMPORTED, id, imported.clone()));
     Ok(imported)
 }
 
