@@ -617,7 +617,10 @@ impl Config {
             }
         };
         let dpop = Dpop::from_lookup(var, secret)?;
-        let (webauthn_rp_id, webauthn_origins) = webauthn_rp(var, &issuer)?;
+        // Passkey ceremonies are the issuer's: a Worker without it neither reads nor checks these
+        // (nor parses ISSUER as a URL for their defaults, on every isolate's first request).
+        let (webauthn_rp_id, webauthn_origins) =
+            if runs_issuer { webauthn_rp(var, &issuer)? } else { (String::new(), Vec::new()) };
         let gateway =
             Gateway::from_lookup(var, origin_url.as_deref(), keys.as_ref().is_some_and(|k| k.signing_key().is_some()))?;
 

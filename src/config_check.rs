@@ -167,6 +167,10 @@ mod tests {
         assert_eq!(with(&[("WEBAUTHN_ORIGINS", "https://login.example.com/path")]), ["WEBAUTHN_ORIGINS"]);
         assert_eq!(with(&[("WEBAUTHN_ORIGINS", "https://evil.example")]), ["WEBAUTHN_ORIGINS"]);
         assert_eq!(with(&[("WEBAUTHN_RP_ID", "example.com:443")]), ["WEBAUTHN_RP_ID"]);
+        // The edge Worker runs no passkey ceremony: it neither reads nor checks them.
+        let edge = [("ISSUER", "https://login.example.com"), ("AUDIENCE", "api"), ("WEBAUTHN_RP_ID", "other.example")];
+        assert!(run(&edge, &secrets, false).is_empty());
+        assert_eq!(run(&edge, &secrets, true), ["WEBAUTHN_RP_ID"]);
     }
 
     #[test]

@@ -72,7 +72,7 @@ fn origin_assertion(
     let Some(audience) = &config.gateway.assertion_audience else { return Ok(None) };
     let mut jti = [0u8; 16];
     getrandom::getrandom(&mut jti).map_err(|e| ApiError::Server(format!("no randomness for an assertion: {e}")))?;
-    let now = (worker::Date::now().as_millis() / 1000) as i64;
+    let now = crate::web::now_seconds();
     let request = AssertionFor { issuer: &config.issuer, audience, method, url };
     let claims = assertion::claims(&request, user.map(Authenticated::claims), now, &jti);
     sign_assertion(config, &claims).map(Some)

@@ -25,10 +25,6 @@ pub struct KeyStore {
     env: Env,
 }
 
-fn now_seconds() -> i64 {
-    (worker::Date::now().as_millis() / 1000) as i64
-}
-
 impl DurableObject for KeyStore {
     fn new(state: State, env: Env) -> Self {
         KeyStore { state, env }
@@ -39,7 +35,7 @@ impl DurableObject for KeyStore {
         match web::config(&self.env) {
             Ok(config) => {
                 if let Some(managed) = config.managed {
-                    if let Err(e) = self.advance(&managed, now_seconds()).await {
+                    if let Err(e) = self.advance(&managed, web::now_seconds()).await {
                         worker::console_error!("key store: advancing on the alarm failed: {e:?}");
                     }
                 }
@@ -65,7 +61,7 @@ impl KeyStore {
     async fn answer(&self, config: &Config, path: &str) -> Result<Response, ApiError> {
         let managed =
             config.managed.ok_or_else(|| ApiError::Server("key store asked, but keys are not managed".into()))?;
-        let now = now_seconds();
+        let now = web::now_seconds();
         let ring = self.advance(&managed, now).await?;
         match path {
             "/public" => {

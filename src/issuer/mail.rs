@@ -27,7 +27,7 @@ struct Outbox<'a> {
 impl Mailer for Outbox<'_> {
     async fn send(&self, mail: &Mail) -> Result<(), String> {
         let kv = self.env.kv(OUTBOX_BINDING).map_err(|e| format!("{OUTBOX_BINDING} binding: {e}"))?;
-        let sent_at = worker::Date::now().as_millis();
+        let sent_at = crate::web::now_millis();
         let key = format!("mail:{sent_at:015}:{}", self.id);
         let mut entry = serde_json::to_value(mail).map_err(|e| e.to_string())?;
         if let Some(fields) = entry.as_object_mut() {

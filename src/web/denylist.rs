@@ -46,7 +46,7 @@ pub struct ReadRecord {
 /// made (kept like the full path keeps its reads, unless the isolate revoked something of the user's
 /// meanwhile), else [`NowCheck::NeedsRead`].
 pub fn check_fast(config: &Config, claims: &AccessClaims, read: Option<&ReadRecord>) -> NowCheck {
-    let now = worker::Date::now().as_millis();
+    let now = super::now_millis();
     let cached = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms));
     let lookup = match (cached, read.filter(|r| r.sub == claims.sub)) {
         (Some(lookup), _) => {
@@ -89,7 +89,7 @@ pub fn check_fast(config: &Config, claims: &AccessClaims, read: Option<&ReadReco
 /// `REVOCATION_CACHE_SECONDS` (see [`RecordCache`]). Fails closed: 503 when KV cannot be read, 500
 /// when the record is unreadable.
 pub async fn check(env: &Env, config: &Config, claims: &AccessClaims) -> Result<(), ApiError> {
-    let now = worker::Date::now().as_millis();
+    let now = super::now_millis();
     let cached = RECORDS.with(|c| c.borrow().get(&claims.sub, now, config.revocation_cache_ms));
     let lookup = match cached {
         Some(lookup) => {

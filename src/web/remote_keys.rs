@@ -112,7 +112,7 @@ pub fn epoch() -> u64 {
 }
 
 fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+    super::now_millis()
 }
 
 fn plan(url: &str, need: Need<'_>, now: i64, policy: &FetchPolicy) -> Plan {
