@@ -3,9 +3,9 @@
 //
 // A verified request to a protected route is decided by the fast path in Rust (src/edge/fast.rs) in
 // synchronous calls. When the decision needs I/O, Rust says which: the user's denylist record (read
-// here from the DENYLIST namespace, when this isolate has no fresh read) or WebCrypto's verdict on a
-// token's EdDSA, RS256 or ES256 signature (asked of crypto.subtle here, with the key and algorithm
-// objects Rust gives); this file does exactly that and resumes the waiting decision with the answer and its ticket
+// here from the DENYLIST namespace, when this isolate has no fresh read) or WebCrypto's verdict on an
+// RS256 or ES256 signature (asked of crypto.subtle here, with the key and algorithm objects Rust
+// gives); this file does exactly that and resumes the waiting decision with the answer and its ticket
 // (gatehouseResume). Everything else goes to the
 // full workers-rs path (src/edge/mod.rs), through the same entry points as worker-build's own shim.
 // The fast path decides only with the full path's own code; this file adds no rule of its own. It

@@ -1,7 +1,7 @@
 //! The fast path of the thin module entry (`js/front.mjs`): a request to a protected route whose
 //! token this isolate can verify is decided here, in synchronous calls, without the workers-rs router
 //! and its per-request machinery. When a decision needs I/O, the call says which (a [`Need`]): the
-//! denylist record of the user (a KV read), or WebCrypto's verdict on a token's signature.
+//! denylist record of the user (a KV read), or WebCrypto's verdict on an RS256 or ES256 signature.
 //! The decision waits here, parked under a ticket with the request as it was read (a [`Waiting`]);
 //! the entry does exactly that I/O and resumes it with the answer ([`resume`]), which goes on from
 //! where it stopped instead of deciding the request again. Every rule stays here.

@@ -14,7 +14,8 @@ use crate::jwt::cache::{TokenKey, Verified, VerifiedCache};
 use crate::jwt::dpop::AuthScheme;
 use crate::jwt::remote::Need;
 use crate::jwt::{
-    AccessClaims, AwaitingSignature, KeySet, TokenError, UntrustedToken, ValidationError, Validator, VerifiedToken,
+    AccessClaims, Algorithm, AwaitingSignature, KeySet, TokenError, UntrustedToken, ValidationError, Validator,
+    VerifiedToken,
 };
 use crate::metrics::Count;
 use std::cell::RefCell;
@@ -260,9 +261,9 @@ async fn verify(
 
 /// What the fast path (`edge::fast`) can make of a token without awaiting anything.
 pub enum Now {
-    /// Verified: in the verified-token cache.
+    /// Verified: in the verified-token cache, or checked in Rust (EdDSA).
     Verified(Authenticated),
-    /// Only WebCrypto's verdict is missing (RS256, ES256, EdDSA): the entry asks `crypto.subtle` what `ask`
+    /// Only WebCrypto's verdict is missing (RS256, ES256): the entry asks `crypto.subtle` what `ask`
     /// says, and [`verdict_now`] finishes `awaiting` with its answer. Every check before the
     /// signature is done; every check after it is [`verdict_now`]'s.
     NeedsVerdict { ask: VerdictAsk, awaiting: AwaitingVerdict },
@@ -318,18 +319,22 @@ fn verify_now_inner(token: &str, config: &Config) -> Option<Now> {
     };
     let check = keys.begin_verify(&untrusted).ok()?;
     let key = check.key();
-    // The length rule of `webcrypto::verify_signature`: WebCrypto never picks an encoding.
-    if !webcrypto::length_acceptable(key.alg(), check.signature()) {
-        return None;
+    if key.alg() != Algorithm::EdDsa {
+        // The length rule of `webcrypto::verify_signature`: WebCrypto never picks an encoding.
+        if !webcrypto::length_acceptable(key.alg(), check.signature()) {
+            return None;
+        }
+        return Some(Now::NeedsVerdict {
+            ask: VerdictAsk {
+                key: webcrypto::key_object(key)?,
+                input: check.signing_input().to_vec(),
+                signature: check.signature().to_vec(),
+            },
+            awaiting: AwaitingVerdict { cache_key, check: check.awaiting(), epoch },
+        });
     }
-    Some(Now::NeedsVerdict {
-        ask: VerdictAsk {
-            key: webcrypto::key_object(key)?,
-            input: check.signing_input().to_vec(),
-            signature: check.signature().to_vec(),
-        },
-        awaiting: AwaitingVerdict { cache_key, check: check.awaiting(), epoch },
-    })
+    let valid = check.verify_in_rust();
+    accept_now(cache_key, check.finish(valid).ok()?, config, now, epoch).map(Now::Verified)
 }
 
 /// Finishes a [`Now::NeedsVerdict`] with WebCrypto's verdict: the claims are parsed and validated

@@ -87,10 +87,7 @@ fn algorithm(alg: Algorithm) -> Result<Option<(Object, Object)>, JsValue> {
             Reflect::set(&verify, &"name".into(), &"ECDSA".into())?;
             Reflect::set(&verify, &"hash".into(), &"SHA-256".into())?;
         }
-        Algorithm::EdDsa => {
-            Reflect::set(&import, &"name".into(), &"Ed25519".into())?;
-            Reflect::set(&verify, &"name".into(), &"Ed25519".into())?;
-        }
+        Algorithm::EdDsa => return Ok(None),
     }
     Ok(Some((import, verify)))
 }
@@ -133,10 +130,10 @@ async fn verify_webcrypto(
 }
 
 /// Whether a signature has a length WebCrypto may be asked about: an ES256 signature is exactly 64
-/// bytes (`r || s`, RFC 7518 §3.4), and so is an Ed25519 signature (`R || S`, RFC 8032 §5.1.6),
-/// checked here so that WebCrypto never decides which encoding is acceptable.
+/// bytes (`r || s`, RFC 7518 §3.4), checked here so that WebCrypto never decides which encoding is
+/// acceptable.
 pub fn length_acceptable(alg: Algorithm, signature: &[u8]) -> bool {
-    alg == Algorithm::Rs256 || signature.len() == 64
+    alg != Algorithm::Es256 || signature.len() == 64
 }
 
 thread_local! {
@@ -163,12 +160,10 @@ pub fn key_object(key: &PublicKey) -> Option<JsValue> {
     Some(object)
 }
 
-/// Checks a token's signature through WebCrypto: RS256, ES256 and EdDSA (Ed25519, BoringSSL's in
-/// workerd, native code: cheaper per request than the Rust primitive in wasm; the Wycheproof file
-/// gives the same verdicts through both, `tests/e2e/webcrypto-vectors.test.mjs`). If WebCrypto
+/// Checks a token's signature: RS256 and ES256 through WebCrypto, EdDSA in Rust. If WebCrypto
 /// itself fails (as opposed to answering "invalid"), the pure-Rust primitive decides, so the verdict
-/// never depends on the platform being available. The length of an ES256 or Ed25519 signature is
-/// checked in Rust first: WebCrypto must never be the one to decide which encoding is acceptable.
+/// never depends on the platform being available. The length of an ES256 signature is checked in
+/// Rust first: WebCrypto must never be the one to decide which encoding is acceptable.
 pub async fn verify_signature(
     key: &PublicKey,
     message: &[u8],
@@ -178,19 +173,14 @@ pub async fn verify_signature(
     verify_with(key, message, signature, in_rust, KeyCache::Issuers).await
 }
 
-/// [`verify_signature`] for a DPoP proof (RFC 9449 §4.3): ES256 through WebCrypto, with the client's
-/// key kept in the proof-key cache; EdDSA in Rust.
+/// [`verify_signature`] for a DPoP proof (RFC 9449 §4.3): the same decision (ES256 through
+/// WebCrypto, EdDSA in Rust), with the client's key kept in the proof-key cache.
 pub async fn verify_proof_signature(
     key: &PublicKey,
     message: &[u8],
     signature: &[u8],
     in_rust: impl FnOnce() -> bool,
 ) -> bool {
-    // EdDSA proofs are checked in Rust on both paths: the fast path checks them synchronously
-    // (`web::dpop`), and both paths decide with the same code.
-    if key.alg() == Algorithm::EdDsa {
-        return in_rust();
-    }
     verify_with(key, message, signature, in_rust, KeyCache::Proofs).await
 }
 
@@ -350,7 +340,7 @@ async fn import_private(
 /// WebCrypto failed and the fallback answered), and the Rust primitive's own verdict beside it.
 #[wasm_bindgen(js_name = gatehouseVerifyForTest)]
 pub async fn verify_for_test(alg: String, jwk: String, message: Vec<u8>, signature: Vec<u8>) -> String {
-    let Some(algorithm) = Algorithm::from_name(&alg) else {
+    let Some(algorithm) = Algorithm::from_name(&alg).filter(|a| *a != Algorithm::EdDsa) else {
         return json!({ "key": format!("{alg:?} is not checked through WebCrypto") }).to_string();
     };
     let set = match KeySet::from_remote_jwks(&format!("{{\"keys\":[{jwk}]}}"), &[algorithm]) {

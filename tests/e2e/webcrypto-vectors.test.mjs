@@ -1,7 +1,7 @@
-// The edge's own signature path against public vectors: RS256, ES256 and EdDSA tokens at the edge
-// are checked by WebCrypto (src/edge/webcrypto.rs `verify_signature`), not by the Rust primitive that
-// tests/vectors.rs runs natively. Here Wycheproof's RSA PKCS#1 v1.5 SHA-256 (2048, 3072, 4096 bits),
-// ECDSA P-256 SHA-256 (P1363) and Ed25519 files go through that very function inside workerd (Miniflare),
+// The edge's own signature path against public vectors: RS256 and ES256 at the edge are checked by
+// WebCrypto (src/edge/webcrypto.rs `verify_signature`), not by the Rust primitive that
+// tests/vectors.rs runs natively. Here Wycheproof's RSA PKCS#1 v1.5 SHA-256 (2048, 3072, 4096 bits)
+// and ECDSA P-256 SHA-256 (P1363) files go through that very function inside workerd (Miniflare),
 // each key loaded by the edge's JWK code for a trusted issuer. Every verdict must be the expected
 // one, must have been given by WebCrypto (never by the Rust fallback), and must equal the Rust
 // primitive's verdict on the same input.
@@ -9,9 +9,9 @@
 // Divergences from Wycheproof, on purpose:
 // - RSA "acceptable" cases (a DigestInfo without its NULL parameter, flag MissingNull) are refused:
 //   only the one DER encoding of RFC 8017 §9.2 verifies, on both paths.
-// - An ES256 or Ed25519 signature that is not exactly 64 bytes is refused by the length rule before
-//   WebCrypto (RFC 7518 §3.4, RFC 8032 §5.1.6), so WebCrypto never decides which encoding is
-//   acceptable; Wycheproof calls all of these invalid too.
+// - An ES256 signature that is not exactly 64 bytes is refused by the length rule before WebCrypto
+//   (RFC 7518 §3.4), so WebCrypto never decides which encoding is acceptable; Wycheproof calls all
+//   of these invalid too.
 // - None for high-S ES256 signatures (s > n/2): valid for Wycheproof (67 of the file's valid cases),
 //   allowed by RFC 7518 §3.4, accepted by both paths (docs/HARDENING.md explains the decision).
 import { test, describe, before, after } from 'node:test';
@@ -72,10 +72,10 @@ describe('the edge\'s WebCrypto signature path against Wycheproof (workerd)', ()
         assert.equal(v.valid, expected(c.result, c), `${what}: verdict`);
         // The Rust primitive is linked in this build for ES256 (the issuer's p256), not for RS256.
         if (v.rust !== null) assert.equal(v.rust, v.valid, `${what}: WebCrypto and the Rust primitive disagree`);
-        // WebCrypto decided, except for ES256 and Ed25519 signatures of the wrong length (not 64
-        // bytes), which the length rule refuses first. Never the Rust fallback.
+        // WebCrypto decided, except for ES256 signatures of the wrong length, which the length rule
+        // refuses first. Never the Rust fallback.
         const sigBytes = c.sig.length / 2;
-        assert.equal(v.decided_by, alg !== 'RS256' && sigBytes !== 64 ? 'length' : 'webcrypto', `${what}: decided by`);
+        assert.equal(v.decided_by, alg === 'ES256' && sigBytes !== 64 ? 'length' : 'webcrypto', `${what}: decided by`);
         tally[v.decided_by] += 1;
         tally[v.valid ? 'accepted' : 'refused'] += 1;
         count += 1;
@@ -94,18 +94,6 @@ describe('the edge\'s WebCrypto signature path against Wycheproof (workerd)', ()
       console.log(`# RSA ${bits}: ${JSON.stringify(tally)}`);
     });
   }
-
-  test('Ed25519: every case, WebCrypto and the Rust primitive agree', async () => {
-    // Tokens' EdDSA signatures are WebCrypto's to check in the Workers; DPoP proofs' stay in Rust
-    // (the fast path checks them synchronously). Both must give every expected verdict: among the
-    // invalid cases are s >= L (malleability), non-canonical and small-order R, and truncations.
-    const tally = await everyCase('ed25519_test.json', 'EdDSA', 'publicKeyJwk', (result) => {
-      assert.notEqual(result, 'acceptable', 'the Ed25519 file has no acceptable cases');
-      return result === 'valid';
-    });
-    assert.ok(tally.accepted >= 80 && tally.refused >= 60, `both verdicts were checked (${JSON.stringify(tally)})`);
-    console.log(`# Ed25519: ${JSON.stringify(tally)}`);
-  });
 
   test('ECDSA P-256 SHA-256 (P1363): every case, high-S accepted', async () => {
     // The valid signatures whose s lies in the upper half (n/2, n): every one must be accepted.
