@@ -2,6 +2,7 @@
 
 use super::b64;
 use super::json;
+use super::vartime::VartimeTable;
 use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
@@ -21,7 +22,8 @@ pub const MIN_RSA_BITS: usize = 2048;
 pub const MAX_RSA_BITS: usize = 4096;
 /// The longest `kid` accepted.
 pub const MAX_KID_LEN: usize = 128;
-/// The most keys kept from another issuer's set (each Ed25519 key costs a 30 KB table).
+/// The most keys kept from another issuer's set (a busy Ed25519 key gets a fixed-base table: 640 KiB
+/// for the isolate's first `vartime::MAX_TABLES` such keys, 30 KB after them).
 pub const MAX_REMOTE_KEYS: usize = 64;
 
 /// A signature algorithm gatehouse signs and verifies with. The key decides it; a token header only names it.
@@ -118,10 +120,10 @@ pub(crate) enum VerifyingMaterial {
 #[derive(Clone)]
 pub(crate) enum MinusA {
     /// A long-lived key (configured, published, trusted): the point, and a fixed-base table built
-    /// once the key has checked [`TABLE_AFTER`] signatures. The table makes a verification about a
-    /// quarter faster but takes milliseconds to build (with the base point's own, which the first
-    /// table verification builds): built at load, they were most of a cold start's first answer
-    /// (bench/profile.mjs). Clones share the count and the table.
+    /// once the key has checked [`TABLE_AFTER`] signatures ([`KeyTable`]). The table makes a
+    /// verification much cheaper but takes milliseconds to build (with the base point's own, which
+    /// the first table verification builds): built at load, they were most of a cold start's first
+    /// answer (bench/profile.mjs). Clones share the count and the table.
     Lazy(Arc<LazyTable>),
     /// The point alone, for keys used once (a DPoP proof's own `jwk`): a variable-base double
     /// multiplication per verification, nothing to build.
@@ -136,7 +138,15 @@ pub(crate) const TABLE_AFTER: u32 = 64;
 pub(crate) struct LazyTable {
     point: EdwardsPoint,
     uses: AtomicU32,
-    table: OnceLock<EdwardsBasepointTable>,
+    table: OnceLock<KeyTable>,
+}
+
+/// A key's fixed-base table: the variable-time one ([`VartimeTable`]: 32 additions a product, 640
+/// KiB), or, once the isolate has built its share of those, curve25519-dalek's constant-time one
+/// (64 additions and 64 masked selections, 30 KiB).
+pub(crate) enum KeyTable {
+    Wide(VartimeTable),
+    Narrow(Box<EdwardsBasepointTable>),
 }
 
 impl LazyTable {
@@ -145,14 +155,17 @@ impl LazyTable {
     }
 
     /// The table, if this use is at least the [`TABLE_AFTER`]th (building it then).
-    fn table(&self) -> Option<&EdwardsBasepointTable> {
+    fn table(&self) -> Option<&KeyTable> {
         if let Some(table) = self.table.get() {
             return Some(table);
         }
         if self.uses.fetch_add(1, Ordering::Relaxed) + 1 < TABLE_AFTER {
             return None;
         }
-        Some(self.table.get_or_init(|| EdwardsBasepointTable::create(&self.point)))
+        Some(self.table.get_or_init(|| match VartimeTable::create_counted(&self.point) {
+            Some(wide) => KeyTable::Wide(wide),
+            None => KeyTable::Narrow(Box::new(EdwardsBasepointTable::create(&self.point))),
+        }))
     }
 }
 
@@ -173,6 +186,13 @@ pub(crate) enum SigningMaterial {
 fn basepoint_table() -> &'static EdwardsBasepointTable {
     static TABLE: OnceLock<EdwardsBasepointTable> = OnceLock::new();
     TABLE.get_or_init(|| EdwardsBasepointTable::create(&ED25519_BASEPOINT_POINT))
+}
+
+/// The base point's variable-time table, for verification only (signing keeps the constant-time
+/// [`basepoint_table`]): built once per isolate, with the first key table of the wide kind.
+fn basepoint_vartime_table() -> &'static VartimeTable {
+    static TABLE: OnceLock<VartimeTable> = OnceLock::new();
+    TABLE.get_or_init(|| VartimeTable::create(&ED25519_BASEPOINT_POINT))
 }
 
 /// An Ed25519 private key (RFC 8032 §5.1.5): the seed, and what signing derives from it. Signing is
@@ -570,10 +590,14 @@ fn verify_es256(_x: &[u8; 32], _y: &[u8; 32], _message: &[u8], _signature: &[u8]
 /// Ed25519 verification (RFC 8032 §5.1.7, cofactorless, as ed25519-dalek's `verify`): `s` must be
 /// canonical (S < L, so signatures are not malleable), k = SHA-512(R ‖ A ‖ M), and [s]B − [k]A must
 /// encode to exactly the bytes of R. Once a long-lived key has a table for −A ([`MinusA::Lazy`])
-/// both products use fixed-base tables, about a quarter faster in wasm than ed25519-dalek's
-/// variable-base double multiplication, which one-use keys and a key's first uses get. The verdict
-/// is ed25519-dalek's on every Wycheproof case, and on random signatures in the tests below, either
-/// way.
+/// both products use fixed-base tables: variable-time ones ([`VartimeTable`], 32 additions a
+/// product; every input is public) for the isolate's first [`super::vartime::MAX_TABLES`] busy keys,
+/// curve25519-dalek's constant-time ones after that; one-use keys and a key's first uses get
+/// ed25519-dalek's variable-base double multiplication. In wasm, per verification, the variable-time
+/// tables cost about a sixth less CPU of a whole fresh-token request than the constant-time ones,
+/// which were about a quarter faster than the double multiplication. The verdict is
+/// ed25519-dalek's on every Wycheproof case, and on random signatures and bit flips in the tests
+/// below, every way.
 fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], signature: &[u8]) -> bool {
     use sha2::Digest as _;
     let Ok(signature) = <&[u8; 64]>::try_from(signature) else { return false };
@@ -588,7 +612,13 @@ fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], sig
     let k = Scalar::from_hash(h);
     let expected = match minus_a {
         MinusA::Lazy(lazy) => match lazy.table() {
-            Some(table) => basepoint_table() * &s + table * &k,
+            Some(KeyTable::Wide(table)) => {
+                let (Some(sb), Some(minus_ka)) = (basepoint_vartime_table().mul(&s), table.mul(&k)) else {
+                    return false;
+                };
+                sb + minus_ka
+            }
+            Some(KeyTable::Narrow(table)) => basepoint_table() * &s + &**table * &k,
             None => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &lazy.point, &s),
         },
         MinusA::Point(point) => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, point, &s),
@@ -1088,9 +1118,9 @@ mod tests {
         assert_eq!(odd, json!({ "kty": "OKP", "crv": "Ed25519" }));
     }
 
-    /// The check gives ed25519-dalek's verdict, with and without the table: on valid signatures, on
-    /// every single bit
-    /// flip of signature and message, on S + L (non-canonical), and on random bytes.
+    /// The check gives ed25519-dalek's verdict, with either kind of table and without: on valid
+    /// signatures, on every single bit flip of signature and message, on S + L (non-canonical), and
+    /// on random bytes.
     #[test]
     fn ed25519_verdicts_match_ed25519_dalek() {
         for seed in 0u8..8 {
@@ -1103,7 +1133,16 @@ mod tests {
             let VerifyingMaterial::Ed25519(_, point) = &one_use.material else { panic!("not Ed25519") };
             let (MinusA::Lazy(lazy), MinusA::Point(_)) = (table, point) else { panic!("a lazy table and a point") };
             assert!(lazy.table.get().is_none(), "no table before its first use");
-            for minus_a in [table, point] {
+            // And a key with each kind of table from its first use: the variable-time one, and the
+            // constant-time one keys get once the isolate built its share of the former.
+            let forced = |kind: KeyTable| {
+                let forced = LazyTable::new(lazy.point);
+                assert!(forced.table.set(kind).is_ok());
+                MinusA::Lazy(Arc::new(forced))
+            };
+            let wide = forced(KeyTable::Wide(VartimeTable::create(&lazy.point)));
+            let narrow = forced(KeyTable::Narrow(Box::new(EdwardsBasepointTable::create(&lazy.point))));
+            for minus_a in [table, point, &wide, &narrow] {
                 let message: Vec<u8> = (0..(seed as usize * 37 + 5)).map(|i| (i * 7 + seed as usize) as u8).collect();
                 let signature = signing.sign(&message).to_bytes();
                 let dalek =

@@ -8,6 +8,7 @@ pub mod json;
 pub mod keys;
 pub mod remote;
 pub mod token;
+pub mod vartime;
 
 pub use claims::{AccessClaims, TypRule, Validator};
 pub use keys::{Algorithm, KeyError, KeySet, PrivateKey, PublicKey};
