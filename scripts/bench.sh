@@ -8,6 +8,7 @@
 #   bench/limits.mjs      the abuse limits under a bounded load with production's limits (wrangler dev)
 #   bench/size.mjs        what each crate costs in the edge and issuer wasm (name section of a build
 #                         that keeps it, in target/size/)
+#   bench/cold-parts.mjs  (by hand, `node bench/cold-parts.mjs`) the cold start's "ready" phase taken apart
 #   bench/profile.mjs     (`bash scripts/bench.sh profile` only) V8's CPU profile of the edge Worker in
 #                         workerd: the fast path under wrk's load, and an isolate's first request
 # `bash scripts/bench.sh throughput`, `... verify`, `... login`, `... limits` or `... size` runs one. Results go in
