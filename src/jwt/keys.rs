@@ -23,7 +23,7 @@ pub const MAX_RSA_BITS: usize = 4096;
 /// The longest `kid` accepted.
 pub const MAX_KID_LEN: usize = 128;
 /// The most keys kept from another issuer's set (a busy Ed25519 key gets a fixed-base table: 640 KiB
-/// for the isolate's first `vartime::MAX_TABLES` such keys, 30 KB after them).
+/// for at most `vartime::MAX_TABLES` such keys alive in the isolate, 30 KB for the others).
 pub const MAX_REMOTE_KEYS: usize = 64;
 
 /// A signature algorithm gatehouse signs and verifies with. The key decides it; a token header only names it.
@@ -142,7 +142,7 @@ pub(crate) struct LazyTable {
 }
 
 /// A key's fixed-base table: the variable-time one ([`VartimeTable`]: 32 additions a product, 640
-/// KiB), or, once the isolate has built its share of those, curve25519-dalek's constant-time one
+/// KiB), or, while the isolate holds its share of those, curve25519-dalek's constant-time one
 /// (64 additions and 64 masked selections, 30 KiB).
 pub(crate) enum KeyTable {
     Wide(VartimeTable),
@@ -591,8 +591,8 @@ fn verify_es256(_x: &[u8; 32], _y: &[u8; 32], _message: &[u8], _signature: &[u8]
 /// canonical (S < L, so signatures are not malleable), k = SHA-512(R ‖ A ‖ M), and [s]B − [k]A must
 /// encode to exactly the bytes of R. Once a long-lived key has a table for −A ([`MinusA::Lazy`])
 /// both products use fixed-base tables: variable-time ones ([`VartimeTable`], 32 additions a
-/// product; every input is public) for the isolate's first [`super::vartime::MAX_TABLES`] busy keys,
-/// curve25519-dalek's constant-time ones after that; one-use keys and a key's first uses get
+/// product; every input is public) for up to [`super::vartime::MAX_TABLES`] busy keys at once,
+/// curve25519-dalek's constant-time ones for the others; one-use keys and a key's first uses get
 /// ed25519-dalek's variable-base double multiplication. In wasm, per verification, the variable-time
 /// tables cost about a sixth less CPU of a whole fresh-token request than the constant-time ones,
 /// which were about a quarter faster than the double multiplication. The verdict is

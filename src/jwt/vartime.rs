@@ -19,42 +19,42 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const ROWS: usize = 32;
 const MULTIPLES: usize = 128;
 
-/// Key tables built at most per isolate (the base point's is not counted): 640 KiB each, and every
+/// Key tables alive at most per isolate (the base point's is not counted): 640 KiB each, and every
 /// verification attempt counts towards a key's table, forged ones too, so a set of many keys must
-/// not make the isolate build one for each.
+/// not make the isolate build one for each. A key's table counts until the key is dropped (a
+/// rotated-out key's makes room for its successor's).
 pub const MAX_TABLES: usize = 8;
 
 static BUILT: AtomicUsize = AtomicUsize::new(0);
 
-/// The multiples 1..=128 of 256^i·P, row by row.
-pub struct VartimeTable(Vec<EdwardsPoint>);
+/// The multiples 1..=128 of 256^i·P, row by row, and the count it is part of, if any.
+pub struct VartimeTable {
+    points: Vec<EdwardsPoint>,
+    counted: Option<&'static AtomicUsize>,
+}
+
+impl Drop for VartimeTable {
+    fn drop(&mut self) {
+        if let Some(count) = self.counted {
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
 
 impl VartimeTable {
     /// The table of `point`.
     pub fn create(point: &EdwardsPoint) -> Self {
-        let mut points = Vec::with_capacity(ROWS * MULTIPLES);
-        let mut base = *point;
-        for _ in 0..ROWS {
-            let mut multiple = base;
-            points.push(multiple);
-            for _ in 1..MULTIPLES {
-                multiple += base;
-                points.push(multiple);
-            }
-            // 256 · base: twice the row's last multiple (128 · base).
-            base = multiple + multiple;
-        }
-        VartimeTable(points)
+        VartimeTable { points: multiples(point), counted: None }
     }
 
-    /// A key's table, unless [`MAX_TABLES`] were built already in this isolate.
+    /// A key's table, unless [`MAX_TABLES`] are alive already in this isolate.
     pub fn create_counted(point: &EdwardsPoint) -> Option<Self> {
         VartimeTable::create_counted_in(&BUILT, point)
     }
 
-    fn create_counted_in(built: &AtomicUsize, point: &EdwardsPoint) -> Option<Self> {
-        built.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < MAX_TABLES).then_some(n + 1)).ok()?;
-        Some(VartimeTable::create(point))
+    fn create_counted_in(alive: &'static AtomicUsize, point: &EdwardsPoint) -> Option<Self> {
+        alive.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < MAX_TABLES).then_some(n + 1)).ok()?;
+        Some(VartimeTable { points: multiples(point), counted: Some(alive) })
     }
 
     /// [scalar]P, in variable time: for public scalars only. `None` for a scalar whose digits do
@@ -66,11 +66,28 @@ impl VartimeTable {
             if digit == 0 {
                 continue;
             }
-            let multiple = self.0.get(row * MULTIPLES + usize::from(digit.unsigned_abs()) - 1)?;
+            let multiple = self.points.get(row * MULTIPLES + usize::from(digit.unsigned_abs()) - 1)?;
             sum = if digit > 0 { sum + multiple } else { sum - multiple };
         }
         Some(sum)
     }
+}
+
+/// The multiples 1..=128 of 256^i·`point` for i in 0..32, row by row: 4096 additions.
+fn multiples(point: &EdwardsPoint) -> Vec<EdwardsPoint> {
+    let mut points = Vec::with_capacity(ROWS * MULTIPLES);
+    let mut base = *point;
+    for _ in 0..ROWS {
+        let mut multiple = base;
+        points.push(multiple);
+        for _ in 1..MULTIPLES {
+            multiple += base;
+            points.push(multiple);
+        }
+        // 256 · base: twice the row's last multiple (128 · base).
+        base = multiple + multiple;
+    }
+    points
 }
 
 /// The signed radix-256 digits of a little-endian 256-bit number, each in -128..128, least
@@ -159,12 +176,18 @@ mod tests {
     #[test]
     fn key_tables_are_counted() {
         let point = ED25519_BASEPOINT_POINT * Scalar::from(3u8);
-        let counter = AtomicUsize::new(0);
-        let built = (0..MAX_TABLES + 3).filter_map(|_| VartimeTable::create_counted_in(&counter, &point)).count();
-        assert_eq!(built, MAX_TABLES);
-        assert!(
-            VartimeTable::create_counted_in(&counter, &point).is_none(),
-            "no more once the isolate built its share"
-        );
+        let alive: &'static AtomicUsize = Box::leak(Box::new(AtomicUsize::new(0)));
+        let mut tables: Vec<_> =
+            (0..MAX_TABLES + 3).filter_map(|_| VartimeTable::create_counted_in(alive, &point)).collect();
+        assert_eq!(tables.len(), MAX_TABLES);
+        assert!(VartimeTable::create_counted_in(alive, &point).is_none(), "none while the isolate holds its share");
+        // A dropped key's table makes room for one more, and only one.
+        tables.truncate(MAX_TABLES - 1);
+        assert_eq!(alive.load(Ordering::Relaxed), MAX_TABLES - 1);
+        tables.push(VartimeTable::create_counted_in(alive, &point).expect("room again"));
+        assert!(VartimeTable::create_counted_in(alive, &point).is_none());
+        // Uncounted tables (the base point's) never count.
+        drop(VartimeTable::create(&point));
+        assert_eq!(alive.load(Ordering::Relaxed), MAX_TABLES);
     }
 }
