@@ -1133,15 +1133,8 @@ mod tests {
             let VerifyingMaterial::Ed25519(_, point) = &one_use.material else { panic!("not Ed25519") };
             let (MinusA::Lazy(lazy), MinusA::Point(_)) = (table, point) else { panic!("a lazy table and a point") };
             assert!(lazy.table.get().is_none(), "no table before its first use");
-            // And a key with each kind of table from its first use: the variable-time one, and the
-            // constant-time one keys get once the isolate built its share of the former.
-            let forced = |kind: KeyTable| {
-                let forced = LazyTable::new(lazy.point);
-                assert!(forced.table.set(kind).is_ok());
-                MinusA::Lazy(Arc::new(forced))
-            };
-            let wide = forced(KeyTable::Wide(VartimeTable::create(&lazy.point)));
-            let narrow = forced(KeyTable::Narrow(Box::new(EdwardsBasepointTable::create(&lazy.point))));
+            // And a key with each kind of table from its first use.
+            let [wide, narrow] = with_each_table(&lazy.point);
             for minus_a in [table, point, &wide, &narrow] {
                 let message: Vec<u8> = (0..(seed as usize * 37 + 5)).map(|i| (i * 7 + seed as usize) as u8).collect();
                 let signature = signing.sign(&message).to_bytes();
@@ -1187,6 +1180,53 @@ mod tests {
             // without its table and the rest with it: both paths gave dalek's verdicts above.
             assert!(lazy.table.get().is_some(), "a busy key has its table");
         }
+    }
+
+    /// −A with each kind of table from its first use: the variable-time one, and the constant-time
+    /// one keys get while the isolate holds its share of the former.
+    fn with_each_table(point: &EdwardsPoint) -> [MinusA; 2] {
+        let forced = |kind: KeyTable| {
+            let forced = LazyTable::new(*point);
+            assert!(forced.table.set(kind).is_ok());
+            MinusA::Lazy(Arc::new(forced))
+        };
+        [
+            forced(KeyTable::Wide(VartimeTable::create(point))),
+            forced(KeyTable::Narrow(Box::new(EdwardsBasepointTable::create(point)))),
+        ]
+    }
+
+    /// Every case of Wycheproof's Ed25519 file with either kind of table (tests/vectors.rs runs it
+    /// with keys that never get one): non-canonical and small-order R, S ≥ L, truncations.
+    #[test]
+    fn wycheproof_ed25519_with_either_table() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/wycheproof/ed25519_test.json");
+        let data: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("json");
+        let (mut valid, mut invalid) = (0, 0);
+        for group in data["testGroups"].as_array().expect("groups") {
+            let x = b64::decode(group["publicKeyJwk"]["x"].as_str().expect("x")).expect("base64url");
+            let public = PublicKey::ed25519("w", &x).expect("every key of the file loads");
+            let VerifyingMaterial::Ed25519(key, MinusA::Lazy(lazy)) = &public.material else { panic!("not lazy") };
+            for minus_a in with_each_table(&lazy.point) {
+                for case in group["tests"].as_array().expect("tests") {
+                    let hex = |name: &str| hex::decode(case[name].as_str().expect(name)).expect("hex");
+                    let expected = match case["result"].as_str() {
+                        Some("valid") => true,
+                        Some("invalid") => false,
+                        other => panic!("unexpected result {other:?}"),
+                    };
+                    let what = format!("tcId {} ({})", case["tcId"], case["comment"]);
+                    assert_eq!(verify_ed25519(key, &minus_a, &hex("msg"), &hex("sig")), expected, "{what}");
+                    if expected {
+                        valid += 1;
+                    } else {
+                        invalid += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(valid + invalid, 2 * data["numberOfTests"].as_u64().expect("count"), "every case, twice");
+        assert!(valid > 100 && invalid > 100, "{valid} valid, {invalid} invalid");
     }
 
     /// A long-lived key's table is built on its `TABLE_AFTER`th verification, not at load (a cold
