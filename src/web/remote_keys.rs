@@ -111,10 +111,6 @@ pub fn epoch() -> u64 {
     EPOCH.with(Cell::get)
 }
 
-fn now_ms() -> u64 {
-    super::now_millis()
-}
-
 fn plan(url: &str, need: Need<'_>, now: i64, policy: &FetchPolicy) -> Plan {
     SETS.with(|sets| match sets.borrow().get(url) {
         Some(state) => state.plan(need, now, policy),
@@ -125,7 +121,9 @@ fn plan(url: &str, need: Need<'_>, now: i64, policy: &FetchPolicy) -> Plan {
 /// Whether a fetch for `url` is in flight (started less than its timeout ago).
 fn in_flight(url: &str, timeout_ms: u64) -> bool {
     INFLIGHT.with(|f| {
-        f.borrow().get(url).is_some_and(|started| now_ms().saturating_sub(*started) < timeout_ms + INFLIGHT_GRACE_MS)
+        f.borrow()
+            .get(url)
+            .is_some_and(|started| super::now_millis().saturating_sub(*started) < timeout_ms + INFLIGHT_GRACE_MS)
     })
 }
 
@@ -170,15 +168,11 @@ pub async fn keys_for(
     }
     // Planned again at the present time: the fetch just ended (or was given up on), so the cooldown
     // forbids another, unless the fetch never reported back.
-    match plan(url, need, now_seconds(), policy) {
+    match plan(url, need, super::now_seconds(), policy) {
         Plan::Use(keys) => Ok(keys),
         Plan::Refuse(why) => Err(refusal(why, source)),
         Plan::Fetch => Err(refusal(Unusable::NoKeys, source)),
     }
-}
-
-fn now_seconds() -> i64 {
-    (now_ms() / 1000) as i64
 }
 
 fn refusal(why: Unusable, source: Source<'_>) -> ApiError {
@@ -191,7 +185,7 @@ fn refusal(why: Unusable, source: Source<'_>) -> ApiError {
 /// The one fetch of a set: marked in flight for the others, recorded when it lands.
 async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: Need<'_>, now: i64) {
     let url = source.id();
-    INFLIGHT.with(|f| f.borrow_mut().insert(url.clone(), now_ms()));
+    INFLIGHT.with(|f| f.borrow_mut().insert(url.clone(), super::now_millis()));
     let shared = SETS.with(|sets| {
         let sets = sets.borrow();
         let state = sets.get(&url);
@@ -228,7 +222,7 @@ async fn fetch_and_record(config: &Config, env: &Env, source: Source<'_>, need: 
         }
         Source::Managed(_) => fetch_managed(env, timeout_ms).await.map(|keys| (keys, now)),
     };
-    let done = now_seconds();
+    let done = super::now_seconds();
     match result {
         Ok((keys, fetched_at)) => {
             let changed = SETS
