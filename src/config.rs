@@ -382,6 +382,8 @@ impl Config {
 
     /// [`Config::from_lookup`] for a Worker that does (`runs_issuer`) or does not run the issuer,
     /// whatever this build is (the `check-config` example checks any Worker's configuration natively).
+    /// The issuer's own settings are read and checked only for a Worker that runs it, and only by a
+    /// build with the `issuer` feature (the default, which native builds use).
     pub fn from_lookup_for(
         var: &dyn Fn(&str) -> Option<String>,
         secret: &dyn Fn(&str) -> Option<String>,
@@ -389,6 +391,11 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let issuer = required(var, "ISSUER")?;
         let audience = required(var, "AUDIENCE")?;
+        // What only the issuer reads (passwords, registration, introspection clients, Turnstile, mail,
+        // the claims and admins of new tokens, passkeys): a Worker without it neither reads nor checks
+        // these and keeps their defaults. `cfg!` makes this a constant in a build without the issuer,
+        // so the edge's wasm does not carry their parsers (nor the mail templates).
+        let issuer_side = cfg!(feature = "issuer") && runs_issuer;
         let access_ttl = seconds(var, "ACCESS_TTL_SECONDS", 900, 1, MAX_ACCESS_TTL)?;
         let refresh_ttl = seconds(var, "REFRESH_TTL_SECONDS", 2_592_000, 60, MAX_REFRESH_TTL)?;
         let refresh_idle = seconds(var, "REFRESH_IDLE_SECONDS", 1_209_600, 60, MAX_REFRESH_TTL)?;
@@ -433,20 +440,26 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
 
-        let password = PasswordParams::new(
-            seconds(var, "ARGON2_MEMORY_KIB", i64::from(password::DEFAULT_M_KIB), 1, i64::from(u32::MAX))? as u32,
-            seconds(var, "ARGON2_ITERATIONS", i64::from(password::DEFAULT_T), 1, 100)? as u32,
-            seconds(var, "ARGON2_PARALLELISM", i64::from(password::DEFAULT_P), 1, 100)? as u32,
-        )
-        .map_err(|e| ConfigError::Invalid { name: "ARGON2_MEMORY_KIB", reason: e.to_string() })?;
-        let password_scheme = either(
-            var,
-            "PASSWORD_HASH",
-            ("argon2id", password::Scheme::Argon2id),
-            ("pbkdf2", password::Scheme::Pbkdf2),
-        )?;
-        let default_scope = var("DEFAULT_SCOPE").unwrap_or_else(|| "api".to_owned()).trim().to_owned();
-        let default_roles: Vec<String> = var("DEFAULT_ROLES")
+        let (password, password_scheme) = if issuer_side {
+            let params = PasswordParams::new(
+                seconds(var, "ARGON2_MEMORY_KIB", i64::from(password::DEFAULT_M_KIB), 1, i64::from(u32::MAX))? as u32,
+                seconds(var, "ARGON2_ITERATIONS", i64::from(password::DEFAULT_T), 1, 100)? as u32,
+                seconds(var, "ARGON2_PARALLELISM", i64::from(password::DEFAULT_P), 1, 100)? as u32,
+            )
+            .map_err(|e| ConfigError::Invalid { name: "ARGON2_MEMORY_KIB", reason: e.to_string() })?;
+            let scheme = either(
+                var,
+                "PASSWORD_HASH",
+                ("argon2id", password::Scheme::Argon2id),
+                ("pbkdf2", password::Scheme::Pbkdf2),
+            )?;
+            (params, scheme)
+        } else {
+            (PasswordParams::default(), password::Scheme::Argon2id)
+        };
+        let var_if_issuer = |name: &str| if issuer_side { var(name) } else { None };
+        let default_scope = var_if_issuer("DEFAULT_SCOPE").unwrap_or_else(|| "api".to_owned()).trim().to_owned();
+        let default_roles: Vec<String> = var_if_issuer("DEFAULT_ROLES")
             .unwrap_or_else(|| "user".to_owned())
             .split(',')
             .map(str::trim)
@@ -476,7 +489,7 @@ impl Config {
 
         let revocation_cache_ms =
             seconds(var, "REVOCATION_CACHE_SECONDS", DEFAULT_REVOCATION_CACHE, 0, 60)? as u64 * 1000;
-        let introspection_clients = match secret("INTROSPECTION_CLIENTS") {
+        let introspection_clients = match secret("INTROSPECTION_CLIENTS").filter(|_| issuer_side) {
             None => Clients::default(),
             Some(text) => Clients::parse(&text)
                 .map_err(|reason| ConfigError::Invalid { name: "INTROSPECTION_CLIENTS", reason })?,
@@ -553,13 +566,18 @@ impl Config {
             return Err(ConfigError::Missing("SIGNING_KEYS"));
         }
 
-        let registration_mode = either(
-            var,
-            "REGISTRATION_MODE",
-            ("conflict", RegistrationMode::Conflict),
-            ("uniform", RegistrationMode::Uniform),
-        )?;
-        let turnstile = match secret("TURNSTILE_SECRET").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+        let registration_mode = if issuer_side {
+            either(
+                var,
+                "REGISTRATION_MODE",
+                ("conflict", RegistrationMode::Conflict),
+                ("uniform", RegistrationMode::Uniform),
+            )?
+        } else {
+            RegistrationMode::Conflict
+        };
+        let turnstile_secret = secret("TURNSTILE_SECRET").filter(|_| issuer_side);
+        let turnstile = match turnstile_secret.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
             None => None,
             Some(secret) => {
                 let url = var("TURNSTILE_VERIFY_URL").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
@@ -571,7 +589,7 @@ impl Config {
         };
         // The key sealing TOTP secrets (read by the account object): optional, and without it no
         // second factor can be enrolled; when set it must be 32 bytes of unpadded base64url.
-        if runs_issuer {
+        if issuer_side {
             if let Some(text) = secret("MFA_ENCRYPTION_KEY") {
                 let length = crate::jwt::b64::decode(text.trim()).map(|k| k.len());
                 if length != Ok(32) {
@@ -583,25 +601,35 @@ impl Config {
             }
         }
 
-        let mail = crate::mail::MailConfig::from_lookup(var, &issuer)
-            .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?;
+        let mail = if issuer_side {
+            crate::mail::MailConfig::from_lookup(var, &issuer)
+                .map_err(|(name, reason)| ConfigError::Invalid { name, reason })?
+        } else {
+            None
+        };
         let fast_path = either(var, "FAST_PATH", ("on", true), ("off", false))?;
-        let email_verification_required = either(var, "EMAIL_VERIFICATION", ("optional", false), ("required", true))?;
-        if email_verification_required && mail.is_none() && runs_issuer {
+        let email_verification_required =
+            issuer_side && either(var, "EMAIL_VERIFICATION", ("optional", false), ("required", true))?;
+        if email_verification_required && mail.is_none() {
             return Err(ConfigError::Invalid {
                 name: "EMAIL_VERIFICATION",
                 reason: "\"required\" needs a MAIL_TRANSPORT, or nobody could verify".into(),
             });
         }
-        let admin_emails = var("ADMIN_EMAILS")
-            .unwrap_or_default()
-            .split(',')
-            .map(|e| e.trim().to_lowercase())
-            .filter(|e| !e.is_empty())
-            .collect();
-        let token_claims = token_claims(&var("TOKEN_CLAIMS").unwrap_or_default())
-            .map_err(|reason| ConfigError::Invalid { name: "TOKEN_CLAIMS", reason })?;
-        let breach_check = match var("PASSWORD_BREACH_CHECK").as_deref().map(str::trim) {
+        let (admin_emails, token_claims) = if issuer_side {
+            let admins = var("ADMIN_EMAILS")
+                .unwrap_or_default()
+                .split(',')
+                .map(|e| e.trim().to_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect();
+            let claims = token_claims(&var("TOKEN_CLAIMS").unwrap_or_default())
+                .map_err(|reason| ConfigError::Invalid { name: "TOKEN_CLAIMS", reason })?;
+            (admins, claims)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let breach_check = match var_if_issuer("PASSWORD_BREACH_CHECK").as_deref().map(str::trim) {
             None | Some("") | Some("off") => None,
             Some("hibp") => {
                 let url = var("HIBP_RANGE_URL").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
@@ -620,7 +648,7 @@ impl Config {
         // Passkey ceremonies are the issuer's: a Worker without it neither reads nor checks these
         // (nor parses ISSUER as a URL for their defaults, on every isolate's first request).
         let (webauthn_rp_id, webauthn_origins) =
-            if runs_issuer { webauthn_rp(var, &issuer)? } else { (String::new(), Vec::new()) };
+            if issuer_side { webauthn_rp(var, &issuer)? } else { (String::new(), Vec::new()) };
         let gateway =
             Gateway::from_lookup(var, origin_url.as_deref(), keys.as_ref().is_some_and(|k| k.signing_key().is_some()))?;
 

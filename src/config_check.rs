@@ -174,6 +174,59 @@ mod tests {
     }
 
     #[test]
+    fn only_a_worker_running_the_issuer_reads_its_settings() {
+        let key = stand_in_key();
+        let secrets = [
+            ("SIGNING_KEYS", key.as_str()),
+            ("INTROSPECTION_CLIENTS", "not json"),
+            ("TURNSTILE_SECRET", "s"),
+            ("MFA_ENCRYPTION_KEY", "short"),
+        ];
+        let vars = [
+            ("ISSUER", "https://login.example.com"),
+            ("AUDIENCE", "api"),
+            ("ARGON2_MEMORY_KIB", "8"),
+            ("PASSWORD_HASH", "md5"),
+            ("DEFAULT_SCOPE", "api\u{7}"),
+            ("REGISTRATION_MODE", "open"),
+            ("TURNSTILE_VERIFY_URL", "ftp://turnstile.example"),
+            ("MAIL_TRANSPORT", "pigeon"),
+            ("EMAIL_VERIFICATION", "sometimes"),
+            ("TOKEN_CLAIMS", "not a claim list!"),
+            ("PASSWORD_BREACH_CHECK", "maybe"),
+        ];
+        // Each is named for the issuer, none for a Worker without it (the edge keeps the defaults).
+        let mut named = run(&vars, &secrets, true);
+        named.sort_unstable();
+        assert_eq!(
+            named,
+            [
+                "ARGON2_MEMORY_KIB",
+                "DEFAULT_SCOPE",
+                "EMAIL_VERIFICATION",
+                "INTROSPECTION_CLIENTS",
+                "MAIL_TRANSPORT",
+                "MFA_ENCRYPTION_KEY",
+                "PASSWORD_BREACH_CHECK",
+                "PASSWORD_HASH",
+                "REGISTRATION_MODE",
+                "TOKEN_CLAIMS",
+                "TURNSTILE_VERIFY_URL",
+            ]
+        );
+        assert!(run(&vars, &secrets, false).is_empty());
+        let edge = Config::from_lookup_for(
+            &|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned()),
+            &|n| secrets.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned()),
+            false,
+        )
+        .expect("the edge loads");
+        assert!(edge.mail.is_none() && edge.turnstile.is_none() && edge.breach_check.is_none());
+        assert!(!edge.email_verification_required && edge.token_claims.is_empty() && edge.admin_emails.is_empty());
+        assert_eq!((edge.default_scope.as_str(), edge.default_roles.as_slice()), ("api", &["user".to_owned()][..]));
+    }
+
+    #[test]
     fn a_bad_key_set_is_named() {
         let found = run(&[("ISSUER", "https://a.example"), ("AUDIENCE", "api")], &[("SIGNING_KEYS", "{}")], true);
         assert_eq!(found, ["SIGNING_KEYS"]);

@@ -9,7 +9,7 @@ use crate::gateway::assertion::{self, AssertionFor};
 use crate::gateway::headers::{self, ASSERTION_HEADER};
 use crate::gateway::path::CanonicalPath;
 use crate::web::verify::Authenticated;
-use worker::{Fetch, Headers, Request, RequestInit, RequestRedirect, Response};
+use worker::{Fetch, Headers, Request, Response};
 
 /// Percent-encodes everything but visible ASCII and space (and `%` and, inside lists, `,`), so an
 /// identity value can never inject a header or split a list.
@@ -123,18 +123,12 @@ pub fn outgoing(
     if let Some(assertion) = origin_assertion(config, &method, &target, user)? {
         headers.set(ASSERTION_HEADER, &assertion)?;
     }
-    let mut init = RequestInit::new();
-    init.with_headers(headers).with_redirect(RequestRedirect::Manual);
-    init.with_body(req.body().map(Into::into));
-    // The method as it came, by name: workers-rs's `Method` cannot name WebDAV's and reads them as GET.
-    let init = web_sys::RequestInit::from(&init);
-    init.set_method(&method);
     let target = match query {
         Some(q) => format!("{target}?{q}"),
         None => target,
     };
-    let outgoing = web_sys::Request::new_with_str_and_init(&target, &init).map_err(worker::Error::from)?;
-    Ok(Request::from(outgoing))
+    // The method as it came, by name: workers-rs's `Method` cannot name WebDAV's and reads them as GET.
+    Ok(crate::web::subrequest(&target, &method, &headers, req.body().map(Into::into).as_ref())?)
 }
 
 /// Forwards a request (see [`outgoing`]) and returns the origin's response.

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::limits::{self, Action, CLIENT_IP_HEADER, RATE_LIMIT_RETRY_AFTER, TURNSTILE_FIELD};
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect};
+use worker::{AbortController, Env, Fetch, Headers, Request};
 
 /// How long siteverify may take, milliseconds; longer is 503 (retryable), never a pass.
 const TURNSTILE_TIMEOUT_MS: u64 = 5_000;
@@ -67,12 +67,9 @@ pub async fn turnstile(config: &Config, req: &Request, body: &[u8]) -> Result<()
     let ask = async {
         let headers = Headers::new();
         headers.set("content-type", "application/x-www-form-urlencoded").map_err(|e| e.to_string())?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post)
-            .with_headers(headers)
-            .with_body(Some(JsValue::from_str(&form)))
-            .with_redirect(RequestRedirect::Manual);
-        let request = Request::new_with_init(&turnstile.verify_url, &init).map_err(|e| e.to_string())?;
+        let body = JsValue::from_str(&form);
+        let request =
+            super::subrequest(&turnstile.verify_url, "POST", &headers, Some(&body)).map_err(|e| e.to_string())?;
         let mut answer = Fetch::Request(request).send_with_signal(&signal).await.map_err(|e| e.to_string())?;
         if answer.status_code() != 200 {
             return Err(format!("status {}", answer.status_code()));

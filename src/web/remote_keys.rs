@@ -27,9 +27,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
-use worker::{
-    AbortController, Cache, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response,
-};
+use worker::{AbortController, Cache, Delay, Env, Fetch, Headers, Response};
 
 /// The header the shared cache keeps the time of the network fetch in, so a set's age is counted
 /// from there and not from when an isolate found it in the cache.
@@ -279,9 +277,7 @@ async fn fetch_set(
     let download = async {
         let headers = Headers::new();
         headers.set("accept", "application/jwk-set+json, application/json").map_err(|e| e.to_string())?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Get).with_headers(headers).with_redirect(RequestRedirect::Manual);
-        let request = Request::new_with_init(url, &init).map_err(|e| e.to_string())?;
+        let request = super::subrequest(url, "GET", &headers, None).map_err(|e| e.to_string())?;
         let mut response = match set.service {
             // Through the service binding: the issuer Worker of the same deployment.
             Some(binding) => {
