@@ -6,6 +6,7 @@
 //                                        kept: CARGO_PROFILE_RELEASE_STRIP=false, wasm-opt -Oz -g) and
 //                                        runs this script
 //   node bench/profile.mjs               (after such a build) SECONDS=4 CONNECTIONS=16 POOL=30000
+//   ONLY=RS256 node bench/profile.mjs   only the scenarios whose name matches
 //   FIRST=1 node bench/profile.mjs       only the first request of a new isolate (a cold start's
 //                                        "first answer" phase, bench/throughput.mjs's cold start split)
 //
@@ -162,7 +163,9 @@ async function main() {
     ['EdDSA, repeated token', pools.EdDSA.repeated],
     ['RS256, fresh token (1000 users)', pools.RS256.fresh],
   ];
-  for (const [name, tokens] of scenarios) {
+  // ONLY='RS256' (a regular expression) profiles only the scenarios whose name it matches.
+  const only = process.env.ONLY ? new RegExp(process.env.ONLY) : null;
+  for (const [name, tokens] of scenarios.filter(([n]) => !only || only.test(n))) {
     const script = writeWrkScript(tokens);
     // Warm this scenario's code paths and the isolate's caches, then profile a second run.
     await run('wrk', ['-t1', `-c${CONNECTIONS}`, '-d1s', '-s', script, `${url}/api/whoami`]);
