@@ -489,10 +489,10 @@ impl Config {
 
         let revocation_cache_ms =
             seconds(var, "REVOCATION_CACHE_SECONDS", DEFAULT_REVOCATION_CACHE, 0, 60)? as u64 * 1000;
-        let introspection_clients = match secret("INTROSPECTION_CLIENTS").filter(|_| issuer_side) {
-            None => Clients::default(),
-            Some(text) => Clients::parse(&text)
+        let introspection_clients = match secret("INTROSPECTION_CLIENTS") {
+            Some(text) if issuer_side => Clients::parse(&text)
                 .map_err(|reason| ConfigError::Invalid { name: "INTROSPECTION_CLIENTS", reason })?,
+            _ => Clients::default(),
         };
 
         let managed = match var("KEY_MANAGEMENT").as_deref().map(str::trim) {
