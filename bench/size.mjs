@@ -5,6 +5,10 @@
 // name starts with (demangled; for `<T as Trait>::f`, the crate of T), the data segments are one
 // line. Sizes are of the wasm before wasm-bindgen and wasm-opt, so the total is larger than the
 // shipped file; the shares are what matters. Prints a table, biggest first.
+//   DETAIL=gatehouse node bench/size.mjs edge   also one crate's code by module, and its largest functions
+//   DATA=1 (or DATA=40: and the 40 longest)      what the data segments hold: text (panic locations'
+//                                                source paths among it) against tables
+//   SIZE_NO_BUILD=1                              reads the last build instead of building
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -31,7 +35,7 @@ pos = 8;
 let importedFuncs = 0;
 const bodies = [];
 const names = new Map();
-let dataBytes = 0, customBytes = 0;
+let dataBytes = 0, customBytes = 0, dataRange = [0, 0];
 while (pos < wasm.length) {
   const id = wasm[pos++];
   const size = u32();
@@ -50,6 +54,7 @@ while (pos < wasm.length) {
     for (let n = u32(); n > 0; n--) { const len = u32(); bodies.push(len); pos += len; }
   } else if (id === 11) {
     dataBytes += size;
+    dataRange = [pos, end];
   } else if (id === 0) {
     const section = name();
     if (section === 'name') {
@@ -108,3 +113,55 @@ for (const [crate, e] of [...perCrate].sort((a, b) => b[1].bytes - a[1].bytes)) 
 }
 const small = [...perCrate.values()].filter((e) => e.bytes < 2048);
 console.log(`| ${small.length} more, each under 2 KiB | ${(small.reduce((a, e) => a + e.bytes, 0) / 1024).toFixed(1)} | | |`);
+
+// `DETAIL=<crate>`: that crate's code by module (its first two path segments), and its largest
+// functions, to find what a flavour links that it does not call.
+const detail = process.env.DETAIL;
+if (detail) {
+  /** The path segments of a function's name (legacy-mangled or demangled), generics dropped. */
+  const segments = (raw) => {
+    if (raw.startsWith('_ZN')) {
+      const out = [];
+      for (let at = 3; /\d/.test(raw[at] ?? '');) {
+        const len = /^\d+/.exec(raw.slice(at))[0];
+        at += len.length;
+        out.push(raw.slice(at, at + Number(len)));
+        at += Number(len);
+      }
+      return out;
+    }
+    return raw.replace(/<[^<>]*>/g, '').split('::');
+  };
+  const perModule = new Map();
+  const largest = [];
+  bodies.forEach((len, i) => {
+    const n = names.get(importedFuncs + i);
+    if (!n || crateOf(n) !== detail) return;
+    const path = segments(n).filter((seg) => !/^h[0-9a-f]{16}$/.test(seg));
+    const start = Math.max(0, path.indexOf(detail));
+    const module = path.slice(start, start + 3).join('::');
+    const e = perModule.get(module) ?? { bytes: 0, fns: 0 };
+    e.bytes += len; e.fns += 1;
+    perModule.set(module, e);
+    largest.push([len, path.join('::')]);
+  });
+  console.log(`\n| ${detail}, by module | KiB | functions |\n|---|---:|---:|`);
+  for (const [module, e] of [...perModule].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, 60)) {
+    console.log(`| ${module} | ${(e.bytes / 1024).toFixed(1)} | ${e.fns} |`);
+  }
+  console.log(`\n| ${detail}, largest functions | bytes |\n|---|---:|`);
+  for (const [len, name] of largest.sort((a, b) => b[0] - a[0]).slice(0, 40)) console.log(`| ${name} | ${len} |`);
+}
+
+// `DATA=1`: what the data segments hold: runs of printable text (source paths of panic locations
+// among them) against the rest (tables, constants).
+if (process.env.DATA) {
+  const data = wasm.subarray(...dataRange);
+  const runs = data.toString('latin1').match(/[\x20-\x7e\n]{6,}/g) ?? [];
+  const text = runs.reduce((a, r) => a + r.length, 0);
+  const paths = runs.filter((r) => /\.rs/.test(r));
+  console.log(`\ndata segments ${(data.length / 1024).toFixed(1)} KiB: printable runs of 6+ ${(text / 1024).toFixed(1)} KiB ` +
+    `(${runs.length} runs; those naming a .rs file ${(paths.reduce((a, r) => a + r.length, 0) / 1024).toFixed(1)} KiB), the rest ` +
+    `${((data.length - text) / 1024).toFixed(1)} KiB`);
+  for (const r of runs.sort((a, b) => b.length - a.length).slice(0, Number(process.env.DATA) > 1 ? Number(process.env.DATA) : 0)) console.log(JSON.stringify(r.slice(0, 160)));
+}
