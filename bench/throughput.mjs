@@ -13,6 +13,10 @@
 //   BASELINE_BUILD=/path/to/other/build node bench/throughput.mjs
 //                                        also runs another gatehouse build (say, the commit before an
 //                                        optimisation) in the same rounds, for a before/after ratio.
+//                                        Its rows are measured after gatehouse's in every round, and
+//                                        on 2026-12-04 the rows measured first did 10 to 25 % better
+//                                        in both orders (docs/BENCHMARKS.md): run it twice, the builds
+//                                        swapped, and compare the two runs' ratios.
 //   DPOP_ONLY=1 node bench/throughput.mjs
 //                                        only the DPoP figures and the bearer ones they are compared to.
 //   COLD_ONLY=1 node bench/throughput.mjs
