@@ -35,7 +35,7 @@ pos = 8;
 let importedFuncs = 0;
 const bodies = [];
 const names = new Map();
-let dataBytes = 0, customBytes = 0, dataRange = [0, 0];
+let customBytes = 0, dataRange = [0, 0];
 while (pos < wasm.length) {
   const id = wasm[pos++];
   const size = u32();
@@ -53,7 +53,6 @@ while (pos < wasm.length) {
   } else if (id === 10) {
     for (let n = u32(); n > 0; n--) { const len = u32(); bodies.push(len); pos += len; }
   } else if (id === 11) {
-    dataBytes += size;
     dataRange = [pos, end];
   } else if (id === 0) {
     const section = name();
@@ -102,7 +101,7 @@ bodies.forEach((len, i) => {
   e.bytes += len; e.fns += 1;
   perCrate.set(crate, e);
 });
-perCrate.set('(data segments: strings, tables)', { bytes: dataBytes, fns: 0 });
+perCrate.set('(data segments: strings, tables)', { bytes: dataRange[1] - dataRange[0], fns: 0 });
 const total = [...perCrate.values()].reduce((a, e) => a + e.bytes, 0);
 console.log(`${flavour} Worker, wasm before wasm-bindgen and wasm-opt: ${(wasm.length / 1024).toFixed(0)} KiB ` +
   `(${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped, of which names and other custom sections ${(customBytes / 1024).toFixed(0)} KiB)`);
@@ -114,7 +113,8 @@ for (const [crate, e] of [...perCrate].sort((a, b) => b[1].bytes - a[1].bytes)) 
 const small = [...perCrate.values()].filter((e) => e.bytes < 2048);
 console.log(`| ${small.length} more, each under 2 KiB | ${(small.reduce((a, e) => a + e.bytes, 0) / 1024).toFixed(1)} | | |`);
 
-// `DETAIL=<crate>`: that crate's code by module (its first two path segments), and its largest
+// `DETAIL=<crate>`: that crate's code grouped by the crate and the next two segments of each name (a
+// module and a submodule, or a module and a type; a trait impl's whole name), and its largest
 // functions, to find what a flavour links that it does not call.
 const detail = process.env.DETAIL;
 if (detail) {
