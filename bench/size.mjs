@@ -1,7 +1,7 @@
 // What each crate costs in a Worker's wasm (`bash scripts/bench.sh size`, or `node bench/size.mjs
-// [edge|issuer|full]` after the tools are set up). Builds the flavour's wasm with the release profile
-// but keeps the name section (CARGO_PROFILE_RELEASE_STRIP=false, into target/size/ so the shipped
-// build is untouched), then reads the binary itself: each function body is charged to the crate its
+// [edge|issuer|full]` after the tools are set up). Builds the flavour's wasm (crates/worker, the
+// cdylib the Workers ship, so after LTO) with the release profile but keeps the name section
+// (strip off, into target/size/ so the shipped build is untouched), then reads the binary itself: each function body is charged to the crate its
 // name starts with (demangled; for `<T as Trait>::f`, the crate of T), the data segments are one
 // line. Sizes are of the wasm before wasm-bindgen and wasm-opt, so the total is larger than the
 // shipped file; the shares are what matters. Prints a table, biggest first.
@@ -17,11 +17,11 @@ const flavour = process.argv[2] ?? 'edge';
 const features = { edge: ['--no-default-features', '--features', 'edge'], issuer: ['--no-default-features', '--features', 'issuer'], full: [] }[flavour];
 if (!features) throw new Error(`unknown flavour ${flavour} (edge, issuer, full)`);
 const targetDir = new URL('../target/size/', import.meta.url).pathname;
-if (!process.env.SIZE_NO_BUILD) execFileSync('cargo', ['build', '--release', '--lib', '--target', 'wasm32-unknown-unknown', ...features], {
+if (!process.env.SIZE_NO_BUILD) execFileSync('cargo', ['build', '--release', '--lib', '-p', 'gatehouse-worker', '--target', 'wasm32-unknown-unknown', ...features], {
   stdio: 'inherit',
   env: { ...process.env, CARGO_TARGET_DIR: targetDir, CARGO_PROFILE_RELEASE_STRIP: 'false' },
 });
-const wasm = readFileSync(`${targetDir}wasm32-unknown-unknown/release/gatehouse.wasm`);
+const wasm = readFileSync(`${targetDir}wasm32-unknown-unknown/release/gatehouse_worker.wasm`);
 
 let pos = 0;
 const u32 = () => {

@@ -15,12 +15,14 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 flavour="${1:-full}"
 [ $# -gt 0 ] && shift
+# worker-build builds crates/worker (gatehouse linked as a cdylib, so that LTO runs); its output
+# directory is relative to that crate, hence the absolute paths.
 build() {
   case "$1" in
-    full) worker-build --release --out-dir build "${@:2}" ;;
-    dev) worker-build --profile wasm-dev --no-opt --out-dir build "${@:2}" ;;
-    edge) worker-build --release --out-dir build-edge "${@:2}" --no-default-features --features edge ;;
-    issuer) worker-build --release --out-dir build-issuer "${@:2}" --no-default-features --features issuer ;;
+    full) worker-build --release --out-dir "$PWD/build" "${@:2}" crates/worker ;;
+    dev) worker-build --profile wasm-dev --no-opt --out-dir "$PWD/build" "${@:2}" crates/worker ;;
+    edge) worker-build --release --out-dir "$PWD/build-edge" "${@:2}" crates/worker --no-default-features --features edge ;;
+    issuer) worker-build --release --out-dir "$PWD/build-issuer" "${@:2}" crates/worker --no-default-features --features issuer ;;
     *) echo "unknown flavour $1 (full, edge, issuer, all, dev)" >&2; exit 2 ;;
   esac
 }

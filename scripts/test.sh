@@ -29,10 +29,12 @@ if [ "$MODE" = quick ]; then
   cargo fmt --check
   step "cargo clippy (native)"
   cargo clippy --all-targets -- -D warnings
+  cargo clippy -p gatehouse-ed25519 --all-targets -- -D warnings
   step "module layers"
   node scripts/check-layers.mjs
   step "cargo test (native)"
   cargo test
+  cargo test -p gatehouse-ed25519
   step "one fast wasm build (the all-in-one Worker, wasm-dev profile)"
   bash scripts/build.sh dev
   step "workerd smoke test: the README's quickstart against wrangler dev"
@@ -48,11 +50,13 @@ cargo fmt --check
 
 step "cargo clippy (native)"
 cargo clippy --all-targets -- -D warnings
+cargo clippy -p gatehouse-ed25519 --all-targets -- -D warnings
 
-step "cargo clippy (wasm32: the all-in-one, edge and issuer Workers)"
+step "cargo clippy (wasm32: the all-in-one, edge and issuer Workers, and the crates they link)"
 cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features edge -- -D warnings
 cargo clippy --lib --target wasm32-unknown-unknown --no-default-features --features issuer -- -D warnings
+cargo clippy -p gatehouse-ed25519 -p gatehouse-worker --lib --target wasm32-unknown-unknown -- -D warnings
 
 step "module layers (no import cycles, pure modules never reach the runtime)"
 node scripts/check-layers.mjs
@@ -62,6 +66,7 @@ bash scripts/deny.sh
 
 step "cargo test (native)"
 cargo test
+cargo test -p gatehouse-ed25519
 
 step "fuzzing (cargo fuzz, each target ${FUZZ_SECONDS:-20} s from its seeds)"
 if [ "${FUZZ:-1}" != 0 ] && cargo +nightly --version >/dev/null 2>&1; then

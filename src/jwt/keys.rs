@@ -2,12 +2,12 @@
 
 use super::b64;
 use super::json;
-use super::vartime::VartimeTable;
-use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
 use curve25519_dalek::edwards::{EdwardsBasepointTable, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::BasepointTable as _;
 use ed25519_dalek::VerifyingKey as EdVerifyingKey;
+use gatehouse_ed25519::vartime::VartimeTable;
+use gatehouse_ed25519::MinusA as Ed25519MinusA;
 #[cfg(gatehouse_p256)]
 use p256::ecdsa::{SigningKey as P256SigningKey, VerifyingKey as P256VerifyingKey};
 use serde_json::{json, Map, Value};
@@ -23,7 +23,7 @@ pub const MAX_RSA_BITS: usize = 4096;
 /// The longest `kid` accepted.
 pub const MAX_KID_LEN: usize = 128;
 /// The most keys kept from another issuer's set (a busy Ed25519 key gets a fixed-base table: 640 KiB
-/// for at most `vartime::MAX_TABLES` such keys alive in the isolate, 30 KB for the others).
+/// for at most `gatehouse_ed25519::vartime::MAX_TABLES` such keys alive in the isolate, 30 KB for the others).
 pub const MAX_REMOTE_KEYS: usize = 64;
 
 /// A signature algorithm gatehouse signs and verifies with. The key decides it; a token header only names it.
@@ -180,21 +180,6 @@ pub(crate) enum SigningMaterial {
     P256(Box<P256Private>),
 }
 
-/// The fixed-base table of the Ed25519 base point, built once per isolate (about a millisecond) rather
-/// than linked in: curve25519-dalek's precomputed `ED25519_BASEPOINT_TABLE` is 30 KB of incompressible
-/// data in every Worker that references it, signing (through ed25519-dalek) or verifying.
-fn basepoint_table() -> &'static EdwardsBasepointTable {
-    static TABLE: OnceLock<EdwardsBasepointTable> = OnceLock::new();
-    TABLE.get_or_init(|| EdwardsBasepointTable::create(&ED25519_BASEPOINT_POINT))
-}
-
-/// The base point's variable-time table, for verification only (signing keeps the constant-time
-/// [`basepoint_table`]): built once per isolate, with the first key table of the wide kind.
-fn basepoint_vartime_table() -> &'static VartimeTable {
-    static TABLE: OnceLock<VartimeTable> = OnceLock::new();
-    TABLE.get_or_init(|| VartimeTable::create(&ED25519_BASEPOINT_POINT))
-}
-
 /// An Ed25519 private key (RFC 8032 §5.1.5): the seed, and what signing derives from it. Signing is
 /// RFC 8032 §5.1.6 with the runtime-built base-point table (constant-time, as ed25519-dalek's own);
 /// the tests check every signature is byte for byte ed25519-dalek's. Wiped when dropped.
@@ -209,30 +194,13 @@ pub(crate) struct Ed25519Private {
 impl Ed25519Private {
     /// Expands a 32-byte seed: SHA-512, the clamped lower half as the scalar, the upper as the prefix.
     fn from_seed(seed: [u8; 32]) -> Self {
-        use sha2::Digest as _;
-        let hash: [u8; 64] = sha2::Sha512::digest(seed).into();
-        let mut lower = [0u8; 32];
-        let mut prefix = [0u8; 32];
-        lower.copy_from_slice(&hash[..32]);
-        prefix.copy_from_slice(&hash[32..]);
-        let scalar = Scalar::from_bytes_mod_order(curve25519_dalek::scalar::clamp_integer(lower));
-        let public = (basepoint_table() * &scalar).compress().to_bytes();
-        lower.zeroize();
+        let (scalar, prefix, public) = gatehouse_ed25519::expand(&seed);
         Ed25519Private { seed, scalar, prefix, public }
     }
 
     /// The 64-byte signature of `message` (RFC 8032 §5.1.6).
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
-        use sha2::Digest as _;
-        let r = Scalar::from_hash(sha2::Sha512::new().chain_update(self.prefix).chain_update(message));
-        let big_r = (basepoint_table() * &r).compress().to_bytes();
-        let k =
-            Scalar::from_hash(sha2::Sha512::new().chain_update(big_r).chain_update(self.public).chain_update(message));
-        let s = r + k * self.scalar;
-        let mut signature = [0u8; 64];
-        signature[..32].copy_from_slice(&big_r);
-        signature[32..].copy_from_slice(s.as_bytes());
-        signature
+        gatehouse_ed25519::sign(&self.scalar, &self.prefix, &self.public, message)
     }
 
     /// The seed (the JWK's `d`).
@@ -587,43 +555,26 @@ fn verify_es256(_x: &[u8; 32], _y: &[u8; 32], _message: &[u8], _signature: &[u8]
     false
 }
 
-/// Ed25519 verification (RFC 8032 §5.1.7, cofactorless, as ed25519-dalek's `verify`): `s` must be
-/// canonical (S < L, so signatures are not malleable), k = SHA-512(R ‖ A ‖ M), and [s]B − [k]A must
-/// encode to exactly the bytes of R. Once a long-lived key has a table for −A ([`MinusA::Lazy`])
-/// both products use fixed-base tables: variable-time ones ([`VartimeTable`], 32 additions a
-/// product; every input is public) for up to [`super::vartime::MAX_TABLES`] busy keys at once,
-/// curve25519-dalek's constant-time ones for the others; one-use keys and a key's first uses get
-/// ed25519-dalek's variable-base double multiplication. In wasm, per verification, the variable-time
-/// tables cost about a sixth less CPU of a whole fresh-token request than the constant-time ones,
-/// which were about a quarter faster than the double multiplication. The verdict is
-/// ed25519-dalek's on every Wycheproof case, and on random signatures and bit flips in the tests
+/// Ed25519 verification (RFC 8032 §5.1.7, cofactorless, as ed25519-dalek's `verify`;
+/// [`gatehouse_ed25519::verify`] does the arithmetic). Once a long-lived key has a table for −A
+/// ([`MinusA::Lazy`]) both products use fixed-base tables: variable-time ones ([`VartimeTable`], 32
+/// additions a product; every input is public) for up to [`gatehouse_ed25519::vartime::MAX_TABLES`]
+/// busy keys at once, curve25519-dalek's constant-time ones for the others; one-use keys and a key's
+/// first uses get ed25519-dalek's variable-base double multiplication. In wasm, per verification, the
+/// variable-time tables cost about a sixth less CPU of a whole fresh-token request than the
+/// constant-time ones, which were about a quarter faster than the double multiplication. The verdict
+/// is ed25519-dalek's on every Wycheproof case, and on random signatures and bit flips in the tests
 /// below, every way.
 fn verify_ed25519(public: &EdVerifyingKey, minus_a: &MinusA, message: &[u8], signature: &[u8]) -> bool {
-    use sha2::Digest as _;
-    let Ok(signature) = <&[u8; 64]>::try_from(signature) else { return false };
-    let (r, s) = signature.split_at(32);
-    let Some(s) = s.try_into().ok().and_then(|s| Option::<Scalar>::from(Scalar::from_canonical_bytes(s))) else {
-        return false;
-    };
-    let mut h = sha2::Sha512::new();
-    h.update(r);
-    h.update(public.as_bytes());
-    h.update(message);
-    let k = Scalar::from_hash(h);
-    let expected = match minus_a {
+    let minus_a = match minus_a {
         MinusA::Lazy(lazy) => match lazy.table() {
-            Some(KeyTable::Wide(table)) => {
-                let (Some(sb), Some(minus_ka)) = (basepoint_vartime_table().mul(&s), table.mul(&k)) else {
-                    return false;
-                };
-                sb + minus_ka
-            }
-            Some(KeyTable::Narrow(table)) => basepoint_table() * &s + &**table * &k,
-            None => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, &lazy.point, &s),
+            Some(KeyTable::Wide(table)) => Ed25519MinusA::Wide(table),
+            Some(KeyTable::Narrow(table)) => Ed25519MinusA::Narrow(table),
+            None => Ed25519MinusA::Point(&lazy.point),
         },
-        MinusA::Point(point) => EdwardsPoint::vartime_double_scalar_mul_basepoint(&k, point, &s),
+        MinusA::Point(point) => Ed25519MinusA::Point(point),
     };
-    expected.compress().as_bytes() == r
+    gatehouse_ed25519::verify(public.as_bytes(), minus_a, message, signature)
 }
 
 /// A private key pinned to one `kid` and one algorithm; `Debug` shows only `kid` and `alg`.

@@ -8,7 +8,6 @@ pub mod json;
 pub mod keys;
 pub mod remote;
 pub mod token;
-pub mod vartime;
 
 pub use claims::{AccessClaims, TypRule, Validator};
 pub use keys::{Algorithm, KeyError, KeySet, PrivateKey, PublicKey};

@@ -8,7 +8,7 @@
 //!
 //! A table holds the multiples 1..=128 of 256^i·P for i in 0..32: 4096 points, 640 KiB. Building
 //! one costs 4096 additions, so tables are built only for the base point and for keys that are busy
-//! in the isolate, at most [`MAX_TABLES`] of them (`keys::MinusA::Lazy`).
+//! in the isolate, at most [`MAX_TABLES`] of them (gatehouse's `jwt::keys::MinusA::Lazy`).
 
 use curve25519_dalek::edwards::EdwardsPoint;
 use curve25519_dalek::scalar::Scalar;
