@@ -1,9 +1,10 @@
 // What each crate costs in a Worker's wasm (`bash scripts/bench.sh size`, or `node bench/size.mjs
 // [edge|issuer|full]` after the tools are set up). Builds the flavour's wasm (crates/worker, the
-// cdylib the Workers ship, so after LTO) with the release profile but keeps the name section
-// (strip off, into target/size/ so the shipped build is untouched), then reads the binary itself: each function body is charged to the crate its
-// name starts with (demangled; for `<T as Trait>::f`, the crate of T), the data segments are one
-// line. Sizes are of the wasm before wasm-bindgen and wasm-opt, so the total is larger than the
+// cdylib the Workers ship, so after LTO) with the release profile but keeps the name section (strip
+// off, into target/size/ so the shipped build is untouched), then reads the binary itself: each
+// function body is charged to the crate its name starts with (demangled; for `<T as Trait>::f`, the
+// crate of T), the data segments are one line. The Ed25519 verification and signing code reports as
+// gatehouse_ed25519 (crates/ed25519), apart from gatehouse's own. Sizes are of the wasm before wasm-bindgen and wasm-opt, so the total is larger than the
 // shipped file; the shares are what matters. Prints a table, biggest first.
 //   DETAIL=gatehouse node bench/size.mjs edge   also one crate's code by module, and its largest functions
 //   DATA=1 (or DATA=40: and the 40 longest)      what the data segments hold: text (panic locations'

@@ -15,16 +15,20 @@ export WASM_OPT_BIN="${WASM_OPT_BIN:-$PWD/node_modules/.bin/wasm-opt}"
 export ESBUILD_BIN="${ESBUILD_BIN:-$PWD/node_modules/.bin/esbuild}"
 flavour="${1:-full}"
 [ $# -gt 0 ] && shift
-# worker-build builds crates/worker (gatehouse linked as a cdylib, so that LTO runs); its output
-# directory is relative to that crate, hence the absolute paths.
+# worker-build builds crates/worker (gatehouse linked as a cdylib, so that LTO runs), run from that
+# crate's directory: its optional PATH argument would otherwise swallow the first cargo flag passed
+# through (e.g. --locked). Its output directory is relative to the crate, hence the absolute paths.
+ROOT="$PWD"
 build() {
+  local out
   case "$1" in
-    full) worker-build --release --out-dir "$PWD/build" "${@:2}" crates/worker ;;
-    dev) worker-build --profile wasm-dev --no-opt --out-dir "$PWD/build" "${@:2}" crates/worker ;;
-    edge) worker-build --release --out-dir "$PWD/build-edge" "${@:2}" crates/worker --no-default-features --features edge ;;
-    issuer) worker-build --release --out-dir "$PWD/build-issuer" "${@:2}" crates/worker --no-default-features --features issuer ;;
+    full) out=(--release --out-dir "$ROOT/build" "${@:2}") ;;
+    dev) out=(--profile wasm-dev --no-opt --out-dir "$ROOT/build" "${@:2}") ;;
+    edge) out=(--release --out-dir "$ROOT/build-edge" "${@:2}" --no-default-features --features edge) ;;
+    issuer) out=(--release --out-dir "$ROOT/build-issuer" "${@:2}" --no-default-features --features issuer) ;;
     *) echo "unknown flavour $1 (full, edge, issuer, all, dev)" >&2; exit 2 ;;
   esac
+  (cd crates/worker && worker-build "${out[@]}")
 }
 if [ "$flavour" = all ]; then
   for f in full edge issuer; do build "$f" "$@"; done

@@ -98,10 +98,12 @@ pub fn expand(seed: &[u8; 32]) -> (Scalar, [u8; 32], [u8; 32]) {
 /// The 64-byte signature of `message` (RFC 8032 §5.1.6) by the key [`expand`] gave `scalar`,
 /// `prefix` and `public` for. Constant-time in the secrets (the base point's constant-time table).
 pub fn sign(scalar: &Scalar, prefix: &[u8; 32], public: &[u8; 32], message: &[u8]) -> [u8; 64] {
-    let r = Scalar::from_hash(sha2::Sha512::new().chain_update(prefix).chain_update(message));
+    let mut r = Scalar::from_hash(sha2::Sha512::new().chain_update(prefix).chain_update(message));
     let big_r = (basepoint_table() * &r).compress().to_bytes();
     let k = Scalar::from_hash(sha2::Sha512::new().chain_update(big_r).chain_update(public).chain_update(message));
     let s = r + k * scalar;
+    // The nonce gives the private scalar away with the signature (s = r + k·a): not left in memory.
+    r.zeroize();
     let mut signature = [0u8; 64];
     signature[..32].copy_from_slice(&big_r);
     signature[32..].copy_from_slice(s.as_bytes());
