@@ -32,7 +32,12 @@ command -v npm >/dev/null 2>&1 || need "npm (comes with Node.js)"
 command -v cc >/dev/null 2>&1 || command -v clang >/dev/null 2>&1 ||
   need "a C compiler (Debian: apt-get install build-essential; macOS: xcode-select --install)"
 
-if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+# Each listing is read whole before it is searched: with pipefail, `lister | grep -q` fails whenever
+# grep stops reading at its match and the lister is killed writing the next line (SIGPIPE).
+has_line() { grep -q "$1" <<<"$2"; }
+has_word() { grep -qwF "$1" <<<"$2"; }
+
+if ! has_line '^wasm32-unknown-unknown$' "$(rustup target list --installed)"; then
   log "adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
 fi
@@ -40,7 +45,7 @@ fi
 # cargo install [--locked] NAME VERSION, unless `CHECK` already prints that version.
 install_pinned() {
   local name="$1" version="$2" check="$3" locked="$4" why="$5"
-  if ! eval "$check" 2>/dev/null | grep -qw "$version"; then
+  if ! has_word "$version" "$(eval "$check" 2>/dev/null || true)"; then
     log "installing $name $version ($why)"
     cargo install "$name" --version "$version" $locked --force
   fi
@@ -57,8 +62,9 @@ fi
 
 [ "$MODE" = dev ] && exit 0
 
+components="$(rustup component list --installed || true)"
 for comp in rustfmt clippy; do
-  rustup component list --installed | grep -q "^$comp" || rustup component add "$comp"
+  has_line "^$comp" "$components" || rustup component add "$comp"
 done
 
 install_pinned cargo-deny "$CARGO_DENY_VERSION" "cargo deny --version" --locked "licences, bans, advisories; several minutes on a new machine"

@@ -10,11 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './harness.mjs';
 
-// Each fake logs "<name> <args>" and answers as the machine's `have` list says.
+// Each fake logs "<name> <args>" and answers as the machine's `have` list says. rustup's listings
+// go on for more than a pipe buffer after the line looked for, so a script that pipes them into
+// `grep -q` under pipefail sees rustup killed by SIGPIPE, every time rather than now and then (CI of
+// 12-05 failed on that race, with a two-line listing).
 const FAKES = {
-  rustup: `case "$*" in
-  "target list --installed") has wasm && echo wasm32-unknown-unknown ;;
-  "component list --installed") has rustfmt && echo "rustfmt-x86_64-unknown-linux-gnu"; has clippy && echo "clippy-x86_64-unknown-linux-gnu" ;;
+  rustup: `more() { for ((i = 0; i < 4000; i++)); do echo "rust-std-padding-$i-x86_64-unknown-linux-gnu"; done; }
+case "$*" in
+  "target list --installed") has wasm && echo wasm32-unknown-unknown; more ;;
+  "component list --installed") has rustfmt && echo "rustfmt-x86_64-unknown-linux-gnu"; more; has clippy && echo "clippy-x86_64-unknown-linux-gnu"; more ;;
 esac`,
   cargo: `case "$1 $2" in
   "deny --version") has cargo-deny && echo "cargo-deny 0.20.2" || exit 1 ;;
