@@ -24,7 +24,7 @@ fi
 if [ "$MODE" = quick ]; then
   step "setup (what building and running needs)"
   bash scripts/setup.sh dev
-  rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt clippy
+  grep -q '^rustfmt' <<<"$(rustup component list --installed)" || rustup component add rustfmt clippy
   step "cargo fmt --check"
   cargo fmt --check
   step "cargo clippy (native)"
