@@ -3,6 +3,7 @@
 # installed at that version. Safe to run repeatedly.
 #   bash scripts/setup.sh dev    what running the Worker needs (scripts/dev.sh, scripts/deploy.sh):
 #                                the wasm32 target, worker-build, wasm-bindgen-cli, the npm packages
+#   bash scripts/setup.sh quick  what running needs, plus rustfmt and clippy (scripts/test.sh quick)
 #   bash scripts/setup.sh test   all of that, plus what the tests need (scripts/test.sh): rustfmt,
 #                                clippy, cargo-deny, cargo-fuzz (with a nightly toolchain) and Chromium
 # Needs: rustup (https://rustup.rs), Node.js 20 or later with npm, git, a C compiler (cargo builds
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MODE="${1:-test}"
-case "$MODE" in dev|test) ;; *) echo "usage: bash scripts/setup.sh [dev|test]" >&2; exit 2 ;; esac
+case "$MODE" in dev|quick|test) ;; *) echo "usage: bash scripts/setup.sh [dev|quick|test]" >&2; exit 2 ;; esac
 
 WORKER_BUILD_VERSION=0.8.7
 WASM_BINDGEN_VERSION=0.2.130
@@ -66,6 +67,8 @@ components="$(rustup component list --installed || true)"
 for comp in rustfmt clippy; do
   has_line "^$comp" "$components" || rustup component add "$comp"
 done
+
+[ "$MODE" = quick ] && exit 0
 
 install_pinned cargo-deny "$CARGO_DENY_VERSION" "cargo deny --version" --locked "licences, bans, advisories; several minutes on a new machine"
 

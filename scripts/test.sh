@@ -22,9 +22,8 @@ if [ -z "${CHROMIUM_PATH:-}" ] && command -v chromium >/dev/null 2>&1; then
 fi
 
 if [ "$MODE" = quick ]; then
-  step "setup (what building and running needs)"
-  bash scripts/setup.sh dev
-  grep -q '^rustfmt' <<<"$(rustup component list --installed)" || rustup component add rustfmt clippy
+  step "setup (what building and running needs, rustfmt and clippy)"
+  bash scripts/setup.sh quick
   step "cargo fmt --check"
   cargo fmt --check
   step "cargo clippy (native)"

@@ -1,7 +1,8 @@
 // scripts/setup.sh on simulated machines: fake rustup, cargo, npm, apt-get and tools on PATH that
 // record what they are asked, with HOME in a temporary directory. A new machine gets each pinned tool
-// installed (dev: only what running needs; test: also the test tools), a set-up machine gets nothing
-// installed, and a machine without apt or rustup is told what it needs instead.
+// installed (dev: only what running needs; quick: also rustfmt and clippy; test: also the test
+// tools), a set-up machine gets nothing installed, and a machine without apt or rustup is told what
+// it needs instead.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -70,7 +71,7 @@ function machine(have) {
 
 const EVERYTHING = ['rustup', 'wasm', 'rustfmt', 'clippy', 'worker-build', 'wasm-bindgen', 'npm-deps', 'cargo-deny', 'cargo-fuzz', 'chromium', 'apt-get'];
 
-test('a new machine: dev installs only what running needs, test the rest', () => {
+test('a new machine: dev installs only what running needs, quick adds rustfmt and clippy, test the rest', () => {
   const m = machine(['rustup', 'apt-get']);
   try {
     const dev = m.run('dev');
@@ -81,6 +82,9 @@ test('a new machine: dev installs only what running needs, test the rest', () =>
       'cargo install wasm-bindgen-cli --version 0.2.130 --force',
       'npm ci --no-audit --no-fund',
     ]);
+    const quick = m.run('quick');
+    assert.equal(quick.status, 0, quick.out);
+    assert.deepEqual(quick.installs, [...dev.installs, 'rustup component add rustfmt', 'rustup component add clippy']);
     const full = m.run('test');
     assert.equal(full.status, 0, full.out);
     for (const wanted of [
@@ -100,7 +104,7 @@ test('a new machine: dev installs only what running needs, test the rest', () =>
 test('a machine that has everything installs nothing', () => {
   const m = machine(EVERYTHING);
   try {
-    for (const mode of ['dev', 'test']) {
+    for (const mode of ['dev', 'quick', 'test']) {
       const r = m.run(mode);
       assert.equal(r.status, 0, r.out);
       assert.deepEqual(r.installs, [], `${mode}: ${r.installs.join('\n')}`);
