@@ -3,7 +3,10 @@
 // - layers point one way: pure modules never mention the runtime (`worker`, `web_sys`, `js_sys`,
 //   `wasm_bindgen`) nor import the glue or the routers; `web` (shared glue) imports neither router;
 //   the edge never imports the issuer and the issuer never imports the edge (the entry in lib.rs
-//   wires them together).
+//   wires them together);
+// - the platform floor (`whatwg`: URLs parsed by the runtime's `URL` in a Worker, by the url crate
+//   natively) may mention the runtime, only inside `cfg(target_arch = "wasm32")` items, and imports
+//   nothing from the crate, so every layer may use it.
 // A `mod tests` block is part of its file. Exits non-zero with every finding listed.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
@@ -15,6 +18,8 @@ const SRC = join(ROOT, 'src');
 /** Pure layers: directory or file module names (first path segment under src/). */
 const PURE = new Set(['jwt', 'config', 'error', 'routes', 'policy', 'revocation', 'issuers', 'account', 'password',
   'input', 'oauth', 'rotation', 'audit', 'mfa', 'health', 'metrics', 'config_check', 'limits', 'mail']);
+/** The platform floor: below the pure layers, the runtime behind `cfg(target_arch = "wasm32")`. */
+const PLATFORM = new Set(['whatwg']);
 /** What each top-level module may not import. */
 const FORBIDDEN = {
   pure: ['web', 'edge', 'issuer'],
@@ -157,6 +162,18 @@ for (const [module, file] of modules) {
     const targetTop = target.split('::')[0];
     if ((FORBIDDEN[layer] ?? []).includes(targetTop)) {
       findings.push(`${relative(ROOT, file)}: ${layer === 'pure' ? `pure module ${module}` : module} imports ${target}`);
+    }
+  }
+  if (PLATFORM.has(top)) {
+    for (const target of targets) findings.push(`${relative(ROOT, file)}: platform module ${module} imports ${target}`);
+    // Each mention of the runtime must be in an item under `#[cfg(target_arch = "wasm32")]`: the
+    // item is the text from the attribute to the next blank line.
+    const items = code(text).split(/\n\s*\n/);
+    for (const item of items) {
+      const match = item.match(RUNTIME);
+      if (match && !/#\[cfg\(target_arch = ""\)\]/.test(item)) {
+        findings.push(`${relative(ROOT, file)}: platform module ${module} mentions the runtime (${match[0]}) outside a wasm32-only item`);
+      }
     }
   }
   if (layer === 'pure' && module !== '') {

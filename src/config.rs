@@ -242,12 +242,12 @@ fn checked_webauthn_rp(
     let invalid = |name: &'static str, reason: &str| ConfigError::Invalid { name, reason: reason.into() };
     let nonempty = |name: &str| var(name).map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     let origins_text = nonempty("WEBAUTHN_ORIGINS");
-    let issuer_url = url::Url::parse(issuer).ok();
+    let issuer_url = crate::whatwg::Url::parse(issuer);
     let origins: Vec<String> = match &origins_text {
         Some(text) => {
             text.split(',').map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
         }
-        None => issuer_url.iter().map(|u| u.origin().ascii_serialization()).filter(|o| o != "null").collect(),
+        None => issuer_url.iter().filter_map(crate::whatwg::Url::http_origin).collect(),
     };
     let rp_id = match nonempty("WEBAUTHN_RP_ID") {
         Some(id) => id.to_ascii_lowercase(),
@@ -261,11 +261,11 @@ fn checked_webauthn_rp(
         return Err(invalid(name, "no origin: set WEBAUTHN_ORIGINS or an http(s) ISSUER"));
     }
     for origin in &origins {
-        let url = url::Url::parse(origin).map_err(|e| invalid("WEBAUTHN_ORIGINS", &e.to_string()))?;
+        let url = crate::whatwg::Url::parse(origin).ok_or_else(|| invalid("WEBAUTHN_ORIGINS", "not a URL"))?;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
         let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
         let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
-        if !scheme_ok || url.origin().ascii_serialization() != *origin {
+        if !scheme_ok || url.http_origin().as_ref() != Some(origin) {
             return Err(invalid("WEBAUTHN_ORIGINS", "each origin must be https://host[:port] (http only on loopback)"));
         }
         if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
@@ -362,11 +362,11 @@ fn required(var: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<
 
 /// Checks an origin of the form `scheme://host[:port]`, returning it lower-cased.
 pub fn parse_origin(text: &str) -> Option<String> {
-    let url = url::Url::parse(text).ok()?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+    let url = crate::whatwg::Url::parse(text)?;
+    if !url.is_http() || url.host_str().is_none() {
         return None;
     }
-    let origin = url.origin().ascii_serialization();
+    let origin = url.http_origin()?;
     // The text must be exactly an origin: no path, query, fragment or credentials.
     (origin == text.trim_end_matches('/').to_ascii_lowercase()).then_some(origin)
 }
@@ -414,9 +414,9 @@ impl Config {
             None => None,
             Some(text) if text.trim().is_empty() => None,
             Some(text) => {
-                let url = url::Url::parse(text.trim())
-                    .map_err(|e| ConfigError::Invalid { name: "ORIGIN_URL", reason: e.to_string() })?;
-                if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+                let url = crate::whatwg::Url::parse(text.trim())
+                    .ok_or_else(|| ConfigError::Invalid { name: "ORIGIN_URL", reason: "not a URL".into() })?;
+                if !url.is_http() || url.query().is_some() || url.fragment().is_some() {
                     return Err(ConfigError::Invalid {
                         name: "ORIGIN_URL",
                         reason: "must be an http(s) URL without query or fragment".into(),

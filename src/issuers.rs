@@ -103,19 +103,17 @@ struct Entry {
 
 /// Whether a JWKS URL may be fetched: `https://` anywhere, `http://` only on a loopback host.
 pub fn jwks_url_allowed(text: &str) -> Result<String, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    let url = crate::whatwg::Url::parse(text).ok_or_else(|| format!("{text:?} is not a URL"))?;
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err(format!("{text:?} must not carry credentials or a fragment"));
     }
     let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(host) => host.is_loopback(),
         None => return Err(format!("{text:?} has no host")),
     };
     match url.scheme() {
-        "https" => Ok(url.to_string()),
-        "http" if loopback => Ok(url.to_string()),
+        "https" => Ok(url.as_str().to_owned()),
+        "http" if loopback => Ok(url.as_str().to_owned()),
         "http" => Err(format!("{text:?}: plain http is allowed only on a loopback host (development)")),
         other => Err(format!("{text:?}: scheme {other:?} is not https")),
     }
@@ -228,6 +226,14 @@ mod tests {
         assert!(one(&format!(r#"{base},"jwks_url":"http://localhost:9/jwks""#)).is_ok());
         assert!(one(&format!(r#"{base},"jwks_url":"ftp://a.example/jwks""#)).is_err());
         assert!(one(&format!(r#"{base},"jwks_url":"https://u:p@a.example/jwks""#)).is_err());
+        assert!(one(&format!(r#"{base},"jwks_url":"https://u@a.example/jwks""#)).is_err());
+        assert!(one(&format!(r#"{base},"jwks_url":"https://a.example/jwks#""#)).is_err());
+        assert!(one(&format!(r#"{base},"jwks_url":"http://localhost.a.example/jwks""#)).is_err());
+        assert!(one(&format!(r#"{base},"jwks_url":"http://128.0.0.1/jwks""#)).is_err());
+        assert!(one(&format!(r#"{base},"jwks_url":"/jwks""#)).is_err());
+        // The URL kept is the parser's serialisation: what the fetch will ask for.
+        assert_eq!(jwks_url_allowed("HTTP://127.1:9/a/../jwks"), Ok("http://127.0.0.1:9/jwks".into()));
+        assert_eq!(jwks_url_allowed("https://A.example"), Ok("https://a.example/".into()));
         // No HS*, no none, no unknown algorithms.
         let url = r#""jwks_url":"https://a.example/jwks""#;
         for alg in ["HS256", "none", "PS256", ""] {

@@ -36,6 +36,7 @@ pub mod policy;
 pub mod revocation;
 pub mod rotation;
 pub mod routes;
+pub mod whatwg;
 
 #[cfg(feature = "edge")]
 pub mod edge;

@@ -210,7 +210,7 @@ impl MailConfig {
                 ))
             }
         };
-        let issuer_url = url::Url::parse(issuer).ok();
+        let issuer_url = crate::whatwg::Url::parse(issuer);
         let host =
             issuer_url.as_ref().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_else(|| "localhost".into());
         let from = nonempty("MAIL_FROM").unwrap_or_else(|| format!("no-reply@{host}"));
@@ -218,8 +218,8 @@ impl MailConfig {
             return Err(invalid("MAIL_FROM", "must be one email address".into()));
         }
         let app_url = nonempty("APP_URL").unwrap_or_else(|| issuer.to_owned()).trim_end_matches('/').to_owned();
-        match url::Url::parse(&app_url) {
-            Ok(u) if matches!(u.scheme(), "https" | "http") && u.fragment().is_none() => {}
+        match crate::whatwg::Url::parse(&app_url) {
+            Some(u) if u.is_http() && u.fragment().is_none() => {}
             _ => return Err(invalid("APP_URL", format!("{app_url:?} is not an http(s) URL without a fragment"))),
         }
         let overrides: Overrides = match nonempty("MAIL_TEMPLATES") {

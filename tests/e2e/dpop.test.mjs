@@ -140,6 +140,10 @@ describe('DPoP, DPOP_MODE=optional (the default), no nonces', () => {
       ['wrong htu: another path', (k, t) => k.proof({ htu: `${w.url}/api/other`, token: t }), 'invalid_dpop_proof', /htu/],
       ['wrong htu: another host', (k, t) => k.proof({ htu: resource().replace('127.0.0.1', 'localhost'), token: t }), 'invalid_dpop_proof', /htu/],
       ['wrong htu: another scheme', (k, t) => k.proof({ htu: resource().replace('http:', 'https:'), token: t }), 'invalid_dpop_proof', /htu/],
+      ['htu with user information', (k, t) => k.proof({ htu: resource().replace('http://', 'http://user@'), token: t }), 'invalid_dpop_proof', /htu/],
+      ['htu of a scheme that is not http(s)', (k, t) => k.proof({ htu: resource().replace('http:', 'ws:'), token: t }), 'invalid_dpop_proof', /htu/],
+      ['htu that is not a URL', (k, t) => k.proof({ htu: resource().replace('http://', 'http://[::1'), token: t }), 'invalid_dpop_proof', /htu/],
+      ['htu with an encoded reserved character', (k, t) => k.proof({ htu: resource().replace('/api/whoami', '/api%2Fwhoami'), token: t }), 'invalid_dpop_proof', /htu/],
       ['stale iat (61 s)', (k, t) => k.proof({ htu: resource(), token: t, iat: now() - 61 }), 'invalid_dpop_proof', /too old/],
       ['iat 31 s in the future', (k, t) => k.proof({ htu: resource(), token: t, iat: now() + 31 }), 'invalid_dpop_proof', /future/],
       ['wrong ath', (k, t) => k.proof({ htu: resource(), token: `${t}x` }), 'invalid_dpop_proof', /ath/],
@@ -185,6 +189,26 @@ describe('DPoP, DPOP_MODE=optional (the default), no nonces', () => {
           await ok.arrayBuffer();
         });
       }
+    }
+
+    // The runtime's URL parser normalises both sides (src/whatwg.rs), then RFC 3986 §6.2.2's
+    // percent-encoding rules apply (src/jwt/dpop/htu.rs): each spelling below names the resource.
+    for (const which of ['es', 'ed']) {
+      test(`an htu spelled another way that names the same URI is accepted (${which === 'es' ? 'ES256' : 'EdDSA'})`, async () => {
+        const k = keys[which];
+        const t = which === 'es' ? token : edToken;
+        const port = new URL(w.url).port;
+        for (const htu of [
+          `HTTP://127.0.0.1:${port}/api/whoami`,
+          `http://127.0.0.1:${port}/api/%77hoami`,
+          `http://127.0.0.1:${port}/api/./x/../whoami?q=1#f`,
+          `http://0x7f.0.0.1:${port}/api/whoami`,
+        ]) {
+          const ok = await whoami(w, t, k.proof({ htu, token: t }));
+          assert.equal(ok.status, 200, `${htu}: ${await ok.text()}`);
+          await ok.arrayBuffer().catch(() => {});
+        }
+      });
     }
 
     for (const which of ['es', 'ed']) {

@@ -1,7 +1,8 @@
 //! The `htu` comparison of DPoP (RFC 9449 §4.3): both URIs normalised per RFC 3986 §6.2.2 and §6.2.3, query and fragment dropped.
 //!
-//! The WHATWG URL parser (the `url` crate, the same one browsers and workerd use for
-//! `Request.url`) already does most of it: lower-case scheme and host, default port removed, empty
+//! The WHATWG URL parser ([`crate::whatwg`]: in a Worker the runtime's own `URL`, the parser that
+//! made `Request.url`, so both sides go through one parser; natively the `url` crate) already does
+//! most of it: lower-case scheme and host, default port removed, empty
 //! path made `/`, dot segments removed (RFC 3986 §6.2.2.3), IPv6 addresses in their shortest
 //! form, percent-encoded host octets decoded, IDNA to punycode. On top of it this module decodes
 //! percent-encoded unreserved characters and upper-cases the hex digits of the rest (§6.2.2.1,
@@ -12,7 +13,7 @@
 //! - the query and fragment are ignored on both sides (RFC 9449 §4.3 item 9 says "ignoring any
 //!   query and fragment parts"), so a claim that still carries them matches.
 
-use url::Url;
+use crate::whatwg::Url;
 
 /// Why a URI cannot take part in the `htu` comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,8 +28,8 @@ pub enum HtuError {
 
 /// The normal form of an HTTP(S) URI for `htu` comparison: `scheme://host[:port]/path`.
 pub fn normalize_htu(input: &str) -> Result<String, HtuError> {
-    let url = Url::parse(input).map_err(|_| HtuError::Unparsable)?;
-    if !matches!(url.scheme(), "http" | "https") {
+    let url = Url::parse(input).ok_or(HtuError::Unparsable)?;
+    if !url.is_http() {
         return Err(HtuError::Scheme);
     }
     if !url.username().is_empty() || url.password().is_some() {
@@ -151,8 +152,9 @@ mod tests {
         assert_eq!(n("https://[::FFFF:127.0.0.1]/"), "https://[::ffff:7f00:1]/");
         assert_eq!(n("http://127.0.0.1:8787/api"), "http://127.0.0.1:8787/api");
         assert_eq!(n("https://ex%61mple.com/"), "https://example.com/");
-        // Hosts in Unicode are refused (url's IDNA backend is the ASCII-only one in every build);
-        // browsers and fetch put the punycode form in `htu`, which compares as itself.
+        // Hosts in Unicode are refused natively (the url crate's IDNA backend is the ASCII-only
+        // one); in a Worker the runtime maps them to punycode, as browsers do (src/whatwg.rs).
+        // Browsers and fetch put the punycode form in `htu`, which compares as itself.
         assert!(normalize_htu("https://bücher.example/").is_err());
         assert_eq!(n("https://xn--bcher-kva.example/"), "https://xn--bcher-kva.example/");
         // A trailing dot names another host: kept, so it does not match the dotless name.
