@@ -362,11 +362,8 @@ fn required(var: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<
 
 /// Checks an origin of the form `scheme://host[:port]`, returning it lower-cased.
 pub fn parse_origin(text: &str) -> Option<String> {
-    let url = crate::whatwg::Url::parse(text)?;
-    if !url.is_http() || url.host_str().is_none() {
-        return None;
-    }
-    let origin = url.http_origin()?;
+    // None for a scheme other than http(s), or a URL without a host.
+    let origin = crate::whatwg::Url::parse(text)?.http_origin()?;
     // The text must be exactly an origin: no path, query, fragment or credentials.
     (origin == text.trim_end_matches('/').to_ascii_lowercase()).then_some(origin)
 }
