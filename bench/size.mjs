@@ -10,6 +10,8 @@
 //   DATA=1 (or DATA=40: and the 40 longest)      what the data segments hold: text (panic locations'
 //                                                source paths among it) against tables
 //   SIZE_NO_BUILD=1                              reads the last build instead of building
+//   SHIPPED=1                                    reads the wasm as shipped instead: after wasm-bindgen and
+//                                                `wasm-opt -Oz` (as scripts/build.sh), names kept
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
@@ -22,7 +24,15 @@ if (!process.env.SIZE_NO_BUILD) execFileSync('cargo', ['build', '--release', '--
   stdio: 'inherit',
   env: { ...process.env, CARGO_TARGET_DIR: targetDir, CARGO_PROFILE_RELEASE_STRIP: 'false' },
 });
-const wasm = readFileSync(`${targetDir}wasm32-unknown-unknown/release/gatehouse_worker.wasm`);
+let built = `${targetDir}wasm32-unknown-unknown/release/gatehouse_worker.wasm`;
+if (process.env.SHIPPED) {
+  const out = `${targetDir}shipped`;
+  execFileSync('wasm-bindgen', ['--target', 'module', '--keep-debug', '--out-dir', out, '--out-name', 'index', built], { stdio: 'inherit' });
+  const bin = new URL('../node_modules/.bin/wasm-opt', import.meta.url).pathname;
+  execFileSync(bin, ['-Oz', '--debuginfo', `${out}/index_bg.wasm`, '-o', `${out}/opt.wasm`], { stdio: 'inherit' });
+  built = `${out}/opt.wasm`;
+}
+const wasm = readFileSync(built);
 
 let pos = 0;
 const u32 = () => {
@@ -104,7 +114,7 @@ bodies.forEach((len, i) => {
 });
 perCrate.set('(data segments: strings, tables)', { bytes: dataRange[1] - dataRange[0], fns: 0 });
 const total = [...perCrate.values()].reduce((a, e) => a + e.bytes, 0);
-console.log(`${flavour} Worker, wasm before wasm-bindgen and wasm-opt: ${(wasm.length / 1024).toFixed(0)} KiB ` +
+console.log(`${flavour} Worker, wasm ${process.env.SHIPPED ? 'as shipped (names kept)' : 'before wasm-bindgen and wasm-opt'}: ${(wasm.length / 1024).toFixed(0)} KiB ` +
   `(${(gzipSync(wasm, { level: 9 }).length / 1024).toFixed(0)} KiB gzipped, of which names and other custom sections ${(customBytes / 1024).toFixed(0)} KiB)`);
 console.log('\n| crate | code + data, KiB | share | functions |\n|---|---:|---:|---:|');
 for (const [crate, e] of [...perCrate].sort((a, b) => b[1].bytes - a[1].bytes)) {

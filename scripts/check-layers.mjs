@@ -5,8 +5,9 @@
 //   the edge never imports the issuer and the issuer never imports the edge (the entry in lib.rs
 //   wires them together);
 // - the platform floor (`whatwg`: URLs parsed by the runtime's `URL` in a Worker, by the url crate
-//   natively) may mention the runtime, only inside `cfg(target_arch = "wasm32")` items, and imports
-//   nothing from the crate, so every layer may use it.
+//   natively; `casing`: Unicode case mapping by the runtime's strings, by core natively) may
+//   mention the runtime, only inside `cfg(target_arch = "wasm32")` items, and imports nothing from
+//   the crate, so every layer may use it.
 // A `mod tests` block is part of its file. Exits non-zero with every finding listed.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative, dirname } from 'node:path';
@@ -19,7 +20,7 @@ const SRC = join(ROOT, 'src');
 const PURE = new Set(['jwt', 'config', 'error', 'routes', 'policy', 'revocation', 'issuers', 'account', 'password',
   'input', 'oauth', 'rotation', 'audit', 'mfa', 'health', 'metrics', 'config_check', 'limits', 'mail']);
 /** The platform floor: below the pure layers, the runtime behind `cfg(target_arch = "wasm32")`. */
-const PLATFORM = new Set(['whatwg']);
+const PLATFORM = new Set(['whatwg', 'casing']);
 /** What each top-level module may not import. */
 const FORBIDDEN = {
   pure: ['web', 'edge', 'issuer'],

@@ -263,8 +263,7 @@ fn checked_webauthn_rp(
     for origin in &origins {
         let url = crate::whatwg::Url::parse(origin).ok_or_else(|| invalid("WEBAUTHN_ORIGINS", "not a URL"))?;
         let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let loopback = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
-        let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+        let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && url.host_is_loopback() == Some(true));
         if !scheme_ok || url.http_origin().as_ref() != Some(origin) {
             return Err(invalid("WEBAUTHN_ORIGINS", "each origin must be https://host[:port] (http only on loopback)"));
         }

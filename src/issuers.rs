@@ -107,9 +107,8 @@ pub fn jwks_url_allowed(text: &str) -> Result<String, String> {
     if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
         return Err(format!("{text:?} must not carry credentials or a fragment"));
     }
-    let loopback = match url.host() {
-        Some(host) => host.is_loopback(),
-        None => return Err(format!("{text:?} has no host")),
+    let Some(loopback) = url.host_is_loopback() else {
+        return Err(format!("{text:?} has no host"));
     };
     match url.scheme() {
         "https" => Ok(url.as_str().to_owned()),

@@ -1,6 +1,8 @@
 //! gatehouse: an edge JWT verifier and session issuer for Cloudflare Workers.
 //!
 //! Layers point one way (`scripts/check-layers.mjs` keeps it so):
+//! - the platform floor: [`whatwg`] (URL parsing) and [`casing`] (Unicode case mapping), done by the
+//!   runtime in a Worker and by Rust natively, so the wasm carries neither;
 //! - pure token code, [`jwt`], and the floor: [`config`], [`error`] (the one mapping of errors to
 //!   HTTP), [`routes`], [`health`] (what `GET /healthz` says), [`config_check`] (every problem at once);
 //! - pure domain modules: [`policy`], [`gateway`] (the canonical path, header hygiene, the origin
@@ -17,6 +19,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod casing;
 pub mod config;
 pub mod config_check;
 pub mod error;
@@ -64,11 +67,28 @@ fn issuer_routes(
 }
 
 /// The edge Worker's fetch entry: its issuer, if any, is another Worker behind `ISSUER_SERVICE`.
+///
+/// Written out rather than made by `#[worker::event(fetch)]`, whose glue turns an error into a
+/// `Box<dyn std::error::Error>`: that links the `Debug` and `source` of every `worker::Error`
+/// variant (I/O error kinds, the router's insert errors, serde's) into the wasm, about 3 KiB
+/// gzipped of what the edge never says (docs/BENCHMARKS.md).
 #[cfg(all(feature = "edge", not(feature = "issuer")))]
-#[worker::event(fetch)]
-pub async fn fetch(req: worker::Request, env: worker::Env, _ctx: worker::Context) -> worker::Result<worker::Response> {
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub async fn fetch(
+    req: web_sys::Request,
+    env: worker::Env,
+    _ctx: worker::worker_sys::Context,
+) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsValue> {
     // No route of the edge Worker works after its answer: its requests skip registering the context.
-    edge::handle(req, env, None, None).await
+    match edge::handle(worker::Request::from(req), env, None, None).await {
+        Ok(response) => Ok(web_sys::Response::from(response).into()),
+        Err(e) => {
+            worker::console_error!("{e}");
+            let status = web_sys::ResponseInit::new();
+            status.set_status(500);
+            Ok(web_sys::Response::new_with_opt_str_and_init(Some("internal server error"), &status)?.into())
+        }
+    }
 }
 
 /// The issuer Worker's fetch entry.

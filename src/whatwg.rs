@@ -16,34 +16,10 @@
 //! This is the floor's one module that mentions the runtime, behind `cfg(target_arch = "wasm32")`;
 //! it imports nothing from the crate (`scripts/check-layers.mjs`).
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 /// An absolute URL in its WHATWG serialisation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
     href: String,
-}
-
-/// The host of a URL with an authority.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Host<'a> {
-    /// A domain name (ASCII, lower-case).
-    Domain(&'a str),
-    /// An IPv4 address (WHATWG serialises every IPv4 form as four decimal numbers).
-    Ipv4(Ipv4Addr),
-    /// An IPv6 address, written in brackets in the URL.
-    Ipv6(Ipv6Addr),
-}
-
-impl<'a> Host<'a> {
-    /// Whether the host is `localhost` or a loopback address.
-    pub fn is_loopback(&self) -> bool {
-        match self {
-            Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-            Host::Ipv4(ip) => ip.is_loopback(),
-            Host::Ipv6(ip) => ip.is_loopback(),
-        }
-    }
 }
 
 /// The serialisation of `text` parsed as an absolute URL, by the runtime's `URL`.
@@ -142,13 +118,15 @@ impl Url {
         (!host.is_empty()).then_some(host)
     }
 
-    /// The host, typed.
-    pub fn host(&self) -> Option<Host<'_>> {
+    /// Whether the host is `localhost` or a loopback address (127.0.0.0/8, `::1`); `None` when the
+    /// URL has no host. Read from the serialisation, which writes every IPv4 form (`0x7f.1`,
+    /// `2130706433`, …) as four decimal numbers and every IPv6 address in its shortest form: so
+    /// `127.…` and `[::1]` are the only spellings, and no address parser is needed.
+    pub fn host_is_loopback(&self) -> Option<bool> {
         let host = self.host_str()?;
-        if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            return inner.parse().ok().map(Host::Ipv6);
-        }
-        Some(host.parse().map_or(Host::Domain(host), Host::Ipv4))
+        let numbers = || host.split('.');
+        let ipv4 = numbers().count() == 4 && numbers().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        Some(host == "localhost" || host == "[::1]" || (ipv4 && host.starts_with("127.")))
     }
 
     /// The port, `None` when absent or the scheme's default (the serialisation leaves it out then).
@@ -264,12 +242,12 @@ mod tests {
                 assert_eq!(ours.port(), theirs.port(), "{text}");
                 assert_eq!(ours.path(), theirs.path(), "{text}");
                 assert_eq!(ours.query(), theirs.query(), "{text}");
-                let host = ours.host().map(|h| match h {
-                    Host::Domain(d) => url::Host::Domain(d.to_owned()),
-                    Host::Ipv4(ip) => url::Host::Ipv4(ip),
-                    Host::Ipv6(ip) => url::Host::Ipv6(ip),
+                let loopback = theirs.host().map(|h| match h {
+                    url::Host::Domain(d) => d == "localhost",
+                    url::Host::Ipv4(ip) => ip.is_loopback(),
+                    url::Host::Ipv6(ip) => ip.is_loopback(),
                 });
-                assert_eq!(host, theirs.host().map(|h| h.to_owned()), "{text}");
+                assert_eq!(ours.host_is_loopback(), loopback, "{text}");
             }
             assert_eq!(ours.fragment(), theirs.fragment(), "{text}");
             let origin = theirs.origin().ascii_serialization();
@@ -287,12 +265,15 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        let host = |text: &str| Url::parse(text).and_then(|u| u.host().map(|h| h.is_loopback()));
+        let host = |text: &str| Url::parse(text).and_then(|u| u.host_is_loopback());
         assert_eq!(host("http://localhost:8787/"), Some(true));
         assert_eq!(host("http://LOCALHOST/"), Some(true));
         assert_eq!(host("http://127.0.0.1/"), Some(true));
         assert_eq!(host("http://127.200.0.1/"), Some(true));
         assert_eq!(host("http://0x7f.1/"), Some(true));
+        assert_eq!(host("http://2130706433/"), Some(true));
+        assert_eq!(host("http://[0:0:0:0:0:0:0:1]/"), Some(true));
+        assert_eq!(host("http://127.0.0.1.example/"), Some(false));
         assert_eq!(host("http://[::1]/"), Some(true));
         assert_eq!(host("http://localhost.example/"), Some(false));
         assert_eq!(host("http://128.0.0.1/"), Some(false));

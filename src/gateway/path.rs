@@ -18,6 +18,7 @@
 //! URL parser keeps it as it is, and it holds no `;`, dot segment, `//` or escape whose decoding
 //! could change its segments. Pure: no `worker`, tested natively (`tests/gateway_paths.rs`).
 
+use crate::casing;
 use std::fmt;
 
 /// The longest path accepted, in bytes as it came (before decoding).
@@ -85,7 +86,9 @@ impl CanonicalPath {
         &self.path
     }
 
-    /// The match key: the path percent-decoded and case-folded (see [`fold_case`]).
+    /// The match key: the path percent-decoded and case-folded ([`casing::fold`]: each character
+    /// upper-cased, then lower-cased; no character a path may hold folds into ASCII from outside it,
+    /// [`plain_non_ascii`]).
     pub fn key(&self) -> &str {
         &self.key
     }
@@ -95,13 +98,6 @@ impl fmt::Display for CanonicalPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.path)
     }
-}
-
-/// Case folding for matching: each character upper-cased, then lower-cased, as Java's
-/// `equalsIgnoreCase` compares (so `σ`, `ς` and `Σ` are one). ASCII is plain lower case; no
-/// character that a path may hold folds into ASCII from outside it ([`plain_non_ascii`]).
-pub fn fold_case(text: &str) -> String {
-    text.chars().flat_map(char::to_uppercase).flat_map(char::to_lowercase).collect()
 }
 
 /// Characters written as themselves in a canonical path: RFC 3986 §3.3 `pchar` less `%` and `;`
@@ -137,8 +133,7 @@ pub fn plain_non_ascii(c: char) -> bool {
         | 0x1F100..=0x1F1FF | 0x1FB00..=0x1FBFF  // enclosed alphanumerics, segmented digits
         | 0xE0000..=0xE0FFF                // tags, variation selectors
     );
-    let ascii_case = c.to_uppercase().chain(c.to_lowercase()).any(|m| m.is_ascii());
-    !denied && !ascii_case && !c.is_control()
+    !denied && !c.is_control() && !casing::maps_into_ascii(c)
 }
 
 /// The path of an absolute URL (what a runtime's `Request.url` always is), without query or
@@ -245,7 +240,7 @@ pub fn canonicalize(raw: &str) -> Result<CanonicalPath, PathError> {
     if path.ends_with('/') {
         decoded.push('/');
     }
-    Ok(CanonicalPath { path, key: fold_case(&decoded) })
+    Ok(CanonicalPath { path, key: casing::fold(&decoded) })
 }
 
 #[cfg(test)]

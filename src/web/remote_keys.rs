@@ -319,7 +319,11 @@ async fn fetch_managed(env: &Env, timeout_ms: u64) -> Result<KeySet, String> {
     let Some(answer) = within(timeout_ms, ask_key_store(env, "/public")).await else {
         return Err(format!("timed out after {timeout_ms} ms"));
     };
-    KeySet::from_public_jwks(&answer.map_err(|e| format!("{e:?}"))?).map_err(|e| e.to_string())
+    let answer = answer.map_err(|e| {
+        let (status, code, text) = e.parts();
+        format!("{status} {code}: {text}")
+    })?;
+    KeySet::from_public_jwks(&answer).map_err(|e| e.to_string())
 }
 
 /// A future's output if it comes within `timeout_ms`, else `None` (the future is dropped).

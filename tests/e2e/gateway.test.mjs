@@ -98,7 +98,11 @@ describe('gateway: a Node origin', () => {
       ORIGIN_ASSERTION: 'on',
       PUBLIC_PREFIXES: '/api/public/',
       OPTIONAL_AUTH_PREFIXES: '/api/feed',
-      ROUTE_POLICIES: JSON.stringify([{ prefix: '/api/admin', roles: ['admin'] }, { prefix: '/api/feed/private', roles: ['member'] }]),
+      ROUTE_POLICIES: JSON.stringify([
+        { prefix: '/api/admin', roles: ['admin'] },
+        { prefix: '/api/feed/private', roles: ['member'] },
+        { prefix: '/api/λόγος', roles: ['admin'] },
+      ]),
       ALLOWED_ORIGINS: APP,
       CORS_ALLOW_METHODS: 'GET, POST, PUT, DELETE',
       CORS_ALLOW_HEADERS: 'authorization, content-type, x-trace-id',
@@ -127,6 +131,12 @@ describe('gateway: a Node origin', () => {
       '/api/x/%2e%2e/admin', '/api/x/.%2E/admin', '/api/%2e/admin', '/api/public/../admin', '/api/public/%2e%2e/admin',
       '/api/public\\..\\admin',
       '/api/admin.json', '/api/admin/', '/api/feed/../admin', '/api/feed/private/1', '/api/feed/PRIVATE.json',
+      // Non-ASCII case folding, done by the runtime's toUpperCase/toLowerCase in the Worker
+      // (src/casing.rs): every case variant and every sigma meets the policy on `/api/λόγος`. The
+      // runtime lower-cases a word-final `Σ` to `ς`, and `.` does not end a word: without folding
+      // `ς` into `σ`, the policy's key would end in `ς` and `λόγοσ.json`'s (read as `λόγοσ` with a
+      // suffix, as Spring does) in `σ`.
+      ...['/api/λόγος', '/api/ΛΌΓΟΣ', '/api/Λόγος/x', '/api/λόγοσ', '/api/λόγοσ.json', '/api/ΛΌΓΟΣ.JSON'].map(encodeURI),
     ];
     for (const round of ROUNDS) {
       for (const path of refused) {
@@ -151,6 +161,14 @@ describe('gateway: a Node origin', () => {
     const ok = await raw(worker.url, '/API/x/../Admin//users/', { headers: bearer(admin) });
     assert.equal(ok.status, 200, ok.text);
     assert.equal(ok.json.url, '/API/Admin/users/', 'the canonical path keeps its case');
+    const greek = await raw(worker.url, encodeURI('/api/ΛΌΓΟΣ/1'), { headers: bearer(admin) });
+    assert.equal(greek.status, 200, greek.text);
+    assert.equal(decodeURI(greek.json.url), '/api/ΛΌΓΟΣ/1');
+    // Beside the policy, not under it (another segment): a user gets through.
+    for (const path of ['/api/λόγια', '/api/ΛΌΓΟΣX', '/api/λόγοςx']) {
+      const beside = await raw(worker.url, encodeURI(path), { headers: bearer(user) });
+      assert.equal(beside.status, 200, `${path}: ${beside.text}`);
+    }
   });
 
   test('the origin gets the canonical path, query untouched', async () => {
