@@ -6,8 +6,9 @@
 //! ever pass under the keys of the issuer it names.
 
 use crate::jwt::claims::ClaimPath;
+use crate::jwt::json::Members;
 use crate::jwt::{Algorithm, TypRule, Validator};
-use serde::Deserialize;
+use serde_json::Value;
 use std::fmt;
 
 /// The most trusted issuers accepted (each costs a JWKS cache per isolate).
@@ -83,24 +84,6 @@ impl fmt::Display for IssuersError {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Entry {
-    issuer: String,
-    jwks_url: String,
-    audience: String,
-    #[serde(default)]
-    algorithms: Option<Vec<String>>,
-    #[serde(default)]
-    token_from: Option<String>,
-    #[serde(default)]
-    require_typ: Option<bool>,
-    #[serde(default)]
-    roles_claim: Option<String>,
-    #[serde(default)]
-    scope_claim: Option<String>,
-}
-
 /// Whether a JWKS URL may be fetched: `https://` anywhere, `http://` only on a loopback host.
 pub fn jwks_url_allowed(text: &str) -> Result<String, String> {
     let url = crate::whatwg::Url::parse(text).ok_or_else(|| format!("{text:?} is not a URL"))?;
@@ -118,6 +101,36 @@ pub fn jwks_url_allowed(text: &str) -> Result<String, String> {
     }
 }
 
+/// One `TRUSTED_ISSUERS` entry as written.
+struct Entry {
+    issuer: String,
+    jwks_url: String,
+    audience: String,
+    algorithms: Option<Vec<String>>,
+    token_from: Option<String>,
+    require_typ: Option<bool>,
+    roles_claim: Option<String>,
+    scope_claim: Option<String>,
+}
+
+impl Entry {
+    fn from_json(value: Value) -> Result<Entry, String> {
+        let mut members = Members::of(value, "an issuer")?;
+        let entry = Entry {
+            issuer: members.required_string("issuer")?,
+            jwks_url: members.required_string("jwks_url")?,
+            audience: members.required_string("audience")?,
+            algorithms: members.strings("algorithms")?,
+            token_from: members.string("token_from")?,
+            require_typ: members.bool("require_typ")?,
+            roles_claim: members.string("roles_claim")?,
+            scope_claim: members.string("scope_claim")?,
+        };
+        members.finish()?;
+        Ok(entry)
+    }
+}
+
 /// Parses `TRUSTED_ISSUERS`: a JSON list of
 /// `{"issuer", "jwks_url", "audience", "algorithms"?, "token_from"?, "require_typ"?, "roles_claim"?,
 /// "scope_claim"?}`.
@@ -127,13 +140,17 @@ pub fn parse(text: &str, own_issuer: &str) -> Result<Vec<TrustedIssuer>, Issuers
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let entries: Vec<Entry> =
-        serde_json::from_str(text).map_err(|e| err(format!("not a JSON list of issuers: {e}")))?;
+    let entries = match crate::jwt::json::parse_value(text) {
+        Ok(Value::Array(entries)) => entries,
+        Ok(_) => return Err(err("not a JSON list of issuers".into())),
+        Err(e) => return Err(err(format!("not a JSON list of issuers: {e}"))),
+    };
     if entries.len() > MAX_TRUSTED_ISSUERS {
         return Err(err(format!("at most {MAX_TRUSTED_ISSUERS} issuers")));
     }
     let mut issuers: Vec<TrustedIssuer> = Vec::with_capacity(entries.len());
-    for e in entries {
+    for (i, entry) in entries.into_iter().enumerate() {
+        let e = Entry::from_json(entry).map_err(|why| err(format!("issuer {}: {why}", i + 1)))?;
         let issuer = e.issuer.trim().to_owned();
         if issuer.is_empty() || issuer == own_issuer || issuers.iter().any(|i| i.issuer == issuer) {
             return Err(err(format!("issuer {issuer:?} is empty, gatehouse's own ISSUER, or listed twice")));

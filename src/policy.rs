@@ -9,34 +9,44 @@
 
 use crate::gateway::path::{canonicalize, CanonicalPath};
 use crate::jwt::claims::scope_items;
+use crate::jwt::json::{self, Members};
 use crate::jwt::AccessClaims;
-use serde::Deserialize;
+use serde_json::Value;
 use std::fmt;
 
 /// One `ROUTE_POLICIES` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutePolicy {
     /// The path prefix the policy applies to (see [`prefix_matches`]); a match key once parsed.
     pub prefix: String,
     /// Space-separated scopes, all of which the token must grant.
-    #[serde(default)]
     pub scope: Option<String>,
     /// Roles, at least one of which the token must carry.
-    #[serde(default)]
     pub roles: Option<Vec<String>>,
     /// Authentication methods (RFC 8176), all of which the token's `amr` must list.
-    #[serde(default)]
     pub amr: Option<Vec<String>>,
     /// Space-separated authentication context classes, one of which must be the token's `acr`.
-    #[serde(default)]
     pub acr: Option<String>,
     /// The longest time since the token's `auth_time`, seconds (a token without one falls short).
-    #[serde(default)]
     pub max_age: Option<i64>,
 }
 
 impl RoutePolicy {
+    /// One entry of the `ROUTE_POLICIES` list as written (its prefix not yet a match key).
+    fn from_json(value: Value) -> Result<RoutePolicy, String> {
+        let mut members = Members::of(value, "a policy")?;
+        let policy = RoutePolicy {
+            prefix: members.required_string("prefix")?,
+            scope: members.string("scope")?,
+            roles: members.strings("roles")?,
+            amr: members.strings("amr")?,
+            acr: members.string("acr")?,
+            max_age: members.integer("max_age")?,
+        };
+        members.finish()?;
+        Ok(policy)
+    }
+
     /// Whether the policy asks anything of how the user authenticated (RFC 9470).
     fn asks_step_up(&self) -> bool {
         self.amr.is_some() || self.acr.is_some() || self.max_age.is_some()
@@ -164,7 +174,16 @@ impl Routes {
         let name = "ROUTE_POLICIES";
         let parsed: Vec<RoutePolicy> = match policies.map(str::trim) {
             None | Some("") => Vec::new(),
-            Some(text) => serde_json::from_str(text).map_err(|e| RoutesError { name, reason: e.to_string() })?,
+            Some(text) => {
+                let refuse = |reason: String| RoutesError { name, reason };
+                let Value::Array(items) = json::parse_value(text).map_err(refuse)? else {
+                    return Err(refuse("not a JSON list of policies".into()));
+                };
+                let read = items.into_iter().enumerate().map(|(i, item)| {
+                    RoutePolicy::from_json(item).map_err(|why| refuse(format!("policy {}: {why}", i + 1)))
+                });
+                read.collect::<Result<_, _>>()?
+            }
         };
         let mut policies = Vec::with_capacity(parsed.len());
         for p in parsed {

@@ -98,9 +98,125 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
     }
 }
 
+/// Parses a JSON text of any shape, refusing duplicate member names at every depth; the error
+/// says why (for bad syntax, serde_json's words with the line and column).
+pub fn parse_value(text: &str) -> Result<Value, String> {
+    serde_json::from_str::<Strict>(text).map(|Strict(value)| value).map_err(|e| {
+        let why = e.to_string();
+        why.strip_prefix("gatehouse: ").map(str::to_owned).unwrap_or(why)
+    })
+}
+
+/// The members of one JSON object, taken by name and type: a configuration entry's reader (one
+/// plain function per type, where a `Deserialize` derive writes a visitor per struct). A `null`
+/// member counts as absent; whatever [`Members::finish`] finds not taken is refused, as
+/// `deny_unknown_fields` would.
+pub struct Members(Map<String, Value>);
+
+impl Members {
+    /// The members of `value`, which must be an object (`what` names it in the error).
+    pub fn of(value: Value, what: &str) -> Result<Members, String> {
+        match value {
+            Value::Object(object) => Ok(Members(object)),
+            _ => Err(format!("{what} is not a JSON object")),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.0.remove(name).filter(|value| !value.is_null())
+    }
+
+    /// An optional string member.
+    pub fn string(&mut self, name: &str) -> Result<Option<String>, String> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text)),
+            Some(_) => Err(format!("{name:?} must be a string")),
+        }
+    }
+
+    /// A string member that must be there.
+    pub fn required_string(&mut self, name: &str) -> Result<String, String> {
+        self.string(name)?.ok_or_else(|| format!("{name:?} is missing"))
+    }
+
+    /// An optional list of strings.
+    pub fn strings(&mut self, name: &str) -> Result<Option<Vec<String>>, String> {
+        let wrong = || format!("{name:?} must be a list of strings");
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::String(text) => Ok(text),
+                    _ => Err(wrong()),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(wrong()),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn bool(&mut self, name: &str) -> Result<Option<bool>, String> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err(format!("{name:?} must be true or false")),
+        }
+    }
+
+    /// An optional integer (a fraction or a number beyond `i64` is refused).
+    pub fn integer(&mut self, name: &str) -> Result<Option<i64>, String> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(value) => value.as_i64().map(Some).ok_or_else(|| format!("{name:?} must be an integer")),
+        }
+    }
+
+    /// Refuses the members not taken.
+    pub fn finish(self) -> Result<(), String> {
+        match self.0.keys().next() {
+            Some(name) => Err(format!("unknown member {name:?}")),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_are_taken_by_type_and_the_rest_refused() {
+        let value = parse_value(r#"{"a":"x","b":["y","z"],"c":true,"d":-5,"e":null}"#).unwrap();
+        let mut m = Members::of(value, "it").unwrap();
+        assert_eq!(m.required_string("a"), Ok("x".into()));
+        assert_eq!(m.strings("b"), Ok(Some(vec!["y".into(), "z".into()])));
+        assert_eq!(m.bool("c"), Ok(Some(true)));
+        assert_eq!(m.integer("d"), Ok(Some(-5)));
+        assert_eq!(m.string("e"), Ok(None), "null is absent");
+        assert_eq!(m.string("f"), Ok(None));
+        assert_eq!(m.finish(), Ok(()));
+
+        let value = parse_value(r#"{"a":1,"b":["y",2],"c":"true","d":1.5,"x":0}"#).unwrap();
+        let mut m = Members::of(value, "it").unwrap();
+        assert!(m.string("a").is_err());
+        assert!(m.strings("b").is_err());
+        assert!(m.bool("c").is_err());
+        assert!(m.integer("d").is_err());
+        assert!(m.required_string("e").is_err());
+        assert_eq!(m.finish(), Err("unknown member \"x\"".into()));
+        assert!(Members::of(Value::Array(vec![]), "it").is_err());
+    }
+
+    #[test]
+    fn values_refuse_duplicate_names_with_the_place() {
+        let e = parse_value(r#"[{"a":1},{"b":{"c":1,"c":2}}]"#).unwrap_err();
+        assert!(e.starts_with("duplicate member name at line 1"), "{e}");
+        assert!(parse_value("[1,").unwrap_err().contains("line 1"));
+        assert_eq!(parse_value(r#"{"a":[1,"x"]}"#).unwrap()["a"][1], "x");
+    }
 
     #[test]
     fn accepts_plain_objects() {
