@@ -70,7 +70,7 @@ fn issuer_routes(
 ///
 /// Written out rather than made by `#[worker::event(fetch)]`, whose glue turns an error into a
 /// `Box<dyn std::error::Error>`: that links the `Debug` and `source` of every `worker::Error`
-/// variant (I/O error kinds, the router's insert errors, serde's) into the wasm, about 3 KiB
+/// variant (I/O error kinds, the router's insert errors, serde's) into the wasm, 4.2 KiB
 /// gzipped of what the edge never says (docs/BENCHMARKS.md).
 #[cfg(all(feature = "edge", not(feature = "issuer")))]
 #[wasm_bindgen::prelude::wasm_bindgen]

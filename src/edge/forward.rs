@@ -71,7 +71,7 @@ fn origin_assertion(
 ) -> Result<Option<String>, ApiError> {
     let Some(audience) = &config.gateway.assertion_audience else { return Ok(None) };
     let mut jti = [0u8; 16];
-    getrandom::getrandom(&mut jti).map_err(|e| ApiError::Server(format!("no randomness for an assertion: {e}")))?;
+    getrandom::getrandom(&mut jti).map_err(|_| ApiError::Server("no randomness for an assertion".into()))?;
     let now = crate::web::now_seconds();
     let request = AssertionFor { issuer: &config.issuer, audience, method, url };
     let claims = assertion::claims(&request, user.map(Authenticated::claims), now, &jti);
