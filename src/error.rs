@@ -8,24 +8,33 @@ pub fn json_error_detail(e: &serde_json::Error) -> String {
     format!("{:?} at line {} column {}", e.classify(), e.line(), e.column())
 }
 
-/// Every way a request can fail, with whose fault it is.
+/// Every way a request can fail, with whose fault it is. The variants only the issuer answers with
+/// exist in builds with the `issuer` feature alone, so the edge Worker's wasm carries neither their
+/// texts nor their arms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
     /// The client sent a request that cannot be processed (400 `invalid_request`).
     InvalidRequest(String),
     /// 400 `invalid_or_expired_token`: a verification or reset link is unknown, used or expired.
+    #[cfg(feature = "issuer")]
     InvalidLink,
     /// 403 `invalid_credentials`: a signed-in user's current password is wrong.
+    #[cfg(feature = "issuer")]
     WrongPassword,
     /// 403 `account_disabled`: an admin disabled the account.
+    #[cfg(feature = "issuer")]
     AccountDisabled,
     /// 403 `email_not_verified`: `EMAIL_VERIFICATION=required` and the email is not verified.
+    #[cfg(feature = "issuer")]
     EmailNotVerified,
     /// 403 `forbidden`: the route needs a role the token does not carry.
+    #[cfg(feature = "issuer")]
     Forbidden(String),
     /// 503 `mail_unavailable`: no mail transport is configured, or the mail could not be sent.
+    #[cfg(feature = "issuer")]
     MailUnavailable,
     /// 400 `breached_password`: the new password is in a breach corpus (`PASSWORD_BREACH_CHECK`).
+    #[cfg(feature = "issuer")]
     BreachedPassword,
     /// The body is over the limit (413 `invalid_request`).
     PayloadTooLarge,
@@ -45,27 +54,38 @@ pub enum ApiError {
     InsufficientUserAuthentication { reason: String, acr_values: Option<String>, max_age: Option<i64>, dpop: bool },
     /// The password was right and a second factor is needed (403 `mfa_required`, the body carries
     /// `mfa_ticket` and `methods`).
+    #[cfg(feature = "issuer")]
     MfaRequired { ticket: String, methods: Vec<String> },
     /// A second factor is enrolled already (409 `mfa_already_enabled`).
+    #[cfg(feature = "issuer")]
     MfaAlreadyEnabled,
     /// There is no second factor, or no pending enrolment, to act on (409 `mfa_not_enabled`).
+    #[cfg(feature = "issuer")]
     MfaNotEnabled,
     /// The second-factor code is wrong or was used already (401 `invalid_mfa_code`).
+    #[cfg(feature = "issuer")]
     InvalidMfaCode,
     /// The MFA ticket is unknown, expired, used, or of another DPoP key (401 `invalid_mfa_ticket`).
+    #[cfg(feature = "issuer")]
     InvalidMfaTicket,
     /// A passkey registration did not verify, its challenge was unknown, used or expired, or the
     /// credential is registered already (400 `invalid_passkey`).
+    #[cfg(feature = "issuer")]
     InvalidPasskey,
     /// The account has the most passkeys it may (409 `passkey_limit`).
+    #[cfg(feature = "issuer")]
     PasskeyLimit,
     /// The password is too short or too long (400 `weak_password`).
+    #[cfg(feature = "issuer")]
     WeakPassword,
     /// The email is registered already (409 `email_taken`).
+    #[cfg(feature = "issuer")]
     EmailTaken,
     /// Wrong password or unknown email, indistinguishably (401 `invalid_credentials`).
+    #[cfg(feature = "issuer")]
     InvalidCredentials,
     /// Too many failed logins on this account (429 `too_many_attempts`).
+    #[cfg(feature = "issuer")]
     TooManyAttempts { retry_after: i64 },
     /// A rate limit of the client's address (or address and account) is spent (429
     /// `too_many_requests`, API.md "Limits and operations"); `limit` names the binding, for the log.
@@ -75,14 +95,19 @@ pub enum ApiError {
     /// Turnstile's siteverify refused the request's token (403 `turnstile_failed`).
     TurnstileFailed,
     /// The refresh token is unknown, expired, revoked or reused (401 `invalid_grant`).
+    #[cfg(feature = "issuer")]
     InvalidGrant,
     /// The same at the OAuth token endpoint, which answers it 400 (RFC 6749 §5.2).
+    #[cfg(feature = "issuer")]
     GrantRefused,
     /// The requested scope exceeds what was granted (400 `invalid_scope`, RFC 6749 §5.2).
+    #[cfg(feature = "issuer")]
     InvalidScope,
     /// `grant_type` is not `refresh_token` (400 `unsupported_grant_type`, RFC 6749 §5.2).
+    #[cfg(feature = "issuer")]
     UnsupportedGrantType,
     /// Client authentication failed (401 `invalid_client` with a `Basic` challenge, RFC 6749 §5.2).
+    #[cfg(feature = "issuer")]
     InvalidClient,
     /// A cookie request without an allowed `Origin` (403 `invalid_request`).
     ForbiddenOrigin,
@@ -129,18 +154,25 @@ impl ApiError {
     pub fn parts(&self) -> (u16, &'static str, String) {
         match self {
             ApiError::InvalidRequest(why) => (400, "invalid_request", why.clone()),
+            #[cfg(feature = "issuer")]
             ApiError::InvalidLink => {
                 (400, "invalid_or_expired_token", "the link is invalid, expired or used already".into())
             }
+            #[cfg(feature = "issuer")]
             ApiError::WrongPassword => {
                 (403, "invalid_credentials", "the account's password is missing or wrong".into())
             }
+            #[cfg(feature = "issuer")]
             ApiError::AccountDisabled => (403, "account_disabled", "this account is disabled".into()),
+            #[cfg(feature = "issuer")]
             ApiError::EmailNotVerified => {
                 (403, "email_not_verified", "verify the email address first; a new link was sent".into())
             }
+            #[cfg(feature = "issuer")]
             ApiError::Forbidden(why) => (403, "forbidden", why.clone()),
+            #[cfg(feature = "issuer")]
             ApiError::MailUnavailable => (503, "mail_unavailable", "mail cannot be sent now".into()),
+            #[cfg(feature = "issuer")]
             ApiError::BreachedPassword => {
                 (400, "breached_password", "this password is known from a data breach; choose another".into())
             }
@@ -153,20 +185,31 @@ impl ApiError {
             ApiError::InsufficientUserAuthentication { reason, .. } => {
                 (401, "insufficient_user_authentication", reason.clone())
             }
+            #[cfg(feature = "issuer")]
             ApiError::MfaRequired { .. } => (403, "mfa_required", "a second factor is required".into()),
+            #[cfg(feature = "issuer")]
             ApiError::MfaAlreadyEnabled => (409, "mfa_already_enabled", "a second factor is enrolled already".into()),
+            #[cfg(feature = "issuer")]
             ApiError::MfaNotEnabled => (409, "mfa_not_enabled", "no second factor is enrolled or pending".into()),
+            #[cfg(feature = "issuer")]
             ApiError::InvalidMfaCode => (401, "invalid_mfa_code", "the code is wrong or was used already".into()),
+            #[cfg(feature = "issuer")]
             ApiError::InvalidMfaTicket => {
                 (401, "invalid_mfa_ticket", "the MFA ticket is invalid, expired or used; log in again".into())
             }
+            #[cfg(feature = "issuer")]
             ApiError::InvalidPasskey => {
                 (400, "invalid_passkey", "the passkey ceremony did not verify, or its challenge was used".into())
             }
+            #[cfg(feature = "issuer")]
             ApiError::PasskeyLimit => (409, "passkey_limit", "the account has the most passkeys it may".into()),
+            #[cfg(feature = "issuer")]
             ApiError::WeakPassword => (400, "weak_password", "password must be 8 to 256 characters".into()),
+            #[cfg(feature = "issuer")]
             ApiError::EmailTaken => (409, "email_taken", "that email is already registered".into()),
+            #[cfg(feature = "issuer")]
             ApiError::InvalidCredentials => (401, "invalid_credentials", "email or password is wrong".into()),
+            #[cfg(feature = "issuer")]
             ApiError::TooManyAttempts { .. } => {
                 (429, "too_many_attempts", "too many failed attempts; try again later".into())
             }
@@ -179,12 +222,17 @@ impl ApiError {
                 "a Turnstile token is required (cf-turnstile-response in the body or header)".into(),
             ),
             ApiError::TurnstileFailed => (403, "turnstile_failed", "the Turnstile challenge was not passed".into()),
+            #[cfg(feature = "issuer")]
             ApiError::InvalidGrant => (401, "invalid_grant", "refresh token is invalid, expired or revoked".into()),
+            #[cfg(feature = "issuer")]
             ApiError::GrantRefused => (400, "invalid_grant", "refresh token is invalid, expired or revoked".into()),
+            #[cfg(feature = "issuer")]
             ApiError::InvalidScope => (400, "invalid_scope", "the requested scope exceeds the granted scope".into()),
+            #[cfg(feature = "issuer")]
             ApiError::UnsupportedGrantType => {
                 (400, "unsupported_grant_type", "only the refresh_token grant is supported".into())
             }
+            #[cfg(feature = "issuer")]
             ApiError::InvalidClient => (401, "invalid_client", "client authentication failed".into()),
             ApiError::ForbiddenOrigin => (403, "invalid_request", "origin is not allowed".into()),
             ApiError::Server(_) => (500, "server_error", "the server could not complete the request".into()),
@@ -211,6 +259,7 @@ impl ApiError {
             _ => None,
         };
         let body = match self {
+            #[cfg(feature = "issuer")]
             ApiError::MfaRequired { ticket, methods } => serde_json::json!({
                 "error": code, "error_description": description, "mfa_ticket": ticket, "methods": methods,
             }),
@@ -241,6 +290,7 @@ impl ApiError {
                     quoted(&description)
                 ))
             }
+            #[cfg(feature = "issuer")]
             ApiError::InvalidClient => Some(format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")),
             ApiError::DpopRequired => Some(format!("DPoP realm=\"{realm}\", algs=\"{}\"", dpop_algs())),
             ApiError::DpopInvalidToken(_)
@@ -256,7 +306,11 @@ impl ApiError {
             headers.push(("www-authenticate", challenge));
         }
         match self {
-            ApiError::TooManyAttempts { retry_after } | ApiError::TooManyRequests { retry_after, .. } => {
+            #[cfg(feature = "issuer")]
+            ApiError::TooManyAttempts { retry_after } => {
+                headers.push(("retry-after", (*retry_after).max(1).to_string()))
+            }
+            ApiError::TooManyRequests { retry_after, .. } => {
                 headers.push(("retry-after", (*retry_after).max(1).to_string()))
             }
             ApiError::MethodNotAllowed(allow) => headers.push(("allow", (*allow).to_owned())),
