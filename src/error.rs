@@ -250,14 +250,19 @@ impl ApiError {
         }
     }
 
+    /// The line to log for a server fault, with its detail (never sent): `None` for the client's.
+    pub fn log_line(&self) -> Option<String> {
+        match self {
+            ApiError::Server(detail) | ApiError::Unavailable(detail) => Some(format!("{}: {detail}", self.parts().1)),
+            _ => None,
+        }
+    }
+
     /// Everything an error answer is made of, with `WWW-Authenticate` for bearer errors (`realm` is
     /// the issuer). Server faults keep their detail in [`ErrorAnswer::log`], never in the body.
     pub fn answer(&self, realm: &str) -> ErrorAnswer {
         let (status, code, description) = self.parts();
-        let log = match self {
-            ApiError::Server(detail) | ApiError::Unavailable(detail) => Some(format!("{code}: {detail}")),
-            _ => None,
-        };
+        let log = self.log_line();
         let body = match self {
             #[cfg(feature = "issuer")]
             ApiError::MfaRequired { ticket, methods } => serde_json::json!({

@@ -103,7 +103,8 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, JsonError> {
 pub fn parse_value(text: &str) -> Result<Value, String> {
     serde_json::from_str::<Strict>(text).map(|Strict(value)| value).map_err(|e| {
         let why = e.to_string();
-        why.strip_prefix("gatehouse: ").map(str::to_owned).unwrap_or(why)
+        // serde_json adds the place to a custom error: " at line … column …".
+        why.strip_prefix(DUPLICATE).map(|place| format!("{}{place}", JsonError::DuplicateName)).unwrap_or(why)
     })
 }
 

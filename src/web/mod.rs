@@ -247,7 +247,7 @@ impl Drop for Background {
 /// `/auth/password/forgot` took 22 to 28 % longer for an unknown email on CI (2026-12-05). With the
 /// work started 1 ms after the answer, a known email's answer was 10 to 17 % slower instead (its
 /// work, the link and the mail, overlapped the answer's way out); from 40 ms on, the two differ by
-/// 0.3 to 1 % (tests/e2e/lifecycle.test.mjs). Nothing waits on this work but its mail.
+/// 0.3 to 2.2 % (tests/e2e/lifecycle.test.mjs). Nothing waits on this work but its mail.
 pub fn in_background(rid: &str, work: impl Future<Output = ()> + 'static) {
     let ctx = CONTEXTS.with(|c| c.borrow().iter().rev().find(|(r, _)| r == rid).map(|(_, ctx)| ctx.clone()));
     let work = async move {

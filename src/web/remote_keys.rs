@@ -319,10 +319,8 @@ async fn fetch_managed(env: &Env, timeout_ms: u64) -> Result<KeySet, String> {
     let Some(answer) = within(timeout_ms, ask_key_store(env, "/public")).await else {
         return Err(format!("timed out after {timeout_ms} ms"));
     };
-    let answer = answer.map_err(|e| {
-        let (status, code, text) = e.parts();
-        format!("{status} {code}: {text}")
-    })?;
+    // The key store's error with its detail (an `ApiError`'s `Debug` would link every variant's name).
+    let answer = answer.map_err(|e| e.log_line().unwrap_or_else(|| e.parts().2))?;
     KeySet::from_public_jwks(&answer).map_err(|e| e.to_string())
 }
 
