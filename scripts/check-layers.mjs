@@ -20,7 +20,7 @@ const SRC = join(ROOT, 'src');
 const PURE = new Set(['jwt', 'config', 'error', 'routes', 'policy', 'revocation', 'issuers', 'account', 'password',
   'input', 'oauth', 'rotation', 'audit', 'mfa', 'health', 'metrics', 'config_check', 'limits', 'mail']);
 /** The platform floor: below the pure layers, the runtime behind `cfg(target_arch = "wasm32")`. */
-const PLATFORM = new Set(['whatwg', 'casing']);
+const PLATFORM = new Set(['whatwg', 'casing', 'decimal']);
 /** What each top-level module may not import. */
 const FORBIDDEN = {
   pure: ['web', 'edge', 'issuer'],

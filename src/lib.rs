@@ -22,6 +22,7 @@ pub mod audit;
 pub mod casing;
 pub mod config;
 pub mod config_check;
+pub mod decimal;
 pub mod error;
 pub mod gateway;
 pub mod health;

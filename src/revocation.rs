@@ -84,12 +84,33 @@ impl RevocationRecord {
         RevocationRecord { v: VERSION, ..Default::default() }
     }
 
-    /// Parses a stored record.
+    /// Parses a stored record (of this [`VERSION`]; unknown members are ignored, as the Durable
+    /// Object's `Deserialize` does, which reads the same format inside the account's state).
+    ///
+    /// Read by hand from [`crate::jwt::json`]'s value rather than by the derive: the edge then links
+    /// no JSON deserializer (docs/BENCHMARKS.md); a property test holds the two readers to one answer.
     pub fn parse(text: &str) -> Result<Self, CorruptRecord> {
-        match serde_json::from_str::<RevocationRecord>(text) {
-            Ok(record) if record.v == VERSION => Ok(record),
-            _ => Err(CorruptRecord),
+        use serde_json::Value;
+        let Ok(Value::Object(record)) = crate::jwt::json::parse_value(text) else { return Err(CorruptRecord) };
+        if record.get("v").and_then(Value::as_u64) != Some(u64::from(VERSION)) {
+            return Err(CorruptRecord);
         }
+        let integers = |name| match record.get(name) {
+            None => Ok(BTreeMap::new()),
+            Some(Value::Object(entries)) => {
+                entries.iter().map(|(key, until)| Ok((key.clone(), until.as_i64().ok_or(CorruptRecord)?))).collect()
+            }
+            Some(_) => Err(CorruptRecord),
+        };
+        let all_before = match record.get("all_before") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(cutoff)) => {
+                let second = |name| cutoff.get(name).and_then(Value::as_i64).ok_or(CorruptRecord);
+                Some(Cutoff { at: second("at")?, until: second("until")? })
+            }
+            Some(_) => return Err(CorruptRecord),
+        };
+        Ok(RevocationRecord { v: VERSION, all_before, sids: integers("sids")?, jtis: integers("jtis")? })
     }
 
     /// Serialises the record for KV.
@@ -341,5 +362,52 @@ mod tests {
         assert_eq!(RevocationRecord::parse(r#"{"v":2}"#), Err(CorruptRecord));
         assert_eq!(RevocationRecord::parse("garbage"), Err(CorruptRecord));
         assert_eq!(RevocationRecord::parse(r#"{"v":1,"sids":[]}"#), Err(CorruptRecord));
+        assert_eq!(RevocationRecord::parse(r#"{"v":1,"sids":{"s":1.5}}"#), Err(CorruptRecord));
+        assert_eq!(RevocationRecord::parse(r#"{"v":1,"all_before":{"at":1}}"#), Err(CorruptRecord));
+        assert_eq!(RevocationRecord::parse(r#"{"v":1,"jtis":{"j":1,"j":2}}"#), Err(CorruptRecord), "a name twice");
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        /// The edge's reader and the Durable Object's derive read every text alike.
+        #[test]
+        fn the_hand_reader_agrees_with_the_derive(
+            v in 0u64..3,
+            all_before in proptest::option::of(proptest::option::of((proptest::num::i64::ANY, proptest::option::of(-2i64..2)))),
+            sids in proptest::option::of(proptest::collection::btree_map("[a-c]{1,2}", proptest::num::i64::ANY, 0..3)),
+            jtis in proptest::option::of(proptest::collection::vec(("[a-c]{1,2}", 0u8..4), 0..3)),
+            extra in proptest::bool::ANY,
+        ) {
+            let mut members = vec![format!("\"v\":{v}")];
+            match all_before {
+                None => {}
+                Some(None) => members.push("\"all_before\":null".into()),
+                Some(Some((at, until))) => members.push(match until {
+                    Some(until) => format!("\"all_before\":{{\"at\":{at},\"until\":{until}}}"),
+                    None => format!("\"all_before\":{{\"at\":{at}}}"),
+                }),
+            }
+            if let Some(sids) = sids {
+                let entries: Vec<String> = sids.iter().map(|(k, n)| format!("\"{k}\":{n}")).collect();
+                members.push(format!("\"sids\":{{{}}}", entries.join(",")));
+            }
+            if let Some(jtis) = jtis {
+                // Numbers of every kind, and names that may repeat.
+                let entries: Vec<String> =
+                    jtis.iter().map(|(k, n)| format!("\"{k}\":{}", ["7", "-7", "7.0", "\"7\""][usize::from(*n)])).collect();
+                members.push(format!("\"jtis\":{{{}}}", entries.join(",")));
+            }
+            if extra {
+                members.push("\"later\":[1]".into());
+            }
+            let text = format!("{{{}}}", members.join(","));
+            let derived = serde_json::from_str::<RevocationRecord>(&text).ok().filter(|r| r.v == VERSION);
+            let names_repeat = serde_json::from_str::<serde_json::Value>(&text).is_ok()
+                && crate::jwt::json::parse_value(&text).is_err();
+            match RevocationRecord::parse(&text) {
+                Ok(record) => proptest::prop_assert_eq!(Some(record), derived, "{}", text),
+                Err(CorruptRecord) => proptest::prop_assert!(derived.is_none() || names_repeat, "{}", text),
+            }
+        }
     }
 }
