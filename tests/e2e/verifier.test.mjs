@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { jwtVerify, createLocalJWKSet, base64url } from 'jose';
+import { jwtVerify, createLocalJWKSet, base64url, CompactSign, importJWK } from 'jose';
 import { startWorker, signToken, startEchoOrigin, challenge, ROOT, ISSUER, AUDIENCE } from './harness.mjs';
 
 const bearer = (t) => ({ authorization: `Bearer ${t}` });
@@ -78,6 +78,31 @@ describe('edge verifier: built-in whoami', () => {
       assert.equal(claims.sid, 'sid-1');
     });
   }
+
+  // The claims are parsed by gatehouse's own JSON parser, with numbers beyond plain integers handed
+  // to the runtime's parseFloat (src/decimal.rs): every RFC 8259 number form is read, and a
+  // NumericDate in any of them is the second JSON.parse would give, truncated (RFC 7519 §2).
+  test('claims in every JSON number form and escape are read, NumericDates truncated', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const jwk = worker.keys.keys.find((k) => k.alg === 'EdDSA');
+    const sign = async (payload) => new CompactSign(new TextEncoder().encode(payload))
+      .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: jwk.kid })
+      .sign(await importJWK(jwk, 'EdDSA'));
+    const common = `"iss":"${ISSUER}","aud":"${AUDIENCE}","sub":"num\\u00e9\\ud83d\\ude00","jti":"j-${now}"`;
+    const payload = `{${common},"iat":${now - 1}.999,"nbf":1.0E9,"exp":${now + 300}.75,`
+      + '"n":[0.1,1e21,-0,-0.0,123456789012345678901234,2.5e-308,4.9E-324,-9223372036854775808,18446744073709551615,1.7976931348623157e308]}';
+    const res = await worker.fetch('/api/whoami', { headers: bearer(await sign(payload)) });
+    assert.equal(res.status, 200);
+    const echoed = await res.json();
+    assert.equal(echoed.sub, 'num\u00e9\u{1F600}');
+    assert.equal(echoed.iat, now - 1);
+    assert.equal(echoed.nbf, 1e9);
+    assert.equal(echoed.exp, now + 300);
+    // A fractional expiry in the past, a number beyond f64 and a lone surrogate are refused.
+    await expectInvalid(worker, bearer(await sign(`{${common},"iat":${now - 1000},"exp":${now - 700}.5}`)), 'fractional exp in the past');
+    await expectInvalid(worker, bearer(await sign(`{${common},"iat":${now},"exp":1e400}`)), 'exp beyond f64');
+    await expectInvalid(worker, bearer(await sign(`{${common},"iat":${now},"exp":${now + 300},"x":"\\ud83d"}`)), 'lone surrogate');
+  });
 
   test('missing or non-bearer credentials: 401 with a bare challenge', async () => {
     for (const headers of [{}, { authorization: 'Basic dXNlcjpwYXNz' }]) {
