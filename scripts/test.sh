@@ -70,7 +70,7 @@ cargo test -p gatehouse-ed25519
 step "fuzzing (cargo fuzz, each target ${FUZZ_SECONDS:-20} s from its seeds)"
 if [ "${FUZZ:-1}" != 0 ] && cargo +nightly --version >/dev/null 2>&1; then
   (cd fuzz && cargo +nightly fuzz build -O)
-  for target in token jwks bodies family mfa; do
+  for target in token jwks bodies family mfa json; do
     corpus=$(mktemp -d)
     log="$corpus.log"
     # Any crash, leak, OOM or timeout makes libFuzzer exit non-zero: the test command fails with it.
