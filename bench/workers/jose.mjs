@@ -1,10 +1,20 @@
 // Benchmark peer: what a user would write instead of gatehouse, with panva/jose. The same checks as
 // gatehouse's edge (issuer, audience, typ at+jwt, algorithms by key, exp with leeway), and, with
 // READ_DENYLIST set, the same one KV read for revocation on every request (like for like); without
-// it, no revocation at all (what a plain jose verifier does).
+// it, no revocation at all (what a plain jose verifier does). With WHOAMI_HEADERS set it answers with
+// the headers gatehouse's /api/whoami answers with (bench/workers/same-answer.mjs), not jose's one:
+// a diagnostic row that tells the cost of gatehouse's answer apart from its verification.
 import { createLocalJWKSet, jwtVerify } from 'jose';
 
 let jwks;
+let count = 0;
+const WHOAMI_HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  vary: 'Origin',
+};
 
 export default {
   async fetch(request, env) {
@@ -22,6 +32,11 @@ export default {
       if (env.READ_DENYLIST) {
         const revoked = await env.DENYLIST.get(`rev:${payload.sub}`);
         if (revoked !== null) return new Response('{"error":"invalid_token"}', { status: 401 });
+      }
+      if (env.WHOAMI_HEADERS) {
+        const headers = new Headers(WHOAMI_HEADERS);
+        headers.set('x-request-id', `0123456789abcdef${(count++).toString(16).padStart(16, '0')}`);
+        return Response.json(payload, { headers });
       }
       return Response.json(payload, { headers: { 'cache-control': 'no-store' } });
     } catch {
