@@ -34,9 +34,9 @@ export default {
         if (revoked !== null) return new Response('{"error":"invalid_token"}', { status: 401 });
       }
       if (env.WHOAMI_HEADERS) {
-        const headers = new Headers(WHOAMI_HEADERS);
-        headers.set('x-request-id', `0123456789abcdef${(count++).toString(16).padStart(16, '0')}`);
-        return Response.json(payload, { headers });
+        // Built as gatehouse's entry builds them (js/front.mjs): a plain object, no Headers object.
+        const requestId = `0123456789abcdef${(count++).toString(16).padStart(16, '0')}`;
+        return Response.json(payload, { headers: { ...WHOAMI_HEADERS, 'x-request-id': requestId } });
       }
       return Response.json(payload, { headers: { 'cache-control': 'no-store' } });
     } catch {
