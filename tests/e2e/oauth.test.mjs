@@ -72,6 +72,7 @@ describe('OAuth endpoints', () => {
 
   test('token endpoint: the refresh grant rotates, in the standard shape', async () => {
     const pair = await session(w);
+    const asked = Date.now();
     const res = await w.fetch('/oauth/token', form({ grant_type: 'refresh_token', refresh_token: pair.refresh_token, client_id: 'gatehouse' }));
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('cache-control'), 'no-store');
@@ -84,7 +85,13 @@ describe('OAuth endpoints', () => {
     assert.equal(await whoami(w, body.access_token), 200);
     // The retired token within the grace returns the very pair (same as /auth/refresh).
     const again = await (await w.fetch('/oauth/token', form({ grant_type: 'refresh_token', refresh_token: pair.refresh_token }))).json();
-    assert.deepEqual(again, body);
+    const { expires_in: left, ...replayed } = again;
+    const { expires_in: lifetime, ...first } = body;
+    assert.deepEqual(replayed, first);
+    // expires_in is the access token's remaining lifetime: it counts down from the first answer's by
+    // the whole seconds gone since (a second boundary may fall between the two answers).
+    const gone = Math.ceil((Date.now() - asked) / 1000);
+    assert.ok(left <= lifetime && left >= lifetime - gone, `expires_in ${left} after ${lifetime}, ${gone} s apart`);
     // Narrowed scope.
     const narrow = await (await w.fetch('/oauth/token', form({ grant_type: 'refresh_token', refresh_token: body.refresh_token, scope: 'read' }))).json();
     assert.equal(narrow.scope, 'read');
